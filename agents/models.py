@@ -1,0 +1,148 @@
+"""Agent executions (the spec's AgentExecution) and their ordered event log."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class AgentStatus(models.TextChoices):
+    PENDING = "PENDING", "Pending"
+    RUNNING = "RUNNING", "Running"
+    PAUSED = "PAUSED", "Paused"
+    COMPLETED = "COMPLETED", "Completed"
+    FAILED = "FAILED", "Failed"
+    LEARNING = "LEARNING", "Learning"
+
+
+FINISHED_STATUSES = (AgentStatus.COMPLETED, AgentStatus.FAILED)
+
+
+class AgentType(models.TextChoices):
+    ORCHESTRATOR = "ORCHESTRATOR", "Orchestrator"
+    EXPLORER = "EXPLORER", "Explorer"
+    ARCHITECT = "ARCHITECT", "Architect"
+    SECURITY = "SECURITY", "Security"
+    IMPLEMENTER = "IMPLEMENTER", "Implementer"
+    TESTER = "TESTER", "Tester"
+    DOCUMENTER = "DOCUMENTER", "Documenter"
+
+
+class Phase(models.TextChoices):
+    EXPLORATION = "exploration", "Exploration"
+    ARCHITECTURE = "architecture", "Architecture"
+    SECURITY = "security", "Security review"
+    IMPLEMENTATION = "implementation", "Implementation"
+    TESTING = "testing", "Testing"
+    DOCUMENTATION = "documentation", "Documentation"
+    LEARNING = "learning", "Learning"
+
+
+PHASE_ORDER = [p.value for p in Phase]
+
+
+class AgentExecutionQuerySet(models.QuerySet):
+    def for_organization(self, organization):
+        return self.filter(organization=organization)
+
+    def unfinished(self):
+        return self.exclude(status__in=FINISHED_STATUSES)
+
+
+class AgentExecution(models.Model):
+    # --- the spec's fields ---
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    business_requirement = models.TextField()
+    agent_type = models.CharField(max_length=20, choices=AgentType.choices, default=AgentType.ORCHESTRATOR)
+    status = models.CharField(max_length=10, choices=AgentStatus.choices, default=AgentStatus.PENDING)
+    mcp_servers_used = models.JSONField(default=list, blank=True)
+    tools_invoked = models.JSONField(default=list, blank=True)
+    thought_process = models.JSONField(default=list, blank=True)
+    discoveries = models.JSONField(default=list, blank=True)
+    generated_code = models.TextField(null=True, blank=True)
+    test_results = models.JSONField(null=True, blank=True)
+    documentation = models.TextField(null=True, blank=True)
+    performance_metrics = models.JSONField(null=True, blank=True)
+    success = models.BooleanField(null=True, blank=True)
+    feedback = models.TextField(null=True, blank=True)
+    improvements = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    organization = models.ForeignKey("roles.Organization", on_delete=models.CASCADE, related_name="executions")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="executions")
+
+    # --- what running it in the background needs ---
+    role = models.ForeignKey("roles.Role", on_delete=models.SET_NULL, null=True, blank=True, related_name="executions")
+    parent = models.ForeignKey(
+        "self",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="children",
+        help_text="The orchestration this agent run belongs to",
+    )
+    current_phase = models.CharField(max_length=20, choices=Phase.choices, blank=True, default="")
+    status_reason = models.TextField(blank=True, default="")
+    result = models.JSONField(null=True, blank=True, help_text="Design, SQL, tests and endpoint produced so far")
+    rating = models.SmallIntegerField(null=True, blank=True, help_text="+1 or -1 from the requester")
+    pause_requested = models.BooleanField(default=False)
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AgentExecutionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["organization"], name="agent_exec_org_idx"),
+            models.Index(fields=["status"], name="agent_exec_status_idx"),
+            models.Index(fields=["agent_type"], name="agent_exec_type_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(status__in=[s.value for s in AgentStatus]), name="agent_exec_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(rating__isnull=True) | models.Q(rating__in=[-1, 1]), name="agent_exec_rating_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_agent_type_display()}: {self.business_requirement[:60]}"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_STATUSES
+
+    def mark_failed(self, reason: str) -> None:
+        self.status = AgentStatus.FAILED
+        self.status_reason = reason
+        self.success = False
+        self.completed_at = timezone.now()
+        self.save(update_fields=["status", "status_reason", "success", "completed_at", "updated_at"])
+
+
+class ExecutionEvent(models.Model):
+    """One step of an execution, in order. The source of truth for live views and replays."""
+
+    id = models.BigAutoField(primary_key=True)
+    execution = models.ForeignKey(AgentExecution, on_delete=models.CASCADE, related_name="events")
+    seq = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20)  # phase, thought, tool_call, tool_result, status, message, ...
+    phase = models.CharField(max_length=20, blank=True, default="")
+    agent = models.CharField(max_length=20, blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["execution", "seq"]
+        constraints = [models.UniqueConstraint(fields=["execution", "seq"], name="execution_event_unique_seq")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.kind}"

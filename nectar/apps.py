@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class NectarConfig(AppConfig):
+    name = "nectar"
+    verbose_name = "Nectar platform"

@@ -1,0 +1,68 @@
+"""The embedded PostgreSQL 16 + pgvector used when DATABASE_URL is unset.
+
+pgserver keeps one postmaster per data directory and counts the processes holding a
+handle, so the web server, the worker and every manage.py command share one server; it
+stops when the last of them exits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+logger = logging.getLogger(__name__)
+
+PLATFORM_DATABASE = "nectar"
+
+_server = None
+
+
+@contextmanager
+def _exclusive(lock_path: Path):
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def embedded_server(data_dir: Path):
+    """Start (or attach to) the embedded server for this data directory."""
+    global _server
+    if _server is not None:
+        return _server
+    import warnings
+
+    # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp, which is fine.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    import pgserver
+
+    pgdata = data_dir / "pgdata"
+    # Serialise start-up: pgserver's initdb/pg_ctl are not safe to race.
+    with _exclusive(data_dir / "pgserver.lock"):
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{PLATFORM_DATABASE}';")
+        if "(1 row)" not in exists:
+            server.psql(f'CREATE DATABASE "{PLATFORM_DATABASE}";')
+            logger.info("created the platform database %s in %s", PLATFORM_DATABASE, pgdata)
+    _server = server
+    return server
+
+
+def embedded_socket_dir(server) -> str:
+    info = server.get_postmaster_info()
+    return str(info.socket_dir)
+
+
+def embedded_database_url(data_dir: Path, database: str = PLATFORM_DATABASE) -> str:
+    server = embedded_server(data_dir)
+    return f"postgresql://postgres@/{database}?host={quote(embedded_socket_dir(server), safe='/')}"
+
+
+def is_embedded_url(url: str) -> bool:
+    return "host=" in url and url.startswith("postgresql://postgres@/")

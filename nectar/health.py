@@ -1,0 +1,63 @@
+"""Health checks of the platform database and the channel layer, shared by /healthz and start-up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    ok: bool
+    detail: str
+    latency_ms: float
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "detail": self.detail, "latency_ms": round(self.latency_ms, 1)}
+
+
+def check_database() -> CheckResult:
+    started = time.monotonic()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:  # any driver error means "down"; the reason is logged, not returned
+        logger.warning("database health check failed: %s", exc)
+        connection.close()
+        return CheckResult("database", False, "unreachable", (time.monotonic() - started) * 1000)
+    return CheckResult("database", True, "ok", (time.monotonic() - started) * 1000)
+
+
+async def check_channel_layer(timeout: float = 3.0) -> CheckResult:
+    """Send a message to a fresh channel and read it back."""
+    started = time.monotonic()
+    layer = get_channel_layer()
+    if layer is None:
+        return CheckResult("channel_layer", False, "not configured", 0.0)
+    try:
+        channel = await layer.new_channel(prefix="healthz.")
+        token = uuid.uuid4().hex
+        await layer.send(channel, {"type": "healthz.ping", "token": token})
+        message = await asyncio.wait_for(layer.receive(channel), timeout)
+        ok = message.get("token") == token
+    except Exception as exc:
+        logger.warning("channel layer health check failed: %s", exc)
+        return CheckResult("channel_layer", False, "unreachable", (time.monotonic() - started) * 1000)
+    return CheckResult("channel_layer", ok, "ok" if ok else "wrong message", (time.monotonic() - started) * 1000)
+
+
+async def run_checks() -> list[CheckResult]:
+    database = await sync_to_async(check_database, thread_sensitive=True)()
+    layer = await check_channel_layer()
+    return [database, layer]

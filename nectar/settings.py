@@ -1,0 +1,268 @@
+"""Nectar settings: every value comes from the environment (see .env.example)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from nectar.envtools import (
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_secret,
+    env_str,
+    local_secret,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def _load_dotenv(path: Path) -> None:
+    """Load KEY=VALUE lines from .env without overriding the real environment."""
+    if not path.is_file():
+        return
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
+
+
+_load_dotenv(BASE_DIR / ".env")
+
+DATA_DIR = Path(env_str("NECTAR_DATA_DIR") or BASE_DIR / ".nectar").resolve()
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_secret("SECRET_KEY") or local_secret(DATA_DIR, "secret_key")
+
+
+def _fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+# Encrypts customer database passwords and LLM keys at rest. Several comma-separated keys
+# allow rotation: the first encrypts, all decrypt.
+ENCRYPTION_KEYS = env_list("NECTAR_ENCRYPTION_KEYS") or [
+    env_secret("NECTAR_ENCRYPTION_KEY") or local_secret(DATA_DIR, "encryption_key", _fernet_key)
+]
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+PUBLIC_BASE_URL = env_str("NECTAR_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "django_htmx",
+    "channels",
+    "django_q",
+    "nectar",
+    "roles",
+    "mcpservers",
+    "agents",
+    "learning",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "nectar.urls"
+ASGI_APPLICATION = "nectar.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Platform database -------------------------------------------------------------------
+
+DATABASE_URL = env_secret("DATABASE_URL")
+EMBEDDED_DATABASE = not DATABASE_URL
+if EMBEDDED_DATABASE:
+    from nectar.embedded import embedded_database_url
+
+    DATABASE_URL = embedded_database_url(DATA_DIR)
+
+try:
+    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
+if _db.get("ENGINE") != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (with the pgvector extension)")
+_db.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
+_db["TEST"] = {"NAME": env_str("NECTAR_TEST_DATABASE_NAME") or None}
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channel layer and background queue --------------------------------------------------
+
+REDIS_URL = env_secret("REDIS_URL")
+Q_WORKERS = env_int("NECTAR_WORKERS", 2, minimum=1)
+_q_common = {
+    "name": "nectar",
+    "workers": Q_WORKERS,
+    "timeout": env_int("NECTAR_TASK_TIMEOUT", 1800, minimum=30),
+    "retry": env_int("NECTAR_TASK_TIMEOUT", 1800, minimum=30) + 60,
+    "max_attempts": 2,
+    "ack_failures": True,
+    "catch_up": False,
+    "label": "Background tasks",
+    "poll": 0.5,
+}
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+    Q_CLUSTER = {**_q_common, "redis": REDIS_URL}
+else:
+    INSTALLED_APPS.append("channels_postgres")
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_postgres.core.PostgresChannelLayer",
+            "CONFIG": {k: v for k, v in _db.items() if k != "TEST"},
+        }
+    }
+    Q_CLUSTER = {**_q_common, "orm": "default"}
+
+# --- Auth, i18n, static ------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- REST API ----------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_THROTTLE_USER", "600/min"),
+        "anon": env_str("API_THROTTLE_ANON", "60/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Nectar API",
+    "DESCRIPTION": "Governed, AI-ready APIs over your databases.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Nectar ------------------------------------------------------------------------------
+
+# Customer databases.
+CONNECTOR_CONNECT_TIMEOUT = env_int("NECTAR_CONNECT_TIMEOUT", 5, minimum=1)
+CONNECTOR_STATEMENT_TIMEOUT_MS = env_int("NECTAR_STATEMENT_TIMEOUT_MS", 15000, minimum=100)
+CONNECTOR_POOL_SIZE = env_int("NECTAR_POOL_SIZE", 5, minimum=1)
+QUERY_ROW_CAP = env_int("NECTAR_ROW_CAP", 1000, minimum=1)
+SQL_COST_LIMIT = env_float("NECTAR_SQL_COST_LIMIT", 5_000_000.0)
+
+# MCP.
+MCP_ALLOWED_ORIGINS = env_list("MCP_ALLOWED_ORIGINS", [])
+MCP_COMPACT_THRESHOLD = env_int("MCP_COMPACT_THRESHOLD", 60, minimum=1)
+MCP_HEALTH_INTERVAL_MINUTES = env_int("MCP_HEALTH_INTERVAL_MINUTES", 5, minimum=1)
+
+# LLM providers: "offline" (default, no key), "anthropic" or "openai".
+LLM_PROVIDER = env_str("LLM_PROVIDER", "offline")
+LLM_MODEL = env_str("LLM_MODEL", "")
+LLM_TIMEOUT_SECONDS = env_float("LLM_TIMEOUT_SECONDS", 60.0)
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 4, minimum=0)
+ANTHROPIC_API_KEY = env_secret("ANTHROPIC_API_KEY")
+OPENAI_API_KEY = env_secret("OPENAI_API_KEY")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
+# "model=input_per_mtok:output_per_mtok,..." in USD, for cost accounting.
+LLM_PRICES = env_str("LLM_PRICES", "")
+
+# Agents.
+AGENT_MAX_ITERATIONS = env_int("AGENT_MAX_ITERATIONS", 50, minimum=1)
+AGENT_TOKEN_BUDGET = env_int("AGENT_TOKEN_BUDGET", 200_000, minimum=1000)
+EXECUTION_HEARTBEAT_SECONDS = env_int("EXECUTION_HEARTBEAT_SECONDS", 10, minimum=1)
+EXECUTION_STALE_SECONDS = env_int("EXECUTION_STALE_SECONDS", 120, minimum=10)
+
+# Embeddings: "local" (default, built in), "openai" (OpenAI-compatible, dimensions=384) or
+# "sentence-transformers" (a locally installed model).
+EMBEDDER = env_str("EMBEDDER", "local")
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL", "")
+EMBEDDING_DIMENSIONS = 384
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "pgserver": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,13 @@
+from django.contrib import admin
+from django.urls import path
+
+from nectar import views
+
+admin.site.site_header = "Nectar administration"
+admin.site.site_title = "Nectar"
+admin.site.index_title = "Databases, roles, MCP servers and agents"
+
+urlpatterns = [
+    path("healthz", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]

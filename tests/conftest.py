@@ -1,0 +1,48 @@
+"""People with clear roles, shared by every suite: an owner, a member and an outsider."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from roles.models import Membership, MembershipRole, Organization
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+@pytest.fixture
+def org(db):
+    return Organization.objects.create(name="Acme Retail", slug="acme")
+
+
+@pytest.fixture
+def other_org(db):
+    return Organization.objects.create(name="Globex", slug="globex")
+
+
+def _person(username: str, organization: Organization, role: str, *, staff: bool = True):
+    user = get_user_model().objects.create_user(
+        username=username, email=f"{username}@example.com", password=PASSWORD, is_staff=staff
+    )
+    Membership.objects.create(user=user, organization=organization, role=role)
+    return user
+
+
+@pytest.fixture
+def owner(org):
+    return _person("olivia", org, MembershipRole.OWNER)
+
+
+@pytest.fixture
+def admin_member(org):
+    return _person("adam", org, MembershipRole.ADMIN)
+
+
+@pytest.fixture
+def member(org):
+    return _person("mia", org, MembershipRole.MEMBER)
+
+
+@pytest.fixture
+def outsider(other_org):
+    return _person("oscar", other_org, MembershipRole.OWNER)
