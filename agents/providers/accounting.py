@@ -1,0 +1,183 @@
+"""Token and cost accounting per execution, and an optional token budget."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Completion, LLMError, Message, ToolSpec, Usage
+
+
+class BudgetExceeded(LLMError):
+    """The execution has used its token budget; no further LLM call is made."""
+
+    def __init__(self, *, used: int, budget: int) -> None:
+        super().__init__(f"token budget exhausted: {used} of {budget} tokens used", retryable=False)
+        self.used = used
+        self.budget = budget
+
+
+@dataclass(frozen=True)
+class Price:
+    input_per_mtok: float
+    output_per_mtok: float
+
+    def cost(self, usage: Usage) -> float:
+        return (usage.input_tokens * self.input_per_mtok + usage.output_tokens * self.output_per_mtok) / 1_000_000
+
+
+def parse_prices(text: str) -> dict[str, Price]:
+    """Parse LLM_PRICES: "model=input_per_mtok:output_per_mtok,..." in USD per million tokens."""
+    prices: dict[str, Price] = {}
+    for entry in (text or "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        model, _, rates = entry.partition("=")
+        input_rate, _, output_rate = rates.partition(":")
+        try:
+            price = Price(float(input_rate), float(output_rate))
+        except ValueError:
+            raise ValueError(
+                f"LLM_PRICES entry {entry!r} should look like model=input_per_mtok:output_per_mtok, e.g. gpt-4.1=2:8"
+            ) from None
+        if not model.strip() or price.input_per_mtok < 0 or price.output_per_mtok < 0:
+            raise ValueError(f"LLM_PRICES entry {entry!r} needs a model name and non-negative prices")
+        prices[model.strip()] = price
+    return prices
+
+
+def price_for(model: str, prices: dict[str, Price]) -> Price | None:
+    """Exact name first, then the longest configured name that prefixes a dated model id."""
+    if model in prices:
+        return prices[model]
+    candidates = [name for name in prices if model.startswith(name)]
+    return prices[max(candidates, key=len)] if candidates else None
+
+
+def _round(cost: float | None) -> float | None:
+    return None if cost is None else round(cost, 6)
+
+
+class UsageMeter:
+    """Accumulates LLM calls, tokens, cost and time for one execution; safe across threads."""
+
+    def __init__(self, *, prices: dict[str, Price] | None = None) -> None:
+        if prices is None:
+            from django.conf import settings
+
+            prices = parse_prices(getattr(settings, "LLM_PRICES", ""))
+        self.prices = prices
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.failed_calls = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.seconds = 0.0
+        self._by_model: dict[str, dict[str, Any]] = {}
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    @property
+    def cost(self) -> float | None:
+        """Total cost in USD, or None when any model used has no configured price."""
+        with self._lock:
+            costs = [entry["cost_usd"] for entry in self._by_model.values()]
+        if not costs or any(cost is None for cost in costs):
+            return None
+        return sum(costs)
+
+    def record(self, *, model: str, usage: Usage, seconds: float = 0.0) -> None:
+        price = price_for(model, self.prices)
+        with self._lock:
+            self.calls += 1
+            self.input_tokens += usage.input_tokens
+            self.output_tokens += usage.output_tokens
+            self.seconds += seconds
+            entry = self._by_model.setdefault(
+                model, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0 if price else None}
+            )
+            entry["calls"] += 1
+            entry["input_tokens"] += usage.input_tokens
+            entry["output_tokens"] += usage.output_tokens
+            if price is not None:
+                entry["cost_usd"] += price.cost(usage)
+
+    def record_failure(self, *, seconds: float = 0.0) -> None:
+        with self._lock:
+            self.failed_calls += 1
+            self.seconds += seconds
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary for AgentExecution.performance_metrics."""
+        cost = self.cost
+        with self._lock:
+            return {
+                "llm_calls": self.calls,
+                "llm_failed_calls": self.failed_calls,
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "total_tokens": self.input_tokens + self.output_tokens,
+                "cost_usd": _round(cost),
+                "llm_seconds": round(self.seconds, 3),
+                "by_model": {
+                    model: {**entry, "cost_usd": _round(entry["cost_usd"])} for model, entry in self._by_model.items()
+                },
+            }
+
+
+class MeteredProvider:
+    """Wraps any LLMProvider: records every call on a meter and refuses calls past a token budget."""
+
+    def __init__(self, provider: Any, meter: UsageMeter, *, token_budget: int | None = None) -> None:
+        if token_budget is not None and token_budget <= 0:
+            raise ValueError(f"token_budget must be a positive number of tokens, got {token_budget}")
+        self.provider = provider
+        self.meter = meter
+        self.token_budget = token_budget
+
+    @property
+    def name(self) -> str:
+        return self.provider.name
+
+    @property
+    def model(self) -> str:
+        return self.provider.model
+
+    @property
+    def remaining_tokens(self) -> int | None:
+        return None if self.token_budget is None else max(0, self.token_budget - self.meter.total_tokens)
+
+    def complete(
+        self,
+        *,
+        messages: list[Message],
+        tools: list[ToolSpec] | None = None,
+        response_schema: dict[str, Any] | None = None,
+        temperature: float = 0.2,
+        max_tokens: int = 2000,
+        context: dict[str, Any] | None = None,
+    ) -> Completion:
+        if self.token_budget is not None and self.meter.total_tokens >= self.token_budget:
+            raise BudgetExceeded(used=self.meter.total_tokens, budget=self.token_budget)
+        started = time.monotonic()
+        try:
+            completion = self.provider.complete(
+                messages=messages,
+                tools=tools,
+                response_schema=response_schema,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                context=context,
+            )
+        except LLMError:
+            self.meter.record_failure(seconds=time.monotonic() - started)
+            raise
+        self.meter.record(
+            model=completion.model or self.provider.model, usage=completion.usage, seconds=time.monotonic() - started
+        )
+        return completion

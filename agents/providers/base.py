@@ -1,0 +1,226 @@
+"""Nectar's own vocabulary for talking to a language model, whichever vendor answers."""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+
+logger = logging.getLogger(__name__)
+
+Role = Literal["system", "user", "assistant", "tool"]
+ROLES = ("system", "user", "assistant", "tool")
+
+# The name of the tool a provider forces when it has to return a structured object.
+STRUCTURED_TOOL_NAME = "respond_with_json"
+STRUCTURED_TOOL_DESCRIPTION = "Give the final answer as a JSON object that matches this tool's input schema exactly."
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Message:
+    role: Role
+    content: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"Message.role must be one of {', '.join(ROLES)}, got {self.role!r}")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a Message with role 'tool' needs the tool_call_id of the call it answers")
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError("only an assistant Message can carry tool_calls")
+        if not isinstance(self.tool_calls, tuple):
+            object.__setattr__(self, "tool_calls", tuple(self.tool_calls))
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+    structured: dict[str, Any] | None
+    usage: Usage
+    model: str
+    stop_reason: str
+
+
+class LLMError(Exception):
+    """A language model call failed; `retryable` says whether trying again later may help."""
+
+    def __init__(
+        self, message: str, *, retryable: bool = False, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@runtime_checkable
+class LLMProvider(Protocol):
+    name: str
+    model: str
+
+    def complete(
+        self,
+        *,
+        messages: list[Message],
+        tools: list[ToolSpec] | None = None,
+        response_schema: dict[str, Any] | None = None,
+        temperature: float = 0.2,
+        max_tokens: int = 2000,
+        context: dict[str, Any] | None = None,
+    ) -> Completion: ...
+
+
+# Retries ----------------------------------------------------------------------------------------
+
+RETRYABLE_STATUSES = frozenset({408, 409, 429})
+MAX_RETRY_AFTER_SECONDS = 120.0
+
+T = TypeVar("T")
+
+
+def is_retryable_status(status: int | None) -> bool:
+    return status is not None and (status in RETRYABLE_STATUSES or status >= 500)
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Read Retry-After (seconds or an HTTP date) or retry-after-ms; None when absent or unreadable."""
+    if not headers:
+        return None
+    milliseconds = headers.get("retry-after-ms")
+    if milliseconds:
+        try:
+            return max(0.0, float(milliseconds) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, parsed.timestamp() - time.time())
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with jitter; a server's Retry-After wins when it gives one."""
+
+    max_retries: int = 4
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+    jitter: Callable[[], float] = random.random
+
+    def delay_for(self, attempt: int, error: LLMError) -> float:
+        if error.retry_after is not None:
+            return min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
+        ceiling = min(self.max_delay, self.base_delay * (2**attempt))
+        # "Equal jitter": at least half the ceiling, so retries never hammer the server.
+        return ceiling / 2 + (ceiling / 2) * self.jitter()
+
+    def run(self, call: Callable[[], T], *, label: str) -> T:
+        attempt = 0
+        while True:
+            try:
+                return call()
+            except LLMError as error:
+                if not error.retryable or attempt >= self.max_retries:
+                    raise
+                delay = self.delay_for(attempt, error)
+                logger.warning(
+                    "%s failed (%s), retry %d of %d in %.2fs",
+                    *(label, error.message, attempt + 1, self.max_retries, delay),
+                )
+                self.sleep(delay)
+                attempt += 1
+
+
+# Safety ------------------------------------------------------------------------------------------
+
+_KEY_PATTERN = re.compile(r"\b(sk|sk-ant|sk-proj|key)[-_][A-Za-z0-9_\-*]{6,}")
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Remove API keys from text that may end up in an error, a log or an execution record."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    return _KEY_PATTERN.sub("[redacted]", text)
+
+
+def ensure_object_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        raise LLMError('response_schema must be a JSON Schema whose "type" is "object"', retryable=False)
+    return schema
+
+
+def error_from_status(
+    *,
+    vendor: str,
+    status: int,
+    detail: str,
+    headers: Mapping[str, str] | None,
+    model: str,
+    key_setting: str,
+    secrets: tuple[str | None, ...] = (),
+) -> LLMError:
+    """Turn an HTTP error answer into an LLMError whose message is safe to show and store."""
+    detail = redact(detail or "", *secrets)[:300]
+    retry_after = parse_retry_after(headers)
+    if status == 401:
+        message = f"{vendor} rejected the API key (401); check {key_setting} or the organization's LLM key"
+    elif status == 403:
+        message = f"{vendor} refused the request (403): the API key may not have access to model {model!r}"
+    elif status == 404:
+        message = f"{vendor} answered 404: model {model!r} or the API endpoint was not found ({detail})"
+    elif status == 429:
+        message = f"{vendor} rate limit reached (429)"
+    elif status in (408, 409):
+        message = f"{vendor} asked to try again ({status})"
+    elif status >= 500:
+        message = f"{vendor} server error ({status})"
+    else:
+        message = f"{vendor} rejected the request ({status}): {detail}"
+    return LLMError(message, retryable=is_retryable_status(status), status=status, retry_after=retry_after)
