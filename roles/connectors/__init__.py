@@ -1,0 +1,197 @@
+"""Customer database connectors: a registry of engine kinds and one pooled engine pair per Service.
+
+Engines are cached by the Service's id and `updated_at`, so editing a Service (new password,
+new host) replaces its pool on next use. Connectors receive their settings explicitly.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from django.conf import settings
+
+from roles.connectors.base import (
+    BaseConnector,
+    ConnectionSettings,
+    ConnectionTestResult,
+    ConnectorError,
+    driver_message,
+)
+
+__all__ = [
+    "ConnectionSettings",
+    "ConnectionTestResult",
+    "ConnectorError",
+    "ServiceEngines",
+    "connector_for_engine",
+    "read_connection",
+    "service_engines",
+    "service_test_connection",
+    "write_connection",
+]
+
+_REGISTRY = {
+    "postgresql": "roles.connectors.postgresql.PostgreSQLConnector",
+    "mysql": "roles.connectors.mysql.MySQLConnector",
+    "sqlite": "roles.connectors.sqlite.SQLiteConnector",
+    "mssql": "roles.connectors.generic.MSSQLConnector",
+    "oracle": "roles.connectors.generic.OracleConnector",
+}
+
+_DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "sqlite": "sqlite3", "mssql": "pyodbc", "oracle": "oracledb"}
+
+
+def connector_for_engine(kind: str) -> BaseConnector:
+    path = _REGISTRY.get(kind)
+    if path is None:
+        raise ConnectorError("error", f"Unsupported database engine {kind!r}.")
+    module_name, class_name = path.rsplit(".", 1)
+    return getattr(importlib.import_module(module_name), class_name)()
+
+
+def _settings_for(service) -> ConnectionSettings:
+    return ConnectionSettings(
+        engine=service.engine,
+        host=service.host or "",
+        port=service.port,
+        database=service.database or "",
+        username=service.username or "",
+        password=service.password or "",
+        url=service.url or "",
+        options=dict(service.options or {}),
+        connect_timeout=settings.CONNECTOR_CONNECT_TIMEOUT,
+        statement_timeout_ms=settings.CONNECTOR_STATEMENT_TIMEOUT_MS,
+        pool_size=settings.CONNECTOR_POOL_SIZE,
+    )
+
+
+@dataclass(frozen=True)
+class ServiceEngines:
+    connector: BaseConnector
+    config: ConnectionSettings
+    read: sa.Engine
+    write: sa.Engine
+    version: str
+
+
+_cache: dict[str, ServiceEngines] = {}
+_lock = threading.Lock()
+
+
+def service_engines(*, service) -> ServiceEngines:
+    """The pooled engines of a Service, rebuilt whenever the Service was edited."""
+    version = service.updated_at.isoformat() if service.updated_at else ""
+    key = str(service.id)
+    with _lock:
+        cached = _cache.get(key)
+        if cached is not None and cached.version == version:
+            return cached
+        connector = connector_for_engine(service.engine)
+        config = _settings_for(service)
+        driver = _DRIVERS.get(service.engine)
+        if driver:
+            try:
+                importlib.import_module(driver)
+            except ImportError as exc:
+                raise ConnectorError("driver_missing", f"The {driver} driver is not installed.") from exc
+        try:
+            read, write = connector.engines(config)
+        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
+            raise ConnectorError("error", f"Invalid connection settings: {driver_message(exc)}") from exc
+        entry = ServiceEngines(connector, config, read, write, version)
+        _cache[key] = entry
+        if cached is not None:
+            cached.read.dispose()
+            if cached.write is not cached.read:
+                cached.write.dispose()
+        return entry
+
+
+def service_engines_dispose(*, service) -> None:
+    with _lock:
+        cached = _cache.pop(str(service.id), None)
+    if cached is not None:
+        cached.read.dispose()
+        cached.write.dispose()
+
+
+def _connect(engines: ServiceEngines, engine: sa.Engine) -> sa.Connection:
+    try:
+        return engine.connect()
+    except sa.exc.DBAPIError as exc:
+        reason = engines.connector.classify(exc)
+        raise ConnectorError(
+            reason, f"Cannot connect to the database ({reason}): {driver_message(exc)}", retryable=True
+        ) from exc
+    except sa.exc.TimeoutError as exc:
+        raise ConnectorError("timeout", "No free connection to the database in time.", retryable=True) from exc
+
+
+@contextmanager
+def read_connection(*, service) -> Iterator[tuple[sa.Connection, ServiceEngines]]:
+    """A connection inside a read-only transaction with a statement timeout; always rolled back."""
+    engines = service_engines(service=service)
+    conn = _connect(engines, engines.read)
+    try:
+        engines.connector.begin_read(conn, engines.config)
+        yield conn, engines
+    finally:
+        try:
+            conn.rollback()
+        finally:
+            conn.close()
+
+
+@contextmanager
+def write_connection(*, service) -> Iterator[tuple[sa.Connection, ServiceEngines]]:
+    """A connection inside a transaction with a statement timeout; committed only if the block succeeds."""
+    engines = service_engines(service=service)
+    conn = _connect(engines, engines.write)
+    try:
+        engines.connector.begin_write(conn, engines.config)
+        yield conn, engines
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
+_REASON_TEXT = {
+    "authentication_failed": "The database rejected the user name or password.",
+    "host_unreachable": "The database server could not be reached at that host and port.",
+    "unknown_database": "The server has no database by that name.",
+    "timeout": "The database did not answer in time.",
+    "driver_missing": "The database driver is not installed on this server.",
+}
+
+
+def service_test_connection(*, service) -> ConnectionTestResult:
+    """Connect through the Service's pool and run a trivial query; report precisely why it failed."""
+    started = time.monotonic()
+    try:
+        engines = service_engines(service=service)
+        conn = _connect(engines, engines.write)
+        try:
+            conn.execute(sa.text("SELECT 1"))
+        finally:
+            conn.rollback()
+            conn.close()
+    except ConnectorError as exc:
+        detail = _REASON_TEXT.get(exc.reason, exc.message)
+        if exc.reason == "error":
+            detail = exc.message
+        return ConnectionTestResult(False, exc.reason, detail, (time.monotonic() - started) * 1000)
+    except sa.exc.DBAPIError as exc:
+        reason = engines.connector.classify(exc)
+        return ConnectionTestResult(
+            False, reason, _REASON_TEXT.get(reason, driver_message(exc)), (time.monotonic() - started) * 1000
+        )
+    return ConnectionTestResult(True, "ok", "Connected.", (time.monotonic() - started) * 1000)

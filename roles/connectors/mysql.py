@@ -1,0 +1,116 @@
+"""MySQL and MariaDB through PyMySQL: read-only transactions, statement time limits, routines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from roles.connectors.base import BaseConnector, ConnectionSettings, driver_message
+from roles.connectors.types import json_type_for_type_text
+
+_ROUTINES_SQL = sa.text(
+    "SELECT ROUTINE_SCHEMA, ROUTINE_NAME, ROUTINE_TYPE, DTD_IDENTIFIER FROM information_schema.ROUTINES "
+    "WHERE ROUTINE_SCHEMA IN :schemas ORDER BY ROUTINE_SCHEMA, ROUTINE_NAME"
+).bindparams(sa.bindparam("schemas", expanding=True))
+
+_PARAMS_SQL = sa.text(
+    "SELECT SPECIFIC_SCHEMA, SPECIFIC_NAME, ORDINAL_POSITION, PARAMETER_MODE, PARAMETER_NAME, DTD_IDENTIFIER "
+    "FROM information_schema.PARAMETERS WHERE SPECIFIC_SCHEMA IN :schemas "
+    "ORDER BY SPECIFIC_SCHEMA, SPECIFIC_NAME, ORDINAL_POSITION"
+).bindparams(sa.bindparam("schemas", expanding=True))
+
+
+class MySQLConnector(BaseConnector):
+    kind = "mysql"
+    sqlglot_dialect = "mysql"
+    driver = "pymysql"
+
+    def connect_args(self, cfg: ConnectionSettings) -> dict[str, Any]:
+        return {"connect_timeout": cfg.connect_timeout, "charset": "utf8mb4"}
+
+    def _timeout(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
+        if conn.dialect.is_mariadb:
+            conn.execute(sa.text("SET SESSION max_statement_time = :s"), {"s": cfg.statement_timeout_ms / 1000})
+        else:
+            conn.execute(sa.text("SET SESSION max_execution_time = :ms"), {"ms": cfg.statement_timeout_ms})
+
+    def begin_read(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
+        self._timeout(conn, cfg)
+        conn.execute(sa.text("START TRANSACTION READ ONLY"))
+
+    def begin_write(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
+        self._timeout(conn, cfg)
+
+    def classify(self, exc: BaseException) -> str:
+        orig = getattr(exc, "orig", None) or exc
+        code = orig.args[0] if getattr(orig, "args", None) and isinstance(orig.args[0], int) else None
+        if code in (1045, 1044, 1698):
+            return "authentication_failed"
+        if code == 1049:
+            return "unknown_database"
+        if code in (1969, 3024):
+            return "timeout"
+        if code in (2003, 2005, 2006, 2013):
+            text = driver_message(exc).lower()
+            return "timeout" if "timed out" in text else "host_unreachable"
+        return super().classify(exc)
+
+    def default_schema(self, conn: sa.Connection, cfg: ConnectionSettings) -> str:
+        return conn.execute(sa.text("SELECT DATABASE()")).scalar() or ""
+
+    def routines(self, conn: sa.Connection, schemas: list[str]) -> list[dict]:
+        params: dict[tuple[str, str], list] = {}
+        for row in conn.execute(_PARAMS_SQL, {"schemas": schemas}):
+            params.setdefault((row[0], row[1]), []).append(row)
+        out = []
+        for schema, name, rtype, returns in conn.execute(_ROUTINES_SQL, {"schemas": schemas}):
+            arguments = []
+            for _s, _n, position, mode, pname, dtd in params.get((schema, name), []):
+                if position == 0:  # a function's return value
+                    continue
+                json_type, fmt = json_type_for_type_text(dtd)
+                arguments.append(
+                    {
+                        "name": pname,
+                        "type": dtd,
+                        "json_type": json_type,
+                        "format": fmt,
+                        "mode": (mode or "IN").upper(),
+                        "has_default": False,
+                    }
+                )
+            is_proc = rtype.upper() == "PROCEDURE"
+            out.append(
+                {
+                    "schema": schema,
+                    "name": name,
+                    "kind": "procedure" if is_proc else "function",
+                    "columns": [],
+                    "primary_key": [],
+                    "foreign_keys": [],
+                    "indexes": [],
+                    "row_count": None,
+                    "arguments": arguments,
+                    "returns": None if is_proc else returns,
+                    "returns_set": False,
+                }
+            )
+        return out
+
+    def row_counts(self, conn: sa.Connection, schemas: list[str]) -> dict[tuple[str, str], int]:
+        rows = conn.execute(
+            sa.text(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA IN :schemas AND TABLE_TYPE = 'BASE TABLE'"
+            ).bindparams(sa.bindparam("schemas", expanding=True)),
+            {"schemas": schemas},
+        )
+        return {(s, t): int(n) for s, t, n in rows if n is not None}
+
+    def explain_cost(self, conn: sa.Connection, sql: str, params: dict) -> float:
+        rows = conn.execute(sa.text(f"EXPLAIN {sql}"), params).mappings().all()
+        cost = 1.0
+        for row in rows:
+            cost *= float(row.get("rows") or 1)
+        return cost
