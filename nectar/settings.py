@@ -126,6 +126,13 @@ if _db.get("ENGINE") != "django.db.backends.postgresql":
     raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL (with the pgvector extension)")
 _db.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 5)
 _db["TEST"] = {"NAME": env_str("NECTAR_TEST_DATABASE_NAME") or None}
+for _key, _default in {
+    "TIME_ZONE": None,
+    "AUTOCOMMIT": True,
+    "ATOMIC_REQUESTS": False,
+    "CONN_HEALTH_CHECKS": False,
+}.items():
+    _db.setdefault(_key, _default)
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -157,7 +164,8 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_postgres.core.PostgresChannelLayer",
-            "CONFIG": {k: v for k, v in _db.items() if k != "TEST"},
+            # The same dict as the platform database, so test runs follow the test database.
+            "CONFIG": _db,
         }
     }
     Q_CLUSTER = {**_q_common, "orm": "default"}

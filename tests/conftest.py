@@ -46,3 +46,16 @@ def member(org):
 @pytest.fixture
 def outsider(other_org):
     return _person("oscar", other_org, MembershipRole.OWNER)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
+    """Channel-layer pools and live servers keep connections open; end them so the test DB can be dropped."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
