@@ -29,7 +29,6 @@ def _login(client, user):
 
 
 def test_staff_sees_only_their_organizations_services(client, owner, services):
-    ours, theirs = services
     page = _login(client, owner).get(reverse("admin:roles_service_changelist"))
     assert page.status_code == 200
     assert "acme-crm" in page.content.decode()
