@@ -25,7 +25,7 @@ from .base import (
 )
 
 VENDOR = "Anthropic"
-DEFAULT_MODEL = "claude-sonnet-4-5"
+DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 

@@ -15,7 +15,7 @@ PROVIDER_CLASSES = {
     "openai": "agents.providers.openai_provider:OpenAIProvider",
     "offline": "agents.providers.offline:OfflineProvider",
 }
-DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-5", "openai": "gpt-4.1-mini", "offline": "nectar-offline"}
+DEFAULT_MODELS = {"anthropic": "claude-sonnet-4-6", "openai": "gpt-4.1-mini", "offline": "nectar-offline"}
 KEY_SETTINGS = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 PURPOSES = ("agent", "explorer", "architect", "security", "implementer", "tester", "documenter", "chat")
 
