@@ -27,6 +27,12 @@ class AgentMemoryQuerySet(models.QuerySet):
     def active(self):
         return self.filter(is_active=True)
 
+    def produced_or_used_by(self, executions):
+        """Memories an execution (or any of the given executions) produced or retrieved."""
+        return self.filter(
+            models.Q(source_execution__in=executions) | models.Q(uses__execution__in=executions)
+        ).distinct()
+
 
 class AgentMemory(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -47,6 +53,16 @@ class AgentMemory(models.Model):
     # Retired memories stay for the record but are no longer retrieved.
     is_active = models.BooleanField(default=True)
     embedder = models.CharField(max_length=100, blank=True, default="")
+    # What continuous improvement did to this memory (see learning/improvement.py).
+    retired_at = models.DateTimeField(null=True, blank=True)
+    retired_reason = models.TextField(blank=True, default="")
+    merged_into = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="merged_from"
+    )
+    last_decayed_at = models.DateTimeField(null=True, blank=True)
+    successes_at_promotion = models.PositiveIntegerField(
+        default=0, help_text="Successful executions counted when relevance was last promoted"
+    )
 
     objects = AgentMemoryQuerySet.as_manager()
 
@@ -57,6 +73,7 @@ class AgentMemory(models.Model):
             models.Index(fields=["organization"], name="memory_org_idx"),
             models.Index(fields=["type"], name="memory_type_idx"),
             models.Index(fields=["relevance_score"], name="memory_relevance_idx"),
+            models.Index(fields=["organization", "is_active", "type"], name="memory_org_active_type_idx"),
             HnswIndex(
                 name="memory_embedding_hnsw",
                 fields=["embedding"],
