@@ -1,7 +1,12 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
 
-from mcpservers.models import MCPServerInstance, ToolCall
+from mcpservers.models import MCPServerInstance, MCPServerStatus, ToolCall
+from mcpservers.services import instance_regenerate, mcp_disable, mcp_enable
 from nectar.admin_scoping import OrganizationScopedAdmin
+from roles.admin import RoleAdmin as BaseRoleAdmin
+from roles.models import Role
 
 
 @admin.register(MCPServerInstance)
@@ -15,6 +20,7 @@ class MCPServerInstanceAdmin(OrganizationScopedAdmin):
         "request_count",
         "avg_response_time",
         "last_health_check",
+        "connect_link",
     )
     list_filter = ("status",)
     search_fields = ("role__name", "server_url")
@@ -30,10 +36,24 @@ class MCPServerInstanceAdmin(OrganizationScopedAdmin):
         "created_at",
         "updated_at",
     )
+    actions = ["regenerate_tools"]
 
     @admin.display(description="Tools")
     def tool_count(self, obj):
         return len(obj.tools or [])
+
+    @admin.display(description="Client configuration")
+    def connect_link(self, obj):
+        return format_html('<a href="{}">Connect</a>', reverse("mcpservers:client-config", args=[obj.pk]))
+
+    @admin.action(description="Regenerate tools of the selected MCP servers")
+    def regenerate_tools(self, request, queryset):
+        done = 0
+        for instance in self._scope(queryset, request, manage=True).select_related("role", "role__service"):
+            if instance.status != MCPServerStatus.INACTIVE:
+                instance_regenerate(instance=instance)
+                done += 1
+        self.message_user(request, f"Regenerated {done} MCP server(s).")
 
     def has_add_permission(self, request):
         return False
@@ -52,3 +72,42 @@ class ToolCallAdmin(OrganizationScopedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class RoleMcpAdmin(BaseRoleAdmin):
+    """The connectors engineer's RoleAdmin plus the MCP switch: in the list, as actions, with its status."""
+
+    list_display = (*BaseRoleAdmin.list_display, "mcp_status")
+    list_editable = ("mcp_enabled",)
+    actions = [*(getattr(BaseRoleAdmin, "actions", None) or []), "enable_mcp", "disable_mcp"]
+
+    @admin.display(description="MCP server")
+    def mcp_status(self, obj):
+        instance = getattr(obj, "mcp_instance", None) if hasattr(obj, "mcp_instance") else None
+        if instance is None:
+            return "—"
+        label = instance.get_status_display()
+        if instance.status == MCPServerStatus.ERROR and instance.status_reason:
+            label = f"{label}: {instance.status_reason[:80]}"
+        return format_html('<a href="{}">{}</a>', reverse("mcpservers:client-config", args=[instance.pk]), label)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("mcp_instance")
+
+    @admin.action(description="Enable MCP for the selected roles")
+    def enable_mcp(self, request, queryset):
+        results = [mcp_enable(role=role) for role in self._scope(queryset, request, manage=True)]
+        failed = [i for i in results if i.status == MCPServerStatus.ERROR]
+        self.message_user(request, f"Enabled MCP for {len(results)} role(s); {len(failed)} failed to generate.")
+
+    @admin.action(description="Disable MCP for the selected roles")
+    def disable_mcp(self, request, queryset):
+        roles = list(self._scope(queryset, request, manage=True))
+        for role in roles:
+            mcp_disable(role=role)
+        self.message_user(request, f"Disabled MCP for {len(roles)} role(s).")
+
+
+if admin.site.is_registered(Role):
+    admin.site.unregister(Role)
+admin.site.register(Role, RoleMcpAdmin)

@@ -36,6 +36,8 @@ class MCPServerInstance(models.Model):
     last_health_check = models.DateTimeField(null=True, blank=True)
     request_count = models.PositiveBigIntegerField(default=0)
     avg_response_time = models.FloatField(null=True, blank=True, help_text="Milliseconds")
+    # Digest of the permissions and schema structure the tools were generated from.
+    schema_fingerprint = models.CharField(max_length=64, blank=True, default="", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from importlib import import_module
 
 # (path prefix, "module:attribute" of an ASGI app) pairs mounted before Django handles the rest.
-HTTP_MOUNTS: list[tuple[str, str]] = []
+HTTP_MOUNTS: list[tuple[str, str]] = [
+    ("/mcp/", "mcpservers.http:application"),
+]
 
 websocket_urlpatterns: list = []
 

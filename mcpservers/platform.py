@@ -1,0 +1,369 @@
+"""The platform's own MCP servers, scoped to one organization (the spec's MCP server stack).
+
+pattern-library       search the organization's learned memories
+compliance-rules      the organization's business rules (BUSINESS_RULE memories)
+performance-metrics   tool-call statistics per tool and per MCP server instance
+existing-apis         deployed generated endpoints (empty until an `endpoints` app exists)
+
+Served at /mcp/platform/<org slug>/<server>/ with a bearer RoleApiKey of any active Role of that
+organization; a key of another organization gets 403.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from datetime import timedelta
+
+from django.apps import apps
+from django.db.models import Avg, Count, FloatField, Q
+from django.db.models.aggregates import Aggregate
+from django.utils import timezone
+
+from mcpservers.models import CallOutcome, MCPServerInstance, ToolCall
+from mcpservers.services import McpAccessError, ToolResult, api_key_authenticate, redact
+
+logger = logging.getLogger(__name__)
+
+READ = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
+MEMORY_TYPES = ["SUCCESS_PATTERN", "ANTI_PATTERN", "BUSINESS_RULE", "OPTIMIZATION", "CODE_SNIPPET", "API_PATTERN"]
+
+
+class PercentileCont(Aggregate):
+    function = "percentile_cont"
+    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = FloatField()
+
+    def __init__(self, expression, fraction: float, **extra):
+        super().__init__(expression, fraction=float(fraction), **extra)
+
+
+def _memory_payload(memory, similarity: float | None = None) -> dict:
+    return {
+        "id": str(memory.id),
+        "type": memory.type,
+        "content": memory.content,
+        "tags": list(memory.tags or []),
+        "relevance_score": memory.relevance_score,
+        "similarity": similarity,
+        "created_at": memory.created_at.isoformat() if memory.created_at else None,
+    }
+
+
+def memories_search(*, organization, text: str, types: list[str] | None, k: int) -> tuple[list[dict], str]:
+    """Memories most relevant to `text`: learning.services.memory_retrieve when present, else a text match."""
+    try:
+        from learning.services import memory_retrieve
+    except ImportError:
+        memory_retrieve = None
+    if memory_retrieve is not None:
+        found = memory_retrieve(organization=organization, text=text, types=types or None, k=k)
+        items = []
+        for item in found:
+            if isinstance(item, tuple):
+                items.append(_memory_payload(item[0], item[1]))
+            elif hasattr(item, "memory"):
+                items.append(_memory_payload(item.memory, getattr(item, "similarity", None)))
+            else:
+                items.append(_memory_payload(item, getattr(item, "similarity", None)))
+        return items, "vector"
+    from learning.models import AgentMemory
+
+    queryset = AgentMemory.objects.for_organization(organization).active()
+    if types:
+        queryset = queryset.filter(type__in=types)
+    words = [w for w in (text or "").split() if len(w) > 2]
+    if words:
+        condition = Q()
+        for word in words:
+            condition |= Q(content__icontains=word) | Q(tags__icontains=word)
+        queryset = queryset.filter(condition)
+    memories = list(queryset.order_by("-relevance_score", "-created_at")[:k])
+    return [_memory_payload(m) for m in memories], "text"
+
+
+def _memories_output() -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "memories": {"type": "array", "items": {"type": "object"}},
+            "method": {"type": "string"},
+        },
+        "required": ["memories"],
+    }
+
+
+def _pattern_library_tools() -> list[dict]:
+    return [
+        {
+            "name": "search_patterns",
+            "title": "Search learned patterns",
+            "description": "The organization's learned memories (success patterns, anti-patterns, business rules, "
+            "optimizations, code snippets, API patterns) most relevant to a text.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "minLength": 1},
+                    "types": {"type": "array", "items": {"enum": MEMORY_TYPES}, "uniqueItems": True},
+                    "k": {"type": "integer", "minimum": 1, "maximum": 50, "default": 5},
+                },
+                "required": ["query"],
+                "additionalProperties": False,
+            },
+            "outputSchema": _memories_output(),
+            "annotations": {"title": "Search learned patterns", **READ},
+        }
+    ]
+
+
+def _compliance_tools() -> list[dict]:
+    return [
+        {
+            "name": "list_business_rules",
+            "title": "Business rules",
+            "description": "The organization's business rules (optionally those relevant to a text).",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "query": {"type": "string", "default": ""},
+                    "k": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                },
+                "additionalProperties": False,
+            },
+            "outputSchema": _memories_output(),
+            "annotations": {"title": "Business rules", **READ},
+        }
+    ]
+
+
+def _metrics_tools() -> list[dict]:
+    return [
+        {
+            "name": "tool_call_stats",
+            "title": "Tool-call statistics",
+            "description": "Per tool: calls, error rate, p50 and p95 duration (ms) over the last `hours` hours.",
+            "inputSchema": {
+                "type": "object",
+                "properties": {
+                    "hours": {"type": "integer", "minimum": 1, "maximum": 24 * 90, "default": 24},
+                    "instance_id": {"type": "string", "format": "uuid"},
+                },
+                "additionalProperties": False,
+            },
+            "outputSchema": {
+                "type": "object",
+                "properties": {"tools": {"type": "array", "items": {"type": "object"}}, "hours": {"type": "integer"}},
+                "required": ["tools"],
+            },
+            "annotations": {"title": "Tool-call statistics", **READ},
+        },
+        {
+            "name": "instance_stats",
+            "title": "MCP server statistics",
+            "description": "Per MCP server instance of the organization: status, request count, average response "
+            "time (ms), tool count and last health check.",
+            "inputSchema": {"type": "object", "properties": {}, "additionalProperties": False},
+            "outputSchema": {
+                "type": "object",
+                "properties": {"instances": {"type": "array", "items": {"type": "object"}}},
+                "required": ["instances"],
+            },
+            "annotations": {"title": "MCP server statistics", **READ},
+        },
+    ]
+
+
+def _apis_tools() -> list[dict]:
+    return [
+        {
+            "name": "list_apis",
+            "title": "Deployed APIs",
+            "description": "The organization's deployed generated REST endpoints (method, path, description, version).",
+            "inputSchema": {
+                "type": "object",
+                "properties": {"query": {"type": "string", "default": ""}},
+                "additionalProperties": False,
+            },
+            "outputSchema": {
+                "type": "object",
+                "properties": {"endpoints": {"type": "array", "items": {"type": "object"}}, "note": {"type": "string"}},
+                "required": ["endpoints"],
+            },
+            "annotations": {"title": "Deployed APIs", **READ},
+        }
+    ]
+
+
+def tool_stats(*, organization, hours: int = 24, instance_id: str | None = None) -> list[dict]:
+    since = timezone.now() - timedelta(hours=hours)
+    calls = ToolCall.objects.filter(organization=organization, created_at__gte=since)
+    if instance_id:
+        calls = calls.filter(instance_id=instance_id)
+    rows = (
+        calls.values("tool")
+        .annotate(
+            count=Count("id"),
+            errors=Count("id", filter=~Q(outcome=CallOutcome.OK)),
+            p50=PercentileCont("duration_ms", 0.5),
+            p95=PercentileCont("duration_ms", 0.95),
+            avg=Avg("duration_ms"),
+        )
+        .order_by("-count", "tool")
+    )
+    return [
+        {
+            "tool": r["tool"],
+            "count": r["count"],
+            "error_rate": round(r["errors"] / r["count"], 4) if r["count"] else 0.0,
+            "p50_ms": round(r["p50"], 3) if r["p50"] is not None else None,
+            "p95_ms": round(r["p95"], 3) if r["p95"] is not None else None,
+            "avg_ms": round(r["avg"], 3) if r["avg"] is not None else None,
+        }
+        for r in rows
+    ]
+
+
+def instance_stats(*, organization) -> list[dict]:
+    instances = MCPServerInstance.objects.filter(role__organization=organization).select_related("role")
+    return [
+        {
+            "id": str(i.id),
+            "role": i.role.name,
+            "status": i.status,
+            "server_url": i.server_url,
+            "request_count": i.request_count,
+            "avg_response_time_ms": i.avg_response_time,
+            "tools": len(i.tools or []),
+            "last_health_check": i.last_health_check.isoformat() if i.last_health_check else None,
+        }
+        for i in instances.order_by("role__name")
+    ]
+
+
+def endpoints_list(*, organization, query: str = "") -> dict:
+    if not apps.is_installed("endpoints"):
+        return {
+            "endpoints": [],
+            "note": "No generated endpoints are deployed yet (the endpoints app is not installed).",
+        }
+    try:
+        model = apps.get_model("endpoints", "GeneratedEndpoint")
+    except LookupError:
+        return {"endpoints": [], "note": "The endpoints app has no GeneratedEndpoint model yet."}
+    queryset = model.objects.filter(organization=organization)
+    field_names = {f.name for f in model._meta.get_fields()}
+    if "status" in field_names:
+        queryset = queryset.filter(status__iexact="deployed")
+    if query and "description" in field_names:
+        queryset = queryset.filter(Q(description__icontains=query) | Q(path__icontains=query))
+    wanted = [f for f in ("id", "method", "path", "name", "description", "version", "status") if f in field_names]
+    endpoints = [{k: (str(v) if k == "id" else v) for k, v in row.items()} for row in queryset.values(*wanted)[:200]]
+    return {"endpoints": endpoints, "note": ""}
+
+
+def _dispatch(organization, server_name: str, name: str, arguments: dict) -> dict:
+    if server_name == "pattern-library" and name == "search_patterns":
+        memories, method = memories_search(
+            organization=organization,
+            text=arguments["query"],
+            types=arguments.get("types"),
+            k=arguments.get("k", 5),
+        )
+        return {"memories": memories, "method": method}
+    if server_name == "compliance-rules" and name == "list_business_rules":
+        memories, method = memories_search(
+            organization=organization,
+            text=arguments.get("query", ""),
+            types=["BUSINESS_RULE"],
+            k=arguments.get("k", 50),
+        )
+        return {"memories": memories, "method": method}
+    if server_name == "performance-metrics" and name == "tool_call_stats":
+        hours = arguments.get("hours", 24)
+        return {
+            "tools": tool_stats(organization=organization, hours=hours, instance_id=arguments.get("instance_id")),
+            "hours": hours,
+        }
+    if server_name == "performance-metrics" and name == "instance_stats":
+        return {"instances": instance_stats(organization=organization)}
+    if server_name == "existing-apis" and name == "list_apis":
+        return endpoints_list(organization=organization, query=arguments.get("query", ""))
+    raise KeyError(name)
+
+
+PLATFORM_SERVERS = {
+    "pattern-library": _pattern_library_tools,
+    "compliance-rules": _compliance_tools,
+    "performance-metrics": _metrics_tools,
+    "existing-apis": _apis_tools,
+}
+
+
+def platform_tool_call(*, organization, api_key, server_name: str, name: str, arguments: dict) -> ToolResult:
+    """Run and record one call of a platform server's tool."""
+    from mcpservers.services import _validate_arguments
+
+    started = time.perf_counter()
+    tools = {t["name"]: t for t in PLATFORM_SERVERS[server_name]()}
+    if name not in tools:
+        result = ToolResult(None, f"Unknown tool '{name}' on the {server_name} server.", True, CallOutcome.DENIED)
+    elif problem := _validate_arguments(tools[name]["inputSchema"], arguments):
+        result = ToolResult(None, problem, True, CallOutcome.ERROR)
+    else:
+        try:
+            payload = _dispatch(organization, server_name, name, arguments)
+            rows = next((len(v) for v in payload.values() if isinstance(v, list)), None)
+            result = ToolResult(payload, json.dumps(payload, default=str), False, CallOutcome.OK, rows)
+        except Exception:
+            logger.exception("platform MCP tool %s/%s failed", server_name, name)
+            result = ToolResult(None, "Internal error while running the tool; it has been logged.", True, "error")
+    ToolCall.objects.create(
+        organization=organization,
+        api_key=api_key,
+        tool=f"{server_name}/{name}"[:200],
+        arguments=redact(arguments),
+        outcome=result.outcome,
+        error=result.text if result.is_error else "",
+        rows=result.rows,
+        duration_ms=(time.perf_counter() - started) * 1000.0,
+    )
+    return result
+
+
+def platform_authorize(*, org_slug: str, server_name: str, secret: str | None):
+    key = api_key_authenticate(secret)
+    organization = key.role.organization
+    if server_name not in PLATFORM_SERVERS:
+        raise McpAccessError(404, "No such platform MCP server.")
+    if organization.slug != org_slug:
+        raise McpAccessError(403, "This API key belongs to another organization.")
+    if not key.role.is_active:
+        raise McpAccessError(403, "The role of this API key is inactive.")
+    return organization, key
+
+
+def platform_server_for_key(*, org_slug: str, server_name: str, secret: str | None):
+    from django.db import close_old_connections
+
+    from mcpservers.server import build_server
+
+    try:
+        organization, key = platform_authorize(org_slug=org_slug, server_name=server_name, secret=secret)
+    finally:
+        close_old_connections()
+
+    def list_tools() -> list[dict]:
+        return PLATFORM_SERVERS[server_name]()
+
+    def call(*, name: str, arguments: dict) -> ToolResult:
+        return platform_tool_call(
+            organization=organization, api_key=key, server_name=server_name, name=name, arguments=arguments
+        )
+
+    return build_server(
+        name=f"nectar-{server_name}",
+        instructions=f"Nectar's {server_name} server for the organization '{organization.name}'.",
+        list_tools=list_tools,
+        call=call,
+    )

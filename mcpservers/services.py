@@ -1,0 +1,399 @@
+"""MCP server instances: lifecycle, regeneration, tool calls, metrics and health.
+
+Everything that touches a customer database goes through roles.executor; nothing here holds a
+transaction across such a call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.utils import timezone
+
+from mcpservers.models import CallOutcome, MCPServerInstance, MCPServerStatus, ToolCall
+from mcpservers.toolgen import (
+    COMPACT_NAMES,
+    is_compact,
+    role_generate_tools,
+    schema_fingerprint,
+    tool_public,
+    tools_search,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def instance_server_url(instance: MCPServerInstance) -> str:
+    return f"{settings.PUBLIC_BASE_URL}/mcp/{instance.id}/"
+
+
+# --- Lifecycle --------------------------------------------------------------------------------
+
+
+def role_schema_fingerprint(*, role, refresh: bool = False) -> str:
+    """Fingerprint of what the Role's tools are generated from (its cached schema, no network)."""
+    from roles.introspection import service_schema
+
+    service = role.service
+    schema = service_schema(service=service, refresh=refresh) if refresh or not service.schema_cache else None
+    return schema_fingerprint(permissions=role.permissions, schema=schema or service.schema_cache)
+
+
+def instance_regenerate(*, instance: MCPServerInstance) -> MCPServerInstance:
+    """Generate the instance's tools: GENERATING, then ACTIVE with the tools, or ERROR with the reason."""
+    role = instance.role
+    instance.server_url = instance_server_url(instance)
+    instance.status, instance.status_reason = MCPServerStatus.GENERATING, ""
+    instance.save(update_fields=["server_url", "status", "status_reason", "updated_at"])
+    try:
+        fingerprint = role_schema_fingerprint(role=role)
+        tools = role_generate_tools(role=role)
+    except Exception as exc:
+        reason = _error_text(exc, "Tool generation failed")
+        logger.warning("MCP tool generation for role %s failed: %s", role.pk, reason)
+        instance.set_status(MCPServerStatus.ERROR, reason)
+        return instance
+    now = timezone.now()
+    instance.tools = tools
+    instance.schema_fingerprint = fingerprint
+    instance.status, instance.status_reason = MCPServerStatus.ACTIVE, ""
+    instance.save(update_fields=["tools", "schema_fingerprint", "status", "status_reason", "updated_at"])
+    # A queryset update so that saving the Role's timestamp does not re-trigger its signals.
+    type(role).objects.filter(pk=role.pk).update(mcp_tools_generated=now)
+    role.mcp_tools_generated = now
+    return instance
+
+
+def mcp_enable(*, role) -> MCPServerInstance:
+    """Create (or revive) the Role's MCP server and generate its tools."""
+    instance, _ = MCPServerInstance.objects.get_or_create(
+        role=role, defaults={"status": MCPServerStatus.GENERATING, "server_url": ""}
+    )
+    instance.role = role
+    if not role.mcp_enabled:
+        type(role).objects.filter(pk=role.pk).update(mcp_enabled=True)
+        role.mcp_enabled = True
+    return instance_regenerate(instance=instance)
+
+
+def mcp_disable(*, role) -> MCPServerInstance | None:
+    """Retire the Role's MCP server: it stops answering (INACTIVE) but keeps its history."""
+    if role.mcp_enabled:
+        type(role).objects.filter(pk=role.pk).update(mcp_enabled=False)
+        role.mcp_enabled = False
+    instance = MCPServerInstance.objects.filter(role=role).first()
+    if instance is not None and instance.status != MCPServerStatus.INACTIVE:
+        instance.set_status(MCPServerStatus.INACTIVE, "MCP was disabled for this role.")
+    return instance
+
+
+def role_sync_mcp(*, role) -> MCPServerInstance | None:
+    """Bring the Role's MCP server in line with the Role: create, regenerate when stale, or retire."""
+    if not (role.mcp_enabled and role.is_active):
+        return mcp_disable(role=role) if not role.mcp_enabled else _retire_inactive_role(role)
+    instance = MCPServerInstance.objects.filter(role=role).first()
+    if instance is None or instance.status in (MCPServerStatus.INACTIVE, MCPServerStatus.GENERATING):
+        return mcp_enable(role=role)
+    instance.role = role
+    return instance_refresh_if_stale(instance=instance)
+
+
+def _retire_inactive_role(role) -> MCPServerInstance | None:
+    instance = MCPServerInstance.objects.filter(role=role).first()
+    if instance is not None and instance.status != MCPServerStatus.INACTIVE:
+        instance.set_status(MCPServerStatus.INACTIVE, "The role is inactive.")
+    return instance
+
+
+def instance_refresh_if_stale(*, instance: MCPServerInstance) -> MCPServerInstance:
+    """Regenerate when the permissions or the cached schema no longer match the stored tools."""
+    try:
+        current = role_schema_fingerprint(role=instance.role)
+    except Exception as exc:
+        logger.warning("cannot fingerprint the schema of role %s: %s", instance.role_id, exc)
+        return instance
+    if current != instance.schema_fingerprint or instance.status == MCPServerStatus.GENERATING:
+        return instance_regenerate(instance=instance)
+    return instance
+
+
+def tools_regenerate_for_service(*, service) -> int:
+    """Regenerate every enabled MCP server of a Service (call after its schema was refreshed)."""
+    count = 0
+    instances = MCPServerInstance.objects.filter(role__service=service, role__mcp_enabled=True).exclude(
+        status=MCPServerStatus.INACTIVE
+    )
+    for instance in instances.select_related("role", "role__service"):
+        instance_refresh_if_stale(instance=instance)
+        count += 1
+    return count
+
+
+# --- Tool calls -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    structured: dict | None
+    text: str
+    is_error: bool
+    outcome: str = CallOutcome.OK
+    rows: int | None = None
+
+
+SECRET_PARTS = {"password", "passwd", "pwd", "secret", "token", "key", "apikey", "credential", "credentials"}
+REDACTED = "[redacted]"
+
+
+def _is_secret_name(name: str) -> bool:
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name))
+    parts = [p for p in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if p]
+    return any(p in SECRET_PARTS for p in parts) or "password" in spaced.lower() or "secret" in spaced.lower()
+
+
+def redact(value: Any) -> Any:
+    """Arguments as stored in the audit log: values of secret-looking keys replaced."""
+    if isinstance(value, dict):
+        return {k: (REDACTED if _is_secret_name(k) else redact(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _error_text(exc: Exception, fallback: str) -> str:
+    from roles.executor import ExecutorError
+
+    if isinstance(exc, ExecutorError):
+        return str(exc)
+    return f"{fallback} ({type(exc).__name__})."
+
+
+def _validate_arguments(schema: dict, arguments: dict) -> str | None:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    error = best_match(Draft202012Validator(schema).iter_errors(arguments))
+    if error is None:
+        return None
+    where = "arguments" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    return f"Invalid {where}: {error.message}"
+
+
+def _query_payload(result) -> dict:
+    return {
+        "columns": list(result.columns),
+        "rows": list(result.rows),
+        "row_count": result.row_count,
+        "total": result.total,
+        "truncated": bool(result.truncated),
+    }
+
+
+def _run_binding(*, role, binding: dict, arguments: dict) -> tuple[dict, int | None]:
+    from roles import executor
+
+    action = binding["action"]
+    target = {"role": role, "object_name": binding["object"], "schema": binding.get("schema")}
+    if action in ("analyze", "signature"):
+        return dict(binding["result"]), None
+    if action == "query":
+        result = executor.executor_query(
+            **target,
+            columns=arguments.get("columns"),
+            filters=arguments.get("filters"),
+            order_by=arguments.get("order_by"),
+            limit=arguments.get("limit", min(100, settings.QUERY_ROW_CAP)),
+            offset=arguments.get("offset", 0),
+            include_total=bool(arguments.get("include_total", False)),
+        )
+        return _query_payload(result), result.row_count
+    if action == "execute":
+        result = executor.executor_call(**target, parameters=arguments.get("parameters") or {})
+        return _query_payload(result), result.row_count
+    if action == "insert":
+        result = executor.executor_insert(**target, rows=arguments["rows"])
+    elif action == "update":
+        result = executor.executor_update(**target, values=arguments["values"], filters=arguments["filters"])
+    elif action == "delete":
+        result = executor.executor_delete(**target, filters=arguments["filters"])
+    else:
+        raise ValueError(f"unknown tool action {action!r}")
+    return {"row_count": result.row_count, "rows": list(result.rows)}, result.row_count
+
+
+def _result_text(payload: dict) -> str:
+    text = json.dumps(payload, default=str, ensure_ascii=False)
+    if payload.get("truncated"):
+        text += f"\n(Results were truncated at {payload.get('row_count')} rows; narrow the filters or page on.)"
+    return text
+
+
+def _find_tool(tools: list[dict], name: str) -> dict | None:
+    for tool in tools:
+        if tool["name"] == name:
+            return tool
+    return None
+
+
+def tool_invoke(*, instance: MCPServerInstance, name: str, arguments: dict | None) -> ToolResult:
+    """Run one tool of the instance (not recorded). Errors come back as ToolResult(is_error=True)."""
+    from roles.executor import ExecutorError
+
+    arguments = arguments or {}
+    tools = instance.tools or []
+    if name in COMPACT_NAMES and is_compact(tools):
+        return _invoke_meta(instance=instance, name=name, arguments=arguments)
+    tool = _find_tool(tools, name)
+    if tool is None:
+        return ToolResult(None, f"Unknown tool '{name}': this role has no such tool.", True, CallOutcome.DENIED)
+    problem = _validate_arguments(tool.get("inputSchema") or {}, arguments)
+    if problem:
+        return ToolResult(None, problem, True, CallOutcome.ERROR)
+    try:
+        payload, rows = _run_binding(role=instance.role, binding=tool["binding"], arguments=arguments)
+    except ExecutorError as exc:
+        outcome = CallOutcome.DENIED if exc.code == "forbidden" else CallOutcome.ERROR
+        return ToolResult(None, str(exc), True, outcome)
+    except Exception:
+        logger.exception("MCP tool %s of instance %s failed", name, instance.pk)
+        return ToolResult(None, "Internal error while running the tool; it has been logged.", True, CallOutcome.ERROR)
+    return ToolResult(payload, _result_text(payload), False, CallOutcome.OK, rows)
+
+
+def _invoke_meta(*, instance: MCPServerInstance, name: str, arguments: dict) -> ToolResult:
+    tools = instance.tools or []
+    if name == "search_tools":
+        limit = arguments.get("limit", 20)
+        if not isinstance(limit, int) or limit < 1:
+            return ToolResult(None, "Invalid arguments.limit: expected a positive integer.", True, CallOutcome.ERROR)
+        payload = tools_search(tools, str(arguments.get("query", "")), limit)
+        return ToolResult(payload, _result_text(payload), False, rows=len(payload["tools"]))
+    target = arguments.get("name")
+    if not isinstance(target, str) or not target:
+        return ToolResult(None, "Invalid arguments.name: expected a tool name.", True, CallOutcome.ERROR)
+    if name == "describe_tool":
+        tool = _find_tool(tools, target)
+        if tool is None:
+            return ToolResult(None, f"Unknown tool '{target}': this role has no such tool.", True, CallOutcome.DENIED)
+        payload = tool_public(tool)
+        return ToolResult(payload, _result_text(payload), False)
+    inner = arguments.get("arguments") or {}
+    if not isinstance(inner, dict):
+        return ToolResult(None, "Invalid arguments.arguments: expected an object.", True, CallOutcome.ERROR)
+    if target in COMPACT_NAMES:
+        return ToolResult(None, "call_tool cannot call a meta-tool.", True, CallOutcome.ERROR)
+    return tool_invoke(instance=instance, name=target, arguments=inner)
+
+
+def tool_call(*, instance: MCPServerInstance, api_key, name: str, arguments: dict | None) -> ToolResult:
+    """Run one tool call and record it (ToolCall row and the instance's counters)."""
+    started = time.perf_counter()
+    try:
+        result = tool_invoke(instance=instance, name=name, arguments=arguments)
+        duration_ms = (time.perf_counter() - started) * 1000.0
+        recorded = name
+        inner = arguments or {}
+        if name == "call_tool" and is_compact(instance.tools or []) and isinstance(inner.get("name"), str):
+            recorded, inner = inner["name"], inner.get("arguments") or {}
+        ToolCall.objects.create(
+            organization_id=instance.role.organization_id,
+            instance=instance,
+            api_key=api_key,
+            tool=recorded[:200],
+            arguments=redact(inner if isinstance(inner, dict) else {}),
+            outcome=result.outcome,
+            error=result.text if result.is_error else "",
+            rows=result.rows,
+            duration_ms=duration_ms,
+        )
+        instance.record_request(duration_ms)
+        return result
+    finally:
+        close_old_connections()
+
+
+# --- Access by API key ----------------------------------------------------------------------
+
+
+class McpAccessError(Exception):
+    """A request refused before MCP handles it, with its HTTP status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def api_key_authenticate(secret: str | None):
+    """The usable RoleApiKey for a bearer secret, or McpAccessError(401)."""
+    from roles.models import RoleApiKey, hash_api_key
+
+    if not secret:
+        raise McpAccessError(401, "Missing API key: send 'Authorization: Bearer <key>'.")
+    key = RoleApiKey.objects.select_related("role", "role__organization").filter(key_hash=hash_api_key(secret)).first()
+    if key is None:
+        raise McpAccessError(401, "Invalid API key.")
+    if not key.is_usable:
+        raise McpAccessError(401, "This API key has been revoked or has expired.")
+    if key.last_used_at is None or key.last_used_at < timezone.now() - timedelta(minutes=1):
+        type(key).objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return key
+
+
+def instance_authorize(*, instance_id: str, secret: str | None) -> tuple[MCPServerInstance, Any]:
+    """The instance and key for one MCP request, fresh against the schema, or McpAccessError."""
+    try:
+        key = api_key_authenticate(secret)
+        instance = (
+            MCPServerInstance.objects.select_related("role", "role__service", "role__organization")
+            .filter(pk=instance_id)
+            .first()
+        )
+        if instance is None:
+            raise McpAccessError(404, "No such MCP server.")
+        if key.role_id != instance.role_id:
+            raise McpAccessError(403, "This API key belongs to another role; it cannot use this MCP server.")
+        role = instance.role
+        if not (role.mcp_enabled and role.is_active) or instance.status == MCPServerStatus.INACTIVE:
+            raise McpAccessError(404, "This MCP server is disabled.")
+        instance = instance_refresh_if_stale(instance=instance)
+        if instance.status == MCPServerStatus.GENERATING:
+            raise McpAccessError(503, "This MCP server is generating its tools; retry shortly.")
+        if instance.status == MCPServerStatus.ERROR and not instance.tools:
+            raise McpAccessError(503, f"This MCP server is unavailable: {instance.status_reason}")
+        return instance, key
+    finally:
+        close_old_connections()
+
+
+# --- Health ---------------------------------------------------------------------------------
+
+
+def instance_health_check(*, instance: MCPServerInstance) -> bool:
+    """Test the instance's database connection and record the outcome (ERROR when unreachable)."""
+    from roles.executor import service_test_connection
+
+    try:
+        result = service_test_connection(service=instance.role.service)
+        healthy, reason = bool(result.ok), ("" if result.ok else f"Database unreachable ({result.reason}).")
+    except Exception as exc:
+        healthy, reason = False, _error_text(exc, "Health check failed")
+    instance.mark_health(healthy=healthy, reason=reason)
+    return healthy
+
+
+def health_check_all() -> dict:
+    checked = healthy = 0
+    instances = MCPServerInstance.objects.servable().select_related("role", "role__service")
+    for instance in instances:
+        checked += 1
+        healthy += instance_health_check(instance=instance)
+    return {"checked": checked, "healthy": healthy}

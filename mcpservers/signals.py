@@ -1,0 +1,53 @@
+"""Keep each Role's MCP server in line with the Role and its database schema."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+
+from roles.models import Role, Service
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(post_save, sender=Role, dispatch_uid="mcpservers.role_saved")
+def role_saved(sender, instance: Role, **kwargs) -> None:
+    """Create, regenerate or retire the Role's MCP server once the save is committed."""
+    role_id = instance.pk
+
+    def sync() -> None:
+        from mcpservers.services import role_sync_mcp
+
+        role = Role.objects.select_related("service", "organization").filter(pk=role_id).first()
+        if role is None:
+            return
+        try:
+            role_sync_mcp(role=role)
+        except Exception:
+            logger.exception("could not update the MCP server of role %s", role_id)
+
+    transaction.on_commit(sync)
+
+
+@receiver(post_save, sender=Service, dispatch_uid="mcpservers.service_saved")
+def service_saved(sender, instance: Service, update_fields=None, **kwargs) -> None:
+    """After a schema refresh, regenerate the tools whose schema fingerprint changed."""
+    if update_fields is not None and "schema_cache" not in update_fields:
+        return
+    service_id = instance.pk
+
+    def regenerate() -> None:
+        from mcpservers.services import tools_regenerate_for_service
+
+        service = Service.objects.filter(pk=service_id).first()
+        if service is None:
+            return
+        try:
+            tools_regenerate_for_service(service=service)
+        except Exception:
+            logger.exception("could not regenerate the MCP tools of service %s", service_id)
+
+    transaction.on_commit(regenerate)

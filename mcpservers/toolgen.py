@@ -1,0 +1,696 @@
+"""Role permissions -> MCP tool definitions (the spec's MCPServerGenerator).
+
+A tool definition is a JSON-serialisable dict stored in MCPServerInstance.tools:
+the MCP fields (name, title, description, inputSchema, outputSchema, annotations) plus a
+"binding" that says which executor call serves it. The binding never leaves the server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from typing import Any
+
+from django.conf import settings
+
+TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+MAX_TOOL_NAME = 128
+# Fields of a stored definition that are MCP's; everything else stays on the server.
+MCP_FIELDS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
+
+ORDERED_TYPES = {"integer", "number", "string"}
+TEXT_OPS = ["like", "ilike"]
+BASE_OPS = ["eq", "ne", "in", "is_null"]
+RANGE_OPS = ["lt", "lte", "gt", "gte", "between"]
+
+READ = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
+
+
+# --- Names -------------------------------------------------------------------------------
+
+
+def sanitize_identifier(text: str) -> str:
+    """Map a database identifier onto MCP's tool-name alphabet ([A-Za-z0-9_.-])."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text or "").strip("_")
+    return cleaned or "object"
+
+
+def _fit(name: str) -> str:
+    if len(name) <= MAX_TOOL_NAME:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return f"{name[: MAX_TOOL_NAME - 9]}_{digest}"
+
+
+def _object_labels(grants) -> dict[tuple[str, str], str]:
+    """The name part of each object's tools: plain, or schema-qualified where plain names collide."""
+    plain = {(g.schema, g.object_name): sanitize_identifier(g.object_name) for g in grants}
+    counts = Counter(plain.values())
+    labels = {}
+    for key, label in plain.items():
+        if counts[label] > 1:
+            label = f"{sanitize_identifier(key[0] or 'default')}__{label}"
+        labels[key] = label
+    return labels
+
+
+# --- JSON Schema pieces ------------------------------------------------------------------
+
+
+def value_schema(column: dict, *, nullable: bool = False) -> dict:
+    """JSON Schema of one value of a column (or procedure argument)."""
+    json_type = column.get("json_type") or "string"
+    fmt = column.get("format")
+    if json_type in ("object", "array"):
+        schema: dict[str, Any] = {}
+    elif fmt == "decimal" or json_type == "number":
+        # Exact decimals travel as strings or numbers.
+        schema = {"type": ["number", "string"]}
+    else:
+        schema = {"type": json_type}
+        if fmt in ("date-time", "date", "time", "uuid"):
+            schema["format"] = fmt
+    if column.get("enum"):
+        schema["enum"] = list(column["enum"])
+    if nullable and "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        schema["type"] = [*types, "null"]
+        if "enum" in schema:
+            schema["enum"] = [*schema["enum"], None]
+    db_type = column.get("type")
+    if db_type:
+        schema["description"] = f"{db_type}{' (may be null)' if column.get('nullable') else ''}"
+    return schema
+
+
+def column_ops(column: dict) -> list[str]:
+    json_type = column.get("json_type") or "string"
+    ops = ["eq", "ne"]
+    if json_type in ORDERED_TYPES and not column.get("enum"):
+        ops += ["lt", "lte", "gt", "gte"]
+    ops += ["in", "is_null"]
+    if json_type in ORDERED_TYPES and not column.get("enum") and json_type != "boolean":
+        ops.append("between")
+    if json_type == "string" and not column.get("format"):
+        ops += TEXT_OPS
+    if json_type in ("object", "array"):
+        ops = ["is_null"]
+    return ops
+
+
+def _condition_schema(column: dict) -> dict:
+    value = value_schema(column)
+    value.pop("description", None)
+    return {
+        "type": "object",
+        "title": column["name"],
+        "properties": {
+            "column": {"const": column["name"]},
+            "op": {"enum": column_ops(column)},
+            "value": {
+                "anyOf": [value, {"type": "array", "items": value}, {"type": "boolean"}],
+                "description": "A value; a list for 'in'; [low, high] for 'between'; true/false for 'is_null'.",
+            },
+        },
+        "required": ["column", "op"],
+        "additionalProperties": False,
+    }
+
+
+def filters_schema(columns: list[dict], *, required: bool) -> tuple[dict, dict]:
+    """The 'filters' property and the $defs it refers to, typed per column."""
+    defs = {
+        "condition": {"anyOf": [_condition_schema(c) for c in columns]},
+        "filter": {
+            "anyOf": [
+                {"$ref": "#/$defs/condition"},
+                {
+                    "type": "object",
+                    "properties": {"and": {"type": "array", "items": {"$ref": "#/$defs/filter"}, "minItems": 1}},
+                    "required": ["and"],
+                    "additionalProperties": False,
+                },
+                {
+                    "type": "object",
+                    "properties": {"or": {"type": "array", "items": {"$ref": "#/$defs/filter"}, "minItems": 1}},
+                    "required": ["or"],
+                    "additionalProperties": False,
+                },
+            ]
+        },
+    }
+    shorthand = {
+        "type": "object",
+        "description": "Shorthand: equality on each given column.",
+        "properties": {c["name"]: _no_description(value_schema(c, nullable=True)) for c in columns},
+        "additionalProperties": False,
+    }
+    listed = {"type": "array", "items": {"$ref": "#/$defs/filter"}}
+    if required:
+        shorthand["minProperties"] = 1
+        listed["minItems"] = 1
+    prop = {
+        "description": (
+            "Row conditions, all of which must hold: a list of {column, op, value} conditions "
+            "(ops: eq, ne, lt, lte, gt, gte, in, like, ilike, is_null, between) or {and: [...]} / {or: [...]} groups, "
+            "or an object {column: value} for plain equality."
+        ),
+        "anyOf": [listed, shorthand],
+    }
+    return prop, defs
+
+
+def _no_description(schema: dict) -> dict:
+    return {k: v for k, v in schema.items() if k != "description"}
+
+
+def _row_output_schema(columns: list[dict]) -> dict:
+    props = {}
+    for column in columns:
+        schema = _no_description(value_schema(column, nullable=True))
+        schema.pop("enum", None)
+        schema.pop("format", None)
+        props[column["name"]] = schema
+    return {"type": "object", "properties": props}
+
+
+def query_output_schema(columns: list[dict] | None) -> dict:
+    rows = _row_output_schema(columns) if columns is not None else {"type": "object"}
+    return {
+        "type": "object",
+        "properties": {
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "array", "items": rows},
+            "row_count": {"type": "integer"},
+            "total": {"type": ["integer", "null"]},
+            "truncated": {"type": "boolean"},
+        },
+        "required": ["columns", "rows", "row_count", "truncated"],
+    }
+
+
+def write_output_schema(columns: list[dict]) -> dict:
+    return {
+        "type": "object",
+        "properties": {
+            "row_count": {"type": "integer", "description": "Rows affected"},
+            "rows": {"type": "array", "items": _row_output_schema(columns)},
+        },
+        "required": ["row_count", "rows"],
+    }
+
+
+ANALYZE_OUTPUT = {"type": "object", "properties": {"name": {"type": "string"}, "schema": {"type": "string"}}}
+
+
+# --- Per-object tools -----------------------------------------------------------------------
+
+
+def _allowed_columns(grant) -> list[dict]:
+    columns = (grant.object or {}).get("columns") or []
+    if grant.allowed_columns is None:
+        return list(columns)
+    allowed = set(grant.allowed_columns)
+    return [c for c in columns if c["name"] in allowed]
+
+
+def _qualified(grant) -> str:
+    return f"{grant.schema}.{grant.object_name}" if grant.schema else grant.object_name
+
+
+def _row_filter_note(grant) -> str:
+    if not grant.row_filter:
+        return ""
+    conditions = ", ".join(f"{k} = {v!r}" for k, v in sorted(grant.row_filter.items()))
+    return f" Only rows where {conditions} are visible to this role; the server enforces it."
+
+
+def _binding(grant, action: str) -> dict:
+    return {"action": action, "schema": grant.schema, "object": grant.object_name, "kind": grant.kind}
+
+
+def _query_tool(grant, label: str, columns: list[dict], noun: str) -> dict:
+    cap = settings.QUERY_ROW_CAP
+    names = [c["name"] for c in columns]
+    filters, defs = filters_schema(columns, required=False)
+    return {
+        "name": _fit(f"query_{label}"),
+        "title": f"Query {_qualified(grant)}",
+        "description": (
+            f"Read rows of the {noun} {_qualified(grant)} with typed filters, column selection, ordering and paging "
+            f"(at most {cap} rows per call). Columns: {', '.join(names)}.{_row_filter_note(grant)}"
+        ),
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "columns": {
+                    "type": "array",
+                    "items": {"enum": names},
+                    "uniqueItems": True,
+                    "description": "Columns to return (default: all allowed columns)",
+                },
+                "filters": filters,
+                "order_by": {
+                    "description": "A column ('name', or '-name' for descending) or a list of {column, direction}",
+                    "anyOf": [
+                        {"enum": names + [f"-{n}" for n in names]},
+                        {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "properties": {"column": {"enum": names}, "direction": {"enum": ["asc", "desc"]}},
+                                "required": ["column"],
+                                "additionalProperties": False,
+                            },
+                        },
+                    ],
+                },
+                "limit": {"type": "integer", "minimum": 1, "maximum": cap, "default": min(100, cap)},
+                "offset": {"type": "integer", "minimum": 0, "default": 0},
+                "include_total": {
+                    "type": "boolean",
+                    "default": False,
+                    "description": "Also count all matching rows",
+                },
+            },
+            "additionalProperties": False,
+            "$defs": defs,
+        },
+        "outputSchema": query_output_schema(columns),
+        "annotations": {"title": f"Query {_qualified(grant)}", **READ},
+        "binding": _binding(grant, "query"),
+    }
+
+
+def _analysis(grant, columns: list[dict]) -> dict:
+    obj = grant.object or {}
+    visible = {c["name"] for c in columns}
+    return {
+        "schema": grant.schema,
+        "name": grant.object_name,
+        "kind": grant.kind,
+        "columns": [
+            {k: c.get(k) for k in ("name", "type", "json_type", "format", "nullable", "default", "primary_key", "enum")}
+            for c in columns
+        ],
+        "primary_key": [c for c in obj.get("primary_key") or [] if c in visible],
+        "foreign_keys": [
+            fk for fk in obj.get("foreign_keys") or [] if all(col in visible for col in fk.get("columns", []))
+        ],
+        "indexes": [ix for ix in obj.get("indexes") or [] if all(col in visible for col in ix.get("columns", []))],
+        "row_count": obj.get("row_count"),
+        "row_filter": dict(grant.row_filter or {}),
+        "actions": sorted(grant.actions),
+    }
+
+
+def _analyze_tool(grant, label: str, columns: list[dict], noun: str) -> dict:
+    return {
+        "name": _fit(f"analyze_{label}_schema"),
+        "title": f"Describe {_qualified(grant)}",
+        "description": (
+            f"Columns (with database types, nullability, defaults and enums), keys, indexes and the approximate "
+            f"row count of the {noun} {_qualified(grant)}, as far as this role may see it."
+        ),
+        "inputSchema": {"type": "object", "properties": {}, "additionalProperties": False},
+        "outputSchema": {
+            "type": "object",
+            "properties": {
+                "schema": {"type": ["string", "null"]},
+                "name": {"type": "string"},
+                "kind": {"type": "string"},
+                "columns": {"type": "array", "items": {"type": "object"}},
+                "primary_key": {"type": "array", "items": {"type": "string"}},
+                "foreign_keys": {"type": "array", "items": {"type": "object"}},
+                "indexes": {"type": "array", "items": {"type": "object"}},
+                "row_count": {"type": ["integer", "null"]},
+                "row_filter": {"type": "object"},
+                "actions": {"type": "array", "items": {"type": "string"}},
+            },
+            "required": ["name", "kind", "columns"],
+        },
+        "annotations": {"title": f"Describe {_qualified(grant)}", **READ},
+        "binding": {**_binding(grant, "analyze"), "result": _analysis(grant, columns)},
+    }
+
+
+def _is_required_for_insert(column: dict) -> bool:
+    return not column.get("nullable", True) and column.get("default") in (None, "")
+
+
+def _insert_tool(grant, label: str, columns: list[dict]) -> dict:
+    required = [c["name"] for c in columns if _is_required_for_insert(c)]
+    row = {
+        "type": "object",
+        "properties": {c["name"]: value_schema(c, nullable=bool(c.get("nullable"))) for c in columns},
+        "required": required,
+        "additionalProperties": False,
+    }
+    return {
+        "name": _fit(f"insert_{label}"),
+        "title": f"Insert into {_qualified(grant)}",
+        "description": (
+            f"Insert one or more rows into {_qualified(grant)} in a single atomic batch (all rows or none). "
+            f"Required fields: {', '.join(required) or 'none'}.{_row_filter_note(grant)}"
+            + (" New rows must satisfy that condition." if grant.row_filter else "")
+        ),
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "rows": {"type": "array", "items": row, "minItems": 1, "maxItems": settings.QUERY_ROW_CAP},
+            },
+            "required": ["rows"],
+            "additionalProperties": False,
+        },
+        "outputSchema": write_output_schema(columns),
+        "annotations": {
+            "title": f"Insert into {_qualified(grant)}",
+            "readOnlyHint": False,
+            "destructiveHint": False,
+            "idempotentHint": False,
+            "openWorldHint": False,
+        },
+        "binding": _binding(grant, "insert"),
+    }
+
+
+def _update_tool(grant, label: str, columns: list[dict]) -> dict:
+    filters, defs = filters_schema(columns, required=True)
+    values = {
+        "type": "object",
+        "properties": {c["name"]: value_schema(c, nullable=bool(c.get("nullable"))) for c in columns},
+        "minProperties": 1,
+        "additionalProperties": False,
+        "description": "New values (absolute, not increments)",
+    }
+    return {
+        "name": _fit(f"update_{label}"),
+        "title": f"Update {_qualified(grant)}",
+        "description": (
+            f"Set columns of the rows of {_qualified(grant)} that match the filters (filters are mandatory; the "
+            f"change is atomic).{_row_filter_note(grant)}"
+        ),
+        "inputSchema": {
+            "type": "object",
+            "properties": {"values": values, "filters": filters},
+            "required": ["values", "filters"],
+            "additionalProperties": False,
+            "$defs": defs,
+        },
+        "outputSchema": write_output_schema(columns),
+        "annotations": {
+            "title": f"Update {_qualified(grant)}",
+            "readOnlyHint": False,
+            "destructiveHint": True,
+            "idempotentHint": True,
+            "openWorldHint": False,
+        },
+        "binding": _binding(grant, "update"),
+    }
+
+
+def _delete_tool(grant, label: str, columns: list[dict]) -> dict:
+    filters, defs = filters_schema(columns, required=True)
+    return {
+        "name": _fit(f"delete_{label}"),
+        "title": f"Delete from {_qualified(grant)}",
+        "description": (
+            f"Delete the rows of {_qualified(grant)} that match the filters (filters are mandatory; the change "
+            f"is atomic).{_row_filter_note(grant)}"
+        ),
+        "inputSchema": {
+            "type": "object",
+            "properties": {"filters": filters},
+            "required": ["filters"],
+            "additionalProperties": False,
+            "$defs": defs,
+        },
+        "outputSchema": write_output_schema(columns),
+        "annotations": {
+            "title": f"Delete from {_qualified(grant)}",
+            "readOnlyHint": False,
+            "destructiveHint": True,
+            "idempotentHint": True,
+            "openWorldHint": False,
+        },
+        "binding": _binding(grant, "delete"),
+    }
+
+
+def _input_arguments(grant) -> list[dict]:
+    arguments = (grant.object or {}).get("arguments") or []
+    return [a for a in arguments if (a.get("mode") or "IN").upper() in ("IN", "INOUT", "VARIADIC")]
+
+
+def _execute_tool(grant, label: str) -> dict:
+    arguments = _input_arguments(grant)
+    props = {}
+    for index, argument in enumerate(arguments):
+        name = argument.get("name") or f"arg{index + 1}"
+        schema = value_schema({**argument, "nullable": True}, nullable=True)
+        if (argument.get("mode") or "").upper() == "VARIADIC":
+            schema = {"type": "array", "items": _no_description(schema), "description": argument.get("type", "")}
+        props[name] = schema
+    required = [
+        a.get("name") or f"arg{i + 1}"
+        for i, a in enumerate(arguments)
+        if not a.get("has_default") and (a.get("mode") or "IN").upper() != "VARIADIC"
+    ]
+    noun = "function" if grant.kind == "function" else "procedure"
+    obj = grant.object or {}
+    returns = obj.get("returns")
+    return {
+        "name": _fit(f"execute_{label}"),
+        "title": f"Execute {_qualified(grant)}",
+        "description": (
+            f"Call the {noun} {_qualified(grant)} with named, typed parameters"
+            + (f"; returns {returns}{' (a set of rows)' if obj.get('returns_set') else ''}" if returns else "")
+            + ". It may change data."
+        ),
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "parameters": {
+                    "type": "object",
+                    "properties": props,
+                    "required": required,
+                    "additionalProperties": False,
+                }
+            },
+            "required": ["parameters"] if required else [],
+            "additionalProperties": False,
+        },
+        "outputSchema": query_output_schema(None),
+        "annotations": {
+            "title": f"Execute {_qualified(grant)}",
+            "readOnlyHint": False,
+            "destructiveHint": True,
+            "idempotentHint": False,
+            "openWorldHint": False,
+        },
+        "binding": _binding(grant, "execute"),
+    }
+
+
+def _signature_tool(grant, label: str) -> dict:
+    obj = grant.object or {}
+    signature = {
+        "schema": grant.schema,
+        "name": grant.object_name,
+        "kind": grant.kind,
+        "arguments": [
+            {k: a.get(k) for k in ("name", "type", "json_type", "format", "mode", "has_default")}
+            for a in obj.get("arguments") or []
+        ],
+        "returns": obj.get("returns"),
+        "returns_set": bool(obj.get("returns_set")),
+    }
+    return {
+        "name": _fit(f"analyze_{label}_signature"),
+        "title": f"Signature of {_qualified(grant)}",
+        "description": f"Parameter names, types and modes and the return type of {_qualified(grant)}.",
+        "inputSchema": {"type": "object", "properties": {}, "additionalProperties": False},
+        "outputSchema": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "kind": {"type": "string"},
+                "arguments": {"type": "array", "items": {"type": "object"}},
+                "returns": {"type": ["string", "null"]},
+                "returns_set": {"type": "boolean"},
+            },
+            "required": ["name", "arguments"],
+        },
+        "annotations": {"title": f"Signature of {_qualified(grant)}", **READ},
+        "binding": {**_binding(grant, "signature"), "result": signature},
+    }
+
+
+def grant_tools(grant, label: str) -> list[dict]:
+    """Tools for one granted object: only the actions the grant allows."""
+    actions = {a.upper() for a in grant.actions}
+    kind = (grant.kind or "").lower()
+    tools: list[dict] = []
+    if kind in ("procedure", "function"):
+        if "EXECUTE" in actions:
+            tools += [_execute_tool(grant, label), _signature_tool(grant, label)]
+        return tools
+    columns = _allowed_columns(grant)
+    noun = "view" if kind == "view" else "table"
+    if "SELECT" in actions:
+        tools += [_query_tool(grant, label, columns, noun), _analyze_tool(grant, label, columns, noun)]
+    if kind == "view":
+        return tools
+    if "INSERT" in actions:
+        tools.append(_insert_tool(grant, label, columns))
+    if "UPDATE" in actions:
+        tools.append(_update_tool(grant, label, columns))
+    if "DELETE" in actions:
+        tools.append(_delete_tool(grant, label, columns))
+    return tools
+
+
+def tools_from_grants(grants) -> list[dict]:
+    """Tool definitions for a list of grants, with valid and unique names."""
+    labels = _object_labels(grants)
+    tools: list[dict] = []
+    for grant in grants:
+        tools += grant_tools(grant, labels[(grant.schema, grant.object_name)])
+    seen: set[str] = set()
+    for tool in tools:
+        name = tool["name"]
+        if name in seen:
+            suffix = hashlib.sha256(json.dumps(tool["binding"], sort_keys=True).encode()).hexdigest()[:6]
+            name = _fit(f"{name[: MAX_TOOL_NAME - 7]}_{suffix}")
+            tool["name"] = name
+        assert TOOL_NAME_RE.match(name), name
+        seen.add(name)
+    return tools
+
+
+def role_generate_tools(*, role) -> list[dict]:
+    """Every tool the Role may use, from its grants and the introspected schema."""
+    from roles.permissions import role_grants
+
+    return tools_from_grants(role_grants(role=role))
+
+
+# --- Listing, compact mode and fingerprints ---------------------------------------------------
+
+
+def tool_public(tool: dict) -> dict:
+    """The MCP part of a stored definition (without the server-side binding)."""
+    return {k: tool[k] for k in MCP_FIELDS if k in tool and tool[k] is not None}
+
+
+COMPACT_TOOLS = [
+    {
+        "name": "search_tools",
+        "title": "Search tools",
+        "description": (
+            "This server has many tools; search them by words of their name, title or description "
+            "(e.g. 'orders query'). Then use describe_tool for the input schema and call_tool to run one."
+        ),
+        "inputSchema": {
+            "type": "object",
+            "properties": {
+                "query": {"type": "string", "description": "Words to look for; empty lists every tool"},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20},
+            },
+            "required": ["query"],
+            "additionalProperties": False,
+        },
+        "outputSchema": {
+            "type": "object",
+            "properties": {
+                "tools": {"type": "array", "items": {"type": "object"}},
+                "total": {"type": "integer"},
+            },
+            "required": ["tools", "total"],
+        },
+        "annotations": {"title": "Search tools", **READ},
+    },
+    {
+        "name": "describe_tool",
+        "title": "Describe a tool",
+        "description": "The full definition of one tool: description, inputSchema, outputSchema and annotations.",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}},
+            "required": ["name"],
+            "additionalProperties": False,
+        },
+        "outputSchema": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+        "annotations": {"title": "Describe a tool", **READ},
+    },
+    {
+        "name": "call_tool",
+        "title": "Call a tool",
+        "description": "Call one tool of this server by name with its arguments (see describe_tool).",
+        "inputSchema": {
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "arguments": {"type": "object", "default": {}}},
+            "required": ["name"],
+            "additionalProperties": False,
+        },
+        "annotations": {
+            "title": "Call a tool",
+            "readOnlyHint": False,
+            "destructiveHint": True,
+            "idempotentHint": False,
+            "openWorldHint": False,
+        },
+    },
+]
+COMPACT_NAMES = frozenset(t["name"] for t in COMPACT_TOOLS)
+
+
+def is_compact(tools: list[dict]) -> bool:
+    return len(tools) > settings.MCP_COMPACT_THRESHOLD
+
+
+def tools_listed(tools: list[dict]) -> list[dict]:
+    """What tools/list answers: every tool, or the three meta-tools above the compact threshold."""
+    if is_compact(tools):
+        return [dict(t) for t in COMPACT_TOOLS]
+    return [tool_public(t) for t in tools]
+
+
+def tools_search(tools: list[dict], query: str, limit: int = 20) -> dict:
+    words = [w for w in re.split(r"[\s_.,-]+", (query or "").lower()) if w]
+    scored = []
+    for tool in tools:
+        haystack = f"{tool['name']} {tool.get('title', '')} {tool.get('description', '')}".lower()
+        name = tool["name"].lower()
+        if all(w in haystack for w in words):
+            score = sum(3 if w in name else 1 for w in words)
+            scored.append((-score, tool["name"], tool))
+    scored.sort(key=lambda item: (item[0], item[1]))
+    found = [
+        {"name": t["name"], "title": t.get("title", ""), "description": t.get("description", "")}
+        for _, _, t in scored[:limit]
+    ]
+    return {"tools": found, "total": len(scored)}
+
+
+_STRUCTURAL_KEYS = ("name", "type", "json_type", "format", "nullable", "default", "primary_key", "enum")
+
+
+def schema_fingerprint(*, permissions, schema: dict | None) -> str:
+    """A digest of what the tools are built from: the permissions and the structure of the schema."""
+    objects = []
+    for obj in (schema or {}).get("objects") or []:
+        objects.append(
+            {
+                "schema": obj.get("schema"),
+                "name": obj.get("name"),
+                "kind": obj.get("kind"),
+                "columns": [{k: c.get(k) for k in _STRUCTURAL_KEYS} for c in obj.get("columns") or []],
+                "arguments": obj.get("arguments"),
+                "returns": obj.get("returns"),
+            }
+        )
+    payload = json.dumps({"permissions": permissions, "objects": objects}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
