@@ -19,9 +19,12 @@ def recording(name: str) -> dict[str, Any]:
 
 
 class ReplayServer:
-    """Answers each request with the next scripted reply: (status, recording name, headers) or a failure."""
+    """Answers each request with the next reply.
 
-    def __init__(self, *replies: tuple[int, str] | tuple[int, str, dict[str, str]] | str) -> None:
+    A reply is (status, recording name or body[, headers]), TIMEOUT or CONNECTION_REFUSED.
+    """
+
+    def __init__(self, *replies: tuple | str) -> None:
         self.replies = list(replies)
         self.requests: list[httpx2.Request] = []
 
@@ -34,8 +37,9 @@ class ReplayServer:
             raise httpx2.ReadTimeout("timed out", request=request)
         if reply == CONNECTION_REFUSED:
             raise httpx2.ConnectError("[Errno 111] Connection refused", request=request)
-        status, name, *rest = reply
-        return httpx2.Response(status, json=recording(name), headers=rest[0] if rest else {})
+        status, body, *rest = reply
+        body = recording(body) if isinstance(body, str) else body
+        return httpx2.Response(status, json=body, headers=rest[0] if rest else {})
 
     def client(self) -> httpx2.Client:
         return httpx2.Client(transport=httpx2.MockTransport(self._handle))
