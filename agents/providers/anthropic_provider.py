@@ -52,6 +52,7 @@ class AnthropicProvider:
         # Explicit, so the SDK never falls back to ANTHROPIC_BASE_URL from the environment.
         self.base_url = base_url or DEFAULT_BASE_URL
         self.timeout = timeout
+        self.max_retries = max_retries
         self._secret = api_key
         self._retry = RetryPolicy(max_retries=max_retries, base_delay=retry_base_delay, sleep=sleep)
         # The SDK's own retries are off: one retry loop, ours, that honours Retry-After and is tested.

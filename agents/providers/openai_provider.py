@@ -65,6 +65,7 @@ class OpenAIProvider:
         # Explicit, so the SDK never falls back to OPENAI_BASE_URL from the environment.
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.timeout = timeout
+        self.max_retries = max_retries
         self.structured_output: StructuredMode = structured_output
         self._official = "api.openai.com" in self.base_url
         self._secret = api_key
