@@ -109,7 +109,8 @@ def nearest(
 ) -> list[Neighbour]:
     """The `limit` nearest memories of one organization, choosing exact or HNSW search as above."""
     common = {"vector": vector, "organization_id": organization_id, "types": types, "embedder": embedder}
-    if count_candidates(cursor, **common, cap=exact_threshold, table=table) < exact_threshold:
+    filters = {"organization_id": organization_id, "types": types, "embedder": embedder}
+    if count_candidates(cursor, **filters, cap=exact_threshold, table=table) < exact_threshold:
         return nearest_exact(cursor, **common, limit=limit, table=table)
     found = nearest_hnsw(
         cursor, **common, limit=limit, overfetch=max(limit * OVERFETCH_FACTOR, MIN_OVERFETCH), table=table
