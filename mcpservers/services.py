@@ -169,10 +169,13 @@ def redact(value: Any) -> Any:
 
 
 def _error_text(exc: Exception, fallback: str) -> str:
+    from roles.connectors import ConnectorError
     from roles.executor import ExecutorError
 
     if isinstance(exc, ExecutorError):
         return str(exc)
+    if isinstance(exc, ConnectorError):
+        return f"{fallback}: {exc.message}"
     return f"{fallback} ({type(exc).__name__})."
 
 
@@ -383,7 +386,8 @@ def instance_health_check(*, instance: MCPServerInstance) -> bool:
 
     try:
         result = service_test_connection(service=instance.role.service)
-        healthy, reason = bool(result.ok), ("" if result.ok else f"Database unreachable ({result.reason}).")
+        healthy = bool(result.ok)
+        reason = "" if healthy else f"Database unreachable ({result.reason}): {result.detail}"
     except Exception as exc:
         healthy, reason = False, _error_text(exc, "Health check failed")
     instance.mark_health(healthy=healthy, reason=reason)
