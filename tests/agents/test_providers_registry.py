@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from django.db import connection
 
@@ -147,6 +151,18 @@ def test_the_resolved_configuration_never_shows_the_key(platform):
     assert FAKE_KEY not in repr(config)
 
 
-def test_an_unknown_purpose_is_refused(platform):
-    with pytest.raises(ValueError, match="purpose must be one of"):
-        provider_for(purpose="poetry")
+def test_an_empty_purpose_is_refused(platform):
+    with pytest.raises(ValueError, match="purpose must be a non-empty name"):
+        provider_for(purpose="")
+
+
+def test_choosing_a_provider_imports_no_vendor_sdk_until_one_is_needed():
+    code = (
+        "import django, sys; django.setup(); from agents.providers import provider_for; provider_for(); "
+        "print('anthropic' in sys.modules, 'openai' in sys.modules)"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "nectar.settings", "LLM_PROVIDER": "offline"}
+
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+
+    assert result.stdout.split() == ["False", "False"]
