@@ -1,0 +1,226 @@
+"""Reading a requirement: time windows, top N, metrics, grains, negations, lookups and group-by phrases.
+
+These are patterns of ordinary English about data, not of any schema. What they refer to (tables,
+columns, values) is resolved against the schema in planner.py.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .vocabulary import MONEY_WORDS
+
+UNSUPPORTED = (
+    (r"^\s*(delete|remove|update|insert|create|drop|add|modify|change|archive|merge|upsert)\b", "it asks for a write"),
+    (r"\b(forecast|predict\w*|projection|extrapolat\w*)\b", "it asks for a prediction"),
+    (r"\b(correlat\w*|regression|median|percentile|quantile|stddev|standard deviation)\b", "it asks for statistics"),
+    (
+        r"\b(year[- ]over[- ]year|month[- ]over[- ]month|growth rate|compared? (?:to|with)|versus|vs\.?)\b",
+        "it compares periods or groups",
+    ),
+    (r"\b(sentiment|recommend\w*|classify|summari[sz]e|explain|why)\b", "it asks for judgement, not a query"),
+    (r"\b(dropped|decreased|increased|declin\w*|rising|falling)\b", "it compares activity across periods"),
+)
+
+GRAIN_WORDS = {
+    "daily": "day",
+    "weekly": "week",
+    "monthly": "month",
+    "quarterly": "quarter",
+    "yearly": "year",
+    "annual": "year",
+    "annually": "year",
+}
+UNIT_WORDS = {"day": "day", "week": "week", "month": "month", "quarter": "quarter", "year": "year"}
+
+
+@dataclass
+class TimeWindow:
+    kind: str  # "rolling" | "period" | "since" | "until" | "between"
+    phrase: str
+    unit: str | None = None  # rolling: day | month | year
+    amount: int | None = None
+    period: str | None = None  # period: week | month | quarter | year
+    previous: bool = False
+    since: str | None = None
+    until: str | None = None
+
+
+@dataclass
+class Metric:
+    func: str  # count | sum | avg | min | max
+    word: str | None  # what is measured, as written ("revenue", "salary"); None for count(*)
+    money: bool = False
+    phrase: str = ""
+
+
+@dataclass
+class Phrases:
+    """Everything recognised in the requirement by pattern, with the character spans it explains."""
+
+    unsupported: str | None = None
+    window: TimeWindow | None = None
+    top_n: int | None = None
+    top_ascending: bool = False
+    rank_word: str | None = None  # "top 10 products by <rank_word>"
+    metric: Metric | None = None
+    grain: str | None = None
+    negation_at: int | None = None  # character offset just after "no" / "without" ...
+    negation_implicit: bool = False  # "inactive customers"
+    lookup_word: str | None = None  # "by <id>", "with id 42"
+    lookup_value: str | None = None
+    lookup_at: int | None = None
+    group_words: list[tuple[int, str]] = field(default_factory=list)  # (offset, word after by/per)
+    child_at: list[int] = field(default_factory=list)  # offsets after "with its" / "including"
+    spans: list[tuple[int, int]] = field(default_factory=list)
+
+    def explains(self, start: int, end: int) -> bool:
+        return any(s <= start and end <= e for s, e in self.spans)
+
+
+def read_phrases(text: str) -> Phrases:
+    lowered = text.lower()
+    found = Phrases()
+    for pattern, why in UNSUPPORTED:
+        if re.search(pattern, lowered):
+            found.unsupported = why
+            break
+
+    def take(match: re.Match) -> None:
+        found.spans.append(match.span())
+
+    # Time windows.
+    match = re.search(
+        r"\b(?:(?:in|within|during|over|for)\s+)?(?:the\s+)?(?:last|past|previous|recent)\s+(\d+)\s+(day|week|month|year)s?\b",
+        lowered,
+    )
+    if match:
+        amount, unit = int(match.group(1)), match.group(2)
+        if unit == "week":
+            amount, unit = amount * 7, "day"
+        found.window = TimeWindow(kind="rolling", phrase=match.group(0).strip(), unit=unit, amount=amount)
+        take(match)
+    if found.window is None:
+        match = re.search(
+            r"\b(?:(?:in|during|for|over)\s+)?(?:the\s+)?(last|previous|this|current)\s+(week|month|quarter|year)\b",
+            lowered,
+        )
+        if match:
+            found.window = TimeWindow(
+                kind="period",
+                phrase=match.group(0).strip(),
+                period=match.group(2),
+                previous=match.group(1) in ("last", "previous"),
+            )
+            take(match)
+    if found.window is None:
+        match = re.search(r"\b(year|month|quarter)[- ]to[- ]date\b|\b(ytd|mtd|qtd)\b", lowered)
+        if match:
+            period = match.group(1) or {"ytd": "year", "mtd": "month", "qtd": "quarter"}[match.group(2)]
+            found.window = TimeWindow(kind="period", phrase=match.group(0), period=period)
+            take(match)
+    if found.window is None:
+        match = re.search(r"\bbetween\s+(\d{4}-\d{2}-\d{2})\s+and\s+(\d{4}-\d{2}-\d{2})\b", lowered)
+        if match:
+            found.window = TimeWindow(kind="between", phrase=match.group(0), since=match.group(1), until=match.group(2))
+            take(match)
+    if found.window is None:
+        match = re.search(r"\b(since|after|from|starting)\s+(?:on\s+)?(\d{4}-\d{2}-\d{2})\b", lowered)
+        if match:
+            found.window = TimeWindow(kind="since", phrase=match.group(0), since=match.group(2))
+            take(match)
+    if found.window is None:
+        match = re.search(r"\b(before|until|up to)\s+(\d{4}-\d{2}-\d{2})\b", lowered)
+        if match:
+            found.window = TimeWindow(kind="until", phrase=match.group(0), until=match.group(2))
+            take(match)
+
+    # Top N.
+    match = re.search(r"\b(top|bottom|first|best|worst)\s+(\d+)\b", lowered) or re.search(
+        r"\b(\d+)\s+(most|best|biggest|largest|highest|least|lowest|smallest)\b", lowered
+    )
+    if match:
+        number = next(int(g) for g in match.groups() if g and g.isdigit())
+        word = next(g for g in match.groups() if g and not g.isdigit())
+        found.top_n = number
+        found.top_ascending = word in ("bottom", "worst", "least", "lowest", "smallest")
+        take(match)
+    elif re.search(r"\btop\b", lowered):
+        match = re.search(r"\btop\b", lowered)
+        found.top_n = 10
+        take(match)
+    if found.top_n is not None:
+        rank = re.search(r"\b(?:by|in terms of|ranked by|with the (?:most|highest))\s+(?:total\s+)?(\w+)", lowered)
+        if rank:
+            found.rank_word = rank.group(1)
+            found.spans.append(rank.span())
+
+    # Metrics.
+    match = re.search(r"\b(?:total\s+)?(?:number|count|counts|amount)\s+of\b|\bhow many\b|\bcount\b", lowered)
+    if match:
+        found.metric = Metric(func="count", word=None, phrase=match.group(0))
+        take(match)
+    else:
+        match = re.search(r"\b(average|avg|mean|total|sum of|sum|maximum|max|minimum|min)\s+(?:of\s+)?(\w+)", lowered)
+        if match:
+            func = {"average": "avg", "avg": "avg", "mean": "avg", "total": "sum", "sum of": "sum", "sum": "sum"}.get(
+                match.group(1), "max" if match.group(1).startswith("max") else "min"
+            )
+            word = match.group(2)
+            found.metric = Metric(func=func, word=word, money=word in MONEY_WORDS, phrase=match.group(0))
+            take(match)
+        else:
+            money = re.search(r"\b(" + "|".join(sorted(MONEY_WORDS)) + r")\b", lowered)
+            if money and (found.top_n is None or found.rank_word == money.group(1)):
+                found.metric = Metric(func="sum", word=money.group(1), money=True, phrase=money.group(0))
+                take(money)
+    if found.top_n is not None and found.metric is None and found.rank_word in MONEY_WORDS:
+        found.metric = Metric(func="sum", word=found.rank_word, money=True, phrase=found.rank_word)
+
+    # Time grain.
+    match = re.search(r"\b(daily|weekly|monthly|quarterly|yearly|annual|annually)\b", lowered)
+    if match:
+        found.grain = GRAIN_WORDS[match.group(1)]
+        take(match)
+    else:
+        match = re.search(r"\b(?:by|per|each|every)\s+(day|week|month|quarter|year)\b", lowered)
+        if match:
+            found.grain = UNIT_WORDS[match.group(1)]
+            take(match)
+
+    # "No activity": the entity is kept only when no related row exists (in the window).
+    match = re.search(
+        r"\b(no|without|zero|never|not any|haven't|hasn't|have not|has not|did not|didn't|no recent)\s+", lowered
+    )
+    if match:
+        found.negation_at = match.end()
+        take(match)
+    match = re.search(r"\b(inactive|dormant|idle|lapsed)\b", lowered)
+    if match:
+        found.negation_implicit = True
+        found.negation_at = found.negation_at or match.end()
+        take(match)
+
+    # Lookup by key.
+    for match in re.finditer(
+        r"\b(?:by|with|for|given|having)\s+(?:(?:a|an|the|its|their|given)\s+)?(id|key|code|number|\w+_id)\b"
+        r"(?:\s+(\d+))?",
+        lowered,
+    ):
+        if found.explains(*match.span(1)) or lowered[match.end(1) :].lstrip().startswith("of "):
+            continue
+        found.lookup_word, found.lookup_value, found.lookup_at = match.group(1), match.group(2), match.start()
+        take(match)
+        break
+
+    # Group-by phrases (the word after them is resolved later: a column, a table or a metric).
+    for match in re.finditer(
+        r"\b(?:grouped by|broken down by|split by|by|per|for each|for every|each)\s+(?:the\s+)?(\w+)", lowered
+    ):
+        if found.explains(*match.span(1)):
+            continue
+        found.group_words.append((match.start(1), match.group(1)))
+    for match in re.finditer(r"\b(?:with|and|including|plus)\s+(?:all\s+)?(?:its|their|the)?\s*(?=\w)", lowered):
+        found.child_at.append(match.end())
+    return found

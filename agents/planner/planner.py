@@ -1,0 +1,1338 @@
+"""The deterministic planner: a requirement plus an introspected schema -> an endpoint design and its SQL."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .intent import Metric, Phrases, TimeWindow, read_phrases
+from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
+from .sql import (
+    bind_names,
+    date_param,
+    normalize_dialect,
+    period_start,
+    quote,
+    rolling_cutoff,
+    sql_parses,
+    sql_tables,
+    time_bucket,
+)
+from .vocabulary import (
+    LOCATION_WORDS,
+    MEASURE_NAME_QUALITY,
+    QUANTITY_WORDS,
+    STOPWORDS,
+    Token,
+    semantic_similarity,
+    singular,
+    tokenize,
+    variants,
+    word_score,
+)
+
+SHAPE_ORDER = ("list", "lookup", "aggregate", "top_n", "time_window", "join", "no_activity_since")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+STRICT_LIMIT = 50
+STRICT_MAX_LIMIT = 200
+REUSABLE_TYPES = ("SUCCESS_PATTERN", "API_PATTERN")
+ACTIVITY_WORDS = frozenset(
+    [
+        "activity",
+        "activities",
+        "event",
+        "events",
+        "log",
+        "logs",
+        "interaction",
+        "interactions",
+        "visit",
+        "visits",
+        "session",
+        "sessions",
+        "login",
+        "logins",
+        "action",
+        "actions",
+        "touchpoint",
+        "touchpoints",
+        "engagement",
+    ]
+)
+
+
+class PlanningError(Exception):
+    """The offline planner cannot design this requirement; the message says why (and that an LLM is needed)."""
+
+    retryable = False
+
+    def __init__(self, why: str) -> None:
+        self.why = why
+        super().__init__(f"This requirement needs an LLM provider: {why}")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """An endpoint design: what it returns, how it is called and the SQL that answers it.
+
+    `path` is a kebab-case slug without a leading slash; `parameters` is the JSON schema of the
+    query parameters (every property has a default); `sql` uses named binds (:name) only.
+    """
+
+    requirement: str
+    shape: tuple[str, ...]
+    objects: tuple[tuple[str, str], ...]
+    method: str
+    path: str
+    description: str
+    parameters: dict
+    sql: str
+    response_columns: tuple[dict, ...]
+    rationale: tuple[str, ...]
+    confidence: float
+    dialect: str
+    steps: int
+    steps_saved: int = 0
+    reused_memory_id: str | None = None
+    avoided: tuple[str, ...] = ()
+
+    def defaults(self) -> dict[str, Any]:
+        """The default value of every parameter: what the endpoint runs with when called bare."""
+        return {name: spec.get("default") for name, spec in (self.parameters.get("properties") or {}).items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["shape"] = list(self.shape)
+        data["objects"] = [list(o) for o in self.objects]
+        data["response_columns"] = list(self.response_columns)
+        data["rationale"] = list(self.rationale)
+        data["avoided"] = list(self.avoided)
+        return data
+
+    def memory_content(self) -> dict[str, Any]:
+        """What a SUCCESS_PATTERN / API_PATTERN memory stores so that a later plan can reuse this one."""
+        return {
+            "requirement": self.requirement,
+            "shape": list(self.shape),
+            "objects": [f"{schema}.{name}" for schema, name in self.objects],
+            "sql": self.sql,
+            "parameters": self.parameters,
+            "path": self.path,
+            "response_columns": list(self.response_columns),
+            "dialect": self.dialect,
+            "steps": self.steps,
+        }
+
+
+# Analysis ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Mention:
+    start: int  # token index
+    end: int  # exclusive
+    offset: int  # character offset
+    candidates: list[tuple[float, Key]]
+    role: str = "entity"  # entity | group | activity | child | parent
+
+    def best(self) -> tuple[float, Key]:
+        return self.candidates[0]
+
+
+@dataclass
+class Filter:
+    table: Key
+    column: str
+    value: Any
+    param: str = ""
+    guessed: bool = False
+
+
+@dataclass
+class Analysis:
+    requirement: str
+    tokens: list[Token]
+    phrases: Phrases
+    shape: list[str] = field(default_factory=list)
+    entity: Table | None = None
+    mentions: list[Mention] = field(default_factory=list)
+    filters: list[Filter] = field(default_factory=list)
+    parents: list[tuple[ForeignKey, list[str]]] = field(default_factory=list)  # joined parent and its columns
+    children: list[ForeignKey] = field(default_factory=list)
+    mentioned_columns: set[tuple[Key, str]] = field(default_factory=set)
+    activity: tuple[Table, ForeignKey, Column | None] | None = None
+    fact: Table | None = None
+    measure: tuple[str, list[str]] | None = None  # (kind "column" | "product", column names on fact)
+    metric: Metric | None = None
+    group_columns: list[tuple[Table, Column]] = field(default_factory=list)
+    group_entity: Table | None = None
+    rank_column: Column | None = None  # top N by a plain column of the entity
+    lookup: Column | None = None
+    lookup_default: Any = None
+    window_column: tuple[Table, Column] | None = None
+    objects: list[Key] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    confidence: float = 0.95
+    avoid_columns: set[str] = field(default_factory=set)
+    strict_tables: set[str] = field(default_factory=set)
+    avoided_notes: list[str] = field(default_factory=list)
+
+
+def plan_requirement(
+    *,
+    requirement: str,
+    schema: dict,
+    grants: list | None = None,
+    memories: list[dict] | None = None,
+    dialect: str = "postgres",
+    samples: dict | None = None,
+) -> Plan:
+    """Design a read-only GET endpoint for a plain-English requirement over the given schema.
+
+    `samples` optionally gives distinct values seen per column, keyed by table ("schema.name" or
+    "name"): {"customers": {"region": ["EU", "US"]}}; columns may also carry "enum" or "samples".
+    Raises PlanningError when the requirement needs an LLM provider.
+    """
+    requirement = (requirement or "").strip()
+    if not requirement:
+        raise PlanningError("the requirement is empty")
+    dialect = normalize_dialect(dialect)
+    index = SchemaIndex(schema or {}, grants=grants, samples=samples, dialect=dialect)
+    if not index.tables:
+        raise PlanningError("the schema has no table or view this Role can read")
+    memories = memories or []
+    analysis = _analyse(requirement, index, memories)
+    reused = _reuse_memory(analysis, index, memories, dialect)
+    if reused is not None:
+        return reused
+    return _design(analysis, index, dialect)
+
+
+def _analyse(requirement: str, index: SchemaIndex, memories: list[dict]) -> Analysis:
+    phrases = read_phrases(requirement)
+    if phrases.unsupported:
+        raise PlanningError(f"{phrases.unsupported}, which the offline planner does not design")
+    tokens = tokenize(requirement)
+    a = Analysis(requirement=requirement, tokens=tokens, phrases=phrases)
+    _apply_anti_patterns(a, memories)
+    a.mentions = _table_mentions(a, index)
+    _assign_roles(a, index)
+    _resolve_entity(a, index)
+    _resolve_values_and_columns(a, index)
+    if a.phrases.window:
+        a.shape.append("time_window")
+    if a.activity is not None or (a.entity is not None and _resolve_activity(a, index)):
+        a.shape.append("no_activity_since")
+    if phrases.top_n is not None:
+        a.shape.append("top_n")
+    if phrases.metric or phrases.top_n is not None or a.group_columns or a.group_entity is not None or phrases.grain:
+        _resolve_aggregate(a, index)
+    if a.lookup is not None:
+        a.shape.append("lookup")
+    if not {"aggregate", "top_n", "lookup"} & set(a.shape):
+        a.shape.append("list")
+    _resolve_window_column(a, index)
+    a.objects = _objects(a, index)
+    if len(a.objects) > 1:
+        a.shape.append("join")
+    a.shape = [s for s in SHAPE_ORDER if s in a.shape]
+    names = ", ".join(f"{s}.{n}" for s, n in a.objects)
+    a.steps.insert(0, f"Read the requirement as a {' + '.join(a.shape)} request over {names}.")
+    return a
+
+
+def _apply_anti_patterns(a: Analysis, memories: list[dict]) -> None:
+    for memory in memories:
+        if str(memory.get("type", "")).upper() != "ANTI_PATTERN":
+            continue
+        content = _memory_content(memory)
+        text = " ".join(
+            str(part) for part in (content.get("reason"), content.get("text"), content.get("content")) if part
+        )
+        avoid = content.get("avoid") or {}
+        columns = set(avoid.get("columns") or [])
+        tables = set(avoid.get("unbounded") or [])
+        for match in re.finditer(r"expos\w*\s+(?:the\s+)?(?:sensitive\s+)?(?:column\s+)?([A-Za-z_][\w.]*)", text, re.I):
+            columns.add(match.group(1))
+        for match in re.finditer(
+            r"unbounded\s+(?:query|select|scan|result|read)s?\s+(?:on|of|over|from|against)\s+(?:table\s+)?([A-Za-z_][\w.]*)",
+            text,
+            re.I,
+        ):
+            tables.add(match.group(1))
+        for column in columns:
+            a.avoid_columns.add(column.split(".")[-1].lower())
+            a.avoided_notes.append(f"column {column} (anti-pattern {memory.get('id', '?')})")
+        for table in tables:
+            a.strict_tables.add(table.split(".")[-1].lower())
+            a.avoided_notes.append(f"unbounded reads of {table} (anti-pattern {memory.get('id', '?')})")
+
+
+def _content_tokens(a: Analysis) -> list[int]:
+    return [
+        i
+        for i, t in enumerate(a.tokens)
+        if t.lower not in STOPWORDS and not a.phrases.explains(t.start, t.end) and not t.is_number
+    ]
+
+
+def _table_score(words: list[str], table: Table) -> float:
+    name = [w for w in table.tokens if w not in ("tbl", "dim", "fact", "vw", "v", "t")] or list(table.tokens)
+    if len(words) == len(name):
+        scores = [word_score(w, n) for w, n in zip(words, name, strict=True)]
+        return min(scores) if all(scores) else 0.0
+    if len(words) == 1 and len(name) > 1:
+        head = word_score(words[0], name[-1])
+        if head:
+            return 0.6 * head
+        return 0.4 * max(word_score(words[0], n) for n in name)
+    return 0.0
+
+
+def _table_mentions(a: Analysis, index: SchemaIndex) -> list[Mention]:
+    content = set(_content_tokens(a))
+    mentions: list[Mention] = []
+    i = 0
+    while i < len(a.tokens):
+        if i not in content:
+            i += 1
+            continue
+        taken = False
+        pair = [a.tokens[j].lower for j in (i, i + 1) if j in content]
+        if len(pair) == 2 and any(
+            _column_score(pair, c) >= 1.0 for t in index.tables.values() for c in t.columns.values()
+        ):
+            i += 2  # "event type" is the column event_type, not the table events
+            continue
+        for length in (3, 2, 1):
+            span = list(range(i, i + length))
+            if any(j not in content for j in span):
+                continue
+            words = [a.tokens[j].lower for j in span]
+            scored = sorted(
+                ((round(_table_score(words, t), 3), t.key) for t in index.tables.values()),
+                key=lambda item: (-item[0], item[1]),
+            )
+            scored = [s for s in scored if s[0] >= (0.9 if length > 1 else 0.5)]
+            if scored:
+                mentions.append(Mention(i, i + length, a.tokens[i].start, scored))
+                i += length
+                taken = True
+                break
+        if not taken:
+            i += 1
+    if not mentions:
+        mentions = _semantic_mentions(a, index, content)
+    return mentions
+
+
+def _semantic_mentions(a: Analysis, index: SchemaIndex, content: set[int]) -> list[Mention]:
+    """When no word names a table, try the local embedder (paraphrases of table names)."""
+    words = [i for i in sorted(content) if a.tokens[i].lower not in ACTIVITY_WORDS]
+    tables = list(index.tables.values())
+    if not words:
+        return []
+    matrix = semantic_similarity([a.tokens[i].lower for i in words], [" ".join(t.tokens) for t in tables])
+    if matrix is None:
+        return []
+    mentions = []
+    for row, i in zip(matrix, words, strict=True):
+        scored = sorted(
+            ((round(s, 3), t.key) for s, t in zip(row, tables, strict=True) if s >= 0.6),
+            key=lambda item: (-item[0], item[1]),
+        )
+        if scored:
+            mentions.append(Mention(i, i + 1, a.tokens[i].start, [(min(0.7, s), k) for s, k in scored]))
+            a.confidence -= 0.15
+    return mentions
+
+
+def _assign_roles(a: Analysis, index: SchemaIndex) -> None:
+    p = a.phrases
+    group_offsets = {offset for offset, _ in p.group_words}
+    for mention in a.mentions:
+        if p.negation_at is not None and 0 <= mention.offset - p.negation_at <= 12 and not p.negation_implicit:
+            mention.role = "activity"
+        elif mention.offset in group_offsets:
+            mention.role = "group"
+        elif any(0 <= mention.offset - at <= 1 for at in p.child_at):
+            mention.role = "related"
+    # "top 10 customers by revenue": the ranked entity is the entity, even after "by".
+    if all(m.role != "entity" for m in a.mentions) and (p.metric is None or p.top_n is not None):
+        for mention in a.mentions:
+            if mention.role in ("group", "related"):
+                mention.role = "entity"
+                break
+
+
+def _resolve_entity(a: Analysis, index: SchemaIndex) -> None:
+    entities = [m for m in a.mentions if m.role == "entity"]
+    if not entities:
+        groups = [m for m in a.mentions if m.role == "group"]
+        if groups:
+            score, key = groups[0].best()
+            a.group_entity = index.tables[key]
+            a.steps.append(f"One row per '{_span_text(a, groups[0])}': {key[0]}.{key[1]} (score {score:.2f}).")
+        return
+    first = entities[0]
+    if len(first.candidates) > 1 and first.candidates[0][0] == first.candidates[1][0] and first.candidates[0][0] < 1:
+        names = " or ".join(f"{k[1]}" for _, k in first.candidates[:2])
+        raise PlanningError(f"'{_span_text(a, first)}' could mean {names}; the schema does not say which")
+    score, key = first.best()
+    a.entity = index.tables[key]
+    a.confidence -= (1 - score) * 0.3
+    a.steps.append(f"Matched '{_span_text(a, first)}' to {key[0]}.{key[1]} (score {score:.2f}).")
+    # Other mentions prefer tables joined to the entity by a foreign key.
+    for mention in a.mentions:
+        if mention is first:
+            continue
+        rescored = []
+        for score, key in mention.candidates:
+            distance = index.distance(a.entity.key, key)
+            bonus = 0.35 if distance == 1 else 0.15 if distance == 2 else 0.0
+            rescored.append((round(score + bonus, 3), key))
+        mention.candidates = sorted(rescored, key=lambda item: (-item[0], item[1]))
+    for mention in a.mentions:
+        if mention is first:
+            continue
+        score, key = mention.best()
+        if mention.role == "entity" and key == a.entity.key:
+            continue
+        table = index.tables[key]
+        if mention.role == "activity":
+            fk = _fk_to(index, table, a.entity)
+            if fk is None:
+                raise PlanningError(
+                    f"{table.name} has no foreign key to {a.entity.name}, so 'no {table.name}' is unclear"
+                )
+            a.activity = (table, fk, _date_column(table, a))
+            a.steps.append(
+                f"'{_span_text(a, mention)}' names the activity table {table.name} (joined on "
+                f"{', '.join(fk.child_columns)})."
+            )
+        elif mention.role == "group":
+            a.group_entity = table
+        else:
+            _relate(a, index, table, mention)
+
+
+def _relate(a: Analysis, index: SchemaIndex, table: Table, mention: Mention) -> None:
+    entity = a.entity
+    assert entity is not None
+    for fk in index.children(entity.key):
+        if fk.child == table.key:
+            if fk not in a.children:
+                a.children.append(fk)
+                a.steps.append(
+                    f"'{_span_text(a, mention)}' are rows of {table.name} that reference {entity.name} "
+                    f"through {', '.join(fk.child_columns)}."
+                )
+            return
+    for fk in entity.foreign_keys:
+        if fk.parent == table.key:
+            if all(existing[0] != fk for existing in a.parents):
+                a.parents.append((fk, []))
+            return
+    if a.metric is None and a.phrases.top_n is None:
+        raise PlanningError(f"{entity.name} and {table.name} are not joined by a foreign key")
+
+
+def _fk_to(index: SchemaIndex, child: Table, parent: Table) -> ForeignKey | None:
+    for fk in child.foreign_keys:
+        if fk.parent == parent.key:
+            return fk
+    return None
+
+
+def _span_text(a: Analysis, mention: Mention) -> str:
+    return " ".join(a.tokens[i].text for i in range(mention.start, mention.end))
+
+
+def _resolve_activity(a: Analysis, index: SchemaIndex) -> bool:
+    """Negated activity without a named table ("no activity", "inactive"): the entity's event-like child."""
+    p = a.phrases
+    if p.negation_at is None or a.entity is None:
+        return False
+    follows = a.requirement.lower()[p.negation_at : p.negation_at + 40]
+    if not p.negation_implicit and not any(w in ACTIVITY_WORDS for w in re.findall(r"\w+", follows)[:3]):
+        return False
+    candidates = []
+    for fk in index.children(a.entity.key):
+        table = index.tables[fk.child]
+        date = _date_column(table, a)
+        if date is None:
+            continue
+        score = max((1.0 if w in ACTIVITY_WORDS else 0.0) for w in table.tokens) + max(
+            (word_score("activity", w) for w in table.tokens), default=0.0
+        )
+        candidates.append((score, table.name, table, fk, date))
+    if not candidates:
+        raise PlanningError(f"no table with a date and a foreign key to {a.entity.name} records its activity")
+    candidates.sort(key=lambda c: (-c[0], c[1]))
+    if candidates[0][0] == 0 and len(candidates) > 1:
+        names = ", ".join(c[1] for c in candidates)
+        raise PlanningError(f"'activity' could be any of {names}; name the table that records it")
+    _, _, table, fk, date = candidates[0]
+    a.activity = (table, fk, date)
+    a.steps.append(
+        f"Activity of {a.entity.name} is recorded in {table.name}.{date.name} "
+        f"(foreign key {', '.join(fk.child_columns)})."
+    )
+    return True
+
+
+def _scope(a: Analysis, index: SchemaIndex) -> list[Table]:
+    keys: list[Key] = []
+    for key in [a.entity.key if a.entity else None] + [m.best()[1] for m in a.mentions]:
+        if key and key not in keys:
+            keys.append(key)
+    for key in list(keys):
+        for other, _ in index.neighbors(key):
+            if other not in keys:
+                keys.append(other)
+    if not keys:
+        keys = sorted(index.tables)
+    return [index.tables[k] for k in keys]
+
+
+def _column_score(words: list[str], column: Column) -> float:
+    name = list(column.tokens)
+    if len(words) == len(name):
+        scores = [word_score(w, n) for w, n in zip(words, name, strict=True)]
+        return min(scores) if all(scores) else 0.0
+    if len(words) == 1 and len(name) > 1 and any(variants(words[0]) & variants(n) for n in name[-1:]):
+        return 0.6
+    return 0.0
+
+
+def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
+    mentioned = {j for m in a.mentions for j in range(m.start, m.end)}
+    content = [i for i in _content_tokens(a) if i not in mentioned]
+    scope = _scope(a, index)
+    entity_key = a.entity.key if a.entity else None
+    group_offsets = {offset for offset, _ in a.phrases.group_words}
+    used: set[int] = set()
+
+    def column_candidates(words: list[str]) -> list[tuple[float, Table, Column]]:
+        out = []
+        for rank, table in enumerate(scope):
+            for column in table.columns.values():
+                score = _column_score(words, column)
+                if score >= 0.6:
+                    bonus = 0.2 if table.key == entity_key else 0.1 if rank < 3 else 0.0
+                    out.append((round(score + bonus, 3), table, column))
+        out.sort(key=lambda item: (-item[0], item[1].name, item[2].name))
+        return out
+
+    # 1. Values that appear among a column's known values (enum or samples).
+    for i, token in enumerate(a.tokens):
+        if i in mentioned or a.phrases.explains(token.start, token.end):
+            continue
+        if token.lower in STOPWORDS and not token.quoted and not (token.text.isupper() and len(token.text) > 1):
+            continue  # "US" and "IT" are values, "us" and "it" are not
+        hits = []
+        for table in scope:
+            for column in table.columns.values():
+                for value in column.known_values:
+                    if isinstance(value, str) and value.lower() == token.lower:
+                        # Same value in several columns: the entity's first, then the coarser category.
+                        rank = (0 if table.key == entity_key else 1, len(column.known_values), table.name, column.name)
+                        hits.append((rank, table, column, value))
+        if hits:
+            hits.sort(key=lambda h: h[0])
+            _, table, column, value = hits[0]
+            a.filters.append(Filter(table.key, column.name, value))
+            used.add(i)
+            a.steps.append(f"'{token.text}' is a value of {table.name}.{column.name}: filter on it.")
+    # 2. Column words: group-by targets, "<column> <value>", "<value> <column>", lookups, parent columns.
+    for i in content:
+        if i in used:
+            continue
+        token = a.tokens[i]
+        candidates = []
+        if i + 1 in content and i + 1 not in used:
+            candidates = [c for c in column_candidates([token.lower, a.tokens[i + 1].lower]) if c[0] >= 1.0]
+            if candidates:
+                used.update({i, i + 1})  # a two-word column name ("event type")
+                i += 1
+        if not candidates:
+            candidates = column_candidates([token.lower])
+        if not candidates:
+            continue
+        _score, table, column = candidates[0]
+        if any(f.table == table.key and f.column == column.name for f in a.filters):
+            used.add(i)  # "status shipped": the value already chose this column
+            continue
+        if token.start in group_offsets:
+            if column.is_numeric and (a.metric is None or a.metric.word == token.lower):
+                continue  # "by revenue" ranks; it does not group
+            a.group_columns.append((table, column))
+            used.add(i)
+            a.steps.append(f"Group by {table.name}.{column.name} ('{token.text}').")
+            continue
+        if (a.phrases.lookup_word and token.lower == a.phrases.lookup_word and column.primary_key) or (
+            a.phrases.lookup_word == token.lower and a.entity is not None and table.key == a.entity.key
+        ):
+            continue  # resolved below
+        nxt = a.tokens[i + 1] if i + 1 < len(a.tokens) else None
+        prev = a.tokens[i - 1] if i > 0 else None
+        if column.is_string and nxt is not None and nxt.lower in ("is", "=", "of", "equals") and i + 2 < len(a.tokens):
+            nxt = a.tokens[i + 2]
+        if (
+            column.is_string
+            and nxt is not None
+            and (nxt.lower not in STOPWORDS or nxt.quoted)
+            and not any(m.start <= a.tokens.index(nxt) < m.end for m in a.mentions)
+            and not a.phrases.explains(nxt.start, nxt.end)
+        ):
+            a.filters.append(Filter(table.key, column.name, nxt.text))
+            used.update({i, a.tokens.index(nxt)})
+            a.steps.append(f"Filter {table.name}.{column.name} = '{nxt.text}' (named in the requirement).")
+            continue
+        if (
+            column.is_string
+            and prev is not None
+            and a.tokens.index(prev) in content
+            and a.tokens.index(prev) not in used
+            and not column_candidates([prev.lower])
+        ):
+            a.filters.append(Filter(table.key, column.name, prev.text))
+            used.update({i, a.tokens.index(prev)})
+            a.steps.append(f"Filter {table.name}.{column.name} = '{prev.text}' (named in the requirement).")
+            continue
+        a.mentioned_columns.add((table.key, column.name))
+        used.add(i)
+        if a.entity is not None and table.key != a.entity.key:
+            fk = next((fk for fk in a.entity.foreign_keys if fk.parent == table.key), None)
+            if fk is not None:
+                entry = next((p for p in a.parents if p[0] == fk), None)
+                if entry is None:
+                    a.parents.append((fk, [column.name]))
+                else:
+                    entry[1].append(column.name)
+    # 3. Proper nouns after "in"/"from" with no known value: a location column of the entity, flagged as a guess.
+    for i in content:
+        if i in used:
+            continue
+        token = a.tokens[i]
+        prev = a.tokens[i - 1].lower if i > 0 else ""
+        if prev in ("in", "from", "at") and (token.text[:1].isupper() or token.quoted) and a.entity is not None:
+            for table in [a.entity, *[index.tables[fk.parent] for fk in a.entity.foreign_keys]]:
+                column = next((table.columns[n] for n in LOCATION_WORDS if n in table.columns), None)
+                if column is not None and column.is_string:
+                    a.filters.append(Filter(table.key, column.name, token.text, guessed=True))
+                    used.add(i)
+                    a.confidence -= 0.15
+                    a.steps.append(f"'{token.text}' reads as a place: guessed filter on {table.name}.{column.name}.")
+                    break
+    # 4. Lookup by key.
+    if a.phrases.lookup_word and a.entity is not None:
+        word = a.phrases.lookup_word
+        column = None
+        if word in ("id", "key", "number") and a.entity.primary_key:
+            column = a.entity.columns[a.entity.primary_key[0]]
+        else:
+            column = next((c for c in a.entity.columns.values() if c.name.lower() == word), None)
+        if column is not None and (column.primary_key or a.phrases.lookup_value or word in ("id", "key", "code")):
+            a.lookup = column
+            value = a.phrases.lookup_value
+            if value is None and column.known_values:
+                value = column.known_values[0]
+            a.lookup_default = _typed(value if value is not None else 1, column)
+            a.steps.append(f"Look up one {singular(a.entity.name)} by {column.name}.")
+    # Count unexplained content words: each lowers confidence a little.
+    explained = used | mentioned
+    leftover = [a.tokens[i].text for i in content if i not in explained]
+    a.confidence -= 0.03 * len(leftover)
+    # Assign parameter names: the column name, unique.
+    taken: set[str] = set()
+    for f in a.filters:
+        name = f.column.lower()
+        if name in taken:
+            name = f"{singular(f.table[1])}_{name}"
+        taken.add(name)
+        f.param = name
+        column = index.tables[f.table].columns[f.column]
+        f.value = _typed(f.value, column)
+
+
+def _typed(value: Any, column: Column) -> Any:
+    if column.json_type == "integer":
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            return value
+    if column.json_type == "number":
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def _measure_candidates(a: Analysis, index: SchemaIndex, metric: Metric) -> list[tuple[float, Table, str, list[str]]]:
+    out = []
+    for table in index.tables.values():
+        numeric = [
+            c
+            for c in table.columns.values()
+            if c.is_numeric
+            and not c.primary_key
+            and c.name not in table.fk_columns
+            and c.name.lower() not in a.avoid_columns
+        ]
+        quantity = next((c for c in numeric if set(c.tokens) & QUANTITY_WORDS), None)
+        for column in numeric:
+            if metric.money:
+                quality = max(
+                    (MEASURE_NAME_QUALITY.get(w, 0.0) for t in column.tokens for w in variants(t)), default=0.0
+                )
+                if quality == 0.0:
+                    continue
+                if set(column.tokens) & {"price", "cost"}:
+                    if quantity is not None and quantity is not column:
+                        out.append((0.9, table, "product", [column.name, quantity.name]))
+                    quality = 0.5
+                out.append((quality, table, "column", [column.name]))
+            elif metric.word:
+                score = _column_score([metric.word], column)
+                if score:
+                    out.append((score, table, "column", [column.name]))
+    return out
+
+
+def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
+    p = a.phrases
+    metric = a.metric = p.metric
+    if a.group_entity is None and p.top_n is not None and a.entity is not None:
+        a.group_entity = a.entity
+    anchors: list[Table] = [t for t, _ in a.group_columns]
+    if a.group_entity is not None:
+        anchors.append(a.group_entity)
+    if metric is None and p.top_n is not None and p.rank_word and a.entity is not None:
+        column = next((c for c in a.entity.columns.values() if c.is_numeric and _column_score([p.rank_word], c)), None)
+        if column is not None:
+            a.rank_column = column
+            a.group_entity = None
+            a.steps.append(f"Rank {a.entity.name} by {column.name}.")
+            return
+        metric = a.metric = Metric(func="sum", word=p.rank_word, money=False)
+    if metric is None:
+        metric = a.metric = Metric(func="count", word=None)
+    needs_date = bool(p.grain or p.window)
+    if metric.func == "count":
+        fact = a.entity if (a.entity is not None and a.entity is not a.group_entity) else None
+        if fact is None and a.group_entity is not None and a.mentions:
+            fact = a.group_entity
+            others = [index.tables[m.best()[1]] for m in a.mentions if index.tables[m.best()[1]] is not a.group_entity]
+            if others:
+                fact = others[0]
+        if fact is None and anchors:
+            fact = anchors[0]
+        if fact is None:
+            raise PlanningError("it is not clear what to count")
+        a.fact = fact
+        a.steps.append(f"Count rows of {fact.name}.")
+    else:
+        best = None
+        for quality, table, kind, columns in _measure_candidates(a, index, metric):
+            score = quality
+            for anchor in anchors:
+                distance = index.distance(table.key, anchor.key)
+                if distance is None:
+                    score = -1
+                    break
+                score -= 0.15 * distance
+            if needs_date:
+                score += 0.05 if any(c.is_temporal for c in table.columns.values()) else -0.3
+            if a.entity is not None and table.key == a.entity.key and a.entity is not a.group_entity:
+                score += 0.1
+            candidate = (round(score, 3), table.name, kind, columns, table)
+            if best is None or (candidate[:2] > best[:2] and candidate[0] > best[0]):
+                best = candidate
+        if best is None or best[0] <= 0:
+            raise PlanningError(f"no numeric column measures '{metric.word}'")
+        _, _, kind, columns, table = best
+        a.fact = table
+        a.measure = (kind, columns)
+        label = " * ".join(f"{table.name}.{c}" for c in columns)
+        a.steps.append(f"Measure '{metric.word}' as {metric.func.upper()}({label}).")
+    for table in anchors:
+        if index.path(a.fact.key, table.key) is None:
+            raise PlanningError(f"{a.fact.name} and {table.name} are not joined by foreign keys")
+    if a.group_entity is not None and a.group_entity is not a.fact:
+        a.steps.append(f"One row per {singular(a.group_entity.name)}.")
+    if p.grain:
+        a.steps.append(f"One row per {p.grain}.")
+    if p.top_n is None or a.group_entity is None or a.group_entity is not a.fact or a.group_columns:
+        a.shape.append("aggregate")
+
+
+def _date_column(table: Table, a: Analysis) -> Column | None:
+    words = {v for t in a.tokens for v in variants(t.lower)}
+    best = None
+    for column in table.columns.values():
+        if not column.is_temporal or column.name.lower() in a.avoid_columns:
+            continue
+        tokens = set(column.tokens)
+        score = 0.0
+        if tokens & words:
+            score += 2.0
+        if tokens & set(table.tokens) or tokens & {singular(table.name)}:
+            score += 1.0
+        if tokens & {"created", "occurred", "date", "time", "timestamp", "at", "placed", "start", "started"}:
+            score += 0.5
+        if tokens & {"updated", "modified", "deleted", "birth", "dob", "expires", "expiry", "due", "end", "ended"}:
+            score -= 1.5
+        candidate = (score, -list(table.columns).index(column.name), column)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return best[2] if best else None
+
+
+def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
+    if a.phrases.window is None or a.activity is not None:
+        return
+    table = a.fact or a.entity
+    if table is None:
+        raise PlanningError("a time window was given but no table was named")
+    column = _date_column(table, a)
+    if column is None:
+        for child in a.children:
+            child_table = index.tables[child.child]
+            column = _date_column(child_table, a)
+            if column is not None:
+                table = child_table
+                break
+    if column is None:
+        raise PlanningError(f"{table.name} has no date or timestamp column for '{a.phrases.window.phrase}'")
+    a.window_column = (table, column)
+    a.steps.append(f"'{a.phrases.window.phrase}' applies to {table.name}.{column.name}.")
+
+
+def _objects(a: Analysis, index: SchemaIndex) -> list[Key]:
+    keys: list[Key] = []
+
+    def add(key: Key | None) -> None:
+        if key is not None and key not in keys:
+            keys.append(key)
+
+    base = a.fact or a.entity
+    if base is None:
+        raise PlanningError("no table or view in the schema matches the requirement's words")
+    add(base.key)
+    if a.fact is not None:
+        targets = [t.key for t, _ in a.group_columns] + ([a.group_entity.key] if a.group_entity else [])
+        targets += [f.table for f in a.filters]
+        for target in targets:
+            for fk in index.path(a.fact.key, target) or []:
+                add(fk.child)
+                add(fk.parent)
+    else:
+        for fk, _ in a.parents:
+            add(fk.parent)
+        for f in a.filters:
+            if f.table != base.key:
+                fk = next((fk for fk in base.foreign_keys if fk.parent == f.table), None)
+                if fk is None:
+                    raise PlanningError(f"filter on {f.table[1]}.{f.column} needs a join the planner cannot find")
+                if all(p[0] != fk for p in a.parents):
+                    a.parents.append((fk, []))
+                add(fk.parent)
+        for fk in a.children:
+            add(fk.child)
+    if a.activity is not None:
+        add(a.activity[0].key)
+    return keys
+
+
+# Memories ---------------------------------------------------------------------------------------
+
+
+def _memory_content(memory: dict) -> dict:
+    content = memory.get("content")
+    if isinstance(content, dict):
+        return content
+    if isinstance(content, str):
+        try:
+            parsed = json.loads(content)
+        except ValueError:
+            return {"text": content}
+        return parsed if isinstance(parsed, dict) else {"text": content}
+    return {}
+
+
+def _needed_params(a: Analysis) -> dict[str, Any]:
+    params: dict[str, Any] = {f.param: f.value for f in a.filters}
+    window = a.phrases.window
+    if window is not None:
+        if window.kind == "rolling":
+            params[f"{window.unit}s"] = window.amount
+        if window.since:
+            params["since"] = window.since
+        if window.until:
+            params["until"] = window.until
+    if a.lookup is not None:
+        params[_lookup_param(a)] = a.lookup_default
+    if a.phrases.top_n is not None:
+        params["limit"] = a.phrases.top_n
+    return params
+
+
+def _lookup_param(a: Analysis) -> str:
+    return a.lookup.name.lower() if a.lookup is not None else "id"
+
+
+def _reuse_memory(a: Analysis, index: SchemaIndex, memories: list[dict], dialect: str) -> Plan | None:
+    wanted_objects = {f"{s}.{n}".lower() for s, n in a.objects}
+    needed = _needed_params(a)
+    for memory in memories:
+        if str(memory.get("type", "")).upper() not in REUSABLE_TYPES:
+            continue
+        content = _memory_content(memory)
+        sql = content.get("sql")
+        parameters = content.get("parameters") or {}
+        properties = dict(parameters.get("properties") or {})
+        if not sql or sorted(content.get("shape") or []) != sorted(a.shape):
+            continue
+        if {_object_name(o, index) for o in content.get("objects") or []} != wanted_objects:
+            continue
+        if normalize_dialect(content.get("dialect") or dialect) != dialect or not sql_parses(sql, dialect):
+            continue
+        if not set(bind_names(sql)) <= set(properties) or not set(needed) <= set(properties):
+            continue
+        lowered_sql = sql.lower()
+        if any(re.search(rf"\b{re.escape(c)}\b", lowered_sql) for c in a.avoid_columns):
+            continue
+        for table in sql_tables(sql, dialect):
+            if not any(t.name == table[1] for t in index.tables.values()):
+                break
+        else:
+            changed = []
+            for name, value in needed.items():
+                spec = dict(properties[name])
+                if spec.get("default") != value:
+                    changed.append(f"{name}={value!r}")
+                spec["default"] = value
+                if "enum" in spec and value not in spec["enum"]:
+                    spec.pop("enum")
+                properties[name] = spec
+            rationale = list(a.steps)
+            rationale.append(
+                f"Reused the design of memory {memory.get('id', '?')} ('{content.get('requirement', '')}'): same "
+                f"shape and objects, so joins, filters and SQL need no new design"
+                + (f"; new defaults {', '.join(changed)}." if changed else ".")
+            )
+            previous_steps = int(content.get("steps") or len(rationale) + 3)
+            columns = tuple(content.get("response_columns") or ())
+            return Plan(
+                requirement=a.requirement,
+                shape=tuple(a.shape),
+                objects=tuple(a.objects),
+                method="GET",
+                path=_slug(a.requirement),
+                description=_description(a),
+                parameters={**parameters, "properties": properties},
+                sql=sql,
+                response_columns=columns,
+                rationale=tuple(rationale),
+                confidence=round(max(0.1, min(0.99, a.confidence + 0.03)), 2),
+                dialect=dialect,
+                steps=len(rationale),
+                steps_saved=max(1, previous_steps - len(rationale)),
+                reused_memory_id=str(memory.get("id")) if memory.get("id") is not None else None,
+                avoided=tuple(a.avoided_notes),
+            )
+    return None
+
+
+def _object_name(value: Any, index: SchemaIndex) -> str:
+    if isinstance(value, (list, tuple)):
+        return f"{value[0]}.{value[1]}".lower()
+    text = str(value)
+    if "." not in text:
+        text = f"{index.default_schema}.{text}"
+    return text.lower()
+
+
+# Design ------------------------------------------------------------------------------------------
+
+
+class _Query:
+    def __init__(self, index: SchemaIndex, dialect: str) -> None:
+        self.index = index
+        self.dialect = dialect
+        self.aliases: dict[Key, str] = {}
+        self.from_: str = ""
+        self.joins: list[str] = []
+        self.select: list[tuple[str, str, str, str | None]] = []  # expression, alias, json_type, format
+        self.where: list[str] = []
+        self.group_by: list[str] = []
+        self.order_by: list[str] = []
+        self.limit: str | None = None
+
+    def q(self, name: str) -> str:
+        return quote(name, self.dialect)
+
+    def table_ref(self, table: Table) -> str:
+        if table.schema and table.schema != self.index.default_schema:
+            return f"{self.q(table.schema)}.{self.q(table.name)}"
+        return self.q(table.name)
+
+    def alias(self, table: Table) -> str:
+        if table.key in self.aliases:
+            return self.aliases[table.key]
+        base = "".join(w[0] for w in table.tokens) or "t"
+        if base in RESERVED_ALIASES:
+            base += "_"
+        alias, n = base, 2
+        while alias in self.aliases.values():
+            alias, n = f"{base}{n}", n + 1
+        self.aliases[table.key] = alias
+        return alias
+
+    def col(self, table: Table, column: str) -> str:
+        return f"{self.alias(table)}.{self.q(column)}"
+
+    def start(self, table: Table) -> None:
+        self.from_ = f"{self.table_ref(table)} {self.alias(table)}"
+        self.alias(table)
+
+    def join_fk(self, fk: ForeignKey, *, to: Key, left: bool = False) -> None:
+        if to in self.aliases and any(f" {self.aliases[to]} ON" in j for j in self.joins):
+            return
+        table = self.index.tables[to]
+        other = self.index.tables[fk.parent if to == fk.child else fk.child]
+        alias = self.alias(table)
+        conditions = " AND ".join(
+            f"{self.col(self.index.tables[fk.child], c)} = {self.col(self.index.tables[fk.parent], p)}"
+            for c, p in zip(fk.child_columns, fk.parent_columns, strict=True)
+        )
+        del other
+        self.joins.append(f"{'LEFT JOIN' if left else 'JOIN'} {self.table_ref(table)} {alias} ON {conditions}")
+
+    def join_path(self, start: Key, goal: Key) -> None:
+        node = start
+        for fk in self.index.path(start, goal) or []:
+            nxt = fk.parent if fk.child == node else fk.child
+            self.join_fk(fk, to=nxt)
+            node = nxt
+
+    def render(self) -> str:
+        lines = [
+            "SELECT "
+            + ",\n       ".join(
+                expr if expr.split(".")[-1] == self.q(alias) else f"{expr} AS {self.q(alias)}"
+                for expr, alias, _, _ in self.select
+            )
+        ]
+        lines.append(f"FROM {self.from_}")
+        lines.extend(self.joins)
+        if self.where:
+            lines.append("WHERE " + "\n  AND ".join(self.where))
+        if self.group_by:
+            lines.append("GROUP BY " + ", ".join(self.group_by))
+        if self.order_by:
+            lines.append("ORDER BY " + ", ".join(self.order_by))
+        if self.limit:
+            lines.append(f"LIMIT {self.limit}")
+        return "\n".join(lines)
+
+
+RESERVED_ALIASES = frozenset({"as", "at", "by", "do", "if", "in", "is", "no", "of", "on", "or", "to"})
+
+
+def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
+    q = _Query(index, dialect)
+    params: dict[str, dict] = {}
+    steps: list[str] = []
+    selected_sensitive: list[str] = []
+
+    def add_param(name: str, spec: dict) -> None:
+        params[name] = spec
+
+    def column_param(f: Filter) -> dict:
+        column = index.tables[f.table].columns[f.column]
+        spec: dict[str, Any] = {
+            "type": column.json_type,
+            "default": f.value,
+            "description": f"Only rows whose {f.table[1]}.{f.column} equals this value.",
+        }
+        if column.format:
+            spec["format"] = column.format
+        values = column.enum or ([v for v in column.samples if isinstance(v, str)] if len(column.samples) <= 20 else [])
+        if values and f.value in values:
+            spec["enum"] = sorted(set(values), key=str)
+        return spec
+
+    def entity_columns(table: Table, *, prefix: str = "", skip: set[str] | frozenset = frozenset()) -> None:
+        for column in table.columns.values():
+            if column.name in skip:
+                continue
+            named = (table.key, column.name) in a.mentioned_columns
+            if column.name.lower() in a.avoid_columns:
+                continue
+            if column.is_secret or (column.is_sensitive and not named):
+                selected_sensitive.append(f"{table.name}.{column.name}")
+                continue
+            alias = f"{prefix}{column.name}" if prefix else column.name
+            if any(alias == s[1] for s in q.select):
+                alias = f"{singular(table.name)}_{column.name}"
+            q.select.append((q.col(table, column.name), alias, column.json_type, column.format))
+
+    def window_conditions(expr: str, window: TimeWindow) -> list[str]:
+        if window.kind == "rolling":
+            name = f"{window.unit}s"
+            add_param(
+                name,
+                {
+                    "type": "integer",
+                    "default": window.amount,
+                    "minimum": 1,
+                    "maximum": 36500,
+                    "description": f"How many {window.unit}s back from today.",
+                },
+            )
+            return [f"{expr} >= {rolling_cutoff(window.unit, name, dialect)}"]
+        if window.kind == "period":
+            start = period_start(window.period, dialect, previous=window.previous)
+            if window.previous:
+                return [f"{expr} >= {start}", f"{expr} < {period_start(window.period, dialect)}"]
+            return [f"{expr} >= {start}"]
+        out = []
+        if window.since:
+            add_param(
+                "since",
+                {
+                    "type": "string",
+                    "format": "date",
+                    "default": window.since,
+                    "description": "Earliest date included (YYYY-MM-DD).",
+                },
+            )
+            out.append(f"{expr} >= {date_param('since', dialect)}")
+        if window.until:
+            add_param(
+                "until",
+                {
+                    "type": "string",
+                    "format": "date",
+                    "default": window.until,
+                    "description": "First date excluded (YYYY-MM-DD).",
+                },
+            )
+            out.append(f"{expr} < {date_param('until', dialect)}")
+        return out
+
+    def bounded(default: int) -> None:
+        strict = any(t[1].lower() in a.strict_tables for t in a.objects)
+        maximum = STRICT_MAX_LIMIT if strict else MAX_LIMIT
+        default = min(default, maximum)
+        if strict:
+            default = min(default, STRICT_LIMIT)
+            steps.append(
+                f"An anti-pattern warns against unbounded reads of "
+                f"{', '.join(sorted(a.strict_tables))}: limit defaults to {default}, at most {maximum}."
+            )
+        add_param(
+            "limit",
+            {
+                "type": "integer",
+                "default": default,
+                "minimum": 1,
+                "maximum": maximum,
+                "description": "Most rows returned.",
+            },
+        )
+        q.limit = ":limit"
+
+    for f in a.filters:
+        add_param(f.param, column_param(f))
+
+    if a.fact is not None and a.rank_column is None:
+        fact = a.fact
+        q.start(fact)
+        targets = [t.key for t, _ in a.group_columns] + ([a.group_entity.key] if a.group_entity else [])
+        targets += [f.table for f in a.filters]
+        for target in targets:
+            q.join_path(fact.key, target)
+        group_exprs: list[str] = []
+        if a.phrases.grain:
+            if a.window_column is None or a.window_column[0] is not fact:
+                date = _date_column(fact, a)
+            else:
+                date = a.window_column[1]
+            if date is None:
+                raise PlanningError(f"{fact.name} has no date column to group by {a.phrases.grain}")
+            bucket = time_bucket(q.col(fact, date.name), a.phrases.grain, dialect)
+            q.select.append((bucket, a.phrases.grain, "string", None))
+            group_exprs.append(bucket)
+            steps.append(f"Bucket {fact.name}.{date.name} by {a.phrases.grain}.")
+        if a.group_entity is not None:
+            g = a.group_entity
+            keys = list(g.primary_key) or [next(iter(g.columns))]
+            label = g.label_column()
+            for name in keys + ([label.name] if label and label.name not in keys else []):
+                column = g.columns[name]
+                prefix = singular(g.name)
+                alias = name if g is fact or name.lower().startswith(prefix) else f"{prefix}_{name}"
+                q.select.append((q.col(g, name), alias, column.json_type, column.format))
+                group_exprs.append(q.col(g, name))
+        for table, column in a.group_columns:
+            q.select.append((q.col(table, column.name), column.name, column.json_type, column.format))
+            group_exprs.append(q.col(table, column.name))
+        metric = a.metric or Metric(func="count", word=None)
+        if metric.func == "count":
+            expr, name, json_type = "COUNT(*)", f"{singular(fact.name)}_count", "integer"
+        else:
+            _kind, columns = a.measure or ("column", [])
+            inner = " * ".join(q.col(fact, c) for c in columns)
+            name = metric.word if metric.money else f"{metric.func}_{columns[0]}"
+            if metric.func == "sum" and not metric.money:
+                name = f"total_{columns[0]}"
+            if metric.func == "avg":
+                name = f"average_{columns[0]}"
+            expr, json_type = f"{metric.func.upper()}({inner})", "number"
+            if metric.func in ("min", "max"):
+                json_type = fact.columns[columns[0]].json_type
+        q.select.append((expr, name, json_type, None))
+        q.group_by = group_exprs
+        for f in a.filters:
+            q.where.append(f"{q.col(index.tables[f.table], f.column)} = :{f.param}")
+        if a.window_column is not None:
+            q.where.extend(window_conditions(q.col(*_table_and_name(a.window_column)), a.phrases.window))
+        if a.phrases.top_n is not None:
+            direction = "ASC" if a.phrases.top_ascending else "DESC"
+            q.order_by = [f"{q.q(name)} {direction}", *group_exprs]
+            steps.append(f"Rank by {name} {direction.lower()} and keep the top {a.phrases.top_n}.")
+            bounded(a.phrases.top_n)
+        else:
+            q.order_by = list(group_exprs) or []
+            bounded(DEFAULT_LIMIT)
+        steps.append(f"Aggregate {expr} as {name}" + (f" grouped by {', '.join(group_exprs)}." if group_exprs else "."))
+    else:
+        entity = a.entity
+        assert entity is not None
+        q.start(entity)
+        entity_columns(entity)
+        for fk, columns in a.parents:
+            parent = index.tables[fk.parent]
+            nullable = any(entity.columns[c].nullable for c in fk.child_columns)
+            q.join_fk(fk, to=parent.key, left=nullable)
+            wanted = columns or ([parent.label_column().name] if parent.label_column() else [])
+            for name in wanted:
+                column = parent.columns[name]
+                if name.lower() in a.avoid_columns:
+                    continue
+                q.select.append(
+                    (q.col(parent, name), f"{singular(parent.name)}_{name}", column.json_type, column.format)
+                )
+            if wanted:
+                steps.append(f"Join {parent.name} on {', '.join(fk.child_columns)} for {', '.join(wanted)}.")
+        for fk in a.children:
+            child = index.tables[fk.child]
+            q.join_fk(fk, to=child.key, left=True)
+            entity_columns(child, prefix="", skip=set(fk.child_columns))
+            steps.append(
+                f"Left-join {child.name} on {', '.join(fk.child_columns)} (one row per {singular(child.name)})."
+            )
+        for f in a.filters:
+            q.where.append(f"{q.col(index.tables[f.table], f.column)} = :{f.param}")
+        if a.lookup is not None:
+            name = _lookup_param(a)
+            spec: dict[str, Any] = {
+                "type": a.lookup.json_type,
+                "default": a.lookup_default,
+                "description": f"The {singular(entity.name)}'s {a.lookup.name}.",
+            }
+            add_param(name, spec)
+            q.where.append(f"{q.col(entity, a.lookup.name)} = :{name}")
+        if a.window_column is not None:
+            table, column = a.window_column
+            q.where.extend(window_conditions(q.col(table, column.name), a.phrases.window))
+        if a.activity is not None:
+            act, fk, date = a.activity
+            alias = q.alias(act)
+            conditions = [
+                f"{alias}.{q.q(c)} = {q.col(entity, p)}"
+                for c, p in zip(fk.child_columns, fk.parent_columns, strict=True)
+            ]
+            if a.phrases.window is not None and date is not None:
+                conditions += window_conditions(f"{alias}.{q.q(date.name)}", a.phrases.window)
+            q.where.append(
+                f"NOT EXISTS (SELECT 1 FROM {q.table_ref(act)} {alias} WHERE " + " AND ".join(conditions) + ")"
+            )
+            steps.append(
+                f"Keep {entity.name} with no {act.name} row"
+                + (f" in '{a.phrases.window.phrase}'" if a.phrases.window else "")
+                + " (NOT EXISTS anti-join)."
+            )
+        if a.rank_column is not None:
+            direction = "ASC" if a.phrases.top_ascending else "DESC"
+            q.order_by = [f"{q.col(entity, a.rank_column.name)} {direction}"]
+        q.order_by += [q.col(entity, c) for c in entity.primary_key]
+        for fk in a.children:
+            q.order_by += [q.col(index.tables[fk.child], c) for c in index.tables[fk.child].primary_key]
+        if a.lookup is not None and a.lookup.primary_key and not a.children:
+            q.limit = "1"
+        elif a.rank_column is not None:
+            bounded(a.phrases.top_n or 10)
+        else:
+            bounded(DEFAULT_LIMIT)
+        if selected_sensitive:
+            steps.append(f"Left out sensitive columns not asked for: {', '.join(selected_sensitive)}.")
+    if a.avoided_notes:
+        steps.append(f"Steered away from {'; '.join(a.avoided_notes)}.")
+    sql = q.render()
+    if not sql_parses(sql, dialect):
+        raise PlanningError("the SQL the planner composed does not parse; the requirement is beyond it")
+    steps.append(
+        f"Composed one read-only SELECT for {dialect} with bound parameters "
+        f"{', '.join(':' + n for n in bind_names(sql)) or '(none)'}."
+    )
+    rationale = a.steps + steps
+    parameters = {"type": "object", "properties": params, "required": []}
+    columns = tuple(
+        {"name": alias, "json_type": json_type, **({"format": fmt} if fmt else {})}
+        for _, alias, json_type, fmt in q.select
+    )
+    return Plan(
+        requirement=a.requirement,
+        shape=tuple(a.shape),
+        objects=tuple(a.objects),
+        method="GET",
+        path=_slug(a.requirement),
+        description=_description(a),
+        parameters=parameters,
+        sql=sql,
+        response_columns=columns,
+        rationale=tuple(rationale),
+        confidence=round(max(0.1, min(0.99, a.confidence)), 2),
+        dialect=dialect,
+        steps=len(rationale),
+        avoided=tuple(a.avoided_notes),
+    )
+
+
+def _table_and_name(pair: tuple[Table, Column]) -> tuple[Table, str]:
+    return pair[0], pair[1].name
+
+
+def _slug(requirement: str) -> str:
+    words = [
+        w
+        for w in re.findall(r"[a-z0-9]+", requirement.lower())
+        if w not in {"the", "a", "an", "its", "their", "all", "please", "show", "me", "list", "get", "give", "return"}
+    ]
+    return "-".join(words[:8]) or "query"
+
+
+def _description(a: Analysis) -> str:
+    text = a.requirement.strip().rstrip(".")
+    return text[:1].upper() + text[1:] + "."
+
+
+__all__ = ["Plan", "PlanningError", "plan_requirement"]
