@@ -24,8 +24,10 @@ def parse_json_object(text: str, *, vendor: str, what: str) -> dict[str, Any]:
     if stripped.startswith("```"):
         stripped = stripped.strip("`")
         stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+    if not stripped:
+        raise LLMError(f"{vendor} did not return {what}", retryable=True)
     try:
-        value = json.loads(stripped) if stripped else {}
+        value = json.loads(stripped)
     except json.JSONDecodeError as error:
         raise LLMError(
             f"{vendor} returned {what} that is not valid JSON ({error.msg} at position {error.pos})", retryable=True

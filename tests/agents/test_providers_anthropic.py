@@ -6,7 +6,7 @@ import pytest
 
 from agents.providers import LLMError, Message, MeteredProvider, ToolCall, ToolSpec, UsageMeter
 from agents.providers.anthropic_provider import AnthropicProvider
-from tests.agents.recordings import CONNECTION_REFUSED, FAKE_KEY, TIMEOUT, ReplayServer, SleepRecorder
+from tests.agents.recordings import CONNECTION_REFUSED, FAKE_KEY, TIMEOUT, ReplayServer, SleepRecorder, recording
 
 DESCRIBE_TABLE = ToolSpec(
     name="describe_table",
@@ -250,3 +250,13 @@ def test_provider_repr_does_not_reveal_the_key():
     provider = make_provider(ReplayServer())
 
     assert FAKE_KEY not in repr(provider)
+
+
+def test_a_refusal_instead_of_the_structured_answer_is_an_error_not_an_empty_object():
+    refusal = recording("anthropic_text")
+    refusal["content"] = []
+    refusal["stop_reason"] = "refusal"
+    server = ReplayServer((200, refusal))
+
+    with pytest.raises(LLMError, match="Anthropic did not return a structured answer"):
+        ask(make_provider(server), response_schema=ENDPOINT_SCHEMA)
