@@ -1,6 +1,13 @@
 """LLM providers behind one small interface: Anthropic, OpenAI (and compatible servers), offline.
 
-Vendor SDKs are imported only inside their adapter modules; import those through the registry.
+    provider = MeteredProvider(provider_for(organization=org), UsageMeter(), token_budget=200_000)
+    completion = provider.complete(messages=[Message(role="user", content="...")], tools=[...],
+                                   response_schema={...}, context={...})
+    completion.text / .tool_calls / .structured / .usage; meter.as_dict() for performance_metrics
+
+Every failure is an LLMError (message safe to show, `retryable`, `status`); transport retries with
+backoff (429, 408, 409, 5xx, timeouts, connection errors; Retry-After honoured) happen inside the
+SDK adapters, whose SDKs are imported only in their own modules, lazily through the registry.
 """
 
 from .accounting import BudgetExceeded, MeteredProvider, UsageMeter, parse_prices
