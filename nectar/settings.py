@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "mcpservers",
     "agents",
     "learning",
+    "endpoints",
 ]
 
 MIDDLEWARE = [
@@ -224,6 +225,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Deployed generated endpoints are added to the schema by a hook (keep the default enum hook).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "endpoints.openapi.postprocess_generated_endpoints",
+    ],
 }
 
 # --- Nectar ------------------------------------------------------------------------------
@@ -234,6 +240,8 @@ CONNECTOR_STATEMENT_TIMEOUT_MS = env_int("NECTAR_STATEMENT_TIMEOUT_MS", 15000, m
 CONNECTOR_POOL_SIZE = env_int("NECTAR_POOL_SIZE", 5, minimum=1)
 QUERY_ROW_CAP = env_int("NECTAR_ROW_CAP", 1000, minimum=1)
 SQL_COST_LIMIT = env_float("NECTAR_SQL_COST_LIMIT", 5_000_000.0)
+# Generated endpoints: requests per API key (DRF rate syntax, e.g. "120/min").
+ENDPOINT_RATE_LIMIT = env_str("NECTAR_ENDPOINT_RATE_LIMIT", "120/min")
 
 # MCP.
 MCP_ALLOWED_ORIGINS = env_list("MCP_ALLOWED_ORIGINS", [])

@@ -10,5 +10,6 @@ admin.site.index_title = "Databases, roles, MCP servers and agents"
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/v1/x/", include("endpoints.urls")),
     path("mcp-servers/", include("mcpservers.urls")),
 ]

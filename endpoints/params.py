@@ -1,0 +1,231 @@
+"""Parameter JSON schemas of generated endpoints: checking a schema, and parsing a call's values against it.
+
+A schema is {"type": "object", "properties": {name: {"type", "format", "enum", "default", "minimum",
+"maximum", "minLength", "maxLength", "pattern", "items", "description"}}, "required": [...]}.
+Values come from a query string (text to coerce) or a JSON body (typed already). Every problem is
+reported as {"field", "message", "code"}; a call with any problem runs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date, datetime, time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+PARAMETER_TYPES = ("string", "integer", "number", "boolean", "array")
+FORMATS = ("date", "date-time", "time", "uuid", "email", "decimal")
+# Query parameters the runtime uses for pagination; an endpoint cannot declare them.
+RESERVED_NAMES = ("limit", "offset", "page")
+NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def _problem(field: str, message: str, code: str) -> dict:
+    return {"field": field, "message": message, "code": code}
+
+
+def parameters_schema_check(schema: Any) -> list[str]:
+    """Problems with a parameter schema itself (empty when it is usable)."""
+    if not isinstance(schema, dict):
+        return ["parameters must be a JSON schema object."]
+    if schema.get("type", "object") != "object":
+        return ['parameters.type must be "object".']
+    properties = schema.get("properties", {})
+    if not isinstance(properties, dict):
+        return ["parameters.properties must be an object mapping names to schemas."]
+    errors: list[str] = []
+    for name, spec in properties.items():
+        where = f"parameters.properties.{name}"
+        if not NAME_RE.match(str(name)):
+            errors.append(f"{where}: a parameter name must be a letter or underscore followed by letters, digits, _.")
+        if name in RESERVED_NAMES:
+            errors.append(f"{where}: {name!r} is reserved for pagination; choose another name (e.g. top_n).")
+        if not isinstance(spec, dict):
+            errors.append(f"{where} must be an object.")
+            continue
+        kind = spec.get("type")
+        if kind not in PARAMETER_TYPES:
+            errors.append(f"{where}.type must be one of {', '.join(PARAMETER_TYPES)}.")
+            continue
+        fmt = spec.get("format")
+        if fmt is not None and fmt not in FORMATS:
+            errors.append(f"{where}.format must be one of {', '.join(FORMATS)}.")
+        if "enum" in spec and (not isinstance(spec["enum"], list) or not spec["enum"]):
+            errors.append(f"{where}.enum must be a non-empty list.")
+        for bound in ("minimum", "maximum", "minLength", "maxLength"):
+            if bound in spec and (not isinstance(spec[bound], int | float) or isinstance(spec[bound], bool)):
+                errors.append(f"{where}.{bound} must be a number.")
+        if "pattern" in spec:
+            try:
+                re.compile(str(spec["pattern"]))
+            except re.error:
+                errors.append(f"{where}.pattern is not a valid regular expression.")
+        if kind == "array" and (not isinstance(spec.get("items"), dict) or spec["items"].get("type") == "array"):
+            errors.append(f"{where}.items must be the schema of one (non-array) item.")
+        if "default" in spec and spec["default"] is not None and not errors:
+            _, problems = _coerce(name, spec, spec["default"], from_text=False)
+            errors.extend(f"{where}.default: {p['message']}" for p in problems)
+    required = schema.get("required", [])
+    if not isinstance(required, list) or any(r not in properties for r in required):
+        errors.append("parameters.required must list declared parameter names only.")
+    return errors
+
+
+def _expected(spec: dict) -> str:
+    kind = spec.get("type")
+    if spec.get("format"):
+        return f"a {spec['format']} {kind}" if kind != "string" else f"a {spec['format']} string"
+    return {"integer": "an integer", "array": "a list", "boolean": "true or false"}.get(kind, f"a {kind}")
+
+
+def _coerce_scalar(spec: dict, value: Any, *, from_text: bool) -> Any:
+    """Return the typed value or raise ValueError with what was expected."""
+    kind, fmt = spec.get("type"), spec.get("format")
+    if kind == "integer":
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if from_text and isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
+            return int(value)
+        raise ValueError
+    if kind == "number":
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+            number = value
+        elif isinstance(value, str) and (from_text or fmt == "decimal"):
+            try:
+                number = Decimal(value.strip())
+            except InvalidOperation:
+                raise ValueError from None
+            if not number.is_finite():
+                raise ValueError
+        else:
+            raise ValueError
+        return Decimal(str(number)) if fmt == "decimal" else float(number)
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        if from_text and isinstance(value, str) and value.lower() in _TRUE + _FALSE:
+            return value.lower() in _TRUE
+        raise ValueError
+    if not isinstance(value, str):
+        raise ValueError
+    if fmt == "date":
+        return date.fromisoformat(value)
+    if fmt == "date-time":
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if fmt == "time":
+        return time.fromisoformat(value)
+    if fmt == "uuid":
+        return str(uuid.UUID(value))
+    if fmt == "email" and not _EMAIL_RE.match(value):
+        raise ValueError
+    if fmt == "decimal":
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            raise ValueError from None
+    return value
+
+
+def _check_constraints(field: str, spec: dict, value: Any) -> list[dict]:
+    problems = []
+    if "enum" in spec and value not in spec["enum"] and str(value) not in [str(v) for v in spec["enum"]]:
+        choices = ", ".join(str(v) for v in spec["enum"])
+        problems.append(_problem(field, f"Must be one of: {choices}.", "invalid_choice"))
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        if "minimum" in spec and value < spec["minimum"]:
+            problems.append(_problem(field, f"Must be at least {spec['minimum']}.", "out_of_range"))
+        if "maximum" in spec and value > spec["maximum"]:
+            problems.append(_problem(field, f"Must be at most {spec['maximum']}.", "out_of_range"))
+    if isinstance(value, str):
+        if "minLength" in spec and len(value) < spec["minLength"]:
+            problems.append(_problem(field, f"Must have at least {spec['minLength']} characters.", "too_short"))
+        if "maxLength" in spec and len(value) > spec["maxLength"]:
+            problems.append(_problem(field, f"Must have at most {spec['maxLength']} characters.", "too_long"))
+        if "pattern" in spec and not re.search(str(spec["pattern"]), value):
+            problems.append(_problem(field, f"Must match the pattern {spec['pattern']}.", "pattern_mismatch"))
+    return problems
+
+
+def _coerce(field: str, spec: dict, value: Any, *, from_text: bool) -> tuple[Any, list[dict]]:
+    if spec.get("type") == "array":
+        items = value
+        if from_text and isinstance(value, str):
+            items = [v for v in value.split(",") if v != ""]
+        if not isinstance(items, list):
+            return None, [
+                _problem(field, "Expected a list (repeat the parameter or separate values by commas).", "invalid_type")
+            ]
+        out, problems = [], []
+        for index, item in enumerate(items):
+            typed, item_problems = _coerce(f"{field}[{index}]", spec.get("items") or {}, item, from_text=from_text)
+            out.append(typed)
+            problems.extend(item_problems)
+        return out, problems
+    try:
+        typed = _coerce_scalar(spec, value, from_text=from_text)
+    except (ValueError, TypeError):
+        return None, [_problem(field, f"Expected {_expected(spec)}, got {str(value)[:60]!r}.", "invalid_type")]
+    return typed, _check_constraints(field, spec, typed)
+
+
+def parameters_parse(*, schema: dict, values: dict, from_text: bool) -> tuple[dict, list[dict]]:
+    """Typed values for every declared parameter (None when absent and without default), and the problems.
+
+    `values` maps names to a value, or to a list of values for repeated query parameters.
+    """
+    properties = (schema or {}).get("properties", {}) or {}
+    required = set((schema or {}).get("required", []) or [])
+    problems: list[dict] = []
+    for name in values:
+        if name not in properties:
+            known = ", ".join(sorted(properties)) or "none"
+            problems.append(_problem(name, f"Unknown parameter. Accepted parameters: {known}.", "unknown_parameter"))
+    parsed: dict[str, Any] = {}
+    for name, spec in properties.items():
+        raw = values.get(name)
+        if isinstance(raw, list) and spec.get("type") != "array":
+            if len(raw) > 1:
+                problems.append(_problem(name, "Give this parameter once.", "invalid_type"))
+                continue
+            raw = raw[0] if raw else None
+        if isinstance(raw, list) and from_text and len(raw) == 1:
+            raw = raw[0]
+        if raw is None or (from_text and raw == "" and spec.get("type") != "string"):
+            if name in required:
+                problems.append(_problem(name, "This parameter is required.", "required"))
+                continue
+            raw = spec.get("default")
+            if raw is None:
+                parsed[name] = None
+                continue
+            typed, item_problems = _coerce(name, spec, raw, from_text=False)
+        else:
+            typed, item_problems = _coerce(name, spec, raw, from_text=from_text)
+        problems.extend(item_problems)
+        parsed[name] = typed
+    return parsed, problems
+
+
+def parameters_json_safe(values: dict) -> dict:
+    """Parameters as JSON values (for the audit log and stored test results)."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, date | datetime | time):
+            out[key] = value.isoformat()
+        elif isinstance(value, Decimal):
+            out[key] = str(value)
+        elif isinstance(value, list):
+            out[key] = list(parameters_json_safe(dict(enumerate(value))).values())
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,280 @@
+"""The one path by which a generated endpoint runs: live calls and its tests alike.
+
+Reads go through roles.executor.executor_run_sql (read-only transaction, bound parameters,
+statement timeout, row cap); writes through the executor's insert/update/delete where the Role
+grants them. Live calls are logged as ToolCall rows and counted on the endpoint.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from django.conf import settings
+
+from endpoints.models import GeneratedEndpoint
+from endpoints.params import parameters_json_safe, parameters_parse
+
+logger = logging.getLogger(__name__)
+
+# Executor error codes -> HTTP status of a live call.
+STATUS_BY_CODE = {
+    "invalid_argument": 400,
+    "unknown_column": 400,
+    "constraint_violation": 409,
+    "forbidden": 403,
+    "unknown_object": 500,
+    "invalid_sql": 500,
+    "timeout": 504,
+    "database_unavailable": 503,
+    "database_error": 502,
+}
+SECRET_WORDS = ("password", "passwd", "secret", "token", "apikey", "api_key", "credential")
+REDACTED = "[redacted]"
+
+
+@dataclass(frozen=True)
+class EndpointResult:
+    """The outcome of one run: an HTTP status and a JSON body."""
+
+    status: int
+    body: dict
+    rows: int | None = None
+    error: str = ""
+    headers: dict = field(default_factory=dict)
+
+
+def error_body(status: int, message: str, *, code: str, errors: list[dict] | None = None) -> dict:
+    body = {"error": {"status": status, "code": code, "message": message}}
+    if errors:
+        body["error"]["errors"] = errors
+    return body
+
+
+def page_size_default() -> int:
+    return min(getattr(settings, "ENDPOINT_PAGE_SIZE", 100), settings.QUERY_ROW_CAP)
+
+
+def _bind_value(value: Any, engine: str) -> Any:
+    # SQLite keeps dates as ISO text; compare against the same text rather than a driver adaptation.
+    if engine == "sqlite" and isinstance(value, date | datetime):
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    if isinstance(value, list):
+        return [_bind_value(v, engine) for v in value]
+    return value
+
+
+def bind_params(*, endpoint: GeneratedEndpoint, params: dict) -> dict:
+    engine = endpoint.role.service.engine
+    return {k: _bind_value(v, engine) for k, v in params.items()}
+
+
+def _supports(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _mapped(mapping: dict, params: dict) -> dict:
+    return {column: params.get(param) for column, param in (mapping or {}).items()}
+
+
+def endpoint_execute(*, endpoint: GeneratedEndpoint, params: dict, limit: int | None = None, dry_run: bool = False):
+    """Run the endpoint with parsed parameters: a QueryResult for reads, a WriteResult for writes.
+
+    Raises roles.executor.ExecutorError. `dry_run` (tests) performs writes in a rolled-back transaction.
+    """
+    from roles import executor
+
+    bound = bind_params(endpoint=endpoint, params=params)
+    if not endpoint.write_action:
+        return executor.executor_run_sql(role=endpoint.role, sql=endpoint.sql, params=bound, limit=limit)
+    action = endpoint.write_action
+    mapping = action.get("mapping") or {}
+    target = {"role": endpoint.role, "object_name": action["object"], "schema": action.get("schema")}
+    fn = {
+        "insert": executor.executor_insert,
+        "update": executor.executor_update,
+        "delete": executor.executor_delete,
+    }[action["action"]]
+    if dry_run:
+        if not _supports(fn, "dry_run"):
+            raise NotImplementedError("The executor cannot run this write in a rolled-back transaction.")
+        target["dry_run"] = True
+    values = _mapped(mapping.get("values", {}), bound)
+    filters = _mapped(mapping.get("filters", {}), bound)
+    if action["action"] == "insert":
+        return fn(**target, rows=[values])
+    if action["action"] == "update":
+        return fn(**target, values=values, filters=filters)
+    return fn(**target, filters=filters)
+
+
+def _is_secret(name: str) -> bool:
+    lowered = re.sub(r"[^a-z]", "", str(name).lower())
+    return any(word.replace("_", "") in lowered for word in SECRET_WORDS)
+
+
+def redact(values: dict) -> dict:
+    """Arguments as stored in the audit log: secret-looking names hidden, long texts shortened."""
+    out = {}
+    for key, value in parameters_json_safe(values).items():
+        if _is_secret(key):
+            out[key] = REDACTED
+        elif isinstance(value, str) and len(value) > 200:
+            out[key] = value[:200] + "…"
+        else:
+            out[key] = value
+    return out
+
+
+def _int_arg(raw: Any, name: str, *, minimum: int, maximum: int, default: int) -> tuple[int, dict | None]:
+    if isinstance(raw, list):
+        raw = raw[-1] if raw else None
+    if raw in (None, ""):
+        return default, None
+    try:
+        value = int(str(raw))
+    except ValueError:
+        return default, {
+            "field": name,
+            "message": f"Expected an integer, got {str(raw)[:40]!r}.",
+            "code": "invalid_type",
+        }
+    if value < minimum or value > maximum:
+        return default, {
+            "field": name,
+            "message": f"Must be between {minimum} and {maximum} (results are capped at {settings.QUERY_ROW_CAP}).",
+            "code": "out_of_range",
+        }
+    return value, None
+
+
+def pagination_parse(values: dict) -> tuple[int, int, list[dict]]:
+    """limit/offset (or page with limit as page size) from the query; removes them from `values`."""
+    cap = settings.QUERY_ROW_CAP
+    problems = []
+    limit, problem = _int_arg(values.pop("limit", None), "limit", minimum=1, maximum=cap, default=page_size_default())
+    problems += [problem] if problem else []
+    offset, problem = _int_arg(values.pop("offset", None), "offset", minimum=0, maximum=cap - 1, default=0)
+    problems += [problem] if problem else []
+    page, problem = _int_arg(values.pop("page", None), "page", minimum=1, maximum=cap, default=0)
+    problems += [problem] if problem else []
+    if page:
+        offset = (page - 1) * limit
+        if offset >= cap:
+            problems.append({"field": "page", "message": f"Results are capped at {cap} rows.", "code": "out_of_range"})
+    return limit, offset, problems
+
+
+def _run_read(endpoint: GeneratedEndpoint, params: dict, limit: int, offset: int) -> EndpointResult:
+    cap = settings.QUERY_ROW_CAP
+    wanted = min(offset + limit + 1, cap)
+    result = endpoint_execute(endpoint=endpoint, params=params, limit=wanted)
+    rows = list(result.rows)
+    page = rows[offset : offset + limit]
+    beyond = len(rows) > offset + limit or (result.truncated and offset + limit < cap)
+    capped = bool(result.truncated) and wanted >= cap
+    # Every row was seen when fewer came back than asked for: the total is then free.
+    total = len(rows) if len(rows) < wanted and not result.truncated else result.total
+    body = {
+        "endpoint": endpoint.slug,
+        "version": endpoint.version,
+        "count": len(page),
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "has_next": bool(beyond) and offset + limit < cap,
+        "truncated": capped and offset + limit >= cap,
+        "columns": list(result.columns),
+        "results": page,
+    }
+    return EndpointResult(200, body, rows=len(page))
+
+
+def _run_write(endpoint: GeneratedEndpoint, params: dict) -> EndpointResult:
+    result = endpoint_execute(endpoint=endpoint, params=params)
+    status = 201 if endpoint.write_action.get("action") == "insert" else 200
+    body = {"endpoint": endpoint.slug, "version": endpoint.version, "row_count": result.row_count, "rows": result.rows}
+    return EndpointResult(status, body, rows=result.row_count)
+
+
+def endpoint_run(*, endpoint: GeneratedEndpoint, values: dict, from_text: bool) -> EndpointResult:
+    """Parse, check and run one call (not logged). Every failure becomes a clear 4xx/5xx result."""
+    from roles.connectors import ConnectorError
+    from roles.executor import ExecutorError
+
+    values = dict(values)
+    limit, offset, problems = pagination_parse(values) if endpoint.is_read_only else (0, 0, [])
+    params, param_problems = parameters_parse(schema=endpoint.parameters, values=values, from_text=from_text)
+    problems += param_problems
+    if problems:
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        return EndpointResult(
+            400,
+            error_body(400, f"Invalid parameters. {summary}", code="invalid_parameters", errors=problems),
+            error=summary,
+        )
+    try:
+        if endpoint.is_read_only:
+            return _run_read(endpoint, params, limit, offset)
+        return _run_write(endpoint, params)
+    except ExecutorError as exc:
+        status = STATUS_BY_CODE.get(exc.code, 500)
+        body = error_body(status, str(exc), code=exc.code)
+        if exc.field:
+            body["error"]["field"] = exc.field
+        return EndpointResult(status, body, error=str(exc))
+    except ConnectorError as exc:
+        return EndpointResult(
+            503,
+            error_body(503, f"The database is unavailable: {exc.message}", code="database_unavailable"),
+            error=exc.message,
+        )
+
+
+def endpoint_call(*, endpoint: GeneratedEndpoint, api_key, values: dict, from_text: bool) -> EndpointResult:
+    """One live call by an API key: refused unless the key belongs to the endpoint's Role; logged and counted."""
+    from mcpservers.models import CallOutcome, ToolCall
+
+    started = time.perf_counter()
+    if api_key.role_id != endpoint.role_id:
+        result = EndpointResult(
+            403,
+            error_body(403, "This API key belongs to another role; it cannot call this endpoint.", code="forbidden"),
+            error="API key of another role",
+        )
+    else:
+        try:
+            result = endpoint_run(endpoint=endpoint, values=values, from_text=from_text)
+        except Exception:
+            logger.exception("Generated endpoint %s failed", endpoint.pk)
+            result = EndpointResult(
+                500, error_body(500, "Internal error; it has been logged.", code="internal_error"), error="internal"
+            )
+    duration_ms = (time.perf_counter() - started) * 1000.0
+    if result.status < 400:
+        outcome = CallOutcome.OK
+    elif result.status == 403:
+        outcome = CallOutcome.DENIED
+    else:
+        outcome = CallOutcome.ERROR
+    ToolCall.objects.create(
+        organization_id=endpoint.organization_id,
+        instance=None,
+        api_key=api_key,
+        tool=endpoint.tool_name[:200],
+        arguments=redact({k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in values.items()}),
+        outcome=outcome,
+        error=result.error[:2000],
+        rows=result.rows,
+        duration_ms=duration_ms,
+    )
+    endpoint.record_call(duration_ms)
+    return result

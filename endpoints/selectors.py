@@ -1,0 +1,68 @@
+"""Reads of generated endpoints and their access helpers (404 for anyone outside the organization)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.http import Http404
+
+from endpoints.models import EndpointStatus, GeneratedEndpoint
+from roles.selectors import organization_ids_for_user
+
+
+class EndpointGone(Exception):
+    """The addressed version was retired (HTTP 410)."""
+
+    def __init__(self, endpoint: GeneratedEndpoint, message: str):
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.message = message
+
+
+def endpoint_get_for_user(*, user, endpoint_id) -> GeneratedEndpoint:
+    """An endpoint of one of the user's organizations, or 404."""
+    if getattr(user, "is_superuser", False) and user.is_active:
+        scope = GeneratedEndpoint.objects.all()
+    else:
+        scope = GeneratedEndpoint.objects.filter(organization__in=organization_ids_for_user(user))
+    try:
+        return scope.select_related("organization", "role", "role__service").get(id=endpoint_id)
+    except (GeneratedEndpoint.DoesNotExist, ValueError, ValidationError) as exc:
+        raise Http404("No such endpoint") from exc
+
+
+def endpoints_for_user(*, user):
+    return GeneratedEndpoint.objects.filter(organization__in=organization_ids_for_user(user))
+
+
+def endpoint_current(*, organization, slug: str) -> GeneratedEndpoint | None:
+    """The current (highest deployed) version of a slug."""
+    return (
+        GeneratedEndpoint.objects.live()
+        .filter(organization=organization, slug=slug)
+        .select_related("organization", "role", "role__service")
+        .order_by("-version")
+        .first()
+    )
+
+
+def endpoint_resolve_live(*, organization_slug: str, slug: str, version: int | None = None) -> GeneratedEndpoint:
+    """The endpoint a live call addresses: Http404 when unknown, EndpointGone when retired."""
+    versions = GeneratedEndpoint.objects.filter(organization__slug=organization_slug, slug=slug).select_related(
+        "organization", "role", "role__service"
+    )
+    if version is None:
+        endpoint = versions.live().order_by("-version").first()
+        if endpoint is not None:
+            return endpoint
+        retired = versions.filter(status=EndpointStatus.RETIRED).order_by("-version").first()
+        if retired is not None:
+            raise EndpointGone(retired, f"The endpoint '{slug}' has been retired; no version of it is live.")
+        raise Http404("No such endpoint")
+    endpoint = versions.filter(version=version).first()
+    if endpoint is None or endpoint.status in (EndpointStatus.DRAFT, EndpointStatus.APPROVED):
+        raise Http404("No such endpoint version")
+    if endpoint.status == EndpointStatus.RETIRED:
+        current = versions.live().order_by("-version").first()
+        hint = f" Use v{current.version} ({current.path})." if current else ""
+        raise EndpointGone(endpoint, f"Version {version} of '{slug}' has been retired.{hint}")
+    return endpoint

@@ -1,0 +1,89 @@
+"""Live generated endpoints (/api/v1/x/<org>/<slug>[/v<n>]) and their docs and export pages."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import render
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from endpoints.api import ApiKeyRateThrottle, HasRoleApiKey, RoleApiKeyAuthentication
+from endpoints.runtime import endpoint_call, error_body
+from endpoints.selectors import EndpointGone, endpoint_get_for_user, endpoint_resolve_live
+from endpoints.services import endpoint_export, endpoint_markdown_docs
+
+
+def _page_link(request, *, limit: int, offset: int) -> str:
+    query = request.GET.copy()
+    query.pop("page", None)
+    query["limit"] = str(limit)
+    query["offset"] = str(offset)
+    return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+
+class GeneratedEndpointView(APIView):
+    """Answers every method; the endpoint decides which one it accepts."""
+
+    authentication_classes = [RoleApiKeyAuthentication]
+    permission_classes = [HasRoleApiKey]
+    throttle_classes = [ApiKeyRateThrottle]
+    schema = None  # described per deployed endpoint by endpoints.openapi
+
+    def _handle(self, request, org_slug: str, slug: str, version: int | None = None):
+        api_key = request.auth
+        try:
+            endpoint = endpoint_resolve_live(organization_slug=org_slug, slug=slug, version=version)
+        except EndpointGone as gone:
+            return Response(error_body(410, gone.message, code="gone"), status=410)
+        except Http404:
+            return Response(error_body(404, "No such endpoint.", code="not_found"), status=404)
+        if api_key.role.organization_id != endpoint.organization_id:
+            # Keys of another organization learn nothing about this one's endpoints.
+            return Response(error_body(404, "No such endpoint.", code="not_found"), status=404)
+        if request.method != endpoint.method:
+            return Response(
+                error_body(405, f"This endpoint answers {endpoint.method} only.", code="method_not_allowed"),
+                status=405,
+                headers={"Allow": endpoint.method},
+            )
+        if endpoint.is_read_only:
+            values = {k: (v if len(v) > 1 else v[0]) for k, v in request.query_params.lists()}
+            from_text = True
+        else:
+            values = request.data if isinstance(request.data, dict) else None
+            if values is None:
+                return Response(
+                    error_body(400, "Send the parameters as a JSON object.", code="invalid_body"), status=400
+                )
+            from_text = False
+        result = endpoint_call(endpoint=endpoint, api_key=api_key, values=values, from_text=from_text)
+        body = dict(result.body)
+        if result.status == 200 and "has_next" in body:
+            limit, offset = body["limit"], body["offset"]
+            body["next"] = _page_link(request, limit=limit, offset=offset + limit) if body.pop("has_next") else None
+            body["previous"] = _page_link(request, limit=limit, offset=max(0, offset - limit)) if offset > 0 else None
+        return Response(body, status=result.status, headers=result.headers or None)
+
+    def get(self, request, org_slug, slug, version=None):
+        return self._handle(request, org_slug, slug, version)
+
+    post = put = patch = delete = get
+
+
+@login_required
+def endpoint_docs_page(request, endpoint_id):
+    endpoint = endpoint_get_for_user(user=request.user, endpoint_id=endpoint_id)
+    return render(
+        request,
+        "endpoints/docs.html",
+        {"endpoint": endpoint, "markdown": endpoint_markdown_docs(endpoint=endpoint)},
+    )
+
+
+@login_required
+def endpoint_export_download(request, endpoint_id):
+    endpoint = endpoint_get_for_user(user=request.user, endpoint_id=endpoint_id)
+    response = HttpResponse(endpoint_export(endpoint=endpoint), content_type="application/zip")
+    response["Content-Disposition"] = f'attachment; filename="{endpoint.slug}-v{endpoint.version}.zip"'
+    return response
