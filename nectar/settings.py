@@ -239,6 +239,8 @@ CONNECTOR_CONNECT_TIMEOUT = env_int("NECTAR_CONNECT_TIMEOUT", 5, minimum=1)
 CONNECTOR_STATEMENT_TIMEOUT_MS = env_int("NECTAR_STATEMENT_TIMEOUT_MS", 15000, minimum=100)
 CONNECTOR_POOL_SIZE = env_int("NECTAR_POOL_SIZE", 5, minimum=1)
 QUERY_ROW_CAP = env_int("NECTAR_ROW_CAP", 1000, minimum=1)
+# The demo customer database (seed_demo); unset: a database "nectar_demo" on the platform's server.
+DEMO_DATABASE_URL = env_str("DEMO_DATABASE_URL")
 SQL_COST_LIMIT = env_float("NECTAR_SQL_COST_LIMIT", 5_000_000.0)
 # Generated endpoints: requests per API key (DRF rate syntax, e.g. "120/min").
 ENDPOINT_RATE_LIMIT = env_str("NECTAR_ENDPOINT_RATE_LIMIT", "120/min")

@@ -275,7 +275,6 @@ def demo_build_sqlite(
                 conn.executemany(
                     "INSERT INTO demo_metadata (key, value) VALUES (?, ?)", _metadata_rows(dataset, marker)
                 )
-            conn.execute("ANALYZE")
         finally:
             conn.close()
         os.replace(building, path)

@@ -59,9 +59,11 @@ class DemoSchemaDDL:
 
 def _tables(engine: str) -> tuple[str, ...]:
     pg = engine == "postgresql"
-    ts = "timestamptz" if pg else "TEXT"
-    money = "numeric(12,2)" if pg else "NUMERIC"
-    boolean = "boolean" if pg else "INTEGER"
+    # SQLite: declared types that introspection maps to date-times, decimals and booleans; timestamps are
+    # stored as UTC text "YYYY-MM-DD HH:MM:SS", the form datetime('now', ...) produces.
+    ts = "timestamptz" if pg else "DATETIME"
+    money = "numeric(12,2)" if pg else "NUMERIC(12,2)"
+    boolean = "boolean" if pg else "BOOLEAN"
     ident = "integer" if pg else "INTEGER"
 
     # Generated keys let clients insert without choosing ids; the loader moves the sequences past the seed rows.

@@ -1,0 +1,85 @@
+"""Create and seed the demo customer database, then the demo organization, logins, Service and Roles."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from roles.demo import DEMO_SEED, DemoBuildError, demo_build_postgres
+from roles.demo.generator import MAX_SCALE, MIN_SCALE, demo_validate_scale
+from roles.demo.location import demo_database_location
+from roles.demo.platform import demo_platform_ensure
+
+_STAGE_LABELS = {"generate": "Generating rows", "objects": "Keys, indexes, views, functions"}
+
+
+class _RichProgress:
+    """One rich progress bar per table, created as the loader reaches it."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description:<32}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(_STAGE_LABELS.get(stage, stage), total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+
+class Command(BaseCommand):
+    help = "Create and seed the demo retail database (idempotent) and the demo organization, logins, Service and Roles."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--scale", type=float, default=1.0, help=f"Size factor, {MIN_SCALE} to {MAX_SCALE} (1.0: 12k customers)"
+        )
+        parser.add_argument("--seed", type=int, default=DEMO_SEED, help="Random seed of the generated data")
+        parser.add_argument("--force", action="store_true", help="Rebuild the demo database even if it is current")
+
+    def handle(self, *args, scale: float, seed: int, force: bool, **options):
+        from rich.console import Console
+
+        try:
+            scale = demo_validate_scale(scale)
+        except ValueError as exc:
+            raise CommandError(f"--scale: {exc}") from None
+        location = demo_database_location()
+        console = Console(file=self.stdout, highlight=False)
+        console.print(f"Demo database: {location.display}")
+        try:
+            with _RichProgress(console) as progress:
+                built = demo_build_postgres(url=location.url, scale=scale, seed=seed, progress=progress, force=force)
+        except DemoBuildError as exc:
+            raise CommandError(str(exc)) from None
+
+        logins_path = settings.DATA_DIR / "demo_logins.txt"
+        platform = demo_platform_ensure(location=location, logins_path=logins_path, reset_schema_cache=built["created"])
+
+        if built["created"]:
+            console.print(f"Seeded in {built['seconds']:.1f}s (seed {built['seed']}, scale {built['scale']:g}).")
+        else:
+            console.print(f"Already seeded (seed {built['seed']}, scale {built['scale']:g}): nothing to do.")
+        counts = ", ".join(f"{name} {count:,}" for name, count in built["counts"].items())
+        console.print(f"  Rows: {counts}")
+        console.print(f"  Dates anchored on {built['anchor_date']}")
+        console.print(f"Organization: {platform.organization.name} (slug {platform.organization.slug})")
+        console.print(f"Service: {platform.service.name} -> {location.display}")
+        console.print("Roles: " + ", ".join(role.name for role in platform.roles))
+        console.print(f"Logins: {', '.join(['admin', 'analyst'])} (passwords in {logins_path})")
+        if platform.created:
+            console.print("Created: " + ", ".join(platform.created))
