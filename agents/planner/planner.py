@@ -920,7 +920,8 @@ def _reuse_memory(a: Analysis, index: SchemaIndex, memories: list[dict], dialect
                 if "enum" in spec and value not in spec["enum"]:
                     spec.pop("enum")
                 properties[name] = spec
-            rationale = list(a.steps)
+            # The analysis is summarised by its first step; the rest of the design comes from the memory.
+            rationale = a.steps[:1]
             rationale.append(
                 f"Reused the design of memory {memory.get('id', '?')} ('{content.get('requirement', '')}'): same "
                 f"shape and objects, so joins, filters and SQL need no new design"

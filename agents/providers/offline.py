@@ -1,13 +1,69 @@
-"""Placeholder for the offline planner provider; the real deterministic planner replaces this module."""
+"""The offline provider: answers the six agents deterministically from the planner, with no key and no network.
+
+It behaves like an LLM that always follows the same reasoning. Every call says which agent is
+asking through `context` (the real providers ignore it):
+
+    context = {
+        "agent": "explorer" | "architect" | "security" | "implementer" | "tester" | "documenter",
+        "step": "think" (default) | "reflect",
+        "requirement": str,
+        "schema": dict (roles.introspection shape; the explorer may not have it yet),
+        "samples": {table: {column: [distinct values]}} (optional, from the explorer),
+        "grants": [Grant or permission dict] (optional),
+        "memories": [{"id", "type", "content"}] (optional; see agents/planner/README.md),
+        "dialect": "postgres" | "mysql" | "sqlite" (default: schema["engine"]),
+        "plan": Plan.to_dict() (security, implementer, tester, documenter),
+        "tools": [tool names] (optional; the `tools` argument is used when given),
+        "explored": [tool names already called] (optional; tool calls in `messages` count too),
+        "test_failures": [{"name", "message"}] (implementer's fix round),
+        "base_url": str, "endpoint_url": str (documenter, optional),
+    }
+
+`structured` of the Completion, per agent (always a dict; matches what each agent needs):
+
+- explorer, think: {"reasoning", "relevant_objects": [table names], "tools_needed": [tool names],
+  "goal_achieved": bool}; `tool_calls` asks for analyze_<table>_schema of each candidate table
+  first, then query_<table> with {"limit": 5}; no tool calls once everything relevant is seen.
+- any agent, step "reflect": {"goal_achieved": bool, "progress": str, "next_steps": [str], "blockers": [str]}
+  (the explorer's goal is achieved when every candidate table has been analysed and sampled;
+  the other agents finish in one step).
+- architect: {"design": Plan.to_dict(), "reasoning": str, "thoughts": [str], "steps": int,
+  "steps_saved": int, "reused_memory_id": str | None}.
+- security: {"approved": bool, "issues": [{"rule", "message"}], "checks": [{"rule", "passed", "detail"}],
+  "reasoning": str}. Rules: read_only, bounded, parameters_bound, granted_objects, denied_columns,
+  pii_columns (PII only when the requirement asks for it).
+- implementer: {"sql", "parameters", "response_columns", "method", "path", "changes": [str], "reasoning"};
+  with "test_failures" it makes one fix (re-plan without a failing column, or a smaller limit).
+- tester: {"test_cases": [{"name", "params", "expect": {"status", "min_rows", "max_rows", "columns"}}],
+  "reasoning"}.
+- documenter: {"title", "markdown", "reasoning"}; `text` is the Markdown too.
+
+A requirement the planner cannot design raises LLMError("This requirement needs an LLM provider: ...").
+Usage is estimated as characters // 4 so token accounting works as with a real model.
+"""
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
-from .base import Completion, LLMError, Message, ToolSpec
+from agents.planner import Plan, PlanningError, plan_requirement
+from agents.planner.sql import bind_names, normalize_dialect, sql_parses
+from agents.planner.vocabulary import SECRET_WORDS, SENSITIVE_WORDS, STOPWORDS, name_tokens, tokenize, word_score
+
+from .base import Completion, LLMError, Message, ToolCall, ToolSpec, Usage
+
+AGENTS = ("explorer", "architect", "security", "implementer", "tester", "documenter")
+MAX_EXPLORED_TABLES = 8
+SAMPLE_ROWS = 5
+MAX_SAFE_LIMIT = 1000
+WRITE_WORDS = re.compile(r"\b(insert|update|delete|merge|drop|alter|create|truncate|grant|revoke|call|exec)\b", re.I)
 
 
 class OfflineProvider:
+    """A deterministic stand-in for an LLM, built on agents.planner; see the module docstring for the protocol."""
+
     name = "offline"
 
     def __init__(self, *, model: str = "nectar-offline", **_: Any) -> None:
@@ -23,4 +79,476 @@ class OfflineProvider:
         max_tokens: int = 2000,
         context: dict[str, Any] | None = None,
     ) -> Completion:
-        raise LLMError("the offline planner is not available yet", retryable=False)
+        context = dict(context or {})
+        agent = str(context.get("agent") or "").lower()
+        if agent not in AGENTS:
+            raise LLMError(
+                f"the offline provider needs context['agent'] (one of {', '.join(AGENTS)}), got {agent or 'nothing'!r}",
+                retryable=False,
+            )
+        tool_names = [t.name for t in tools] if tools else list(context.get("tools") or [])
+        if context.get("step") == "reflect":
+            text, structured, calls = self._reflect(agent, context, messages, tool_names)
+        else:
+            handler = getattr(self, f"_{agent}")
+            text, structured, calls = handler(context, messages, tool_names)
+        prompt_chars = sum(len(m.content) for m in messages) + sum(
+            len(t.name) + len(t.description) + len(json.dumps(t.input_schema)) for t in tools or []
+        )
+        output_chars = (
+            len(text)
+            + len(json.dumps(structured, default=str))
+            + sum(len(json.dumps(c.arguments)) + len(c.name) for c in calls)
+        )
+        return Completion(
+            text=text,
+            tool_calls=tuple(calls),
+            structured=structured,
+            usage=Usage(input_tokens=max(1, prompt_chars // 4), output_tokens=max(1, output_chars // 4)),
+            model=self.model,
+            stop_reason="tool_use" if calls else "end_turn",
+        )
+
+    # Explorer -----------------------------------------------------------------------------------
+
+    def _explorer(self, context, messages, tool_names):
+        candidates = _explorer_candidates(context, tool_names)
+        done = _called_tools(context, messages)
+        pending = [f"analyze_{t}_schema" for t in candidates if f"analyze_{t}_schema" not in done]
+        pending = [n for n in pending if n in tool_names]
+        if not pending:
+            pending = [f"query_{t}" for t in candidates if f"query_{t}" not in done and f"query_{t}" in tool_names]
+        calls = [
+            ToolCall(
+                id=f"call_{i + 1}_{name}",
+                name=name,
+                arguments={"limit": SAMPLE_ROWS} if name.startswith("query_") else {},
+            )
+            for i, name in enumerate(pending)
+        ]
+        if calls:
+            reasoning = (
+                f"To answer '{context.get('requirement', '')}' the relevant objects look like {', '.join(candidates)}; "
+                f"next I call {', '.join(c.name for c in calls)}."
+            )
+        else:
+            reasoning = f"Analysed and sampled {', '.join(candidates) or 'nothing'}; exploration is complete."
+        structured = {
+            "reasoning": reasoning,
+            "relevant_objects": candidates,
+            "tools_needed": [c.name for c in calls],
+            "goal_achieved": not calls,
+        }
+        return reasoning, structured, calls
+
+    # Architect ----------------------------------------------------------------------------------
+
+    def _architect(self, context, messages, tool_names):
+        plan = _plan(context)
+        structured = {
+            "design": plan.to_dict(),
+            "reasoning": " ".join(plan.rationale),
+            "thoughts": list(plan.rationale),
+            "steps": plan.steps,
+            "steps_saved": plan.steps_saved,
+            "reused_memory_id": plan.reused_memory_id,
+        }
+        text = f"Design: {plan.method} /{plan.path} ({' + '.join(plan.shape)}).\n" + "\n".join(
+            f"- {step}" for step in plan.rationale
+        )
+        return text, structured, []
+
+    # Security -----------------------------------------------------------------------------------
+
+    def _security(self, context, messages, tool_names):
+        plan = _plan_dict(context)
+        checks = security_checks(
+            plan=plan,
+            requirement=str(context.get("requirement") or plan.get("requirement") or ""),
+            grants=context.get("grants"),
+            dialect=normalize_dialect(context.get("dialect") or plan.get("dialect")),
+        )
+        issues = [{"rule": c["rule"], "message": c["detail"]} for c in checks if not c["passed"]]
+        approved = not issues
+        reasoning = (
+            "Approved: read-only, bounded, every value bound, only granted objects and columns, no unrequested PII."
+            if approved
+            else "Rejected: " + "; ".join(i["message"] for i in issues)
+        )
+        return reasoning, {"approved": approved, "issues": issues, "checks": checks, "reasoning": reasoning}, []
+
+    # Implementer --------------------------------------------------------------------------------
+
+    def _implementer(self, context, messages, tool_names):
+        plan = _plan_dict(context)
+        failures = list(context.get("test_failures") or [])
+        changes: list[str] = []
+        if failures:
+            plan, changes = _fix(plan, failures, context)
+        structured = {
+            "sql": plan["sql"],
+            "parameters": plan["parameters"],
+            "response_columns": plan.get("response_columns", []),
+            "method": plan.get("method", "GET"),
+            "path": plan.get("path", ""),
+            "changes": changes,
+            "reasoning": (
+                "Implemented the design as one parameterised SELECT."
+                if not failures
+                else "Fix round: " + ("; ".join(changes) if changes else "no change found for these failures")
+            ),
+        }
+        return structured["reasoning"] + "\n\n" + plan["sql"], structured, []
+
+    # Tester -------------------------------------------------------------------------------------
+
+    def _tester(self, context, messages, tool_names):
+        plan = _plan_dict(context)
+        cases = endpoint_test_cases(plan)
+        text = "Test cases:\n" + "\n".join(f"- {c['name']}: {json.dumps(c['params'])}" for c in cases)
+        return text, {"test_cases": cases, "reasoning": f"{len(cases)} cases: defaults, bounds and bad input."}, []
+
+    # Documenter ---------------------------------------------------------------------------------
+
+    def _documenter(self, context, messages, tool_names):
+        plan = _plan_dict(context)
+        markdown = documentation_for(plan, base_url=context.get("endpoint_url") or context.get("base_url"))
+        title = plan.get("description") or plan.get("path", "")
+        return (
+            markdown,
+            {"title": title, "markdown": markdown, "reasoning": "Documented parameters, response and calls."},
+            [],
+        )
+
+    # Reflection ---------------------------------------------------------------------------------
+
+    def _reflect(self, agent, context, messages, tool_names):
+        if agent == "explorer":
+            candidates = _explorer_candidates(context, tool_names)
+            done = _called_tools(context, messages)
+            missing = [
+                name
+                for t in candidates
+                for name in (f"analyze_{t}_schema", f"query_{t}")
+                if name in tool_names and name not in done
+            ]
+            achieved = not missing
+            structured = {
+                "goal_achieved": achieved,
+                "progress": f"explored {len(candidates) - len({m.split('_', 1)[1] for m in missing})} of "
+                f"{len(candidates)} relevant objects",
+                "next_steps": missing,
+                "blockers": [],
+            }
+        else:
+            structured = {"goal_achieved": True, "progress": f"{agent} answered", "next_steps": [], "blockers": []}
+        text = ("Goal achieved." if structured["goal_achieved"] else "Not yet: ") + "; ".join(structured["next_steps"])
+        return text, structured, []
+
+
+# Helpers used by the agents too -------------------------------------------------------------------
+
+
+def _called_tools(context: dict, messages: list[Message]) -> set[str]:
+    done = {str(n) for n in context.get("explored") or []}
+    for message in messages:
+        for call in message.tool_calls:
+            done.add(call.name)
+    return done
+
+
+def _explorer_candidates(context: dict, tool_names: list[str]) -> list[str]:
+    """Tables worth exploring: those the requirement names, their FK neighbours, else all (up to a bound)."""
+    tables: list[str] = []
+    for name in tool_names:
+        match = re.fullmatch(r"analyze_(.+)_schema", name) or re.fullmatch(r"query_(.+)", name)
+        if match and match.group(1) not in tables:
+            tables.append(match.group(1))
+    schema = context.get("schema") or {}
+    for obj in schema.get("objects") or []:
+        if obj.get("kind", "table") in ("table", "view") and obj["name"] not in tables and not tool_names:
+            tables.append(obj["name"])
+    words = [t.lower for t in tokenize(str(context.get("requirement") or "")) if t.lower not in STOPWORDS]
+    scored = []
+    for table in tables:
+        tokens = name_tokens(table)
+        score = max((word_score(w, n) * (1.0 if n == tokens[-1] else 0.5) for w in words for n in tokens), default=0.0)
+        if score >= 0.5:
+            scored.append((-score, table))
+    chosen = [t for _, t in sorted(scored)]
+    by_name = {o["name"]: o for o in schema.get("objects") or []}
+    for table in list(chosen):
+        for obj in by_name.values():
+            related = obj["name"] == table and [fk["ref_table"] for fk in obj.get("foreign_keys") or []]
+            related = related or (
+                [obj["name"]] if any(fk["ref_table"] == table for fk in obj.get("foreign_keys") or []) else []
+            )
+            for name in related:
+                if name in tables and name not in chosen:
+                    chosen.append(name)
+    if not chosen:
+        chosen = sorted(tables)
+    return chosen[:MAX_EXPLORED_TABLES]
+
+
+def _plan(context: dict) -> Plan:
+    schema = context.get("schema")
+    if not schema:
+        raise LLMError("the offline architect needs context['schema'] from the explorer", retryable=False)
+    try:
+        return plan_requirement(
+            requirement=str(context.get("requirement") or ""),
+            schema=schema,
+            grants=context.get("grants"),
+            memories=context.get("memories"),
+            dialect=context.get("dialect") or schema.get("engine") or "postgres",
+            samples=context.get("samples"),
+        )
+    except PlanningError as error:
+        raise LLMError(str(error), retryable=False) from error
+
+
+def _plan_dict(context: dict) -> dict:
+    plan = context.get("plan")
+    if isinstance(plan, Plan):
+        return plan.to_dict()
+    if isinstance(plan, dict) and plan.get("sql"):
+        return dict(plan)
+    if isinstance(plan, dict) and isinstance(plan.get("design"), dict):
+        return dict(plan["design"])
+    return _plan(context).to_dict()
+
+
+def _sensitive(name: str) -> bool:
+    tokens = set(name_tokens(name))
+    return bool(tokens & (SENSITIVE_WORDS | SECRET_WORDS))
+
+
+def security_checks(*, plan: dict, requirement: str, grants: list | None, dialect: str) -> list[dict]:
+    """The security review's rules applied to a design; each check says whether it passed and why."""
+    sql = str(plan.get("sql") or "")
+    properties = (plan.get("parameters") or {}).get("properties") or {}
+    checks = []
+
+    def check(rule: str, passed: bool, detail: str) -> None:
+        checks.append({"rule": rule, "passed": bool(passed), "detail": detail})
+
+    read_only = sql_parses(sql, dialect) and not WRITE_WORDS.search(re.sub(r"'(?:[^']|'')*'", "''", sql))
+    check("read_only", read_only, "one SELECT statement" if read_only else "the SQL is not a single read-only SELECT")
+
+    limit_spec = properties.get("limit") or {}
+    literal_limit = re.search(r"\bLIMIT\s+(\d+)\s*$", sql, re.I)
+    bounded = (":limit" in sql and 0 < int(limit_spec.get("maximum") or 0) <= MAX_SAFE_LIMIT) or bool(
+        literal_limit and int(literal_limit.group(1)) <= MAX_SAFE_LIMIT
+    )
+    check(
+        "bounded",
+        bounded,
+        f"at most {limit_spec.get('maximum') or (literal_limit and literal_limit.group(1))} rows"
+        if bounded
+        else f"no LIMIT with a maximum of at most {MAX_SAFE_LIMIT}",
+    )
+
+    binds = bind_names(sql)
+    unbound = [b for b in binds if b not in properties]
+    literals = re.findall(r"=\s*'((?:[^']|'')*)'", sql)
+    spoken = {t.lower for t in tokenize(requirement)}
+    inlined = [v for v in literals if v.lower() in spoken]
+    check(
+        "parameters_bound",
+        not unbound and not inlined,
+        "every value is a named bind with a declared parameter"
+        if not unbound and not inlined
+        else f"undeclared binds {unbound} or values written into the SQL {inlined}",
+    )
+
+    objects = [
+        tuple(o) if isinstance(o, (list, tuple)) else tuple(str(o).split(".", 1)) for o in plan.get("objects") or []
+    ]
+    if grants is not None:
+        granted = _granted(grants)
+        ungranted = [f"{s}.{n}" for s, n in objects if n not in granted]
+        check(
+            "granted_objects",
+            not ungranted,
+            "every object is granted" if not ungranted else f"not granted: {ungranted}",
+        )
+        denied = []
+        for _, name in objects:
+            rule = granted.get(name)
+            if rule is None:
+                continue
+            allow, deny = rule
+            for column in deny:
+                if re.search(rf"\.{re.escape(column)}\b|\b{re.escape(column)}\b", sql):
+                    denied.append(f"{name}.{column}")
+            if allow is not None and len(objects) == 1:
+                denied += [f"{name}.{c['name']}" for c in plan.get("response_columns") or [] if c["name"] not in allow]
+        check("denied_columns", not denied, "no denied column is read" if not denied else f"denied columns: {denied}")
+    else:
+        check("granted_objects", True, "no grants given; the executor checks them at run time")
+        check("denied_columns", True, "no grants given; the executor checks them at run time")
+
+    mentioned = {v for t in tokenize(requirement) for v in (t.lower, t.lower.rstrip("s"))}
+    pii = [
+        c["name"]
+        for c in plan.get("response_columns") or []
+        if _sensitive(c["name"]) and not (set(name_tokens(c["name"])) & mentioned)
+    ]
+    check("pii_columns", not pii, "no personal data beyond what was asked" if not pii else f"unrequested PII: {pii}")
+    return checks
+
+
+def _granted(grants: list) -> dict[str, tuple[set[str] | None, set[str]]]:
+    out: dict[str, tuple[set[str] | None, set[str]]] = {}
+    for grant in grants:
+        if isinstance(grant, dict):
+            if "SELECT" not in {str(a).upper() for a in grant.get("actions") or []}:
+                continue
+            columns = grant.get("columns") or {}
+            allow = set(columns["allow"]) if columns.get("allow") else None
+            out[grant.get("objectName") or grant.get("object_name")] = (allow, set(columns.get("deny") or []))
+        else:
+            if "SELECT" not in {str(a).upper() for a in getattr(grant, "actions", ())}:
+                continue
+            allowed = getattr(grant, "allowed_columns", None)
+            out[grant.object_name] = (set(allowed) if allowed is not None else None, set())
+    return out
+
+
+def _fix(plan: dict, failures: list, context: dict) -> tuple[dict, list[str]]:
+    """One fix round: drop a column the database rejected, or shrink the limit when results were too large."""
+    text = " ".join(str(f.get("message", f)) if isinstance(f, dict) else str(f) for f in failures)
+    changes: list[str] = []
+    missing = re.search(r"(?:no such column|unknown column|column)[:\s]+['\"`]?(?:\w+\.)?(\w+)['\"`]?", text, re.I)
+    if missing and context.get("schema") and context.get("requirement"):
+        column = missing.group(1)
+        memories = [
+            *list(context.get("memories") or []),
+            {"id": "fix-round", "type": "ANTI_PATTERN", "content": f"exposes column {column}"},
+        ]
+        try:
+            replanned = _plan({**context, "memories": memories}).to_dict()
+        except LLMError:
+            replanned = None
+        if replanned and replanned["sql"] != plan["sql"]:
+            changes.append(f"re-planned without column {column}")
+            plan = replanned
+    if re.search(r"too many rows|timeout|timed out|row cap|truncated|max_rows", text, re.I):
+        properties = dict((plan.get("parameters") or {}).get("properties") or {})
+        if "limit" in properties:
+            spec = dict(properties["limit"])
+            spec["default"] = max(1, int(spec.get("default") or 100) // 2)
+            properties["limit"] = spec
+            plan = {**plan, "parameters": {**plan["parameters"], "properties": properties}}
+            changes.append(f"halved the default limit to {spec['default']}")
+    return plan, changes
+
+
+def endpoint_test_cases(plan: dict) -> list[dict]:
+    """Concrete calls of the endpoint with the properties each answer must have."""
+    properties = (plan.get("parameters") or {}).get("properties") or {}
+    defaults = {name: spec.get("default") for name, spec in properties.items()}
+    columns = [c["name"] for c in plan.get("response_columns") or []]
+    limit = (properties.get("limit") or {}).get("default")
+    shape = set(plan.get("shape") or [])
+    max_rows = limit if limit is not None else (1 if "lookup" in shape else None)
+    cases = [
+        {
+            "name": "defaults return the documented columns",
+            "params": defaults,
+            "expect": {"status": 200, "min_rows": 0, "max_rows": max_rows, "columns": columns},
+        }
+    ]
+    if "limit" in properties:
+        cases.append(
+            {
+                "name": "limit=1 returns at most one row",
+                "params": {**defaults, "limit": 1},
+                "expect": {"status": 200, "min_rows": 0, "max_rows": 1, "columns": columns},
+            }
+        )
+        maximum = properties["limit"].get("maximum")
+        if maximum:
+            cases.append(
+                {
+                    "name": "a limit above the maximum is refused",
+                    "params": {**defaults, "limit": int(maximum) + 1},
+                    "expect": {"status": 400},
+                }
+            )
+    for name, spec in properties.items():
+        if spec.get("type") == "integer" and name != "limit":
+            cases.append(
+                {
+                    "name": f"a non-integer {name} is refused",
+                    "params": {**defaults, name: "not-a-number"},
+                    "expect": {"status": 400},
+                }
+            )
+        enum = spec.get("enum") or []
+        others = [v for v in enum if v != spec.get("default")]
+        if others:
+            cases.append(
+                {
+                    "name": f"{name}={others[0]} is accepted",
+                    "params": {**defaults, name: others[0]},
+                    "expect": {"status": 200, "min_rows": 0, "max_rows": max_rows, "columns": columns},
+                }
+            )
+    return cases
+
+
+def documentation_for(plan: dict, *, base_url: str | None = None) -> str:
+    """Markdown for an endpoint: what it returns, its parameters, response columns, curl and Python calls."""
+    properties = (plan.get("parameters") or {}).get("properties") or {}
+    url = (base_url or "https://nectar.example.com/api/endpoints").rstrip("/") + "/" + plan.get("path", "")
+    defaults = {n: s.get("default") for n, s in properties.items() if s.get("default") is not None}
+    query = "&".join(f"{n}={v}" for n, v in defaults.items())
+    lines = [
+        f"# {plan.get('method', 'GET')} /{plan.get('path', '')}",
+        "",
+        plan.get("description") or "",
+        "",
+        "## Parameters",
+        "",
+        "| Name | Type | Default | Description |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, spec in properties.items():
+        kind = spec.get("type", "string") + (f" ({spec['format']})" if spec.get("format") else "")
+        if spec.get("enum"):
+            kind += " one of " + ", ".join(map(str, spec["enum"]))
+        lines.append(f"| `{name}` | {kind} | `{spec.get('default')}` | {spec.get('description', '')} |")
+    if not properties:
+        lines.append("| (none) | | | |")
+    lines += ["", "## Response", "", "A JSON list of rows with these fields:", ""]
+    for column in plan.get("response_columns") or []:
+        fmt = f", {column['format']}" if column.get("format") else ""
+        lines.append(f"- `{column['name']}` ({column.get('json_type', 'string')}{fmt})")
+    lines += [
+        "",
+        "## Examples",
+        "",
+        "```bash",
+        f'curl -H "Authorization: Bearer $NECTAR_API_KEY" "{url}{"?" + query if query else ""}"',
+        "```",
+        "",
+        "```python",
+        "import httpx",
+        "",
+        "response = httpx.get(",
+        f'    "{url}",',
+        f"    params={json.dumps(defaults)},",
+        '    headers={"Authorization": f"Bearer {NECTAR_API_KEY}"},',
+        ")",
+        "response.raise_for_status()",
+        "rows = response.json()",
+        "```",
+        "",
+        "## How it works",
+        "",
+        *[f"- {step}" for step in plan.get("rationale") or []],
+        "",
+    ]
+    return "\n".join(lines)
