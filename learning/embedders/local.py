@@ -22,6 +22,8 @@ import math
 import re
 from functools import lru_cache
 
+import numpy as np
+
 DIMENSIONS = 384
 
 WEIGHT_UNIGRAM = 1.0
@@ -221,14 +223,18 @@ def features(text: str) -> dict[str, float]:
 
 
 def embed_text(text: str) -> list[float]:
-    vector = [0.0] * DIMENSIONS
+    indices, weights = [], []
     for feature, weight in features(text).items():
         index, sign = _bucket(feature)
-        vector[index] += sign * weight
-    norm = math.sqrt(sum(v * v for v in vector))
+        indices.append(index)
+        weights.append(sign * weight)
+    if not indices:
+        return [0.0] * DIMENSIONS
+    vector = np.bincount(indices, weights=weights, minlength=DIMENSIONS)
+    norm = float(np.linalg.norm(vector))
     if norm == 0.0:
-        return vector
-    return [v / norm for v in vector]
+        return [0.0] * DIMENSIONS
+    return (vector / norm).tolist()
 
 
 class LocalEmbedder:
