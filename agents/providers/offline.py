@@ -5,38 +5,41 @@ asking through `context` (the real providers ignore it):
 
     context = {
         "agent": "explorer" | "architect" | "security" | "implementer" | "tester" | "documenter",
-        "step": "think" (default) | "reflect",
+        "step": "think" (default) | "reflect" | "synthesize" (no more tool calls),
         "requirement": str,
         "schema": dict (roles.introspection shape; the explorer may not have it yet),
         "samples": {table: {column: [distinct values]}} (optional, from the explorer),
         "grants": [Grant or permission dict] (optional),
         "memories": [{"id", "type", "content"}] (optional; see agents/planner/README.md),
         "dialect": "postgres" | "mysql" | "sqlite" (default: schema["engine"]),
-        "plan": Plan.to_dict() (security, implementer, tester, documenter),
-        "tools": [tool names] (optional; the `tools` argument is used when given),
-        "explored": [tool names already called] (optional; tool calls in `messages` count too),
+        "plan" or "design": Plan.to_dict() / the architect's output (security, implementer, tester, documenter),
+        "implementation": {"sql", "parameters", ...} (tester, documenter; overrides the design's SQL),
+        "exploration": {"schema", "samples", ...} (architect: used when "schema" is absent),
+        "tools": [tool names or {"name": ...}] (optional; the `tools` argument wins when given),
+        "explored" or "called": [tool names already called] (tool calls in `messages` count too),
         "test_failures": [{"name", "message"}] (implementer's fix round),
         "base_url": str, "endpoint_url": str (documenter, optional),
     }
 
 `structured` of the Completion, per agent (always a dict; matches what each agent needs):
 
-- explorer, think: {"reasoning", "relevant_objects": [table names], "tools_needed": [tool names],
-  "goal_achieved": bool}; `tool_calls` asks for analyze_<table>_schema of each candidate table
-  first, then query_<table> with {"limit": 5}; no tool calls once everything relevant is seen.
+- explorer, think/synthesize: {"reasoning", "summary", "relevant_objects": [{"schema", "name", "reason"}],
+  "tools_needed": [tool names], "goal_achieved": bool}; `tool_calls` asks for analyze_<table>_schema of each
+  candidate table first, then query_<table> with {"limit": 5}; no tool calls once everything relevant is seen.
 - any agent, step "reflect": {"goal_achieved": bool, "progress": str, "next_steps": [str], "blockers": [str]}
   (the explorer's goal is achieved when every candidate table has been analysed and sampled;
   the other agents finish in one step).
-- architect: {"design": Plan.to_dict(), "reasoning": str, "thoughts": [str], "steps": int,
-  "steps_saved": int, "reused_memory_id": str | None}.
-- security: {"approved": bool, "issues": [{"rule", "message"}], "checks": [{"rule", "passed", "detail"}],
-  "reasoning": str}. Rules: read_only, bounded, parameters_bound, granted_objects, denied_columns,
+- architect: Plan.to_dict() flattened (method, path, description, shape, objects as [{"schema", "name"}],
+  parameters, sql, response_columns, rationale, confidence, steps, steps_saved, reused_memory_id) plus
+  "reasoning" and "thoughts".
+- security: {"approved": bool, "issues": ["rule: message"], "checks": [{"rule", "passed", "detail"}],
+  "notes": str}. Rules: read_only, bounded, parameters_bound, granted_objects, denied_columns,
   pii_columns (PII only when the requirement asks for it).
-- implementer: {"sql", "parameters", "response_columns", "method", "path", "changes": [str], "reasoning"};
-  with "test_failures" it makes one fix (re-plan without a failing column, or a smaller limit).
-- tester: {"test_cases": [{"name", "params", "expect": {"status", "min_rows", "max_rows", "columns"}}],
-  "reasoning"}.
-- documenter: {"title", "markdown", "reasoning"}; `text` is the Markdown too.
+- implementer: {"sql", "parameters", "response_columns", "response_schema", "method", "path", "changes": [str],
+  "notes"}; with "test_failures" (or "failures") it makes one fix (re-plan without a failing column, or a
+  smaller limit).
+- tester: {"cases": [{"name", "params", "expect": {"status", "min_rows", "max_rows", "columns"}}], "notes"}.
+- documenter: {"title", "summary", "markdown"}; `text` is the Markdown too.
 
 A requirement the planner cannot design raises LLMError("This requirement needs an LLM provider: ...").
 Usage is estimated as characters // 4 so token accounting works as with a real model.
@@ -86,7 +89,7 @@ class OfflineProvider:
                 f"the offline provider needs context['agent'] (one of {', '.join(AGENTS)}), got {agent or 'nothing'!r}",
                 retryable=False,
             )
-        tool_names = [t.name for t in tools] if tools else list(context.get("tools") or [])
+        tool_names = [t.name for t in tools] if tools else _names(context.get("tools") or [])
         if context.get("step") == "reflect":
             text, structured, calls = self._reflect(agent, context, messages, tool_names)
         else:
@@ -116,7 +119,9 @@ class OfflineProvider:
         done = _called_tools(context, messages)
         pending = [f"analyze_{t}_schema" for t in candidates if f"analyze_{t}_schema" not in done]
         pending = [n for n in pending if n in tool_names]
-        if not pending:
+        if context.get("step") == "synthesize":
+            pending = []
+        elif not pending:
             pending = [f"query_{t}" for t in candidates if f"query_{t}" not in done and f"query_{t}" in tool_names]
         calls = [
             ToolCall(
@@ -133,9 +138,18 @@ class OfflineProvider:
             )
         else:
             reasoning = f"Analysed and sampled {', '.join(candidates) or 'nothing'}; exploration is complete."
+        schema_of = {o["name"]: o.get("schema") for o in (_schema(context) or {}).get("objects") or []}
         structured = {
             "reasoning": reasoning,
-            "relevant_objects": candidates,
+            "summary": reasoning,
+            "relevant_objects": [
+                {
+                    "schema": schema_of.get(t),
+                    "name": t,
+                    "reason": "named by, or joined to what is named by, the requirement",
+                }
+                for t in candidates
+            ],
             "tools_needed": [c.name for c in calls],
             "goal_achieved": not calls,
         }
@@ -146,12 +160,10 @@ class OfflineProvider:
     def _architect(self, context, messages, tool_names):
         plan = _plan(context)
         structured = {
-            "design": plan.to_dict(),
+            **plan.to_dict(),
+            "objects": [{"schema": schema, "name": name} for schema, name in plan.objects],
             "reasoning": " ".join(plan.rationale),
             "thoughts": list(plan.rationale),
-            "steps": plan.steps,
-            "steps_saved": plan.steps_saved,
-            "reused_memory_id": plan.reused_memory_id,
         }
         text = f"Design: {plan.method} /{plan.path} ({' + '.join(plan.shape)}).\n" + "\n".join(
             f"- {step}" for step in plan.rationale
@@ -168,20 +180,21 @@ class OfflineProvider:
             grants=context.get("grants"),
             dialect=normalize_dialect(context.get("dialect") or plan.get("dialect")),
         )
-        issues = [{"rule": c["rule"], "message": c["detail"]} for c in checks if not c["passed"]]
+        issues = [f"{c['rule']}: {c['detail']}" for c in checks if not c["passed"]]
         approved = not issues
         reasoning = (
             "Approved: read-only, bounded, every value bound, only granted objects and columns, no unrequested PII."
             if approved
-            else "Rejected: " + "; ".join(i["message"] for i in issues)
+            else "Rejected: " + "; ".join(issues)
         )
-        return reasoning, {"approved": approved, "issues": issues, "checks": checks, "reasoning": reasoning}, []
+        structured = {"approved": approved, "issues": issues, "checks": checks, "notes": reasoning}
+        return reasoning, structured, []
 
     # Implementer --------------------------------------------------------------------------------
 
     def _implementer(self, context, messages, tool_names):
         plan = _plan_dict(context)
-        failures = list(context.get("test_failures") or [])
+        failures = list(context.get("test_failures") or context.get("failures") or [])
         changes: list[str] = []
         if failures:
             plan, changes = _fix(plan, failures, context)
@@ -189,16 +202,17 @@ class OfflineProvider:
             "sql": plan["sql"],
             "parameters": plan["parameters"],
             "response_columns": plan.get("response_columns", []),
+            "response_schema": _row_schema(plan.get("response_columns") or []),
             "method": plan.get("method", "GET"),
             "path": plan.get("path", ""),
             "changes": changes,
-            "reasoning": (
+            "notes": (
                 "Implemented the design as one parameterised SELECT."
                 if not failures
                 else "Fix round: " + ("; ".join(changes) if changes else "no change found for these failures")
             ),
         }
-        return structured["reasoning"] + "\n\n" + plan["sql"], structured, []
+        return structured["notes"] + "\n\n" + plan["sql"], structured, []
 
     # Tester -------------------------------------------------------------------------------------
 
@@ -206,7 +220,7 @@ class OfflineProvider:
         plan = _plan_dict(context)
         cases = endpoint_test_cases(plan)
         text = "Test cases:\n" + "\n".join(f"- {c['name']}: {json.dumps(c['params'])}" for c in cases)
-        return text, {"test_cases": cases, "reasoning": f"{len(cases)} cases: defaults, bounds and bad input."}, []
+        return text, {"cases": cases, "notes": f"{len(cases)} cases: defaults, bounds and bad input."}, []
 
     # Documenter ---------------------------------------------------------------------------------
 
@@ -214,11 +228,7 @@ class OfflineProvider:
         plan = _plan_dict(context)
         markdown = documentation_for(plan, base_url=context.get("endpoint_url") or context.get("base_url"))
         title = plan.get("description") or plan.get("path", "")
-        return (
-            markdown,
-            {"title": title, "markdown": markdown, "reasoning": "Documented parameters, response and calls."},
-            [],
-        )
+        return markdown, {"title": title, "summary": title, "markdown": markdown}, []
 
     # Reflection ---------------------------------------------------------------------------------
 
@@ -249,8 +259,28 @@ class OfflineProvider:
 # Helpers used by the agents too -------------------------------------------------------------------
 
 
+def _names(tools: list) -> list[str]:
+    return [str(t.get("name")) if isinstance(t, dict) else str(getattr(t, "name", t)) for t in tools]
+
+
+def _schema(context: dict) -> dict | None:
+    exploration = context.get("exploration") or {}
+    schema = context.get("schema") or exploration.get("schema")
+    return schema if schema and schema.get("objects") else None
+
+
+def _row_schema(columns: list[dict]) -> dict:
+    properties = {}
+    for column in columns:
+        spec = {"type": column.get("json_type", "string")}
+        if column.get("format"):
+            spec["format"] = column["format"]
+        properties[column["name"]] = spec
+    return {"type": "object", "properties": properties}
+
+
 def _called_tools(context: dict, messages: list[Message]) -> set[str]:
-    done = {str(n) for n in context.get("explored") or []}
+    done = {str(n) for n in list(context.get("explored") or []) + list(context.get("called") or [])}
     for message in messages:
         for call in message.tool_calls:
             done.add(call.name)
@@ -264,7 +294,7 @@ def _explorer_candidates(context: dict, tool_names: list[str]) -> list[str]:
         match = re.fullmatch(r"analyze_(.+)_schema", name) or re.fullmatch(r"query_(.+)", name)
         if match and match.group(1) not in tables:
             tables.append(match.group(1))
-    schema = context.get("schema") or {}
+    schema = _schema(context) or {}
     for obj in schema.get("objects") or []:
         if obj.get("kind", "table") in ("table", "view") and obj["name"] not in tables and not tool_names:
             tables.append(obj["name"])
@@ -292,31 +322,50 @@ def _explorer_candidates(context: dict, tool_names: list[str]) -> list[str]:
 
 
 def _plan(context: dict) -> Plan:
-    schema = context.get("schema")
+    schema = _schema(context)
     if not schema:
-        raise LLMError("the offline architect needs context['schema'] from the explorer", retryable=False)
+        raise LLMError(
+            "the offline architect needs the explored schema (context['schema'] or ['exploration'])", retryable=False
+        )
+    exploration = context.get("exploration") or {}
+    memories = [
+        m for m in list(context.get("memories") or []) + list(context.get("rules") or []) if isinstance(m, dict)
+    ]
     try:
         return plan_requirement(
             requirement=str(context.get("requirement") or ""),
             schema=schema,
             grants=context.get("grants"),
-            memories=context.get("memories"),
+            memories=memories,
             dialect=context.get("dialect") or schema.get("engine") or "postgres",
-            samples=context.get("samples"),
+            samples=context.get("samples") or exploration.get("samples"),
         )
     except PlanningError as error:
         raise LLMError(str(error), retryable=False) from error
 
 
 def _plan_dict(context: dict) -> dict:
-    plan = context.get("plan")
+    """The design under review: context['plan'] or ['design'], with ['implementation'] (sql, parameters) on top."""
+    plan = context.get("plan") or context.get("design")
     if isinstance(plan, Plan):
-        return plan.to_dict()
-    if isinstance(plan, dict) and plan.get("sql"):
-        return dict(plan)
-    if isinstance(plan, dict) and isinstance(plan.get("design"), dict):
-        return dict(plan["design"])
-    return _plan(context).to_dict()
+        plan = plan.to_dict()
+    elif isinstance(plan, dict) and not plan.get("sql") and isinstance(plan.get("design"), dict):
+        plan = dict(plan["design"])
+    elif not (isinstance(plan, dict) and plan.get("sql")):
+        plan = _plan(context).to_dict()
+    plan = dict(plan)
+    implementation = context.get("implementation") or {}
+    if isinstance(implementation, dict) and implementation.get("sql"):
+        plan["sql"] = implementation["sql"]
+        plan["parameters"] = implementation.get("parameters") or plan.get("parameters") or {}
+        if implementation.get("response_columns"):
+            plan["response_columns"] = implementation["response_columns"]
+        elif (implementation.get("response_schema") or {}).get("properties") and not plan.get("response_columns"):
+            plan["response_columns"] = [
+                {"name": n, "json_type": s.get("type", "string")}
+                for n, s in implementation["response_schema"]["properties"].items()
+            ]
+    return plan
 
 
 def _sensitive(name: str) -> bool:
@@ -362,9 +411,7 @@ def security_checks(*, plan: dict, requirement: str, grants: list | None, dialec
         else f"undeclared binds {unbound} or values written into the SQL {inlined}",
     )
 
-    objects = [
-        tuple(o) if isinstance(o, (list, tuple)) else tuple(str(o).split(".", 1)) for o in plan.get("objects") or []
-    ]
+    objects = [_object_key(o) for o in plan.get("objects") or []]
     if grants is not None:
         granted = _granted(grants)
         ungranted = [f"{s}.{n}" for s, n in objects if n not in granted]
@@ -397,6 +444,15 @@ def security_checks(*, plan: dict, requirement: str, grants: list | None, dialec
     ]
     check("pii_columns", not pii, "no personal data beyond what was asked" if not pii else f"unrequested PII: {pii}")
     return checks
+
+
+def _object_key(value: Any) -> tuple[str | None, str]:
+    if isinstance(value, dict):
+        return value.get("schema"), value["name"]
+    if isinstance(value, (list, tuple)):
+        return value[0], value[1]
+    schema, _, name = str(value).rpartition(".")
+    return schema or None, name
 
 
 def _granted(grants: list) -> dict[str, tuple[set[str] | None, set[str]]]:
