@@ -93,6 +93,7 @@ class AgentExecution(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    event_seq = models.PositiveIntegerField(default=0, editable=False, help_text="Sequence number of the last event")
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = AgentExecutionQuerySet.as_manager()

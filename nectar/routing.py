@@ -9,7 +9,12 @@ HTTP_MOUNTS: list[tuple[str, str]] = [
     ("/mcp/", "mcpservers.http:application"),
 ]
 
-websocket_urlpatterns: list = []
+
+def websocket_routes() -> list:
+    """WebSocket routes: live execution events."""
+    from agents.routing import websocket_urlpatterns
+
+    return list(websocket_urlpatterns)
 
 
 def http_router(django_app):
