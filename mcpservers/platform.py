@@ -57,7 +57,7 @@ def memories_search(*, organization, text: str, types: list[str] | None, k: int)
         from learning.services import memory_retrieve
     except ImportError:
         memory_retrieve = None
-    if memory_retrieve is not None:
+    if memory_retrieve is not None and (text or "").strip():
         found = memory_retrieve(organization=organization, text=text, types=types or None, k=k)
         items = []
         for item in found:
@@ -70,6 +70,7 @@ def memories_search(*, organization, text: str, types: list[str] | None, k: int)
         return items, "vector"
     from learning.models import AgentMemory
 
+    # Without learning.services (or without a text) fall back to a plain text match, best rated first.
     queryset = AgentMemory.objects.for_organization(organization).active()
     if types:
         queryset = queryset.filter(type__in=types)
@@ -127,7 +128,7 @@ def _compliance_tools() -> list[dict]:
                 "type": "object",
                 "properties": {
                     "query": {"type": "string", "default": ""},
-                    "k": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                    "k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
                 },
                 "additionalProperties": False,
             },
@@ -315,6 +316,9 @@ def platform_tool_call(*, organization, api_key, server_name: str, name: str, ar
             payload = _dispatch(organization, server_name, name, arguments)
             rows = next((len(v) for v in payload.values() if isinstance(v, list)), None)
             result = ToolResult(payload, json.dumps(payload, default=str), False, CallOutcome.OK, rows)
+        except ValueError as exc:
+            # learning's input errors (LearningInputError is a ValueError) name the field and are safe to show.
+            result = ToolResult(None, f"Invalid arguments: {exc}", True, CallOutcome.ERROR)
         except Exception:
             logger.exception("platform MCP tool %s/%s failed", server_name, name)
             result = ToolResult(None, "Internal error while running the tool; it has been logged.", True, "error")

@@ -1,0 +1,139 @@
+"""Tool generation details that are easiest to see without a server: names, schemas and hints."""
+
+from __future__ import annotations
+
+from jsonschema import Draft202012Validator
+
+from mcpservers.toolgen import TOOL_NAME_RE, is_compact, sanitize_identifier, tools_from_grants, tools_listed
+from roles.permissions import Grant
+
+COLUMNS = [
+    {
+        "name": "id",
+        "type": "integer",
+        "json_type": "integer",
+        "format": None,
+        "nullable": False,
+        "default": "nextval('x')",
+        "primary_key": True,
+        "enum": None,
+    },
+    {
+        "name": "state",
+        "type": "status",
+        "json_type": "string",
+        "format": None,
+        "nullable": False,
+        "default": None,
+        "primary_key": False,
+        "enum": ["open", "closed"],
+    },
+    {
+        "name": "placed at",
+        "type": "timestamptz",
+        "json_type": "string",
+        "format": "date-time",
+        "nullable": True,
+        "default": None,
+        "primary_key": False,
+        "enum": None,
+    },
+]
+
+
+def _grant(name, schema="public", kind="table", actions=("SELECT",), allowed=None, row_filter=None, obj=None):
+    obj = obj or {"schema": schema, "name": name, "kind": kind, "columns": COLUMNS, "primary_key": ["id"]}
+    return Grant(schema, name, kind, frozenset(actions), allowed, row_filter or {}, obj)
+
+
+def test_odd_identifiers_become_valid_tool_names():
+    tools = tools_from_grants([_grant("Order Lines (2024)!"), _grant("x" * 200)])
+    assert all(TOOL_NAME_RE.match(t["name"]) for t in tools)
+    assert "query_Order_Lines_2024" in {t["name"] for t in tools}
+    assert sanitize_identifier("ÄÖ") == "object"
+
+
+def test_colliding_names_are_schema_qualified_and_unique():
+    tools = tools_from_grants([_grant("orders", "public"), _grant("orders", "sales"), _grant("Orders!", "public")])
+    names = [t["name"] for t in tools]
+    assert len(names) == len(set(names))
+    assert {"query_public__orders", "query_sales__orders"} <= set(names)
+
+
+def test_only_granted_actions_and_allowed_columns_appear():
+    grant = _grant("orders", actions=("SELECT", "DELETE"), allowed=("id", "state"), row_filter={"state": "open"})
+    tools = {t["name"]: t for t in tools_from_grants([grant])}
+    assert set(tools) == {"query_orders", "analyze_orders_schema", "delete_orders"}
+    assert tools["query_orders"]["inputSchema"]["properties"]["columns"]["items"]["enum"] == ["id", "state"]
+    assert "state = 'open'" in tools["query_orders"]["description"]
+    assert tools["delete_orders"]["inputSchema"]["required"] == ["filters"]
+    assert tools["delete_orders"]["annotations"]["idempotentHint"] is True
+
+
+def test_filter_schemas_are_typed_per_column():
+    tools = {t["name"]: t for t in tools_from_grants([_grant("orders", actions=("SELECT", "INSERT", "UPDATE"))])}
+    schema = tools["query_orders"]["inputSchema"]
+    validator = Draft202012Validator(schema)
+    assert validator.is_valid({"filters": [{"column": "state", "op": "eq", "value": "open"}]})
+    assert validator.is_valid({"filters": [{"or": [{"column": "id", "op": "between", "value": [1, 5]}]}]})
+    assert not validator.is_valid({"filters": [{"column": "state", "op": "eq", "value": "lost"}]})
+    assert not validator.is_valid({"filters": [{"column": "state", "op": "gt", "value": "open"}]})
+    assert not validator.is_valid({"filters": [{"column": "nope", "op": "eq", "value": 1}]})
+    assert not validator.is_valid({"limit": 10**9})
+    insert = tools["insert_orders"]["inputSchema"]["properties"]["rows"]["items"]
+    assert insert["required"] == ["state"]
+    assert insert["properties"]["placed at"]["format"] == "date-time"
+    update = Draft202012Validator(tools["update_orders"]["inputSchema"])
+    assert not update.is_valid({"values": {"state": "open"}, "filters": []})
+
+
+def test_procedures_get_execute_and_signature_tools_with_typed_parameters():
+    proc = {
+        "schema": "public",
+        "name": "bump",
+        "kind": "procedure",
+        "columns": [],
+        "arguments": [
+            {
+                "name": "p_id",
+                "type": "integer",
+                "json_type": "integer",
+                "format": None,
+                "mode": "IN",
+                "has_default": False,
+            },
+            {
+                "name": "p_note",
+                "type": "text",
+                "json_type": "string",
+                "format": None,
+                "mode": "IN",
+                "has_default": True,
+            },
+            {
+                "name": "result",
+                "type": "integer",
+                "json_type": "integer",
+                "format": None,
+                "mode": "OUT",
+                "has_default": False,
+            },
+        ],
+        "returns": None,
+        "returns_set": False,
+    }
+    tools = {
+        t["name"]: t for t in tools_from_grants([_grant("bump", kind="procedure", actions=("EXECUTE",), obj=proc)])
+    }
+    params = tools["execute_bump"]["inputSchema"]["properties"]["parameters"]
+    assert set(params["properties"]) == {"p_id", "p_note"}
+    assert params["required"] == ["p_id"]
+    assert tools["analyze_bump_signature"]["annotations"]["readOnlyHint"] is True
+
+
+def test_large_catalogs_list_only_meta_tools(settings):
+    settings.MCP_COMPACT_THRESHOLD = 3
+    tools = tools_from_grants([_grant(f"t{i}") for i in range(4)])
+    assert is_compact(tools)
+    assert [t["name"] for t in tools_listed(tools)] == ["search_tools", "describe_tool", "call_tool"]
+    assert all("binding" not in t for t in tools_listed(tools[:2] if not is_compact(tools[:2]) else []))
