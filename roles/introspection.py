@@ -69,6 +69,7 @@ def _introspect(conn: sa.Connection, engines) -> dict:
     schemas = _schemas_to_read(conn, engines, default_schema)
     inspector = sa.inspect(conn)
     counts = connector.row_counts(conn, schemas) if hasattr(connector, "row_counts") else {}
+    json_columns = connector.json_columns(conn, schemas) if hasattr(connector, "json_columns") else set()
     objects: list[dict] = []
     for schema_name in schemas:
         # SQLite's attached main database is addressed without a schema by SQLAlchemy.
@@ -78,7 +79,11 @@ def _introspect(conn: sa.Connection, engines) -> dict:
         for name, kind in tables + views:
             if connector.kind == "sqlite" and name.startswith("sqlite_"):
                 continue
-            objects.append(_describe(conn, inspector, connector, sa_schema, schema_name, name, kind, counts))
+            described = _describe(conn, inspector, connector, sa_schema, schema_name, name, kind, counts)
+            for col in described["columns"]:
+                if (schema_name, name, col["name"]) in json_columns:
+                    col["json_type"], col["format"] = "object", None
+            objects.append(described)
     objects.extend(connector.routines(conn, schemas))
     objects.sort(key=lambda o: (o["schema"], o["kind"], o["name"]))
     return {"engine": connector.kind, "default_schema": default_schema, "objects": objects}

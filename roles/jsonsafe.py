@@ -67,12 +67,28 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def json_safe_row(row: dict, json_columns: frozenset[str] = frozenset()) -> dict:
-    """Convert one row; columns known to hold JSON but returned as text (MySQL, SQLite) are parsed."""
+def time_of_day(value: dt.timedelta) -> str:
+    """MySQL drivers return TIME values as timedelta; show them as HH:MM:SS[.ffffff]."""
+    total = value.total_seconds()
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    hours, rem = divmod(int(total), 3600)
+    minutes, seconds = divmod(rem, 60)
+    micro = round((total - int(total)) * 1_000_000)
+    text = f"{sign}{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{text}.{micro:06d}" if micro else text
+
+
+def json_safe_row(
+    row: dict, json_columns: frozenset[str] = frozenset(), time_columns: frozenset[str] = frozenset()
+) -> dict:
+    """Convert one row; JSON returned as text (MySQL, SQLite) is parsed, TIME as timedelta shown as a time."""
     out = {}
     for key, value in row.items():
         if key in json_columns and isinstance(value, str):
             with contextlib.suppress(ValueError):
                 value = json.loads(value)
+        if key in time_columns and isinstance(value, dt.timedelta):
+            value = time_of_day(value)
         out[key] = json_safe(value)
     return out

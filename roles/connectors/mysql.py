@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import sqlalchemy as sa
@@ -107,6 +108,22 @@ class MySQLConnector(BaseConnector):
             {"schemas": schemas},
         )
         return {(s, t): int(n) for s, t, n in rows if n is not None}
+
+    def json_columns(self, conn: sa.Connection, schemas: list[str]) -> set[tuple[str, str, str]]:
+        """MariaDB's JSON is LONGTEXT with a json_valid() check; find those columns."""
+        rows = conn.execute(
+            sa.text(
+                "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS "
+                "WHERE CONSTRAINT_SCHEMA IN :schemas"
+            ).bindparams(sa.bindparam("schemas", expanding=True)),
+            {"schemas": schemas},
+        )
+        out = set()
+        for schema, table, clause in rows:
+            match = re.fullmatch(r"\s*json_valid\(`((?:[^`]|``)+)`\)\s*", clause or "", re.IGNORECASE)
+            if match:
+                out.add((schema, table, match.group(1).replace("``", "`")))
+        return out
 
     def explain_cost(self, conn: sa.Connection, sql: str, params: dict) -> float:
         rows = conn.execute(sa.text(f"EXPLAIN {sql}"), params).mappings().all()

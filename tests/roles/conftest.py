@@ -183,7 +183,6 @@ def _seed(conn: sa.Connection, engine: str) -> None:
                 "session_len = interval '1 day 2 hours 3 minutes 4.5 seconds', mood = 'happy' WHERE id = 1"
             )
         )
-        conn.execute(sa.text("ANALYZE"))
     elif engine == "mysql":
         conn.execute(
             sa.text(

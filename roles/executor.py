@@ -1,0 +1,821 @@
+"""The permission-checked executor: the only path from Nectar to customer data.
+
+Every call names a Role; the object, action, columns and row filter are checked against the
+Role's grants before anything reaches the database. Statements are built with SQLAlchemy Core
+from introspected identifiers (quoted by the dialect) and bound values; reads run in read-only
+transactions, writes in one transaction that rolls back entirely on any error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import decimal
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
+
+import sqlalchemy as sa
+from django.conf import settings
+
+from roles.connectors import (
+    ConnectionTestResult,
+    ConnectorError,
+    read_connection,
+    service_test_connection,
+    write_connection,
+)
+from roles.connectors.base import driver_message
+from roles.introspection import schema_find_object, service_schema
+from roles.jsonsafe import json_safe_row
+from roles.permissions import Grant, grant_find, role_grants
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CheckedSQL",
+    "ConnectionTestResult",
+    "ExecutorError",
+    "QueryResult",
+    "WriteResult",
+    "executor_call",
+    "executor_delete",
+    "executor_insert",
+    "executor_query",
+    "executor_run_sql",
+    "executor_update",
+    "service_test_connection",
+    "sql_check",
+    "sql_explain_cost",
+]
+
+ERROR_CODES = (
+    "unknown_object",
+    "forbidden",
+    "unknown_column",
+    "invalid_argument",
+    "invalid_sql",
+    "constraint_violation",
+    "timeout",
+    "database_unavailable",
+    "database_error",
+)
+MAX_BATCH = 1000
+MAX_IN_VALUES = 1000
+MAX_FILTER_DEPTH = 8
+MAX_CONDITIONS = 200
+OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "like", "ilike", "is_null", "between")
+
+
+class ExecutorError(Exception):
+    """A refused or failed data access; `code` says which kind, `message` is safe to show."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, retryable: bool = False):
+        assert code in ERROR_CODES, code
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.retryable = retryable
+
+    def __str__(self) -> str:
+        return self.message
+
+    def as_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "field": self.field, "retryable": self.retryable}
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: list[str]
+    rows: list[dict]
+    row_count: int
+    total: int | None
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    row_count: int
+    rows: list[dict]
+
+
+@dataclass(frozen=True)
+class CheckedSQL:
+    sql: str
+    bind_names: tuple
+    objects: tuple  # ((schema, name), ...)
+    # Values Nectar binds itself (row filters, literals): never shown to callers, always sent.
+    internal_params: dict = dc_field(default_factory=dict, compare=False, repr=False)
+
+
+# ---------------------------------------------------------------- grants and identifiers
+
+
+def _schema_and_grants(role) -> tuple[dict, list[Grant]]:
+    if not role.is_active:
+        raise ExecutorError("forbidden", f"Role {role.name!r} is inactive.")
+    try:
+        schema = service_schema(service=role.service)
+    except ConnectorError as exc:
+        raise _connector_error(exc) from exc
+    return schema, role_grants(role=role)
+
+
+def _resolve(role, object_name, schema_name, *, action: str, kinds: tuple[str, ...]) -> tuple[Grant, dict]:
+    if not isinstance(object_name, str) or not object_name:
+        raise ExecutorError("invalid_argument", "object_name must be a non-empty string.", field="object_name")
+    if schema_name is not None and (not isinstance(schema_name, str) or not schema_name):
+        raise ExecutorError("invalid_argument", "schema must be a non-empty string when given.", field="schema")
+    schema, grants = _schema_and_grants(role)
+    where = f"{schema_name}.{object_name}" if schema_name else object_name
+    grant = grant_find(grants, object_name=object_name, schema=schema_name, default_schema=schema["default_schema"])
+    if grant is None:
+        if schema_find_object(schema, object_name, schema_name) is None:
+            raise ExecutorError("unknown_object", f"There is no object named {where!r}.", field="object_name")
+        raise ExecutorError("forbidden", f"Role {role.name!r} has no access to {where!r}.", field="object_name")
+    if grant.kind not in kinds:
+        raise ExecutorError(
+            "invalid_argument",
+            f"{where!r} is a {grant.kind}; this operation needs a {' or '.join(kinds)}.",
+            field="object_name",
+        )
+    if action not in grant.actions:
+        raise ExecutorError("forbidden", f"Role {role.name!r} may not {action} on {where!r}.", field="object_name")
+    return grant, schema
+
+
+def _table(grant: Grant, schema: dict) -> sa.TableClause:
+    sa_schema = None if schema["engine"] == "sqlite" else grant.schema
+    return sa.table(grant.object_name, *[sa.column(c) for c in grant.column_names], schema=sa_schema)
+
+
+def _readable_column(grant: Grant, name, field: str) -> dict:
+    if not isinstance(name, str):
+        raise ExecutorError("invalid_argument", f"{field} must be a column name (a string).", field=field)
+    col = grant.column(name)
+    if col is None:
+        raise ExecutorError("unknown_column", f"{grant.object_name!r} has no column {name!r}.", field=field)
+    if grant.allowed_columns is not None and name not in grant.allowed_columns:
+        raise ExecutorError("forbidden", f"Column {name!r} of {grant.object_name!r} is not granted.", field=field)
+    return col
+
+
+# ---------------------------------------------------------------- values
+
+
+def _type_error(col: dict, field: str, expected: str, value) -> ExecutorError:
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return ExecutorError(
+        "invalid_argument",
+        f"{field}: column {col['name']!r} ({col.get('type')}) expects {expected}, got {shown}.",
+        field=field,
+    )
+
+
+def coerce_value(col: dict, value, field: str, engine: str) -> Any:
+    """Check a value against a column's JSON type and return what to bind; raise invalid_argument."""
+    if value is None:
+        return None
+    json_type, fmt = col.get("json_type"), col.get("format")
+    if json_type == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(col, field, "an integer", value)
+        if abs(value) >= 2**63:
+            raise _type_error(col, field, "an integer within 64 bits", value)
+        return value
+    if json_type == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _type_error(col, field, "a number", value)
+        return value
+    if json_type == "boolean":
+        if not isinstance(value, bool):
+            raise _type_error(col, field, "true or false", value)
+        return value
+    if json_type == "object":
+        if not isinstance(value, dict | list):
+            raise _type_error(col, field, "a JSON object or array", value)
+        return json.dumps(value)
+    if json_type == "array":
+        if not isinstance(value, list):
+            raise _type_error(col, field, "an array", value)
+        return value
+    # strings, possibly with a format
+    if fmt == "decimal":
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise _type_error(col, field, "a decimal number (string or number)", value)
+        try:
+            number = decimal.Decimal(str(value))
+        except decimal.InvalidOperation:
+            raise _type_error(col, field, "a decimal number", value) from None
+        if not number.is_finite():
+            raise _type_error(col, field, "a finite decimal number", value)
+        return str(number)
+    if not isinstance(value, str):
+        raise _type_error(col, field, "a string" + (f" ({fmt})" if fmt else ""), value)
+    if "\x00" in value:
+        raise _type_error(col, field, "a string without NUL characters", value)
+    try:
+        if fmt == "date-time":
+            parsed = dt.datetime.fromisoformat(value)
+            if engine == "mysql":
+                if parsed.tzinfo is not None:
+                    parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+                return parsed.isoformat(sep=" ")
+            return parsed.isoformat(sep=" ")
+        if fmt == "date":
+            return dt.date.fromisoformat(value).isoformat()
+        if fmt == "time":
+            return dt.time.fromisoformat(value).isoformat()
+        if fmt == "uuid":
+            return str(uuid.UUID(value))
+        if fmt == "binary":
+            return base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        expected = {
+            "date-time": "an ISO 8601 date-time",
+            "date": "an ISO 8601 date (YYYY-MM-DD)",
+            "time": "an ISO 8601 time (HH:MM[:SS])",
+            "uuid": "a UUID",
+            "binary": "base64-encoded bytes",
+        }[fmt]
+        raise _type_error(col, field, expected, value) from None
+    if col.get("enum") and value not in col["enum"]:
+        raise _type_error(col, field, f"one of {', '.join(col['enum'])}", value)
+    return value
+
+
+# ---------------------------------------------------------------- filters and ordering
+
+
+def _bind(value) -> sa.BindParameter:
+    """An untyped bind: the database infers its type from the column (no VARCHAR cast is rendered)."""
+    return sa.bindparam(None, value, type_=sa.types.NullType())
+
+
+class _FilterBuilder:
+    def __init__(self, grant: Grant, table: sa.TableClause, engine: str):
+        self.grant, self.table, self.engine = grant, table, engine
+        self.count = 0
+
+    def build(self, filters, field: str = "filters", depth: int = 0):
+        if depth > MAX_FILTER_DEPTH:
+            raise ExecutorError("invalid_argument", f"{field}: filters nest too deeply.", field=field)
+        if isinstance(filters, list):
+            parts = [self.build(item, f"{field}[{i}]", depth + 1) for i, item in enumerate(filters)]
+            return sa.and_(*parts) if parts else None
+        if not isinstance(filters, dict):
+            raise ExecutorError("invalid_argument", f"{field}: a filter must be an object or a list.", field=field)
+        if len(filters) == 1 and next(iter(filters)) in ("and", "or"):
+            key, items = next(iter(filters.items()))
+            if not isinstance(items, list) or not items:
+                raise ExecutorError(
+                    "invalid_argument", f"{field}.{key} must be a non-empty list.", field=f"{field}.{key}"
+                )
+            parts = [self.build(item, f"{field}.{key}[{i}]", depth + 1) for i, item in enumerate(items)]
+            return sa.and_(*parts) if key == "and" else sa.or_(*parts)
+        if "column" in filters and "op" in filters:
+            extra = set(filters) - {"column", "op", "value"}
+            if extra:
+                raise ExecutorError(
+                    "invalid_argument", f"{field}: unexpected key(s) {', '.join(sorted(extra))}.", field=field
+                )
+            return self.condition(filters["column"], filters["op"], filters.get("value"), field)
+        parts = []
+        for name, value in filters.items():
+            op = "is_null" if value is None else "eq"
+            parts.append(self.condition(name, op, True if value is None else value, f"{field}.{name}"))
+        return sa.and_(*parts) if parts else None
+
+    def condition(self, name, op, value, field: str):
+        self.count += 1
+        if self.count > MAX_CONDITIONS:
+            raise ExecutorError("invalid_argument", f"At most {MAX_CONDITIONS} conditions are allowed.", field=field)
+        col = _readable_column(self.grant, name, f"{field}.column" if field.endswith("]") else field)
+        if op not in OPS:
+            raise ExecutorError(
+                "invalid_argument", f"{field}: unknown operator {op!r}; use one of {', '.join(OPS)}.", field=field
+            )
+        column = self.table.c[name]
+        if op == "is_null":
+            if not isinstance(value, bool):
+                raise ExecutorError("invalid_argument", f"{field}: is_null takes true or false.", field=field)
+            return column.is_(None) if value else column.is_not(None)
+        if col["json_type"] in ("object", "array"):
+            raise ExecutorError(
+                "invalid_argument", f"{field}: {col['json_type']} column {name!r} supports only is_null.", field=field
+            )
+        if op in ("like", "ilike"):
+            if col["json_type"] != "string" or col.get("format") not in (None,):
+                raise ExecutorError("invalid_argument", f"{field}: {op} applies to text columns only.", field=field)
+            if not isinstance(value, str):
+                raise _type_error(col, field, "a pattern string", value)
+            return column.like(_bind(value)) if op == "like" else column.ilike(_bind(value))
+        if op == "in":
+            if not isinstance(value, list) or not value or len(value) > MAX_IN_VALUES:
+                raise ExecutorError(
+                    "invalid_argument", f"{field}: in takes a list of 1 to {MAX_IN_VALUES} values.", field=field
+                )
+            values = [_bind(self._scalar(col, v, f"{field}.value[{i}]")) for i, v in enumerate(value)]
+            return column.in_(values)
+        if op == "between":
+            if not isinstance(value, list) or len(value) != 2:
+                raise ExecutorError("invalid_argument", f"{field}: between takes [low, high].", field=field)
+            low, high = (self._scalar(col, v, f"{field}.value[{i}]") for i, v in enumerate(value))
+            return column.between(_bind(low), _bind(high))
+        bound = _bind(self._scalar(col, value, f"{field}.value"))
+        return {
+            "eq": column.__eq__,
+            "ne": column.__ne__,
+            "lt": column.__lt__,
+            "lte": column.__le__,
+            "gt": column.__gt__,
+            "gte": column.__ge__,
+        }[op](bound)
+
+    def _scalar(self, col, value, field):
+        if value is None:
+            raise ExecutorError("invalid_argument", f"{field}: use is_null to match null values.", field=field)
+        return coerce_value(col, value, field, self.engine)
+
+
+def _row_filter_clause(grant: Grant, table: sa.TableClause, engine: str):
+    parts = []
+    for name, value in grant.row_filter.items():
+        col = grant.column(name)
+        if value is None:
+            parts.append(table.c[name].is_(None))
+        else:
+            parts.append(table.c[name] == _bind(coerce_value(col, value, f"rowFilter.{name}", engine)))
+    return sa.and_(*parts) if parts else None
+
+
+def _where(grant, table, engine, filters, *, required: bool):
+    clauses = []
+    row_filter = _row_filter_clause(grant, table, engine)
+    if row_filter is not None:
+        clauses.append(row_filter)
+    user = None
+    if filters is not None and filters != {} and filters != []:
+        user = _FilterBuilder(grant, table, engine).build(filters)
+    if required and user is None:
+        raise ExecutorError(
+            "invalid_argument", "filters are required: an unfiltered change of every row is refused.", field="filters"
+        )
+    if user is not None:
+        clauses.append(user)
+    return clauses
+
+
+def _order_by(grant: Grant, table, order_by) -> list:
+    if order_by is None or order_by == [] or order_by == "":
+        return []
+    items = order_by if isinstance(order_by, list) else [order_by]
+    out = []
+    for i, item in enumerate(items):
+        field = f"order_by[{i}]"
+        if isinstance(item, str):
+            desc = item.startswith("-")
+            name = item[1:] if desc else item
+        elif isinstance(item, dict) and set(item) <= {"column", "direction"} and "column" in item:
+            name = item["column"]
+            direction = item.get("direction", "asc")
+            if direction not in ("asc", "desc"):
+                raise ExecutorError("invalid_argument", f"{field}.direction must be asc or desc.", field=field)
+            desc = direction == "desc"
+        else:
+            raise ExecutorError(
+                "invalid_argument", f'{field} must be "col", "-col" or {{"column", "direction"}}.', field=field
+            )
+        _readable_column(grant, name, field)
+        out.append(table.c[name].desc() if desc else table.c[name].asc())
+    return out
+
+
+def _limit(limit) -> int:
+    cap = settings.QUERY_ROW_CAP
+    if limit is None:
+        return cap
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ExecutorError("invalid_argument", "limit must be a non-negative integer.", field="limit")
+    return min(limit, cap)
+
+
+def _json_columns(grant: Grant) -> frozenset:
+    return frozenset(c["name"] for c in grant.object.get("columns", []) if c.get("json_type") in ("object", "array"))
+
+
+def _time_columns(grant: Grant) -> frozenset:
+    return frozenset(c["name"] for c in grant.object.get("columns", []) if c.get("format") == "time")
+
+
+def _decimal_scales(grant: Grant) -> dict:
+    scales = {}
+    for c in grant.object.get("columns", []):
+        if c.get("format") == "decimal":
+            match = re.search(r"\(\s*\d+\s*,\s*(\d+)\s*\)", c.get("type") or "")
+            scales[c["name"]] = int(match.group(1)) if match else None
+    return scales
+
+
+def _safe_rows(grant: Grant, rows: list[dict]) -> list[dict]:
+    json_cols, time_cols, scales = _json_columns(grant), _time_columns(grant), _decimal_scales(grant)
+    out = []
+    for row in rows:
+        for name, scale in scales.items():
+            value = row.get(name)
+            # SQLite hands NUMERIC back as int or float; restore the declared scale as a decimal string.
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                number = decimal.Decimal(str(value))
+                row[name] = number.quantize(decimal.Decimal(1).scaleb(-scale)) if scale is not None else number
+        out.append(json_safe_row(row, json_cols, time_cols))
+    return out
+
+
+# ---------------------------------------------------------------- errors from the database
+
+
+def _connector_error(exc: ConnectorError) -> ExecutorError:
+    if exc.reason == "timeout":
+        return ExecutorError("timeout", "The database did not answer in time.", retryable=True)
+    return ExecutorError("database_unavailable", f"The database is unavailable ({exc.reason}).", retryable=True)
+
+
+# MySQL/MariaDB report some constraint failures (CHECK, NOT NULL without default) as OperationalError.
+_MYSQL_CONSTRAINT_CODES = frozenset({1048, 1062, 1364, 1451, 1452, 3819, 4025})
+
+
+def _db_error(exc: Exception, connector, *, context: str = "") -> ExecutorError:
+    prefix = f"{context}: " if context else ""
+    if isinstance(exc, ExecutorError):
+        return exc
+    if isinstance(exc, ConnectorError):
+        return _connector_error(exc)
+    message = driver_message(exc)
+    orig_args = getattr(getattr(exc, "orig", None), "args", None) or (None,)
+    if isinstance(exc, sa.exc.IntegrityError) or orig_args[0] in _MYSQL_CONSTRAINT_CODES:
+        return ExecutorError("constraint_violation", f"{prefix}{message}")
+    if isinstance(exc, sa.exc.DBAPIError):
+        reason = connector.classify(exc)
+        lowered = message.lower()
+        if reason == "timeout" or "statement timeout" in lowered or "max_statement_time" in lowered:
+            return ExecutorError("timeout", f"{prefix}the statement exceeded its time limit.", retryable=True)
+        if exc.connection_invalidated or reason == "host_unreachable":
+            return ExecutorError("database_unavailable", "The database connection was lost.", retryable=True)
+        if isinstance(exc, sa.exc.DataError):
+            return ExecutorError("invalid_argument", f"{prefix}{message}")
+        if "read-only" in lowered or "read only" in lowered or "readonly" in lowered:
+            return ExecutorError("forbidden", f"{prefix}writes are not allowed in a read-only query.")
+        return ExecutorError("database_error", f"{prefix}{message}")
+    logger.exception("Unexpected error from a customer database")
+    return ExecutorError("database_error", f"{prefix}unexpected database error.")
+
+
+def _run(service, work, *, write: bool, context: str = ""):
+    opener = write_connection if write else read_connection
+    connector = None
+    try:
+        with opener(service=service) as (conn, engines):
+            connector = engines.connector
+            return work(conn, engines)
+    except ExecutorError:
+        raise
+    except ConnectorError as exc:
+        raise _connector_error(exc) from exc
+    except sa.exc.SQLAlchemyError as exc:
+        raise _db_error(exc, connector or _connector_for(service), context=context) from exc
+
+
+def _connector_for(service):
+    from roles.connectors import connector_for_engine
+
+    return connector_for_engine(service.engine)
+
+
+# ---------------------------------------------------------------- query / insert / update / delete
+
+
+def executor_query(
+    *,
+    role,
+    object_name: str,
+    schema: str | None = None,
+    columns: list[str] | None = None,
+    filters: dict | list | None = None,
+    order_by: list | str | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    include_total: bool = False,
+) -> QueryResult:
+    """Read rows of a granted table or view with typed filters, ordering and a capped limit."""
+    grant, db_schema = _resolve(role, object_name, schema, action="SELECT", kinds=("table", "view"))
+    engine = db_schema["engine"]
+    table = _table(grant, db_schema)
+    if columns is None or columns == []:
+        names = list(grant.readable_columns)
+    else:
+        if not isinstance(columns, list):
+            raise ExecutorError("invalid_argument", "columns must be a list of column names.", field="columns")
+        names = []
+        for i, name in enumerate(columns):
+            _readable_column(grant, name, f"columns[{i}]")
+            if name not in names:
+                names.append(name)
+    where = _where(grant, table, engine, filters, required=False)
+    ordering = _order_by(grant, table, order_by)
+    row_limit = _limit(limit)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ExecutorError("invalid_argument", "offset must be a non-negative integer.", field="offset")
+    if not isinstance(include_total, bool):
+        raise ExecutorError("invalid_argument", "include_total must be true or false.", field="include_total")
+    statement = sa.select(*[table.c[n] for n in names]).where(*where).order_by(*ordering)
+    statement = statement.limit(row_limit + 1).offset(offset)
+
+    def work(conn, _engines):
+        rows = [dict(r) for r in conn.execute(statement).mappings()]
+        total = None
+        if include_total:
+            total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()
+        return rows, total
+
+    rows, total = _run(role.service, work, write=False, context=f"query {object_name}")
+    truncated = len(rows) > row_limit
+    rows = _safe_rows(grant, rows[:row_limit])
+    return QueryResult(columns=names, rows=rows, row_count=len(rows), total=total, truncated=truncated)
+
+
+def _write_values(grant: Grant, values, field: str, engine: str, *, insert: bool) -> dict:
+    if not isinstance(values, dict):
+        raise ExecutorError("invalid_argument", f"{field} must be an object of column: value.", field=field)
+    out = {}
+    for name, value in values.items():
+        col = grant.column(name) if isinstance(name, str) else None
+        if col is None:
+            raise ExecutorError(
+                "unknown_column", f"{field}: {grant.object_name!r} has no column {name!r}.", field=f"{field}.{name}"
+            )
+        if grant.allowed_columns is not None and name not in grant.allowed_columns and name not in grant.row_filter:
+            raise ExecutorError(
+                "forbidden", f"{field}: column {name!r} is not granted for writing.", field=f"{field}.{name}"
+            )
+        if value is None and not col.get("nullable", True):
+            raise ExecutorError(
+                "invalid_argument", f"{field}: column {name!r} may not be null.", field=f"{field}.{name}"
+            )
+        out[name] = coerce_value(col, value, f"{field}.{name}", engine)
+    for name, expected in grant.row_filter.items():
+        col = grant.column(name)
+        wanted = None if expected is None else coerce_value(col, expected, f"rowFilter.{name}", engine)
+        if name in values:
+            if values[name] != expected and out[name] != wanted:
+                raise ExecutorError(
+                    "forbidden",
+                    f"{field}: {name!r} must be {expected!r} for this role (row filter).",
+                    field=f"{field}.{name}",
+                )
+        elif insert:
+            out[name] = wanted
+    return out
+
+
+def _returning_columns(grant: Grant, table) -> list:
+    return [table.c[n] for n in grant.readable_columns]
+
+
+def executor_insert(*, role, object_name: str, schema: str | None = None, rows: list[dict]) -> WriteResult:
+    """Insert a batch of rows atomically: a failing row rolls back the whole batch."""
+    grant, db_schema = _resolve(role, object_name, schema, action="INSERT", kinds=("table",))
+    engine = db_schema["engine"]
+    if not isinstance(rows, list) or not rows:
+        raise ExecutorError("invalid_argument", "rows must be a non-empty list of objects.", field="rows")
+    if len(rows) > MAX_BATCH:
+        raise ExecutorError("invalid_argument", f"At most {MAX_BATCH} rows per batch.", field="rows")
+    table = _table(grant, db_schema)
+    prepared = [_write_values(grant, row, f"rows[{i}]", engine, insert=True) for i, row in enumerate(rows)]
+
+    def work(conn, engines):
+        returning = conn.dialect.insert_returning
+        out, count = [], 0
+        for i, values in enumerate(prepared):
+            statement = sa.insert(table).values(values) if values else sa.insert(table)
+            if returning:
+                statement = statement.returning(*_returning_columns(grant, table))
+            try:
+                result = conn.execute(statement)
+            except sa.exc.SQLAlchemyError as exc:
+                raise _db_error(exc, engines.connector, context=f"rows[{i}]") from exc
+            if returning:
+                out.extend(dict(r) for r in result.mappings())
+            count += result.rowcount if result.rowcount and result.rowcount > 0 else 1
+        return count, out
+
+    count, returned = _run(role.service, work, write=True, context=f"insert into {object_name}")
+    return WriteResult(row_count=count, rows=_safe_rows(grant, returned))
+
+
+def executor_update(*, role, object_name: str, schema: str | None = None, values: dict, filters) -> WriteResult:
+    """Update the rows matching filters (mandatory), confined to the Role's row filter."""
+    grant, db_schema = _resolve(role, object_name, schema, action="UPDATE", kinds=("table",))
+    engine = db_schema["engine"]
+    table = _table(grant, db_schema)
+    if not isinstance(values, dict) or not values:
+        raise ExecutorError("invalid_argument", "values must be a non-empty object of column: value.", field="values")
+    prepared = _write_values(grant, values, "values", engine, insert=False)
+    where = _where(grant, table, engine, filters, required=True)
+
+    def work(conn, _engines):
+        statement = sa.update(table).where(*where).values(prepared)
+        returning = conn.dialect.update_returning
+        if returning:
+            statement = statement.returning(*_returning_columns(grant, table))
+        result = conn.execute(statement)
+        rows = [dict(r) for r in result.mappings()] if returning else []
+        return (len(rows) if returning else result.rowcount), rows
+
+    count, returned = _run(role.service, work, write=True, context=f"update {object_name}")
+    return WriteResult(row_count=count, rows=_safe_rows(grant, returned))
+
+
+def executor_delete(*, role, object_name: str, schema: str | None = None, filters) -> WriteResult:
+    """Delete the rows matching filters (mandatory), confined to the Role's row filter."""
+    grant, db_schema = _resolve(role, object_name, schema, action="DELETE", kinds=("table",))
+    engine = db_schema["engine"]
+    table = _table(grant, db_schema)
+    where = _where(grant, table, engine, filters, required=True)
+
+    def work(conn, _engines):
+        statement = sa.delete(table).where(*where)
+        returning = conn.dialect.delete_returning
+        if returning:
+            statement = statement.returning(*_returning_columns(grant, table))
+        result = conn.execute(statement)
+        rows = [dict(r) for r in result.mappings()] if returning else []
+        return (len(rows) if returning else result.rowcount), rows
+
+    count, returned = _run(role.service, work, write=True, context=f"delete from {object_name}")
+    return WriteResult(row_count=count, rows=_safe_rows(grant, returned))
+
+
+# ---------------------------------------------------------------- procedures and functions
+
+_TYPE_TEXT = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .,()\[\]\"]*$")
+
+
+def _call_arguments(grant: Grant, parameters) -> list[tuple[dict, Any, bool]]:
+    """(argument, bound value, given) for each argument, in declared order."""
+    if parameters is None:
+        parameters = {}
+    if not isinstance(parameters, dict):
+        raise ExecutorError("invalid_argument", "parameters must be an object of name: value.", field="parameters")
+    arguments = grant.object.get("arguments", [])
+    inputs = {a["name"]: a for a in arguments if a["mode"] in ("IN", "INOUT", "VARIADIC")}
+    for name in parameters:
+        if name not in inputs:
+            expected = ", ".join(inputs) or "no parameters"
+            raise ExecutorError(
+                "invalid_argument",
+                f"{grant.object_name} has no input parameter {name!r}; expected {expected}.",
+                field=f"parameters.{name}",
+            )
+    out = []
+    for arg in arguments:
+        given = arg["name"] in parameters
+        if arg["mode"] in ("IN", "VARIADIC") and not given and not arg.get("has_default"):
+            raise ExecutorError(
+                "invalid_argument",
+                f"parameters.{arg['name']} is required ({arg['type']}).",
+                field=f"parameters.{arg['name']}",
+            )
+        value = None
+        if given:
+            value = coerce_value(
+                {"name": arg["name"], "type": arg["type"], "json_type": arg["json_type"], "format": arg["format"]},
+                parameters[arg["name"]],
+                f"parameters.{arg['name']}",
+                "",
+            )
+        out.append((arg, value, given))
+    return out
+
+
+def _call_statement(grant: Grant, engine: str, args, preparer) -> tuple[list, dict]:
+    """Statements to run in order (the last returns the result) and their binds."""
+    qualified = f"{preparer.quote_identifier(grant.schema)}.{preparer.quote_identifier(grant.object_name)}"
+    binds: dict[str, Any] = {}
+    if engine == "postgresql":
+        parts = []
+        for i, (arg, value, given) in enumerate(args):
+            if not _TYPE_TEXT.match(arg["type"]):
+                raise ExecutorError("database_error", f"Unsupported argument type {arg['type']!r}.")
+            name = preparer.quote_identifier(arg["name"])
+            if arg["mode"] == "OUT":
+                if grant.kind == "procedure":
+                    parts.append(f"{name} => NULL")
+                continue
+            if not given:
+                continue
+            binds[f"p{i}"] = value
+            parts.append(f"{name} => CAST(:p{i} AS {arg['type']})")
+        if grant.kind == "procedure":
+            return [sa.text(f"CALL {qualified}({', '.join(parts)})")], binds
+        return [sa.text(f"SELECT * FROM {qualified}({', '.join(parts)})")], binds
+    if engine == "mysql":
+        if grant.kind == "function":
+            placeholders = []
+            for i, (_arg, value, _given) in enumerate(args):
+                binds[f"p{i}"] = value
+                placeholders.append(f":p{i}")
+            return [sa.text(f"SELECT {qualified}({', '.join(placeholders)}) AS result")], binds
+        statements, placeholders, outs = [], [], []
+        for i, (arg, value, _given) in enumerate(args):
+            if arg["mode"] in ("OUT", "INOUT"):
+                var = f"@nectar_out_{i}"
+                statements.append(sa.text(f"SET {var} = :p{i}").bindparams(sa.bindparam(f"p{i}", value)))
+                placeholders.append(var)
+                outs.append(f"{var} AS {preparer.quote_identifier(arg['name'])}")
+            else:
+                binds[f"p{i}"] = value
+                placeholders.append(f":p{i}")
+        statements.append(sa.text(f"CALL {qualified}({', '.join(placeholders)})"))
+        if outs:
+            statements.append(sa.text(f"SELECT {', '.join(outs)}"))
+        return statements, binds
+    raise ExecutorError("invalid_argument", f"Calling routines is not supported on {engine}.")
+
+
+def executor_call(*, role, object_name: str, schema: str | None = None, parameters: dict) -> QueryResult:
+    """Execute a granted procedure or function with named, typed parameters."""
+    grant, db_schema = _resolve(role, object_name, schema, action="EXECUTE", kinds=("procedure", "function"))
+    args = _call_arguments(grant, parameters)
+    cap = settings.QUERY_ROW_CAP
+
+    def work(conn, _engines):
+        statements, binds = _call_statement(grant, db_schema["engine"], args, conn.dialect.identifier_preparer)
+        rows, columns = [], []
+        for statement in statements:
+            params = {k: v for k, v in binds.items() if re.search(rf":{k}\b", statement.text)}
+            result = conn.execute(statement, params)
+            if result.returns_rows:
+                columns = list(result.keys())
+                rows = [dict(r) for r in result.mappings().fetchmany(cap + 1)]
+        return columns, rows
+
+    columns, rows = _run(role.service, work, write=True, context=f"call {object_name}")
+    truncated = len(rows) > cap
+    rows = _safe_rows(grant, rows[:cap])
+    return QueryResult(columns=columns, rows=rows, row_count=len(rows), total=None, truncated=truncated)
+
+
+# ---------------------------------------------------------------- read-only SQL (generated endpoints)
+
+
+def sql_check(*, role, sql: str, params: dict | None = None) -> CheckedSQL:
+    """Parse and check read-only SQL against the Role's grants; return the SQL that will run."""
+    from roles.sqlcheck import check_sql
+
+    schema, grants = _schema_and_grants(role)
+    return check_sql(sql=sql, params=params, schema=schema, grants=grants)
+
+
+def executor_run_sql(*, role, sql: str, params: dict, limit: int | None = None) -> QueryResult:
+    """Run checked read-only SQL with bound parameters in a read-only transaction, capped at the row cap."""
+    checked = sql_check(role=role, sql=sql, params=params)
+    row_limit = _limit(limit)
+    binds = _binds(checked, params)
+
+    def work(conn, _engines):
+        result = conn.execute(sa.text(checked.sql), binds)
+        columns = list(result.keys())
+        rows = [dict(zip(columns, r, strict=False)) for r in result.fetchmany(row_limit + 1)]
+        return columns, rows
+
+    columns, rows = _run(role.service, work, write=False, context="query")
+    truncated = len(rows) > row_limit
+    rows = [json_safe_row(r) for r in rows[:row_limit]]
+    return QueryResult(columns=columns, rows=rows, row_count=len(rows), total=None, truncated=truncated)
+
+
+def _binds(checked: CheckedSQL, params: dict | None) -> dict:
+    from roles.sqlcheck import internal_binds
+
+    out = dict(params or {})
+    out.update(internal_binds(checked))
+    return out
+
+
+def sql_explain_cost(*, role, sql: str, params: dict | None) -> float:
+    """The planner's estimated total cost of checked read-only SQL (0.0 where the engine has no cost)."""
+    checked = sql_check(role=role, sql=sql, params=params)
+    binds = _binds(checked, params)
+
+    def work(conn, engines):
+        return engines.connector.explain_cost(conn, checked.sql, binds)
+
+    return float(_run(role.service, work, write=False, context="explain"))
