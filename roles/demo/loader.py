@@ -67,10 +67,14 @@ def _result(*, engine: str, created: bool, metadata: dict[str, str], started: fl
         "version": int(metadata["version"]),
         "anchor_date": metadata.get("anchor_date"),
         "checksum": metadata.get("checksum"),
-        "counts": json.loads(metadata.get("row_counts") or "{}"),
+        "counts": _in_load_order(json.loads(metadata.get("row_counts") or "{}")),
         "seconds": round(time.monotonic() - started, 2),
         **extra,
     }
+
+
+def _in_load_order(counts: dict[str, int]) -> dict[str, int]:
+    return {name: counts[name] for name in DEMO_TABLES if name in counts}
 
 
 def _generate(*, seed: int, scale: float, anchor: date | None, progress: Progress | None) -> DemoDataset:
@@ -139,11 +143,27 @@ def demo_build_postgres(
     force: bool = False,
     anchor: date | None = None,
 ) -> dict:
-    """Create (if needed) and seed the demo database at url; a no-op when already seeded alike."""
+    """Create (if needed) and seed the demo database at url; a no-op when already seeded alike.
+
+    Returns {"engine", "created", "seed", "scale", "version", "anchor_date", "checksum", "counts",
+    "seconds"} (plus "database_created" after a build). Raises DemoBuildError, ValueError for a bad scale.
+    """
+    import psycopg
+
+    marker = _marker(seed=seed, scale=scale)  # validates the scale before touching the server
+    try:
+        return _build_postgres(url=url, seed=seed, scale=scale, marker=marker, progress=progress, force=force,
+                               anchor=anchor)  # fmt: skip
+    except psycopg.Error as exc:
+        # Connection strings and row values never reach the message: only the server's first line.
+        retryable = isinstance(exc, psycopg.OperationalError)
+        raise DemoBuildError(f"building the demo database failed: {_first_line(exc)}", retryable=retryable) from exc
+
+
+def _build_postgres(*, url, seed, scale, marker, progress, force, anchor) -> dict:
     from psycopg import sql
 
     started = time.monotonic()
-    marker = _marker(seed=seed, scale=scale)
     database_created = demo_postgres_ensure_database(url=url)
     with _pg_connect(url) as conn:
         existing = _pg_metadata(conn)

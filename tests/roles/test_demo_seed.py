@@ -19,11 +19,13 @@ from roles.demo import (
     DEMO_SEED,
     DEMO_TABLES,
     DEMO_VIEWS,
+    DemoBuildError,
     demo_build_postgres,
     demo_build_sqlite,
     demo_generate,
     demo_schema_ddl,
 )
+from roles.demo.location import demo_database_location, demo_location_from_url
 from roles.models import Membership, Organization, Role, Service
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -365,3 +367,49 @@ def test_seed_demo_refuses_a_bad_scale_and_changes_nothing(tmp_path):
         call_command("seed_demo", "--scale", "0")
     assert not Organization.objects.filter(slug="demo").exists()
     assert not (tmp_path / "demo_logins.txt").exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_refuses_a_demo_database_url_without_a_database_name(tmp_path):
+    from django.core.management.base import CommandError
+
+    with (
+        override_settings(DEMO_DATABASE_URL=f"{PG_SERVER}/", DATA_DIR=tmp_path),
+        pytest.raises(CommandError, match="must name a database"),
+    ):
+        call_command("seed_demo", "--scale", str(SMALL))
+    assert not Organization.objects.filter(slug="demo").exists()
+
+
+def test_an_unreachable_demo_server_is_a_clear_retryable_error():
+    with pytest.raises(DemoBuildError, match="cannot connect") as caught:
+        demo_build_postgres(url="postgresql://postgres@127.0.0.1:1/nectar_demo_nowhere", scale=SMALL)
+    assert caught.value.retryable is True
+    assert "postgres@" not in str(caught.value)
+
+
+def test_the_demo_database_defaults_to_nectar_demo_beside_the_platform_database():
+    from django.conf import settings
+
+    with override_settings(DEMO_DATABASE_URL=""):
+        location = demo_database_location()
+    platform = settings.DATABASES["default"]
+
+    assert location.database == "nectar_demo"
+    assert location.host == (platform["HOST"] or platform["OPTIONS"].get("host"))
+    assert location.username == platform["USER"]
+    assert location.url.startswith("postgresql://")
+
+
+def test_a_demo_database_url_gives_the_service_its_connection_settings():
+    location = demo_location_from_url("postgresql://shop:s%40cret@db.internal:6543/retail_demo")
+
+    assert (location.host, location.port, location.database, location.username, location.password) == (
+        "db.internal",
+        6543,
+        "retail_demo",
+        "shop",
+        "s@cret",
+    )
+    assert "s%40cret" in location.url
+    assert "cret" not in repr(location)

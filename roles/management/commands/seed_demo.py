@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from roles.demo import DEMO_SEED, DemoBuildError, demo_build_postgres
@@ -29,13 +30,15 @@ class _RichProgress:
         self.tasks: dict[str, int] = {}
 
     def __enter__(self):
-        self.progress.start()
         return self
 
     def __exit__(self, *exc):
-        self.progress.stop()
+        if self.tasks:
+            self.progress.stop()
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.tasks:
+            self.progress.start()  # only once there is work, so a no-op run prints no empty bars
         if stage not in self.tasks:
             self.tasks[stage] = self.progress.add_task(_STAGE_LABELS.get(stage, stage), total=total)
         self.progress.update(self.tasks[stage], completed=done, total=total)
@@ -58,8 +61,11 @@ class Command(BaseCommand):
             scale = demo_validate_scale(scale)
         except ValueError as exc:
             raise CommandError(f"--scale: {exc}") from None
-        location = demo_database_location()
-        console = Console(file=self.stdout, highlight=False)
+        try:
+            location = demo_database_location()
+        except ImproperlyConfigured as exc:
+            raise CommandError(str(exc)) from None
+        console = Console(file=self.stdout, highlight=False, soft_wrap=True)
         console.print(f"Demo database: {location.display}")
         try:
             with _RichProgress(console) as progress:
