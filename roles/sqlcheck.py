@@ -11,6 +11,7 @@ that runs is regenerated from the checked AST with every identifier resolved and
 from __future__ import annotations
 
 import logging
+import re
 
 import sqlglot
 from sqlglot import exp
@@ -62,6 +63,9 @@ SAFE_FUNCTIONS = frozenset(
         )
     ).split()
 )
+
+
+_BIND_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def internal_binds(checked: CheckedSQL) -> dict:
@@ -180,8 +184,10 @@ def _check_binds(ast: exp.Expression, params) -> tuple[str, ...]:
         raise ExecutorError("invalid_argument", "params must be an object of name: value.", field="params")
     names = []
     for ph in ast.find_all(exp.Placeholder):
-        if not ph.name:
-            raise _refuse("invalid_sql", "Positional parameters (?) are not allowed; write named binds such as :name.")
+        if not _BIND_NAME.fullmatch(ph.name or ""):
+            raise _refuse(
+                "invalid_sql", "Positional parameters (?, $1) are not allowed; write named binds such as :name."
+            )
         if ph.name.lower().startswith(INTERNAL_PREFIX):
             raise _refuse("invalid_sql", f"Bind names starting with {INTERNAL_PREFIX!r} are reserved.")
         if ph.name not in names:

@@ -26,6 +26,7 @@ from roles.demo import (
     demo_schema_ddl,
 )
 from roles.demo.location import demo_database_location, demo_location_from_url
+from roles.demo.platform import demo_eu_support_permissions, demo_sales_analyst_permissions
 from roles.models import Membership, Organization, Role, Service
 
 PG_SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -413,3 +414,57 @@ def test_a_demo_database_url_gives_the_service_its_connection_settings():
     )
     assert "s%40cret" in location.url
     assert "cret" not in repr(location)
+
+
+# --- the demo Roles through the permission layer ------------------------------------------------
+
+
+def _demo_service(org, engine: str, database: str) -> Service:
+    fields = {"host": "127.0.0.1", "port": 5432, "username": "postgres"} if engine == "postgresql" else {}
+    return Service.objects.create(organization=org, name=f"demo {engine}", engine=engine, database=database, **fields)
+
+
+@pytest.mark.django_db
+def test_the_demo_roles_are_valid_and_enforced_on_the_postgres_demo_database(org, demo_pg_built):
+    from roles.executor import ExecutorError, executor_call, executor_query
+    from roles.permissions import permissions_validate
+
+    url, _ = demo_pg_built
+    service = _demo_service(org, "postgresql", url.rsplit("/", 1)[1])
+    sales = Role.objects.create(
+        organization=org, service=service, name="Sales", permissions=demo_sales_analyst_permissions()
+    )
+    support = Role.objects.create(
+        organization=org, service=service, name="Support", permissions=demo_eu_support_permissions()
+    )
+
+    assert permissions_validate(service=service, permissions=sales.permissions) == []
+    assert permissions_validate(service=service, permissions=support.permissions) == []
+    customers = executor_query(role=sales, object_name="customers", limit=5)
+    assert "phone" not in customers.columns and "email" in customers.columns
+    with pytest.raises(ExecutorError) as denied:
+        executor_query(role=sales, object_name="customers", columns=["phone"])
+    assert denied.value.code == "forbidden"
+    delivered = executor_query(role=sales, object_name="orders", filters={"status": "delivered"}, limit=3)
+    assert {row["status"] for row in delivered.rows} == {"delivered"}
+    since = executor_call(
+        role=sales, object_name="customer_orders_since", parameters={"p_customer_id": 1, "p_since": "2000-01-01"}
+    )
+    assert since.columns[:2] == ["order_id", "order_date"]
+    eu = executor_query(role=support, object_name="customers", columns=["region"], limit=1000)
+    assert {row["region"] for row in eu.rows} == {"EU"}
+
+
+@pytest.mark.django_db
+def test_the_sales_role_fits_a_sqlite_copy_of_the_demo_database(org, demo_sqlite_file):
+    from roles.executor import executor_query
+    from roles.permissions import permissions_validate
+
+    service = _demo_service(org, "sqlite", str(demo_sqlite_file))
+    permissions = demo_sales_analyst_permissions(schema="main", routines=False)
+    role = Role.objects.create(organization=org, service=service, name="Sales", permissions=permissions)
+
+    assert permissions_validate(service=service, permissions=permissions) == []
+    revenue = executor_query(role=role, object_name="monthly_revenue", filters={"region": "EU"}, order_by="month")
+    assert revenue.row_count >= 12
+    assert revenue.rows[0]["month"] < revenue.rows[-1]["month"]
