@@ -31,28 +31,34 @@ _LOGIN_LINE = re.compile(r"^(?P<username>\S+) / (?P<password>\S+)(?: \(.*\))?$")
 _BUSINESS_TABLES = tuple(name for name in DEMO_TABLES if name != "demo_metadata")
 
 
-def _grant(kind: str, name: str, actions: list[str], **extra) -> dict:
-    return {"objectName": name, "schema": "public", "path": f"/{kind}/{name}", "actions": actions, **extra}
+def _grant(schema: str, kind: str, name: str, actions: list[str], **extra) -> dict:
+    return {"objectName": name, "schema": schema, "path": f"/{kind}/{name}", "actions": actions, **extra}
 
 
-def demo_sales_analyst_permissions() -> list[dict]:
-    """Read everything, run the read-side functions; the customers' phone numbers stay hidden."""
+def demo_sales_analyst_permissions(*, schema: str = "public", routines: bool = True) -> list[dict]:
+    """Read everything, run the read-side functions; the customers' phone numbers stay hidden.
+
+    For a SQLite copy of the demo database pass schema="main", routines=False.
+    """
     grants = [
-        _grant("table", name, ["SELECT"], **({"columns": {"deny": ["phone"]}} if name == "customers" else {}))
+        _grant(schema, "table", name, ["SELECT"], **({"columns": {"deny": ["phone"]}} if name == "customers" else {}))
         for name in _BUSINESS_TABLES
     ]
-    grants += [_grant("view", name, ["SELECT"]) for name in DEMO_VIEWS]
-    grants += [_grant("proc", name, ["EXECUTE"]) for name in ("customer_orders_since", "apply_loyalty_tier")]
+    grants += [_grant(schema, "view", name, ["SELECT"]) for name in DEMO_VIEWS]
+    if routines:
+        grants += [
+            _grant(schema, "proc", name, ["EXECUTE"]) for name in ("customer_orders_since", "apply_loyalty_tier")
+        ]
     return grants
 
 
-def demo_eu_support_permissions() -> list[dict]:
+def demo_eu_support_permissions(*, schema: str = "public") -> list[dict]:
     """EU customers, their orders and tickets; support may open and update EU tickets."""
     eu = {"rowFilter": {"region": "EU"}}
     return [
-        _grant("table", "customers", ["SELECT"], **eu),
-        _grant("table", "orders", ["SELECT"], **eu),
-        _grant("table", "support_tickets", ["SELECT", "INSERT", "UPDATE"], **eu),
+        _grant(schema, "table", "customers", ["SELECT"], **eu),
+        _grant(schema, "table", "orders", ["SELECT"], **eu),
+        _grant(schema, "table", "support_tickets", ["SELECT", "INSERT", "UPDATE"], **eu),
     ]
 
 
