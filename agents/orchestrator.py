@@ -9,6 +9,7 @@ from the first unfinished phase.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -190,8 +191,8 @@ class Orchestrator:
             sql_check(role=self.role, sql=design.get("sql") or "", params=_defaults(design.get("parameters")))
         except ExecutorError as exc:
             automated.append(f"SQL check: {exc}")
-        if ":limit" not in (design.get("sql") or "") and "lookup" not in (design.get("shape") or []):
-            automated.append("the result is not bounded by a :limit parameter")
+        if not re.search(r"\bLIMIT\b", design.get("sql") or "", re.I) and "lookup" not in (design.get("shape") or []):
+            automated.append("the result is not bounded by a LIMIT")
         memories = self._memories("security", requirement)
         context = {
             "requirement": requirement,

@@ -38,6 +38,9 @@ DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 STRICT_LIMIT = 50
 STRICT_MAX_LIMIT = 200
+# The bound parameter that caps how many rows a generated query returns. Not "limit": generated
+# endpoints reserve limit/offset/page for paging through those rows.
+ROW_LIMIT_PARAM = "top_n"
 REUSABLE_TYPES = ("SUCCESS_PATTERN", "API_PATTERN")
 ACTIVITY_WORDS = frozenset(
     [
@@ -878,7 +881,7 @@ def _needed_params(a: Analysis) -> dict[str, Any]:
     if a.lookup is not None:
         params[_lookup_param(a)] = a.lookup_default
     if a.phrases.top_n is not None:
-        params["limit"] = a.phrases.top_n
+        params[ROW_LIMIT_PARAM] = a.phrases.top_n
     return params
 
 
@@ -1139,7 +1142,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 f"{', '.join(sorted(a.strict_tables))}: limit defaults to {default}, at most {maximum}."
             )
         add_param(
-            "limit",
+            ROW_LIMIT_PARAM,
             {
                 "type": "integer",
                 "default": default,
@@ -1148,7 +1151,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 "description": "Most rows returned.",
             },
         )
-        q.limit = ":limit"
+        q.limit = f":{ROW_LIMIT_PARAM}"
 
     for f in a.filters:
         add_param(f.param, column_param(f))

@@ -52,6 +52,7 @@ import re
 from typing import Any
 
 from agents.planner import Plan, PlanningError, plan_requirement
+from agents.planner.planner import ROW_LIMIT_PARAM
 from agents.planner.sql import bind_names, normalize_dialect, sql_parses
 from agents.planner.vocabulary import SECRET_WORDS, SENSITIVE_WORDS, STOPWORDS, name_tokens, tokenize, word_score
 
@@ -385,9 +386,9 @@ def security_checks(*, plan: dict, requirement: str, grants: list | None, dialec
     read_only = sql_parses(sql, dialect) and not WRITE_WORDS.search(re.sub(r"'(?:[^']|'')*'", "''", sql))
     check("read_only", read_only, "one SELECT statement" if read_only else "the SQL is not a single read-only SELECT")
 
-    limit_spec = properties.get("limit") or {}
+    limit_spec = properties.get(ROW_LIMIT_PARAM) or {}
     literal_limit = re.search(r"\bLIMIT\s+(\d+)\s*$", sql, re.I)
-    bounded = (":limit" in sql and 0 < int(limit_spec.get("maximum") or 0) <= MAX_SAFE_LIMIT) or bool(
+    bounded = (f":{ROW_LIMIT_PARAM}" in sql and 0 < int(limit_spec.get("maximum") or 0) <= MAX_SAFE_LIMIT) or bool(
         literal_limit and int(literal_limit.group(1)) <= MAX_SAFE_LIMIT
     )
     check(
@@ -492,10 +493,10 @@ def _fix(plan: dict, failures: list, context: dict) -> tuple[dict, list[str]]:
             plan = replanned
     if re.search(r"too many rows|timeout|timed out|row cap|truncated|max_rows", text, re.I):
         properties = dict((plan.get("parameters") or {}).get("properties") or {})
-        if "limit" in properties:
-            spec = dict(properties["limit"])
+        if ROW_LIMIT_PARAM in properties:
+            spec = dict(properties[ROW_LIMIT_PARAM])
             spec["default"] = max(1, int(spec.get("default") or 100) // 2)
-            properties["limit"] = spec
+            properties[ROW_LIMIT_PARAM] = spec
             plan = {**plan, "parameters": {**plan["parameters"], "properties": properties}}
             changes.append(f"halved the default limit to {spec['default']}")
     return plan, changes
@@ -506,7 +507,7 @@ def endpoint_test_cases(plan: dict) -> list[dict]:
     properties = (plan.get("parameters") or {}).get("properties") or {}
     defaults = {name: spec.get("default") for name, spec in properties.items()}
     columns = [c["name"] for c in plan.get("response_columns") or []]
-    limit = (properties.get("limit") or {}).get("default")
+    limit = (properties.get(ROW_LIMIT_PARAM) or {}).get("default")
     shape = set(plan.get("shape") or [])
     max_rows = limit if limit is not None else (1 if "lookup" in shape else None)
     cases = [
@@ -516,25 +517,25 @@ def endpoint_test_cases(plan: dict) -> list[dict]:
             "expect": {"status": 200, "min_rows": 0, "max_rows": max_rows, "columns": columns},
         }
     ]
-    if "limit" in properties:
+    if ROW_LIMIT_PARAM in properties:
         cases.append(
             {
-                "name": "limit=1 returns at most one row",
-                "params": {**defaults, "limit": 1},
+                "name": f"{ROW_LIMIT_PARAM}=1 returns at most one row",
+                "params": {**defaults, ROW_LIMIT_PARAM: 1},
                 "expect": {"status": 200, "min_rows": 0, "max_rows": 1, "columns": columns},
             }
         )
-        maximum = properties["limit"].get("maximum")
+        maximum = properties[ROW_LIMIT_PARAM].get("maximum")
         if maximum:
             cases.append(
                 {
-                    "name": "a limit above the maximum is refused",
-                    "params": {**defaults, "limit": int(maximum) + 1},
+                    "name": f"a {ROW_LIMIT_PARAM} above the maximum is refused",
+                    "params": {**defaults, ROW_LIMIT_PARAM: int(maximum) + 1},
                     "expect": {"status": 400},
                 }
             )
     for name, spec in properties.items():
-        if spec.get("type") == "integer" and name != "limit":
+        if spec.get("type") == "integer" and name != ROW_LIMIT_PARAM:
             cases.append(
                 {
                     "name": f"a non-integer {name} is refused",

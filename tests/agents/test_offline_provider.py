@@ -127,7 +127,7 @@ def test_implementer_fix_round_replans_without_a_failing_column(retail):
         test_failures=[{"name": "defaults", "message": "no such column: total"}, {"message": "too many rows"}],
     )
     assert "total" not in [c["name"] for c in fixed.structured["response_columns"]]
-    assert fixed.structured["parameters"]["properties"]["limit"]["default"] < 100
+    assert fixed.structured["parameters"]["properties"]["top_n"]["default"] < 100
     assert len(fixed.structured["changes"]) == 2
 
 
@@ -141,7 +141,7 @@ def test_tester_and_documenter_describe_the_endpoint(retail):
         provider, "tester", design=plan, implementation={"sql": plan["sql"], "parameters": plan["parameters"]}
     ).structured["cases"]
     by_name = {c["name"]: c for c in cases}
-    assert by_name["limit=1 returns at most one row"]["expect"]["max_rows"] == 1
+    assert by_name["top_n=1 returns at most one row"]["expect"]["max_rows"] == 1
     assert any(c["expect"]["status"] == 400 for c in cases)
     assert any(c["params"].get("status") not in (None, "shipped") for c in cases)  # another enum value
 

@@ -92,7 +92,7 @@ def test_number_of_tickets_per_priority_counts_by_group(retail):
 
 def test_top_products_by_revenue_multiplies_price_by_quantity(retail):
     plan = _plan(retail, "top 10 products by revenue")
-    assert "top_n" in plan.shape and plan.defaults()["limit"] == 10
+    assert "top_n" in plan.shape and plan.defaults()["top_n"] == 10
     expected = _expected(
         retail,
         "SELECT p.id, SUM(i.unit_price * i.quantity) AS r FROM order_items i JOIN products p ON p.id = i.product_id "
@@ -221,7 +221,7 @@ def test_a_matching_success_pattern_is_reused_in_fewer_steps(retail):
 
 def test_an_anti_pattern_steers_the_design_away(retail):
     plain = _plan(retail, "orders with customer name")
-    assert plain.defaults()["limit"] == 100
+    assert plain.defaults()["top_n"] == 100
     warned = _plan(
         retail,
         "orders with customer name",
@@ -230,8 +230,8 @@ def test_an_anti_pattern_steers_the_design_away(retail):
             {"id": "a-2", "type": "ANTI_PATTERN", "content": json.dumps({"reason": "exposes column total"})},
         ],
     )
-    assert warned.parameters["properties"]["limit"]["maximum"] < plain.parameters["properties"]["limit"]["maximum"]
-    assert warned.defaults()["limit"] < 100
+    assert warned.parameters["properties"]["top_n"]["maximum"] < plain.parameters["properties"]["top_n"]["maximum"]
+    assert warned.defaults()["top_n"] < 100
     assert "total" in [c["name"] for c in plain.response_columns]
     assert "total" not in [c["name"] for c in warned.response_columns]
     assert any("anti-pattern" in step for step in warned.rationale)
