@@ -1,12 +1,17 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from nectar.admin_scoping import OrganizationScopedAdmin
+from roles.connectors import ConnectorError
+from roles.forms import PermissionEditorWidget, PermissionsField, PermissionsJSONWidget, permissions_form_errors
 from roles.models import Membership, Organization, Role, RoleApiKey, Service
 from roles.selectors import organization_ids_for_user
+from roles.services import service_refresh_schema, service_schema, service_test_connection
 
 
 @admin.register(Organization)
@@ -84,7 +89,81 @@ class ServiceAdmin(OrganizationScopedAdmin):
     list_display = ("name", "organization", "engine", "host", "database", "schema_refreshed_at")
     list_filter = ("engine",)
     search_fields = ("name", "host", "database")
-    readonly_fields = ("schema_refreshed_at",)
+    readonly_fields = ("schema_refreshed_at", "service_tools")
+    actions = ["test_connection", "refresh_schema"]
+
+    def get_urls(self):
+        return [
+            path(
+                "<uuid:service_id>/test-connection/",
+                self.admin_site.admin_view(self.test_connection_view),
+                name="roles_service_test_connection",
+            ),
+            path(
+                "<uuid:service_id>/refresh-schema/",
+                self.admin_site.admin_view(self.refresh_schema_view),
+                name="roles_service_refresh_schema",
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.display(description="Tools")
+    def service_tools(self, obj):
+        if obj is None or obj.pk is None:
+            return "Save the service first."
+        return format_html(
+            '<button type="submit" formaction="{}" formmethod="post" class="button">Test connection</button> '
+            '<button type="submit" formaction="{}" formmethod="post" class="button">Refresh schema</button>',
+            reverse("admin:roles_service_test_connection", args=[obj.pk]),
+            reverse("admin:roles_service_refresh_schema", args=[obj.pk]),
+        )
+
+    def _report_test(self, request, service):
+        result = service_test_connection(service=service)
+        if result.ok:
+            self.message_user(request, f"{service.name}: connected in {result.latency_ms:.0f} ms.", messages.SUCCESS)
+        else:
+            self.message_user(request, f"{service.name}: {result.reason} — {result.detail}", messages.ERROR)
+
+    def _report_refresh(self, request, service):
+        try:
+            schema = service_refresh_schema(service=service)
+        except ConnectorError as exc:
+            self.message_user(
+                request, f"{service.name}: schema refresh failed ({exc.reason}): {exc.message}", messages.ERROR
+            )
+            return
+        counts = {}
+        for obj in schema["objects"]:
+            counts[obj["kind"]] = counts.get(obj["kind"], 0) + 1
+        summary = ", ".join(f"{n} {kind}s" for kind, n in sorted(counts.items())) or "no objects"
+        self.message_user(request, f"{service.name}: schema refreshed ({summary}).", messages.SUCCESS)
+
+    def _managed_service(self, request, service_id):
+        service = get_object_or_404(self._scope(Service.objects.all(), request, manage=True), pk=service_id)
+        if request.method != "POST":
+            raise PermissionDenied("Use POST.")
+        return service
+
+    def test_connection_view(self, request, service_id):
+        service = self._managed_service(request, service_id)
+        self._report_test(request, service)
+        return redirect("admin:roles_service_change", service.pk)
+
+    def refresh_schema_view(self, request, service_id):
+        service = self._managed_service(request, service_id)
+        self._report_refresh(request, service)
+        return redirect("admin:roles_service_change", service.pk)
+
+    @admin.action(description="Test connection")
+    def test_connection(self, request, queryset):
+        for service in self._scope(queryset, request, manage=True):
+            self._report_test(request, service)
+
+    @admin.action(description="Refresh schema")
+    def refresh_schema(self, request, queryset):
+        for service in self._scope(queryset, request, manage=True):
+            self._report_refresh(request, service)
 
 
 class RoleApiKeyInline(admin.TabularInline):
@@ -99,8 +178,57 @@ class RoleApiKeyInline(admin.TabularInline):
         return False
 
 
+class RoleForm(forms.ModelForm):
+    """Role with its permissions edited on the live schema of its Service (JSON until a Service is saved)."""
+
+    permissions = PermissionsField(
+        required=False,
+        widget=PermissionsJSONWidget(attrs={"rows": 8}),
+        help_text='A list of grants: {"objectName", "schema", "path": "/table/NAME", "actions": [...], '
+        '"columns": {"allow": [...]}, "rowFilter": {"col": value}}.',
+    )
+
+    class Meta:
+        model = Role
+        fields = (
+            "name",
+            "description",
+            "organization",
+            "service",
+            "is_active",
+            "permissions",
+            "mcp_enabled",
+            "mcp_server_config",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        service = self.instance.service if self.instance.pk and self.instance.service_id else None
+        if service is None:
+            return
+        try:
+            schema = service_schema(service=service)
+        except ConnectorError as exc:
+            self.fields[
+                "permissions"
+            ].help_text = f"The schema of {service.name} cannot be read ({exc.reason}); edit the JSON directly."
+            return
+        self.fields["permissions"].widget = PermissionEditorWidget(schema=schema)
+        self.fields["permissions"].help_text = f"Objects of {service.name}, from its schema."
+
+    def clean(self):
+        cleaned = super().clean()
+        service = cleaned.get("service")
+        permissions = cleaned.get("permissions")
+        if service is not None and permissions:
+            for message in permissions_form_errors(service=service, permissions=permissions):
+                self.add_error("permissions", message)
+        return cleaned
+
+
 @admin.register(Role)
 class RoleAdmin(OrganizationScopedAdmin):
+    form = RoleForm
     list_display = ("name", "organization", "service", "is_active", "mcp_enabled", "mcp_tools_generated")
     list_filter = ("is_active", "mcp_enabled")
     search_fields = ("name", "description")
