@@ -42,10 +42,10 @@ class GeneratedEndpointView(APIView):
             # Keys of another organization learn nothing about this one's endpoints.
             return Response(error_body(404, "No such endpoint.", code="not_found"), status=404)
         if request.method != endpoint.method:
+            self.endpoint_method = endpoint.method
             return Response(
                 error_body(405, f"This endpoint answers {endpoint.method} only.", code="method_not_allowed"),
                 status=405,
-                headers={"Allow": endpoint.method},
             )
         if endpoint.is_read_only:
             values = {k: (v if len(v) > 1 else v[0]) for k, v in request.query_params.lists()}
@@ -64,6 +64,12 @@ class GeneratedEndpointView(APIView):
             body["next"] = _page_link(request, limit=limit, offset=offset + limit) if body.pop("has_next") else None
             body["previous"] = _page_link(request, limit=limit, offset=max(0, offset - limit)) if offset > 0 else None
         return Response(body, status=result.status, headers=result.headers or None)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code == 405 and response.data and "error" in response.data:
+            response["Allow"] = self.endpoint_method  # DRF would list every method of this view
+        return response
 
     def get(self, request, org_slug, slug, version=None):
         return self._handle(request, org_slug, slug, version)
