@@ -43,8 +43,17 @@ def _marker(*, seed: int, scale: float) -> dict[str, str]:
     return {"seed": str(seed), "version": str(DEMO_SCHEMA_VERSION), "scale": _scale_text(scale)}
 
 
-def _matches(metadata: dict[str, str], marker: dict[str, str]) -> bool:
-    return all(metadata.get(key) == value for key, value in marker.items())
+def _matches(metadata: dict[str, str], marker: dict[str, str], max_age_days: int | None = None) -> bool:
+    if not all(metadata.get(key) == value for key, value in marker.items()):
+        return False
+    if max_age_days is not None:
+        try:
+            anchor = date.fromisoformat(metadata.get("anchor_date", ""))
+        except ValueError:
+            return False
+        # Dates are relative to the anchor: an old build slowly drifts out of "the last 90 days".
+        return (datetime.now(UTC).date() - anchor).days <= max_age_days
+    return True
 
 
 def _metadata_rows(dataset: DemoDataset, marker: dict[str, str]) -> list[tuple[str, str]]:
@@ -52,7 +61,6 @@ def _metadata_rows(dataset: DemoDataset, marker: dict[str, str]) -> list[tuple[s
         **marker,
         "anchor_date": dataset.anchor.isoformat(),
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "checksum": dataset.checksum(),
         "row_counts": json.dumps(dataset.counts, sort_keys=True),
     }
     return sorted(values.items())
@@ -66,7 +74,6 @@ def _result(*, engine: str, created: bool, metadata: dict[str, str], started: fl
         "scale": float(metadata["scale"]),
         "version": int(metadata["version"]),
         "anchor_date": metadata.get("anchor_date"),
-        "checksum": metadata.get("checksum"),
         "counts": _in_load_order(json.loads(metadata.get("row_counts") or "{}")),
         "seconds": round(time.monotonic() - started, 2),
         **extra,
@@ -142,10 +149,13 @@ def demo_build_postgres(
     progress: Progress | None = None,
     force: bool = False,
     anchor: date | None = None,
+    max_age_days: int | None = None,
 ) -> dict:
     """Create (if needed) and seed the demo database at url; a no-op when already seeded alike.
 
-    Returns {"engine", "created", "seed", "scale", "version", "anchor_date", "checksum", "counts",
+    max_age_days: also rebuild when the data's anchor day is older than this (None: never).
+
+    Returns {"engine", "created", "seed", "scale", "version", "anchor_date", "counts",
     "seconds"} (plus "database_created" after a build). Raises DemoBuildError, ValueError for a bad scale.
     """
     import psycopg
@@ -153,14 +163,14 @@ def demo_build_postgres(
     marker = _marker(seed=seed, scale=scale)  # validates the scale before touching the server
     try:
         return _build_postgres(url=url, seed=seed, scale=scale, marker=marker, progress=progress, force=force,
-                               anchor=anchor)  # fmt: skip
+                               anchor=anchor, max_age_days=max_age_days)  # fmt: skip
     except psycopg.Error as exc:
         # Connection strings and row values never reach the message: only the server's first line.
         retryable = isinstance(exc, psycopg.OperationalError)
         raise DemoBuildError(f"building the demo database failed: {_first_line(exc)}", retryable=retryable) from exc
 
 
-def _build_postgres(*, url, seed, scale, marker, progress, force, anchor) -> dict:
+def _build_postgres(*, url, seed, scale, marker, progress, force, anchor, max_age_days) -> dict:
     from psycopg import sql
 
     started = time.monotonic()
@@ -168,7 +178,7 @@ def _build_postgres(*, url, seed, scale, marker, progress, force, anchor) -> dic
     with _pg_connect(url) as conn:
         existing = _pg_metadata(conn)
         conn.rollback()
-        if not force and _matches(existing, marker):
+        if not force and _matches(existing, marker, max_age_days):
             return _result(engine="postgresql", created=False, metadata=existing, started=started)
         dataset = _generate(seed=seed, scale=scale, anchor=anchor, progress=progress)
         ddl = demo_schema_ddl("postgresql")
@@ -176,7 +186,7 @@ def _build_postgres(*, url, seed, scale, marker, progress, force, anchor) -> dic
             cur.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
             # Another builder may have finished while we waited for the lock.
             existing = _pg_metadata(conn)
-            if not force and _matches(existing, marker):
+            if not force and _matches(existing, marker, max_age_days):
                 return _result(engine="postgresql", created=False, metadata=existing, started=started)
             cur.execute("SET LOCAL synchronous_commit = off")
             cur.execute("SET LOCAL client_min_messages = warning")

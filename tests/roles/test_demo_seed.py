@@ -298,7 +298,8 @@ def test_building_postgres_again_changes_nothing(demo_pg_url):
     assert first["created"] is True
     assert again["created"] is False
     assert after == before
-    assert again["checksum"] == first["checksum"] == demo_generate(scale=SMALL, anchor=ANCHOR).checksum()
+    assert again["counts"] == first["counts"] == demo_generate(scale=SMALL, anchor=ANCHOR).counts
+    assert again["anchor_date"] == ANCHOR.isoformat()
     assert rebuilt["created"] is True
     assert after_rebuild == before  # a clean rebuild, not rows added twice
 
@@ -468,3 +469,13 @@ def test_the_sales_role_fits_a_sqlite_copy_of_the_demo_database(org, demo_sqlite
     revenue = executor_query(role=role, object_name="monthly_revenue", filters={"region": "EU"}, order_by="month")
     assert revenue.row_count >= 12
     assert revenue.rows[0]["month"] < revenue.rows[-1]["month"]
+
+
+def test_a_build_older_than_max_age_days_is_regenerated_around_today(demo_pg_url):
+    old = date.today() - timedelta(days=40)
+    demo_build_postgres(url=demo_pg_url, scale=SMALL, anchor=old)
+    kept = demo_build_postgres(url=demo_pg_url, scale=SMALL, max_age_days=60)
+    refreshed = demo_build_postgres(url=demo_pg_url, scale=SMALL, max_age_days=30)
+
+    assert kept["created"] is False and kept["anchor_date"] == old.isoformat()
+    assert refreshed["created"] is True and refreshed["anchor_date"] == datetime.now(UTC).date().isoformat()

@@ -53,14 +53,22 @@ class Command(BaseCommand):
         )
         parser.add_argument("--seed", type=int, default=DEMO_SEED, help="Random seed of the generated data")
         parser.add_argument("--force", action="store_true", help="Rebuild the demo database even if it is current")
+        parser.add_argument(
+            "--max-age-days",
+            type=int,
+            default=None,
+            help="Also rebuild when the data was generated more than this many days ago (dates are relative to it)",
+        )
 
-    def handle(self, *args, scale: float, seed: int, force: bool, **options):
+    def handle(self, *args, scale: float, seed: int, force: bool, max_age_days: int | None, **options):
         from rich.console import Console
 
         try:
             scale = demo_validate_scale(scale)
         except ValueError as exc:
             raise CommandError(f"--scale: {exc}") from None
+        if max_age_days is not None and max_age_days < 0:
+            raise CommandError("--max-age-days must be 0 or more")
         try:
             location = demo_database_location()
         except ImproperlyConfigured as exc:
@@ -69,7 +77,9 @@ class Command(BaseCommand):
         console.print(f"Demo database: {location.display}")
         try:
             with _RichProgress(console) as progress:
-                built = demo_build_postgres(url=location.url, scale=scale, seed=seed, progress=progress, force=force)
+                built = demo_build_postgres(
+                    url=location.url, scale=scale, seed=seed, progress=progress, force=force, max_age_days=max_age_days
+                )
         except DemoBuildError as exc:
             raise CommandError(str(exc)) from None
 
