@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "agents",
     "learning",
     "endpoints",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -209,6 +210,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "EXCEPTION_HANDLER": "api.errors.api_exception_handler",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.UserRateThrottle",
@@ -225,6 +227,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "ExecutionStatusEnum": "agents.models.AgentStatus",
+        "EndpointStatusEnum": "endpoints.models.EndpointStatus",
+        "McpServerStatusEnum": "mcpservers.models.MCPServerStatus",
+    },
     # Deployed generated endpoints are added to the schema by a hook (keep the default enum hook).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",

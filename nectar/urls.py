@@ -11,5 +11,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/x/", include("endpoints.urls")),
+    path("api/v1/", include("api.urls")),
     path("mcp-servers/", include("mcpservers.urls")),
 ]
