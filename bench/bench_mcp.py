@@ -24,7 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nectar.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -73,7 +73,7 @@ def _drop_database(name: str) -> None:
 def _summary(latencies_ms: list[float], seconds: float) -> tuple[float, float, float]:
     ordered = sorted(latencies_ms)
     p50 = statistics.median(ordered)
-    p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return p50, p99, len(ordered) / seconds
 
 
