@@ -168,7 +168,8 @@ def test_a_read_endpoint_refuses_other_methods(client, deployed, api_key):
 def test_a_new_version_keeps_the_previous_one_addressable(client, deployed, api_key):
     deployed()
     deployed(
-        sql="SELECT customer_id, region FROM customers WHERE region = :region AND (:segment IS NULL OR segment = :segment)"
+        sql="SELECT customer_id, region FROM customers "
+        "WHERE region = :region AND (:segment IS NULL OR segment = :segment)"
     )
     current = client.get(URL, {"region": "EU", "limit": 1}, **bearer(api_key)).json()
     v1 = client.get(f"{URL}/v1", {"region": "EU", "limit": 1}, **bearer(api_key)).json()
