@@ -113,6 +113,15 @@ def _stream(seed: int, name: str) -> random.Random:
     return random.Random(f"{seed}:{name}")  # noqa: S311 - demo data, not secrets
 
 
+def _int(rng: random.Random, low: int, high: int) -> int:
+    """A uniform integer in [low, high]; random() is much cheaper than randint() in the hot loops."""
+    return low + int(rng.random() * (high - low + 1))
+
+
+def _choice(rng: random.Random, options):
+    return options[int(rng.random() * len(options))]
+
+
 class _Pick:
     """A weighted choice with its cumulative weights computed once (random.choices recomputes them)."""
 
@@ -163,7 +172,7 @@ class _Generator:
 
     def between(self, rng: random.Random, start: datetime, end: datetime) -> datetime:
         span = max(0, int((end - start).total_seconds()))
-        return start + timedelta(seconds=rng.randint(0, span))
+        return start + timedelta(seconds=_int(rng, 0, span))
 
     # -- customers -------------------------------------------------------------------------
 
@@ -174,11 +183,11 @@ class _Generator:
         rows = []
         for customer_id in range(1, self.sizes["customers"] + 1):
             region = rng.choices(regions, cum_weights=region_weights)[0]
-            country, phone_code, cities = rng.choice(words.REGIONS[region][1])
-            first, last = rng.choice(words.FIRST_NAMES), rng.choice(words.LAST_NAMES)
+            country, phone_code, cities = _choice(rng, words.REGIONS[region][1])
+            first, last = _choice(rng, words.FIRST_NAMES), _choice(rng, words.LAST_NAMES)
             local = f"{first}.{last}".lower().replace(" ", "").replace("'", "")
-            email = f"{local}{customer_id}@{rng.choice(words.EMAIL_DOMAINS)}"
-            phone = f"+{phone_code} {rng.randrange(200, 999)} {rng.randrange(1_000_000, 9_999_999)}"
+            email = f"{local}{customer_id}@{_choice(rng, words.EMAIL_DOMAINS)}"
+            phone = f"+{phone_code} {_int(rng, 200, 998)} {_int(rng, 1_000_000, 9_999_998)}"
             if rng.random() < 0.15:
                 phone = None
             segment = _SEGMENT(rng)
@@ -204,17 +213,20 @@ class _Generator:
                 }
             )
             rows.append(
-                (customer_id, first, last, email, phone, country, rng.choice(cities), region, segment,
+                (customer_id, first, last, email, phone, country, _choice(rng, cities), region, segment,
                  rng.random() < 0.55, created_at)
             )  # fmt: skip
         return rows
 
     def window(self, customer: dict) -> tuple[datetime, datetime]:
         """When a customer could act: after joining, within the last year, and not lately if dormant."""
+        if "window" in customer:
+            return customer["window"]
         start = max(customer["created_at"], self.year_ago)
         end = self.ago(DORMANT_DAYS * DAY) if customer["dormant"] else self.anchor
         if end <= start:
             end = self.anchor
+        customer["window"] = (start, end)
         return start, end
 
     # -- products --------------------------------------------------------------------------
@@ -227,9 +239,9 @@ class _Generator:
         for product_id in range(1, self.sizes["products"] + 1):
             category = categories[(product_id - 1) % len(categories)]
             prefix, (low, high), nouns = words.CATEGORIES[category]
-            name = f"{rng.choice(words.ADJECTIVES)} {rng.choice(nouns)}"
+            name = f"{_choice(rng, words.ADJECTIVES)} {_choice(rng, nouns)}"
             if name in seen:
-                name = f"{name} {rng.choice(('Mini', 'Max', 'Plus', 'Lite', 'XL', 'II', 'III', 'S', 'Go'))}"
+                name = f"{name} {_choice(rng, ('Mini', 'Max', 'Plus', 'Lite', 'XL', 'II', 'III', 'S', 'Go'))}"
             if name in seen:
                 name = f"{name} {product_id}"
             seen.add(name)
@@ -307,7 +319,7 @@ class _Generator:
     def _payments(self, rng, order_id, order_date, status, total, segment) -> list[tuple]:
         enterprise_transfer = segment == "enterprise" and rng.random() < 0.6
         method = "bank_transfer" if enterprise_transfer else _PAYMENT_METHOD(rng)
-        created = order_date + timedelta(seconds=rng.randint(5, 600))
+        created = order_date + timedelta(seconds=_int(rng, 5, 600))
         amount = _money(total)
         if status == "pending":
             return [(order_id, method, amount, "pending", None, created)]
@@ -316,8 +328,8 @@ class _Generator:
         rows = []
         if rng.random() < 0.06:
             rows.append((order_id, "card", amount, "failed", None, created))
-            created += timedelta(seconds=rng.randint(60, 3600))
-        delay = rng.randint(DAY, 3 * DAY) if method == "bank_transfer" else rng.randint(1, 120)
+            created += timedelta(seconds=_int(rng, 60, 3600))
+        delay = _int(rng, DAY, 3 * DAY) if method == "bank_transfer" else _int(rng, 1, 120)
         paid_at = min(created + timedelta(seconds=delay), self.anchor)
         rows.append((order_id, method, amount, "refunded" if status == "refunded" else "completed", paid_at, created))
         return rows
@@ -330,8 +342,8 @@ class _Generator:
         rows = []
         for customer in self.customers:
             low, high = limits[customer["segment"]]
-            credit_limit = rng.randint(low, high) * 10_000
-            opened_at = customer["created_at"] + timedelta(seconds=rng.randint(30, 3600))
+            credit_limit = _int(rng, low, high) * 10_000
+            opened_at = customer["created_at"] + timedelta(seconds=_int(rng, 30, 3600))
             status = _ACCOUNT_STATUS(rng)
             closed_at = self.between(rng, opened_at, self.anchor) if status == "closed" else None
             balance = 0 if status == "closed" else int(credit_limit * rng.random() * 0.6)
@@ -352,17 +364,17 @@ class _Generator:
         drafts = []
         for index in range(self.sizes["support_tickets"]):
             if self.orders and rng.random() < 0.7:
-                order = self.orders[rng.randrange(len(self.orders))]
+                order = _choice(rng, self.orders)
                 order_id, customer, order_date = order[0], by_id[order[1]], order[2]
                 room = max(60, int((self.anchor - order_date).total_seconds()))
-                opened_at = order_date + timedelta(seconds=rng.randint(min(3600, room), min(20 * DAY, room)))
-                category, template = rng.choice(words.ORDER_TICKET_SUBJECTS)
+                opened_at = order_date + timedelta(seconds=_int(rng, min(3600, room), min(20 * DAY, room)))
+                category, template = _choice(rng, words.ORDER_TICKET_SUBJECTS)
                 subject = template.format(order_id=order_id)
             else:
-                customer = self.customers[rng.randrange(len(self.customers))]
+                customer = _choice(rng, self.customers)
                 order_id = None
                 opened_at = self.between(rng, *self.window(customer))
-                category, subject = rng.choice(words.ACCOUNT_TICKET_SUBJECTS)
+                category, subject = _choice(rng, words.ACCOUNT_TICKET_SUBJECTS)
             priority = (_PRIORITY_BILLING if category == "billing" else _PRIORITY)(rng)
             hours = {"urgent": (1, 24), "high": (4, 72), "medium": (12, 120), "low": (24, 240)}[priority]
             closed_at = opened_at + timedelta(seconds=int(rng.uniform(*hours) * 3600))
@@ -371,7 +383,7 @@ class _Generator:
             else:
                 closed_at = None
                 status = _OPEN_STATUS(rng)
-            assigned = None if status == "open" and rng.random() < 0.5 else rng.choice(words.SUPPORT_AGENTS)
+            assigned = None if status == "open" and rng.random() < 0.5 else _choice(rng, words.SUPPORT_AGENTS)
             channel = _TICKET_CHANNEL(rng)
             drafts.append(
                 (opened_at, index, customer["id"], order_id, customer["region"], subject, category, priority, status,
@@ -392,13 +404,13 @@ class _Generator:
             occurred_at = self.between(rng, *self.window(customer))
             event_type = _EVENT_TYPE(rng)
             if event_type == "email_open":
-                channel, detail = "email", rng.choice(words.EMAIL_CAMPAIGNS)
+                channel, detail = "email", _choice(rng, words.EMAIL_CAMPAIGNS)
             else:
                 channel = _EVENT_CHANNEL(rng)
                 if event_type in ("page_view", "add_to_cart"):
-                    detail = rng.choice(skus)
+                    detail = _choice(rng, skus)
                 elif event_type == "search":
-                    detail = rng.choice(words.SEARCH_TERMS)
+                    detail = _choice(rng, words.SEARCH_TERMS)
                 else:
                     detail = None
             drafts.append((occurred_at, index, customer["id"], event_type, channel, detail))
