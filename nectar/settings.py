@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "agents",
     "learning",
     "endpoints",
+    "web",
     "api",
 ]
 
@@ -289,5 +290,7 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "pgserver": {"level": "WARNING"},
+        # Publishing to a group nobody listens to is normal (no browser open); it is not worth a warning.
+        "channels_postgres": {"level": "ERROR"},
     },
 }

@@ -13,4 +13,5 @@ urlpatterns = [
     path("api/v1/x/", include("endpoints.urls")),
     path("api/v1/", include("api.urls")),
     path("mcp-servers/", include("mcpservers.urls")),
+    path("", include("web.urls")),
 ]

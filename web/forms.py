@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from django import forms
+
+from agents.services import MAX_REQUIREMENT_CHARS
+from learning.models import MemoryType
+from roles.models import Role
+
+EXAMPLES = [
+    "Customers in the EU with more than 5 orders",
+    "Top 10 products by revenue in the last 90 days",
+    "Customers with no activity in the last 90 days",
+    "Monthly revenue by region",
+    "Order by id with its items",
+]
+
+
+class RoleChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj):
+        return f"{obj.name} · {obj.service.name}"
+
+
+class RequirementForm(forms.Form):
+    requirement = forms.CharField(
+        label="What do you need?",
+        max_length=MAX_REQUIREMENT_CHARS,
+        widget=forms.Textarea(
+            attrs={"rows": 5, "placeholder": "Describe the data you need in plain English…", "autofocus": True}
+        ),
+        error_messages={"required": "Describe the API you need in a sentence or two."},
+    )
+    role = RoleChoiceField(
+        label="Role",
+        queryset=Role.objects.none(),
+        empty_label=None,
+        help_text="The data access the agents (and the endpoint) will use.",
+        error_messages={
+            "required": "Choose the role whose data the API will use.",
+            "invalid_choice": "Choose one of the roles listed; that one is not available to you.",
+        },
+    )
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].queryset = (
+            Role.objects.filter(organization=organization, mcp_enabled=True, is_active=True)
+            .select_related("service")
+            .order_by("name")
+        )
+
+
+class RejectForm(forms.Form):
+    comment = forms.CharField(
+        label="Why is it rejected?",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "Say why the endpoint is rejected."},
+    )
+
+
+class RatingForm(forms.Form):
+    up = forms.TypedChoiceField(
+        choices=[("1", "Helpful"), ("0", "Not helpful")], coerce=lambda v: v == "1", empty_value=None
+    )
+    comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class MemorySearchForm(forms.Form):
+    q = forms.CharField(label="Search", required=False, max_length=500)
+    type = forms.ChoiceField(label="Type", required=False, choices=[("", "All types"), *MemoryType.choices])

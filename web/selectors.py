@@ -1,0 +1,198 @@
+"""Reads behind the business pages: phase timelines, the endpoint of an execution, call charts, memories."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from agents.events import event_serialize, events_since
+from agents.models import PHASE_ORDER, AgentExecution, AgentStatus, Phase
+from agents.selectors import execution_get_for_user
+from roles.selectors import organization_ids_for_user
+
+REPLAY_LIMIT = 5000
+CHART_DAYS = 14
+
+
+@dataclass(frozen=True)
+class PhaseState:
+    name: str
+    label: str
+    state: str  # pending, running, done, failed, paused
+    seconds: float | None = None
+
+
+def user_can_manage(*, user, organization_id) -> bool:
+    """Owners and admins of the organization (and superusers) review, deploy and roll back."""
+    if getattr(user, "is_superuser", False) and user.is_active:
+        return True
+    return organization_id in organization_ids_for_user(user, manage=True)
+
+
+def execution_get_for_control(*, user, execution_id) -> AgentExecution:
+    """An execution the user may pause, resume or cancel: their own, or any of an organization they manage."""
+    execution = execution_get_for_user(user=user, execution_id=execution_id)
+    if execution.user_id != user.pk and not user_can_manage(user=user, organization_id=execution.organization_id):
+        raise PermissionDenied("Only the requester or an owner or admin of the organization can control this run.")
+    return execution
+
+
+def execution_events(*, execution: AgentExecution) -> list[dict]:
+    """The stored events, serialized exactly as the WebSocket sends them."""
+    return [event_serialize(e) for e in events_since(execution=execution, after_seq=0, limit=REPLAY_LIMIT)]
+
+
+def phase_states(*, execution: AgentExecution, events: list[dict]) -> list[PhaseState]:
+    states = {name: {"state": "pending", "seconds": None} for name in PHASE_ORDER}
+    for event in events:
+        payload = event.get("payload") or {}
+        if event["kind"] == "phase" and payload.get("phase") in states:
+            entry = states[payload["phase"]]
+            if payload.get("status") == "completed":
+                entry["state"], entry["seconds"] = "done", payload.get("seconds")
+            elif payload.get("status") == "started":
+                entry["state"] = "running"
+        elif (
+            event["kind"] == "status" and payload.get("status") == AgentStatus.FAILED and payload.get("phase") in states
+        ):
+            states[payload["phase"]]["state"] = "failed"
+    stopped = {AgentStatus.FAILED: "failed", AgentStatus.PAUSED: "paused"}.get(execution.status)
+    if stopped:
+        for entry in states.values():
+            if entry["state"] == "running":
+                entry["state"] = stopped
+    return [PhaseState(name=n, label=Phase(n).label, state=s["state"], seconds=s["seconds"]) for n, s in states.items()]
+
+
+def execution_progress(*, execution: AgentExecution, phases: list[PhaseState]) -> dict:
+    done = sum(1 for p in phases if p.state == "done")
+    end = execution.completed_at or timezone.now()
+    elapsed = max(0.0, (end - execution.created_at).total_seconds())
+    return {
+        "done": done,
+        "total": len(phases),
+        "percent": round(100 * done / len(phases)) if phases else 0,
+        "elapsed_seconds": int(elapsed),
+        "running": not execution.is_finished and execution.status != AgentStatus.PAUSED,
+    }
+
+
+def execution_controls(*, execution: AgentExecution) -> dict:
+    unfinished = not execution.is_finished
+    return {
+        "can_pause": execution.status in (AgentStatus.PENDING, AgentStatus.RUNNING) and not execution.pause_requested,
+        "can_resume": execution.status == AgentStatus.PAUSED or execution.pause_requested,
+        "can_cancel": unfinished and not execution.cancel_requested,
+    }
+
+
+def execution_endpoint(*, execution: AgentExecution):
+    """The endpoint an execution produced: the one named in its result, else its latest draft."""
+    from endpoints.models import GeneratedEndpoint
+
+    versions = GeneratedEndpoint.objects.filter(source_execution=execution).select_related(
+        "organization", "role", "role__service"
+    )
+    named = ((execution.result or {}).get("endpoint") or {}).get("id")
+    if named:
+        endpoint = versions.filter(pk=named).first()
+        if endpoint is not None:
+            return endpoint
+    return versions.order_by("-created_at").first()
+
+
+def endpoints_of_organization(*, organization):
+    from endpoints.models import GeneratedEndpoint
+
+    return (
+        GeneratedEndpoint.objects.filter(organization=organization)
+        .select_related("organization", "role", "source_execution")
+        .order_by("slug", "-version")
+    )
+
+
+def endpoint_daily_calls(*, endpoints, days: int = CHART_DAYS, today=None) -> dict:
+    """Calls per day over the last `days` days for each endpoint, keyed by endpoint id (oldest day first)."""
+    from mcpservers.models import ToolCall
+
+    today = today or timezone.localdate()
+    first = today - timedelta(days=days - 1)
+    by_tool = {e.tool_name: e for e in endpoints}
+    counts = {e.pk: [0] * days for e in endpoints}
+    if not by_tool:
+        return counts
+    organization_ids = {e.organization_id for e in endpoints}
+    rows = (
+        ToolCall.objects.filter(
+            organization_id__in=organization_ids,
+            tool__in=list(by_tool),
+            created_at__date__gte=first,
+        )
+        .annotate(day=TruncDate("created_at"))
+        .values("tool", "day")
+        .annotate(n=Count("id"))
+    )
+    for row in rows:
+        index = (row["day"] - first).days
+        if 0 <= index < days:
+            counts[by_tool[row["tool"]].pk][index] += row["n"]
+    return counts
+
+
+def mcp_roles_of_organization(*, organization) -> list:
+    """MCP-enabled roles with their instance, tools and API keys."""
+    from roles.models import Role
+
+    roles = (
+        Role.objects.filter(organization=organization, mcp_enabled=True)
+        .select_related("service", "mcp_instance")
+        .prefetch_related("api_keys")
+        .order_by("name")
+    )
+    return list(roles)
+
+
+def memories_browse(*, organization, text: str = "", memory_type: str = "", limit: int = 30) -> list[dict]:
+    """Memories of the organization: the best matches for `text` (with similarity), else the newest."""
+    from learning.models import AgentMemory
+    from learning.services import memory_retrieve
+
+    if text.strip():
+        retrieved = memory_retrieve(
+            organization=organization, text=text, types=[memory_type] if memory_type else None, k=limit
+        )
+        items = [{"memory": r.memory, "similarity": r.similarity, "score": r.score} for r in retrieved]
+    else:
+        queryset = AgentMemory.objects.filter(organization=organization, is_active=True).order_by("-created_at")
+        if memory_type:
+            queryset = queryset.filter(type=memory_type)
+        items = [{"memory": m, "similarity": None, "score": None} for m in queryset[:limit]]
+    ids = [item["memory"].pk for item in items]
+    memories = AgentMemory.objects.in_bulk(ids)
+    with_uses = {
+        m.pk: m
+        for m in AgentMemory.objects.filter(pk__in=ids)
+        .select_related("source_execution", "source_execution__parent")
+        .prefetch_related("uses__execution__parent")
+    }
+    for item in items:
+        memory = with_uses.get(item["memory"].pk, memories.get(item["memory"].pk))
+        item["memory"] = memory
+        item["source"] = _top_execution(memory.source_execution)
+        item["uses"] = [
+            {"use": use, "execution": _top_execution(use.execution)}
+            for use in sorted(memory.uses.all(), key=lambda u: u.created_at, reverse=True)[:10]
+        ]
+    return items
+
+
+def _top_execution(execution):
+    """The orchestration a (child) agent run belongs to: the page a user can open."""
+    if execution is None:
+        return None
+    return execution.parent if execution.parent_id else execution

@@ -1,0 +1,111 @@
+"""Filters of the business pages: phase labels, durations, JSON, safe Markdown and call charts."""
+
+from __future__ import annotations
+
+import json
+
+from django import template
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+from markdown_it import MarkdownIt
+
+from agents.models import Phase
+
+register = template.Library()
+
+# "js-default": no raw HTML (it is escaped), links are validated, tables on.
+_markdown = MarkdownIt("js-default")
+
+
+@register.filter
+def phase_label(name: str) -> str:
+    try:
+        return Phase(name).label
+    except ValueError:
+        return name or ""
+
+
+@register.filter
+def duration(seconds) -> str:
+    """12 s, 3 min 04 s, 1 h 02 min."""
+    if seconds in (None, ""):
+        return ""
+    seconds = int(float(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+@register.filter
+def seconds_short(value) -> str:
+    if value in (None, ""):
+        return ""
+    value = float(value)
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+@register.filter
+def as_json(value, indent: int | None = 2) -> str:
+    return json.dumps(value, indent=indent, default=str, ensure_ascii=False)
+
+
+@register.filter
+def compact_json(value) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False, separators=(", ", ": "))
+
+
+@register.filter
+def markdown(text: str) -> str:
+    """Markdown to HTML with any HTML in the source escaped."""
+    return mark_safe(_markdown.render(text or ""))  # noqa: S308 - html is disabled in the parser
+
+
+@register.filter
+def lookup(mapping, key):
+    try:
+        return mapping.get(key) if hasattr(mapping, "get") else mapping[key]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+@register.simple_tag
+def sparkline(counts, width: int = 140, height: int = 32) -> str:
+    """An inline SVG bar chart of daily counts, with a title per bar."""
+    counts = list(counts or [])
+    if not counts:
+        return ""
+    top = max(counts) or 1
+    gap = 2
+    bar = (width - gap * (len(counts) - 1)) / len(counts)
+    bars = []
+    for i, n in enumerate(counts):
+        h = max(1.0, (height - 2) * n / top) if n else 1.0
+        x = i * (bar + gap)
+        days_ago = len(counts) - 1 - i
+        when = "today" if days_ago == 0 else f"{days_ago} day{'s' if days_ago != 1 else ''} ago"
+        bars.append(
+            format_html(
+                '<rect x="{}" y="{}" width="{}" height="{}" class="{}"><title>{} call{} {}</title></rect>',
+                f"{x:.1f}",
+                f"{height - h:.1f}",
+                f"{bar:.1f}",
+                f"{h:.1f}",
+                "bar" if n else "bar empty",
+                n,
+                "" if n == 1 else "s",
+                when,
+            )
+        )
+    total = sum(counts)
+    return format_html(
+        '<svg class="sparkline" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{label}">'
+        "{bars}</svg>",
+        w=width,
+        h=height,
+        label=f"{total} calls in the last {len(counts)} days",
+        bars=mark_safe("".join(bars)),  # noqa: S308 - every part was built with format_html
+    )

@@ -1,0 +1,369 @@
+"""The business user's pages: thin views over the access helpers and services of the other apps."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseBadRequest
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from agents.selectors import execution_get_for_user, executions_for_user
+from agents.services import ExecutionError, execution_cancel, execution_pause, execution_resume, execution_submit
+from endpoints.docs import example_params, live_url
+from endpoints.selectors import endpoint_get_for_user
+from endpoints.services import (
+    EndpointError,
+    endpoint_approve,
+    endpoint_deploy,
+    endpoint_markdown_docs,
+    endpoint_reject,
+    endpoint_rollback,
+)
+from web import selectors
+from web.context import nav_context, organization_choose, organization_current
+from web.forms import EXAMPLES, MemorySearchForm, RatingForm, RejectForm, RequirementForm
+from web.services import TryItError, endpoint_try
+
+
+def _page(request, template: str, context: dict, *, section: str = "", status: int = 200):
+    return render(request, template, {**nav_context(request, section=section), **context}, status=status)
+
+
+# --- navigation -----------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def home(request):
+    organization = organization_current(request)
+    executions = executions_for_user(user=request.user).filter(organization=organization)[:20]
+    return _page(request, "web/home.html", {"executions": executions}, section="home")
+
+
+@login_required
+@require_POST
+def organization_switch(request):
+    organization = organization_choose(request, organization_id=request.POST.get("organization", ""))
+    messages.info(request, f"You are now working in {organization.name}.")
+    target = request.POST.get("next") or reverse("home")
+    return redirect(target if target.startswith("/") and not target.startswith("//") else reverse("home"))
+
+
+# --- requirement ----------------------------------------------------------------------------
+
+
+@login_required
+def requirement_new(request):
+    organization = organization_current(request)
+    form = RequirementForm(request.POST or None, organization=organization)
+    if request.method == "POST" and form.is_valid():
+        try:
+            execution = execution_submit(
+                user=request.user, role=form.cleaned_data["role"], requirement=form.cleaned_data["requirement"]
+            )
+        except ExecutionError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            return redirect("execution-detail", execution_id=execution.pk)
+    status = 400 if request.method == "POST" else 200
+    return _page(request, "web/requirement.html", {"form": form, "examples": EXAMPLES}, section="new", status=status)
+
+
+# --- execution ------------------------------------------------------------------------------
+
+
+def _execution_context(request, execution) -> dict:
+    events = selectors.execution_events(execution=execution)
+    phases = selectors.phase_states(execution=execution, events=events)
+    return {
+        "execution": execution,
+        "events": events,
+        "last_seq": events[-1]["seq"] if events else 0,
+        "phases": phases,
+        "progress": selectors.execution_progress(execution=execution, phases=phases),
+        "controls": _controls(request, execution),
+        **_results_context(request, execution),
+    }
+
+
+def _controls(request, execution) -> dict:
+    may = execution.user_id == request.user.pk or selectors.user_can_manage(
+        user=request.user, organization_id=execution.organization_id
+    )
+    return selectors.execution_controls(execution=execution) if may else {}
+
+
+def _results_context(request, execution) -> dict:
+    endpoint = selectors.execution_endpoint(execution=execution) if execution.is_finished else None
+    return {"endpoint_panel": _endpoint_panel(request, endpoint) if endpoint else None}
+
+
+def _endpoint_panel(request, endpoint, **extra) -> dict:
+    params = example_params(endpoint)
+    properties = (endpoint.parameters or {}).get("properties", {})
+    required = set((endpoint.parameters or {}).get("required", []))
+    fields = [
+        {
+            "name": name,
+            "spec": spec,
+            "required": name in required,
+            "value": params.get(name, spec.get("default", "")),
+        }
+        for name, spec in properties.items()
+    ]
+    return {
+        "endpoint": endpoint,
+        "url": live_url(endpoint),
+        "versioned_url": live_url(endpoint, versioned=True),
+        "fields": fields,
+        "curl": _curl(endpoint, params),
+        "docs_markdown": endpoint_markdown_docs(endpoint=endpoint),
+        "can_manage": selectors.user_can_manage(user=request.user, organization_id=endpoint.organization_id),
+        "reject_form": extra.pop("reject_form", None) or RejectForm(),
+        **extra,
+    }
+
+
+def _curl(endpoint, params: dict) -> str:
+    from urllib.parse import urlencode
+
+    url = live_url(endpoint)
+    if endpoint.is_read_only:
+        query = f"?{urlencode(params, doseq=True)}" if params else ""
+        return f'curl -H "Authorization: Bearer $NECTAR_API_KEY" \\\n  "{url}{query}"'
+    import json
+
+    return (
+        f'curl -X {endpoint.method} -H "Authorization: Bearer $NECTAR_API_KEY" \\\n'
+        f"  -H 'Content-Type: application/json' -d '{json.dumps(params)}' \\\n  \"{url}\""
+    )
+
+
+@login_required
+@require_GET
+def execution_detail(request, execution_id):
+    execution = execution_get_for_user(user=request.user, execution_id=execution_id)
+    return _page(request, "web/execution.html", _execution_context(request, execution), section="home")
+
+
+@login_required
+@require_GET
+def execution_summary(request, execution_id):
+    """The status, progress and controls fragment, refreshed when a phase or status event arrives."""
+    execution = execution_get_for_user(user=request.user, execution_id=execution_id)
+    return render(request, "web/_execution_summary.html", _execution_context(request, execution))
+
+
+@login_required
+@require_GET
+def execution_results(request, execution_id):
+    execution = execution_get_for_user(user=request.user, execution_id=execution_id)
+    return render(request, "web/_execution_results.html", _execution_context(request, execution))
+
+
+def _control(request, execution_id, action):
+    execution = selectors.execution_get_for_control(user=request.user, execution_id=execution_id)
+    error = None
+    try:
+        execution = action(execution=execution)
+    except ExecutionError as exc:
+        error = exc.message
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        return redirect("execution-detail", execution_id=execution.pk)
+    context = _execution_context(request, execution)
+    context["control_error"] = error
+    return render(request, "web/_execution_summary.html", context, status=409 if error else 200)
+
+
+@login_required
+@require_POST
+def execution_pause_view(request, execution_id):
+    return _control(request, execution_id, execution_pause)
+
+
+@login_required
+@require_POST
+def execution_resume_view(request, execution_id):
+    return _control(request, execution_id, execution_resume)
+
+
+@login_required
+@require_POST
+def execution_cancel_view(request, execution_id):
+    return _control(request, execution_id, execution_cancel)
+
+
+@login_required
+@require_POST
+def execution_rate_view(request, execution_id):
+    from learning.services import LearningInputError, execution_rate
+
+    execution = execution_get_for_user(user=request.user, execution_id=execution_id)
+    form = RatingForm(request.POST)
+    if not form.is_valid():
+        return HttpResponseBadRequest("Choose helpful or not helpful.")
+    try:
+        execution_rate(
+            execution=execution, user=request.user, up=form.cleaned_data["up"], comment=form.cleaned_data["comment"]
+        )
+    except LearningInputError as exc:
+        return HttpResponseBadRequest(str(exc))
+    if request.htmx:
+        return render(request, "web/_rating.html", {"execution": execution, "rated": True})
+    messages.success(request, "Thank you: your rating teaches the agents.")
+    return redirect("execution-detail", execution_id=execution.pk)
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+def _endpoint_response(request, endpoint, *, message: str = "", error: str = "", reject_form=None, status=200):
+    if not request.htmx:
+        (messages.error if error else messages.success)(request, error or message)
+        if endpoint.source_execution_id and endpoint.source_execution.parent_id is None:
+            return redirect("execution-detail", execution_id=endpoint.source_execution_id)
+        return redirect("apis")
+    panel = _endpoint_panel(request, endpoint, action_message=message, action_error=error, reject_form=reject_form)
+    return render(request, "web/_endpoint_panel.html", {"panel": panel}, status=status)
+
+
+def _review(request, endpoint_id, action, done: str):
+    endpoint = endpoint_get_for_user(user=request.user, endpoint_id=endpoint_id)
+    if not selectors.user_can_manage(user=request.user, organization_id=endpoint.organization_id):
+        raise PermissionDenied("Only owners and admins of the organization may review and deploy its endpoints.")
+    try:
+        endpoint = action(endpoint)
+    except EndpointError as exc:
+        return _endpoint_response(request, endpoint, error=exc.message, status=409)
+    endpoint.refresh_from_db()
+    return _endpoint_response(request, endpoint, message=done)
+
+
+@login_required
+@require_POST
+def endpoint_approve_view(request, endpoint_id):
+    return _review(
+        request,
+        endpoint_id,
+        lambda e: endpoint_approve(endpoint=e, user=request.user, comment=request.POST.get("comment", "")),
+        "Approved. Deploy it to make it live.",
+    )
+
+
+@login_required
+@require_POST
+def endpoint_deploy_view(request, endpoint_id):
+    return _review(
+        request,
+        endpoint_id,
+        lambda e: endpoint_deploy(endpoint=e, user=request.user),
+        "Deployed: the endpoint is live.",
+    )
+
+
+@login_required
+@require_POST
+def endpoint_rollback_view(request, endpoint_id):
+    return _review(
+        request,
+        endpoint_id,
+        lambda e: endpoint_rollback(organization=e.organization, slug=e.slug, user=request.user),
+        "Rolled back to the previous version.",
+    )
+
+
+@login_required
+@require_POST
+def endpoint_reject_view(request, endpoint_id):
+    endpoint = endpoint_get_for_user(user=request.user, endpoint_id=endpoint_id)
+    if not selectors.user_can_manage(user=request.user, organization_id=endpoint.organization_id):
+        raise PermissionDenied("Only owners and admins of the organization may review its endpoints.")
+    form = RejectForm(request.POST)
+    if not form.is_valid():
+        return _endpoint_response(
+            request, endpoint, error="Say why the endpoint is rejected.", reject_form=form, status=400
+        )
+    try:
+        endpoint = endpoint_reject(endpoint=endpoint, user=request.user, comment=form.cleaned_data["comment"])
+    except EndpointError as exc:
+        return _endpoint_response(request, endpoint, error=exc.message, status=409)
+    return _endpoint_response(request, endpoint, message="Rejected; the agents' next run can learn from your comment.")
+
+
+@login_required
+@require_POST
+def endpoint_try_view(request, endpoint_id):
+    endpoint = endpoint_get_for_user(user=request.user, endpoint_id=endpoint_id)
+    names = set((endpoint.parameters or {}).get("properties", {})) | {"limit", "offset"}
+    values = {name: request.POST.get(name, "") for name in names}
+    try:
+        result = endpoint_try(endpoint=endpoint, values=values)
+    except TryItError as exc:
+        return render(request, "web/_try_result.html", {"error": exc.message}, status=400)
+    return render(request, "web/_try_result.html", {"result": result, "body": result.body})
+
+
+@login_required
+@require_GET
+def apis(request):
+    organization = organization_current(request)
+    endpoints = list(selectors.endpoints_of_organization(organization=organization))
+    charts = selectors.endpoint_daily_calls(endpoints=endpoints)
+    rows = [{"endpoint": e, "url": live_url(e), "calls": charts[e.pk], "recent": sum(charts[e.pk])} for e in endpoints]
+    return _page(request, "web/apis.html", {"rows": rows, "chart_days": selectors.CHART_DAYS}, section="apis")
+
+
+@login_required
+@require_GET
+def endpoint_detail(request, endpoint_id):
+    endpoint = endpoint_get_for_user(user=request.user, endpoint_id=endpoint_id)
+    return _page(request, "web/endpoint.html", {"panel": _endpoint_panel(request, endpoint)}, section="apis")
+
+
+# --- MCP and memories -----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def mcp(request):
+    from mcpservers.views import client_configs
+
+    organization = organization_current(request)
+    servers = []
+    for role in selectors.mcp_roles_of_organization(organization=organization):
+        instance = getattr(role, "mcp_instance", None)
+        servers.append(
+            {
+                "role": role,
+                "instance": instance,
+                "tools": (instance.tools or []) if instance else [],
+                "configs": client_configs(instance) if instance else None,
+                "keys": sorted(role.api_keys.all(), key=lambda k: k.created_at, reverse=True),
+            }
+        )
+    can_manage = selectors.user_can_manage(user=request.user, organization_id=organization.pk)
+    return _page(request, "web/mcp.html", {"servers": servers, "can_manage": can_manage}, section="mcp")
+
+
+@login_required
+@require_GET
+def memories(request):
+    from learning.services import LearningInputError
+
+    organization = organization_current(request)
+    form = MemorySearchForm(request.GET or None)
+    items, error = [], None
+    if not request.GET or form.is_valid():
+        data = form.cleaned_data if request.GET else {}
+        try:
+            items = selectors.memories_browse(
+                organization=organization, text=data.get("q", ""), memory_type=data.get("type", "")
+            )
+        except LearningInputError as exc:
+            error = str(exc)
+    return _page(request, "web/memories.html", {"form": form, "items": items, "error": error}, section="memories")
