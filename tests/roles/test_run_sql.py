@@ -221,3 +221,25 @@ def test_explain_cost_is_a_positive_estimate_on_postgresql_and_zero_on_sqlite(pg
     sql = "SELECT id FROM customers WHERE region = :r"
     assert sql_explain_cost(role=reader(pg_service), sql=sql, params={"r": "EU"}) > 0
     assert sql_explain_cost(role=reader(sqlite_service), sql=sql, params={"r": "EU"}) == 0.0
+
+
+def test_a_granted_function_that_writes_cannot_write_from_read_only_sql(pg_service, make_role):
+    role = make_role(pg_service, [table_perm("wipe_secrets", ["EXECUTE"], kind="proc")])
+    before = data_checksum(pg_service)
+    with pytest.raises(ExecutorError) as err:
+        executor_run_sql(role=role, sql="SELECT wipe_secrets()", params={})
+    assert err.value.code == "forbidden"
+    assert data_checksum(pg_service) == before
+
+
+def test_a_slow_query_is_stopped_by_the_statement_timeout(org, pg_database, make_role, settings):
+    from tests.roles.conftest import _make_service
+
+    settings.CONNECTOR_STATEMENT_TIMEOUT_MS = 200
+    service = _make_service(org, "postgresql", pg_database, name="slow")
+    role = make_role(service, [table_perm("customers", ["SELECT"])])
+    with pytest.raises(ExecutorError) as err:
+        executor_run_sql(
+            role=role, sql="SELECT count(*) FROM generate_series(1, 1000000000) AS g(n) WHERE n > :x", params={"x": 0}
+        )
+    assert err.value.code == "timeout" and err.value.retryable
