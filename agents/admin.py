@@ -1,36 +1,310 @@
-from django.contrib import admin
+"""Admin of agent executions: the thought process, tools and events as a readable timeline; child runs inline."""
 
+from __future__ import annotations
+
+import json
+
+from django.contrib import admin
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
+
+from agents.events import event_serialize
 from agents.models import AgentExecution, ExecutionEvent
 from nectar.admin_scoping import OrganizationScopedAdmin
 
+TIMELINE_LIMIT = 2000
 
-class ExecutionEventInline(admin.TabularInline):
-    model = ExecutionEvent
+
+def _json_block(value) -> str:
+    if value in (None, "", [], {}):
+        return "—"
+    return format_html('<pre class="code small">{}</pre>', json.dumps(value, indent=2, default=str, ensure_ascii=False))
+
+
+class RunKindFilter(admin.SimpleListFilter):
+    title = "run"
+    parameter_name = "run"
+
+    def lookups(self, request, model_admin):
+        return [("orchestration", "Orchestrations (requirements)"), ("agent", "Agent runs (children)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "orchestration":
+            return queryset.filter(parent__isnull=True)
+        if self.value() == "agent":
+            return queryset.filter(parent__isnull=False)
+        return queryset
+
+
+class ChildRunInline(admin.TabularInline):
+    model = AgentExecution
+    fk_name = "parent"
     extra = 0
-    fields = ("seq", "created_at", "phase", "agent", "kind", "payload")
-    readonly_fields = fields
     can_delete = False
+    verbose_name = "agent run"
+    verbose_name_plural = "Agent runs of this orchestration"
+    fields = ("agent_link", "current_phase", "status", "steps", "tools", "status_reason", "completed_at")
+    readonly_fields = fields
+    ordering = ("created_at",)
+    show_change_link = False
 
     def has_add_permission(self, request, obj=None):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        # The page around it was already scoped to the user's organizations.
+        return request.user.is_active and request.user.is_staff
+
+    @admin.display(description="Agent")
+    def agent_link(self, obj):
+        url = reverse("admin:agents_agentexecution_change", args=[obj.pk])
+        return format_html('<a href="{}">{}</a>', url, obj.get_agent_type_display())
+
+    @admin.display(description="Thoughts")
+    def steps(self, obj):
+        return len(obj.thought_process or [])
+
+    @admin.display(description="Tool calls")
+    def tools(self, obj):
+        return len(obj.tools_invoked or [])
 
 
 @admin.register(AgentExecution)
 class AgentExecutionAdmin(OrganizationScopedAdmin):
     list_display = (
-        "business_requirement",
+        "short_requirement",
         "agent_type",
         "status",
         "current_phase",
+        "role",
         "organization",
         "user",
+        "rating",
         "created_at",
     )
-    list_filter = ("status", "agent_type")
-    search_fields = ("business_requirement",)
+    list_filter = (RunKindFilter, "status", "agent_type", "current_phase", "success", "rating", "created_at")
+    search_fields = ("business_requirement", "status_reason")
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in AgentExecution._meta.fields if f.name not in ("feedback",)]
-    inlines = [ExecutionEventInline]
+    list_select_related = ("role", "organization", "user")
+    inlines = [ChildRunInline]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "business_requirement",
+                    "agent_type",
+                    "status",
+                    "status_reason",
+                    "current_phase",
+                    "parent_link",
+                    "organization",
+                    "user",
+                    "role",
+                    "page_link",
+                )
+            },
+        ),
+        ("Outcome", {"fields": ("success", "rating", "feedback", "endpoints_display", "metrics_display")}),
+        ("Thought process", {"fields": ("thoughts_display",)}),
+        ("Tools invoked", {"fields": ("tools_display", "mcp_servers_used", "discoveries_display")}),
+        ("Event timeline", {"fields": ("timeline",), "classes": ("collapse",)}),
+        (
+            "Generated",
+            {"fields": ("generated_code_display", "tests_display", "documentation"), "classes": ("collapse",)},
+        ),
+        (
+            "Run",
+            {
+                "fields": (
+                    "created_at",
+                    "started_at",
+                    "heartbeat_at",
+                    "completed_at",
+                    "attempts",
+                    "pause_requested",
+                    "cancel_requested",
+                    "event_seq",
+                    "result_display",
+                ),
+                "classes": ("collapse",),
+            },
+        ),
+    )
+    readonly_fields = (
+        "business_requirement",
+        "agent_type",
+        "status",
+        "status_reason",
+        "current_phase",
+        "parent_link",
+        "organization",
+        "user",
+        "role",
+        "page_link",
+        "success",
+        "rating",
+        "endpoints_display",
+        "metrics_display",
+        "thoughts_display",
+        "tools_display",
+        "mcp_servers_used",
+        "discoveries_display",
+        "timeline",
+        "generated_code_display",
+        "tests_display",
+        "documentation",
+        "created_at",
+        "started_at",
+        "heartbeat_at",
+        "completed_at",
+        "attempts",
+        "pause_requested",
+        "cancel_requested",
+        "event_seq",
+        "result_display",
+    )
+
+    class Media:
+        css = {"all": ["web/nectar.css"]}
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="Requirement", ordering="business_requirement")
+    def short_requirement(self, obj):
+        return obj.business_requirement[:80]
+
+    @admin.display(description="Orchestration")
+    def parent_link(self, obj):
+        if not obj.parent_id:
+            return "—"
+        url = reverse("admin:agents_agentexecution_change", args=[obj.parent_id])
+        return format_html('<a href="{}">{}</a>', url, obj.parent.business_requirement[:80])
+
+    @admin.display(description="Live page")
+    def page_link(self, obj):
+        target = obj.parent_id or obj.pk
+        return format_html('<a href="{}">Open the execution page</a>', reverse("execution-detail", args=[target]))
+
+    @admin.display(description="Endpoints produced")
+    def endpoints_display(self, obj):
+        endpoints = list(obj.endpoints.all())
+        if not endpoints:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            '<a href="{}">{} {} v{}</a> ({})',
+            (
+                (
+                    reverse("admin:endpoints_generatedendpoint_change", args=[e.pk]),
+                    e.method,
+                    e.slug,
+                    e.version,
+                    e.status,
+                )
+                for e in endpoints
+            ),
+        )
+
+    @admin.display(description="Performance")
+    def metrics_display(self, obj):
+        metrics = obj.performance_metrics or {}
+        if not metrics:
+            return "—"
+        rows = format_html_join(
+            "", "<tr><th>{}</th><td>{}</td></tr>", ((k.replace("_", " "), _scalar(v)) for k, v in metrics.items())
+        )
+        return format_html('<table class="table compact">{}</table>', rows)
+
+    @admin.display(description="Thoughts")
+    def thoughts_display(self, obj):
+        thoughts = obj.thought_process or []
+        if not thoughts:
+            return "—"
+        items = format_html_join(
+            "",
+            '<div class="event kind-thought"><div class="event-meta"><span>step {}</span>'
+            '<span class="step step-{}">{}</span><time>{}</time></div><div class="event-body"><p>{}</p></div></div>',
+            (
+                (
+                    t.get("iteration", ""),
+                    t.get("step", ""),
+                    t.get("step", ""),
+                    str(t.get("at", ""))[11:19],
+                    t.get("text", ""),
+                )
+                for t in thoughts
+            ),
+        )
+        return format_html('<div class="timeline">{}</div>', items)
+
+    @admin.display(description="Tool calls")
+    def tools_display(self, obj):
+        tools = obj.tools_invoked or []
+        if not tools:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    t.get("tool", ""),
+                    json.dumps(t.get("arguments", {}), default=str)[:300],
+                    "✓" if t.get("ok") else "✗",
+                    "" if t.get("rows") is None else t.get("rows"),
+                    "" if t.get("duration_ms") is None else f"{t['duration_ms']} ms",
+                    t.get("error") or "",
+                )
+                for t in tools
+            ),
+        )
+        return format_html(
+            '<table class="table compact"><thead><tr><th>Tool</th><th>Arguments</th><th>OK</th><th>Rows</th>'
+            "<th>Duration</th><th>Error</th></tr></thead><tbody>{}</tbody></table>",
+            rows,
+        )
+
+    @admin.display(description="Discoveries")
+    def discoveries_display(self, obj):
+        return _json_block(obj.discoveries)
+
+    @admin.display(description="Events")
+    def timeline(self, obj):
+        events = ExecutionEvent.objects.filter(execution=obj).order_by("seq")[:TIMELINE_LIMIT]
+        html = "".join(
+            render_to_string("agents/_event.html", {"event": event_serialize(e), "oob": False}) for e in events
+        )
+        if not html:
+            return "—"
+        return mark_safe(f'<div class="timeline" style="max-height:40rem">{html}</div>')  # noqa: S308 - rendered by templates
+
+    @admin.display(description="Generated SQL")
+    def generated_code_display(self, obj):
+        return format_html('<pre class="code">{}</pre>', obj.generated_code) if obj.generated_code else "—"
+
+    @admin.display(description="Test results")
+    def tests_display(self, obj):
+        cases = (obj.test_results or {}).get("cases") if isinstance(obj.test_results, dict) else None
+        if not cases:
+            return _json_block(obj.test_results)
+        return format_html_join(
+            mark_safe("<br>"),
+            "{} {} — {}",
+            (("✓" if c.get("passed") else "✗", c.get("name", ""), c.get("message", "")) for c in cases),
+        )
+
+    @admin.display(description="Result (raw)")
+    def result_display(self, obj):
+        return _json_block(obj.result)
+
+
+def _scalar(value) -> str:
+    if isinstance(value, dict | list):
+        return json.dumps(value, default=str)[:300]
+    return str(value)
