@@ -85,6 +85,31 @@ def test_the_same_seed_and_anchor_always_generate_the_same_rows():
     assert other_seed.checksum() != first.checksum()
 
 
+def test_generation_does_not_depend_on_the_process_hash_seed():
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    script = (
+        "import datetime; from roles.demo import demo_generate; "
+        f"print(demo_generate(scale={SMALL}, anchor=datetime.date(2025, 3, 14)).checksum())"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for hash_seed in ("1", "2")
+    }
+    assert outputs == {demo_generate(scale=SMALL, anchor=ANCHOR).checksum()}
+
+
 def test_generated_rows_are_consistent_business_data():
     data = demo_generate(seed=DEMO_SEED, scale=SMALL, anchor=ANCHOR)
     anchor = datetime.combine(ANCHOR, datetime.min.time(), tzinfo=UTC)
