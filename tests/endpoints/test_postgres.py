@@ -1,4 +1,4 @@
-"""The EXPLAIN-based cost check, on a real PostgreSQL 15 customer database."""
+"""Generated endpoints on a real PostgreSQL 15 customer database: the EXPLAIN cost limit and writes."""
 
 from __future__ import annotations
 
@@ -75,3 +75,87 @@ def test_a_query_within_the_cost_limit_passes(pg_endpoint):
 def test_a_query_over_the_cost_limit_is_rejected(pg_endpoint):
     errors = endpoint_validate(endpoint=pg_endpoint)
     assert len(errors) == 1 and "exceeds the limit of 10" in errors[0], errors
+
+
+@pytest.fixture
+def writer_role(org, pg_service):
+    return Role.objects.create(
+        organization=org,
+        service=pg_service,
+        name="Sales writer",
+        permissions=[
+            {"objectName": "sales", "schema": "public", "path": "/table/sales", "actions": ["SELECT", "INSERT"]}
+        ],
+    )
+
+
+INSERT_PARAMETERS = {
+    "type": "object",
+    "properties": {
+        "region": {"type": "string", "enum": ["EU", "UK", "NA"]},
+        "amount": {"type": "number", "minimum": 0, "maximum": 10000},
+    },
+    "required": ["region", "amount"],
+}
+
+
+def _write_draft(org, role, **overrides):
+    fields = {
+        "organization": org,
+        "role": role,
+        "method": "POST",
+        "slug": "record-sale",
+        "description": "Record one sale",
+        "parameters": INSERT_PARAMETERS,
+        "write_action": {
+            "action": "insert",
+            "object": "sales",
+            "schema": "public",
+            "mapping": {"values": {"region": "region", "amount": "amount"}},
+        },
+        "response_schema": {},
+        "tests": [],
+        "docs": "",
+    }
+    fields.update(overrides)
+    return endpoint_create_draft(**fields)
+
+
+def test_a_write_the_role_is_not_granted_is_rejected(org, writer_role):
+    delete = _write_draft(
+        org,
+        writer_role,
+        method="DELETE",
+        slug="forget-sale",
+        parameters={"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]},
+        write_action={"action": "delete", "object": "sales", "mapping": {"filters": {"id": "id"}}},
+    )
+    assert any("may not DELETE" in e for e in endpoint_validate(endpoint=delete))
+    unknown = _write_draft(
+        org,
+        writer_role,
+        write_action={"action": "insert", "object": "sales", "mapping": {"values": {"regio": "region"}}},
+    )
+    errors = endpoint_validate(endpoint=unknown)
+    assert any("no column 'regio'" in e for e in errors) and any("amount" in e and "not used" in e for e in errors)
+
+
+def test_a_deployed_insert_endpoint_writes_one_row_through_the_executor(client, org, owner, writer_role, pg_service):
+    from endpoints.services import endpoint_approve, endpoint_deploy
+    from roles.models import RoleApiKey
+    from tests.endpoints.conftest import bearer
+
+    endpoint = _write_draft(org, writer_role)
+    assert endpoint_validate(endpoint=endpoint) == []
+    endpoint_approve(endpoint=endpoint, user=owner)
+    endpoint_deploy(endpoint=endpoint, user=owner)
+    secret = RoleApiKey.issue(role=writer_role, name="pos")[1]
+    url = "/api/v1/x/acme/record-sale"
+    bad = client.post(url, {"region": "MARS", "amount": 5}, content_type="application/json", **bearer(secret))
+    assert bad.status_code == 400 and bad.json()["error"]["errors"][0]["field"] == "region"
+    response = client.post(url, {"region": "UK", "amount": 123.5}, content_type="application/json", **bearer(secret))
+    assert response.status_code == 201, response.content
+    assert response.json()["row_count"] == 1
+    with psycopg.connect(f"{PG} dbname={pg_service.database}") as conn:
+        rows = conn.execute("SELECT region, amount FROM sales WHERE id > 20000").fetchall()
+    assert [(r, float(a)) for r, a in rows] == [("UK", 123.5)]
