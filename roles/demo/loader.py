@@ -190,6 +190,9 @@ def _build_postgres(*, url, seed, scale, marker, progress, force, anchor, max_ag
                 return _result(engine="postgresql", created=False, metadata=existing, started=started)
             cur.execute("SET LOCAL synchronous_commit = off")
             cur.execute("SET LOCAL client_min_messages = warning")
+            # Index builds and foreign-key validation after the bulk load run in memory.
+            cur.execute("SET LOCAL maintenance_work_mem = '128MB'")
+            cur.execute("SET LOCAL work_mem = '64MB'")
             for statement in (*ddl.drop, *ddl.tables):
                 cur.execute(statement)
             for table in dataset.tables.values():
