@@ -26,7 +26,7 @@ from agents.toolbox import McpToolbox
 logger = logging.getLogger(__name__)
 
 MEMORY_TYPES_FOR = {
-    "explorer": ["BUSINESS_RULE", "SUCCESS_PATTERN"],
+    "explorer": ["BUSINESS_RULE", "SUCCESS_PATTERN", "API_PATTERN"],
     "architect": ["SUCCESS_PATTERN", "API_PATTERN", "BUSINESS_RULE", "ANTI_PATTERN"],
     "implementer": ["CODE_SNIPPET", "OPTIMIZATION", "SUCCESS_PATTERN"],
     "security": ["BUSINESS_RULE", "ANTI_PATTERN"],
@@ -409,6 +409,20 @@ def _succeed(execution: AgentExecution, orchestrator: Orchestrator, outputs: dic
             "sql": endpoint.sql,
             "tests": {k: outputs["testing"][k] for k in ("passed", "failed")} | {"cases": outputs["testing"]["cases"]},
             "performance": {"duration_ms": metrics["duration_seconds"] * 1000, "steps": metrics["agent_steps"]},
+            "pattern": {
+                "requirement": execution.business_requirement,
+                "shape": list(design.get("shape") or []),
+                "objects": [
+                    f"{o.get('schema')}.{o['name']}" if o.get("schema") else o["name"]
+                    for o in design.get("objects", [])
+                ],
+                "sql": endpoint.sql,
+                "parameters": endpoint.parameters,
+                "path": endpoint.slug,
+                "response_columns": design.get("response_columns") or [],
+                "dialect": orchestrator.runtime.dialect,
+                "steps": design.get("steps"),
+            },
         },
     )
     orchestrator._emit("phase", phase=Phase.LEARNING, status="completed", memories=len(learned))

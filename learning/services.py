@@ -13,8 +13,10 @@ Retrieval ranks memories by a blend (also in docs/learning.md):
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -82,10 +84,18 @@ class RatingResult:
 # --- storing ---------------------------------------------------------------------------------
 
 
+_PATTERN_BLOCK = re.compile(r"```json\s*\{.*?\}\s*```", re.S)
+
+
+def embedding_text(content: str) -> str:
+    """What a memory is embedded as: its prose, without machine-readable pattern blocks."""
+    return _PATTERN_BLOCK.sub("", content).strip() or content
+
+
 def embed_texts(texts: Sequence[str]) -> tuple[str, list[list[float]]]:
     """Embed texts with the configured embedder; returns (embedder name, vectors)."""
     embedder = embedder_from_settings()
-    vectors = embedder.embed(list(texts))
+    vectors = embedder.embed([embedding_text(text) for text in texts])
     for vector in vectors:
         if len(vector) != EMBEDDING_DIMENSIONS:
             raise LearningInputError("embedding", f"embedder {embedder.name} returned {len(vector)} dimensions")
@@ -293,7 +303,8 @@ def learn_from_success(*, execution, results: dict) -> list[AgentMemory]:
     """Store what a successful execution teaches: SUCCESS_PATTERN, API_PATTERN, CODE_SNIPPET, OPTIMIZATION.
 
     `results` = {"requirement", "exploration": {"objects": [{"schema", "name", "kind"}]},
-    "design": {"method", "path", "description", "parameters", "shape"}, "sql",
+    "design": {"method", "path", "description", "parameters", "shape"}, "sql", "pattern" (optional: the
+    reusable design as a dict, stored with the API_PATTERN in a fenced json block),
     "tests": {"passed", "failed", "cases"}, "performance": {"duration_ms", "notes"}}.
     The memories are linked to each other and recorded as produced by the execution. Calling it
     again for the same execution returns the memories already stored.
@@ -337,14 +348,15 @@ def learn_from_success(*, execution, results: dict) -> list[AgentMemory]:
     )
     if method and path:
         description = design.get("description") or requirement
-        drafts.append(
-            (
-                MemoryType.API_PATTERN,
-                f"{endpoint}: {description}. Parameters: {describe_parameters(design.get('parameters'))}. "
-                f"Reads {objects_text}. Shape: {design.get('shape') or ', '.join(shapes) or 'list'}.",
-                ["api", f"method:{method.lower()}", *base_tags],
-            )
+        text = (
+            f"{endpoint}: {description}. Parameters: {describe_parameters(design.get('parameters'))}. "
+            f"Reads {objects_text}. Shape: {design.get('shape') or ', '.join(shapes) or 'list'}."
         )
+        pattern = results.get("pattern")
+        if isinstance(pattern, dict) and pattern:
+            # The machine-readable pattern, so a planner can reuse the design as it was deployed.
+            text += "\n\n```json\n" + json.dumps(pattern, default=str, sort_keys=True) + "\n```"
+        drafts.append((MemoryType.API_PATTERN, text, ["api", f"method:{method.lower()}", *base_tags]))
     if sql.strip():
         drafts.append((MemoryType.CODE_SNIPPET, f"-- {requirement}\n{sql.strip()}", ["sql", *base_tags]))
     duration = performance.get("duration_ms")

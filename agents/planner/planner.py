@@ -855,7 +855,11 @@ def _objects(a: Analysis, index: SchemaIndex) -> list[Key]:
 # Memories ---------------------------------------------------------------------------------------
 
 
+_JSON_BLOCK = re.compile(r"```json\s*(\{.*?\})\s*```", re.S)
+
+
 def _memory_content(memory: dict) -> dict:
+    """A memory's content as a dict: JSON, or prose followed by a fenced ```json pattern block."""
     content = memory.get("content")
     if isinstance(content, dict):
         return content
@@ -863,6 +867,13 @@ def _memory_content(memory: dict) -> dict:
         try:
             parsed = json.loads(content)
         except ValueError:
+            block = _JSON_BLOCK.search(content)
+            if block:
+                try:
+                    parsed = json.loads(block.group(1))
+                except ValueError:
+                    return {"text": content}
+                return {**parsed, "text": content[: block.start()].strip()} if isinstance(parsed, dict) else {}
             return {"text": content}
         return parsed if isinstance(parsed, dict) else {"text": content}
     return {}

@@ -116,10 +116,14 @@ class OfflineProvider:
     # Explorer -----------------------------------------------------------------------------------
 
     def _explorer(self, context, messages, tool_names):
-        candidates = _explorer_candidates(context, tool_names)
+        learned = _pattern_tables(context, tool_names)
+        candidates = learned or _explorer_candidates(context, tool_names)
         done = _called_tools(context, messages)
         pending = [f"analyze_{t}_schema" for t in candidates if f"analyze_{t}_schema" not in done]
         pending = [n for n in pending if n in tool_names]
+        if learned:
+            # A learned pattern names the objects: describe and sample them in one step.
+            pending += [f"query_{t}" for t in candidates if f"query_{t}" not in done and f"query_{t}" in tool_names]
         if context.get("step") == "synthesize":
             pending = []
         elif not pending:
@@ -227,7 +231,12 @@ class OfflineProvider:
 
     def _documenter(self, context, messages, tool_names):
         plan = _plan_dict(context)
-        markdown = documentation_for(plan, base_url=context.get("endpoint_url") or context.get("base_url"))
+        markdown = documentation_for(
+            plan,
+            base_url=context.get("endpoint_url") or context.get("base_url"),
+            reference=not context.get("reference_docs"),
+            tests=context.get("test_results"),
+        )
         title = plan.get("description") or plan.get("path", "")
         return markdown, {"title": title, "summary": title, "markdown": markdown}, []
 
@@ -235,7 +244,7 @@ class OfflineProvider:
 
     def _reflect(self, agent, context, messages, tool_names):
         if agent == "explorer":
-            candidates = _explorer_candidates(context, tool_names)
+            candidates = _pattern_tables(context, tool_names) or _explorer_candidates(context, tool_names)
             done = _called_tools(context, messages)
             missing = [
                 name
@@ -288,8 +297,32 @@ def _called_tools(context: dict, messages: list[Message]) -> set[str]:
     return done
 
 
-def _explorer_candidates(context: dict, tool_names: list[str]) -> list[str]:
-    """Tables worth exploring: those the requirement names, their FK neighbours, else all (up to a bound)."""
+PATTERN_SIMILARITY = 0.6
+
+
+def _pattern_tables(context: dict, tool_names: list[str]) -> list[str]:
+    """Tables of the most similar learned pattern, when all of them are still reachable with these tools."""
+    from agents.planner.planner import _memory_content
+
+    for memory in context.get("memories") or []:
+        if memory.get("type") not in ("SUCCESS_PATTERN", "API_PATTERN"):
+            continue
+        if float(memory.get("similarity") or 0.0) < PATTERN_SIMILARITY:
+            continue
+        objects = _memory_content(memory).get("objects") or []
+        tables = [str(o).split(".")[-1] for o in objects]
+        named = _explorer_candidates(context, tool_names, expand=False)
+        # Only when the pattern covers the table the requirement is mainly about: otherwise explore afresh.
+        if tables and all(f"analyze_{t}_schema" in tool_names for t in tables) and set(named[:1]) <= set(tables):
+            return tables
+    return []
+
+
+def _explorer_candidates(context: dict, tool_names: list[str], *, expand: bool = True) -> list[str]:
+    """Tables worth exploring: those the requirement names, their FK neighbours, else all (up to a bound).
+
+    With expand=False only the tables the requirement itself names.
+    """
     tables: list[str] = []
     for name in tool_names:
         match = re.fullmatch(r"analyze_(.+)_schema", name) or re.fullmatch(r"query_(.+)", name)
@@ -304,9 +337,12 @@ def _explorer_candidates(context: dict, tool_names: list[str]) -> list[str]:
     for table in tables:
         tokens = name_tokens(table)
         score = max((word_score(w, n) * (1.0 if n == tokens[-1] else 0.5) for w in words for n in tokens), default=0.0)
-        if score >= 0.5:
+        # Without expansion, only tables whose head noun the requirement names.
+        if score >= (0.5 if expand else 0.75):
             scored.append((-score, table))
     chosen = [t for _, t in sorted(scored)]
+    if not expand:
+        return chosen
     by_name = {o["name"]: o for o in schema.get("objects") or []}
     for table in list(chosen):
         for obj in by_name.values():
@@ -556,9 +592,27 @@ def endpoint_test_cases(plan: dict) -> list[dict]:
     return cases
 
 
-def documentation_for(plan: dict, *, base_url: str | None = None) -> str:
-    """Markdown for an endpoint: what it returns, its parameters, response columns, curl and Python calls."""
+def documentation_for(
+    plan: dict, *, base_url: str | None = None, reference: bool = True, tests: dict | None = None
+) -> str:
+    """Markdown for an endpoint: what it returns, its parameters, response columns, curl and Python calls.
+
+    With reference=False only the narrative (what it answers, how it works, how it was tested) is
+    written, for when the platform appends its own reference section with the live URLs.
+    """
     properties = (plan.get("parameters") or {}).get("properties") or {}
+    if not reference:
+        narrative = [f"# {plan.get('description') or plan.get('path', '')}", ""]
+        narrative += ["## How it works", "", *[f"- {step}" for step in plan.get("rationale") or []], ""]
+        if tests:
+            narrative += [
+                "## How it was tested",
+                "",
+                f"{tests.get('passed', 0)} of {tests.get('passed', 0) + tests.get('failed', 0)} generated test cases "
+                "passed against the live database.",
+                "",
+            ]
+        return "\n".join(narrative)
     url = (base_url or "https://nectar.example.com/api/endpoints").rstrip("/") + "/" + plan.get("path", "")
     defaults = {n: s.get("default") for n, s in properties.items() if s.get("default") is not None}
     query = "&".join(f"{n}={v}" for n, v in defaults.items())

@@ -125,7 +125,7 @@ class Command(BaseCommand):
         metrics = execution.performance_metrics or {}
         self.stdout.write(
             f"\nDone in {metrics.get('duration_seconds', 0):.1f}s: {metrics.get('agent_steps', 0)} agent steps, "
-            f"{metrics.get('calls', 0)} LLM calls, {metrics.get('tool_calls', 0)} tool calls."
+            f"{metrics.get('llm_calls', 0)} LLM calls, {metrics.get('tool_calls', 0)} tool calls."
         )
 
 
@@ -134,8 +134,8 @@ def _json_dump(value) -> str:
 
 
 def _result(execution) -> dict:
+    from endpoints.docs import live_url
     from endpoints.models import GeneratedEndpoint
-    from endpoints.services import endpoint_live_url
 
     state = execution.result or {}
     result = {
@@ -153,7 +153,7 @@ def _result(execution) -> dict:
             "id": str(endpoint.pk),
             "method": endpoint.method,
             "slug": endpoint.slug,
-            "url": endpoint_live_url(endpoint=endpoint),
+            "url": live_url(endpoint),
             "version": endpoint.version,
             "status": endpoint.status,
             "description": endpoint.description,
