@@ -191,7 +191,6 @@ def _seed(conn: sa.Connection, engine: str) -> None:
                 "WHERE id = 1"
             )
         )
-        conn.execute(sa.text("ALTER TABLE customers AUTO_INCREMENT = 100"))
     else:
         conn.execute(
             sa.text(
@@ -204,8 +203,7 @@ def _seed(conn: sa.Connection, engine: str) -> None:
 
 def data_checksum(service: Service) -> list:
     """Every row of every data table, to prove that nothing changed."""
-    url = customer_url(service)
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    engine = _checksum_engine(customer_url(service))
     out = []
     with engine.connect() as conn:
         tables = list(DATA_TABLES) + (["sales.invoices"] if service.engine == "postgresql" else [])
@@ -216,8 +214,21 @@ def data_checksum(service: Service) -> list:
             out.append((name, sorted(repr(tuple(r)) for r in rows)))
         if service.engine == "postgresql":
             out.append(("schema", conn.execute(sa.text("SELECT count(*) FROM pg_tables")).scalar()))
-    engine.dispose()
     return out
+
+
+_checksum_engines: dict[str, sa.Engine] = {}
+
+
+def _checksum_engine(url: str) -> sa.Engine:
+    if url not in _checksum_engines:
+        _checksum_engines[url] = sa.create_engine(url, pool_size=1, max_overflow=0)
+    return _checksum_engines[url]
+
+
+def _dispose_checksum_engines(fragment: str) -> None:
+    for url in [u for u in _checksum_engines if fragment in u]:
+        _checksum_engines.pop(url).dispose()
 
 
 def customer_url(service: Service) -> str:
@@ -240,6 +251,7 @@ def pg_database():
             conn.execute(sa.text(statement))
     engine.dispose()
     yield name
+    _dispose_checksum_engines(name)
     with admin.connect() as conn:
         conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
@@ -257,6 +269,7 @@ def my_database():
             conn.execute(sa.text(statement))
     engine.dispose()
     yield name
+    _dispose_checksum_engines(name)
     with admin.begin() as conn:
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{name}`"))
     admin.dispose()
