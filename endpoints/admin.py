@@ -117,11 +117,11 @@ class GeneratedEndpointAdmin(OrganizationScopedAdmin):
             reverse("endpoints:export", args=[obj.pk]),
         )
 
-    @admin.action(description="Approve selected drafts")
+    @admin.action(description="Approve selected drafts", permissions=["change"])
     def approve(self, request, queryset):
         _each(self, request, queryset, "Approved", lambda e: endpoint_approve(endpoint=e, user=request.user))
 
-    @admin.action(description="Reject selected drafts")
+    @admin.action(description="Reject selected drafts", permissions=["change"])
     def reject(self, request, queryset):
         _each(
             self,
@@ -131,15 +131,17 @@ class GeneratedEndpointAdmin(OrganizationScopedAdmin):
             lambda e: endpoint_reject(endpoint=e, user=request.user, comment="Rejected in the admin."),
         )
 
-    @admin.action(description="Deploy selected approved endpoints")
+    @admin.action(description="Deploy selected approved endpoints", permissions=["change"])
     def deploy(self, request, queryset):
         _each(self, request, queryset, "Deployed", lambda e: endpoint_deploy(endpoint=e, user=request.user))
 
-    @admin.action(description="Retire selected versions")
+    @admin.action(description="Retire selected versions", permissions=["change"])
     def retire(self, request, queryset):
         _each(self, request, queryset, "Retired", lambda e: endpoint_retire(endpoint=e, user=request.user))
 
-    @admin.action(description="Roll back: retire the current version, re-activate the previous one")
+    @admin.action(
+        description="Roll back: retire the current version, re-activate the previous one", permissions=["change"]
+    )
     def rollback(self, request, queryset):
         slugs = {(e.organization, e.slug) for e in queryset.select_related("organization")}
         done = 0
