@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from functools import partial
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from roles.models import Engine, Role, Service
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+
 
 @pytest.fixture(scope="session")
 def screenshots() -> Path:
@@ -62,7 +62,9 @@ def browser(live_server_url, monkeypatch):
 
 @pytest.fixture
 def analyst_role(org, owner, browser_demo_path):
-    service = Service.objects.create(organization=org, name="Demo shop", engine=Engine.SQLITE, database=browser_demo_path)
+    service = Service.objects.create(
+        organization=org, name="Demo shop", engine=Engine.SQLITE, database=browser_demo_path
+    )
     role = Role.objects.create(
         organization=org,
         service=service,

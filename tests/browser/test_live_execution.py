@@ -1,4 +1,4 @@
-"""Chromium against daphne: the live execution page streams events, survives drops and reloads with no gap or duplicate."""
+"""Chromium against daphne: the live execution page streams, survives a drop and a reload with no gap or duplicate."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import threading
 import time
 
 import pytest
-from playwright.sync_api import expect
 from django.db import connection
+from playwright.sync_api import expect
 
 from agents.events import event_append
 from agents.models import PHASE_ORDER, AgentStatus
