@@ -159,3 +159,17 @@ def test_a_deployed_insert_endpoint_writes_one_row_through_the_executor(client, 
     with psycopg.connect(f"{PG} dbname={pg_service.database}") as conn:
         rows = conn.execute("SELECT region, amount FROM sales WHERE id > 20000").fetchall()
     assert [(r, float(a)) for r, a in rows] == [("UK", 123.5)]
+
+
+def test_a_write_endpoint_exports_to_code_that_compiles(org, writer_role):
+    import io
+    import zipfile
+
+    from endpoints.services import endpoint_export
+
+    archive = zipfile.ZipFile(io.BytesIO(endpoint_export(endpoint=_write_draft(org, writer_role))))
+    sources = {n: archive.read(n).decode() for n in archive.namelist() if n.endswith(".py")}
+    for name, text in sources.items():
+        compile(text, name, "exec")
+    view = sources["record-sale-v1/record_sale_v1/views.py"]
+    assert "def post(self, request)" in view and "sa.insert(TABLE)" in view
