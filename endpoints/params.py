@@ -174,7 +174,8 @@ def _coerce(field: str, spec: dict, value: Any, *, from_text: bool) -> tuple[Any
     try:
         typed = _coerce_scalar(spec, value, from_text=from_text)
     except (ValueError, TypeError):
-        return None, [_problem(field, f"Expected {_expected(spec)}, got {str(value)[:60]!r}.", "invalid_type")]
+        code = "invalid_format" if spec.get("format") and isinstance(value, str) else "invalid_type"
+        return None, [_problem(field, f"Expected {_expected(spec)}, got {str(value)[:60]!r}.", code)]
     return typed, _check_constraints(field, spec, typed)
 
 

@@ -221,6 +221,7 @@ def test_each_call_is_logged_with_redacted_arguments_and_counted(client, deploye
     assert ok.status_code == 200 and ok.json()["results"] == []
     bad = client.get(url, {"email": "not-an-email"}, **bearer(api_key))
     assert bad.status_code == 400
+    assert bad.json()["error"]["errors"][0]["code"] == "invalid_format"
     calls = list(ToolCall.objects.filter(tool="endpoint:customer-by-email@v1").order_by("created_at", "id"))
     assert [c.outcome for c in calls] == ["ok", "error"]
     assert calls[0].arguments == {"email": "nobody@mail.example", "api_token": "[redacted]"}
