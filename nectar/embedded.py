@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
@@ -46,12 +47,32 @@ def embedded_server(data_dir: Path):
     # Serialise start-up: pgserver's initdb/pg_ctl are not safe to race.
     with _exclusive(data_dir / "pgserver.lock"):
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        _ensure_max_connections(server)
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{PLATFORM_DATABASE}';")
         if "(1 row)" not in exists:
             server.psql(f'CREATE DATABASE "{PLATFORM_DATABASE}";')
             logger.info("created the platform database %s in %s", PLATFORM_DATABASE, pgdata)
     _server = server
     return server
+
+
+# The web server, the worker's processes and threads, MCP and channel-layer pools share one
+# server; PostgreSQL's default of 100 connections is too tight for that.
+MAX_CONNECTIONS = 300
+
+
+def _ensure_max_connections(server) -> None:
+    current = server.psql("SHOW max_connections;")
+    numbers = [int(token) for token in current.split() if token.isdigit()]
+    if numbers and numbers[0] >= MAX_CONNECTIONS:
+        return
+    server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
+    # Only restart when no other process is attached; otherwise the setting applies at the next start.
+    if server.global_process_id_list.get() == [os.getpid()]:
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+        logger.info("restarted the embedded PostgreSQL with max_connections = %s", MAX_CONNECTIONS)
 
 
 def embedded_socket_dir(server) -> str:

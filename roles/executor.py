@@ -425,10 +425,19 @@ def _decimal_scales(grant: Grant) -> dict:
     return scales
 
 
+def _boolean_columns(grant: Grant) -> frozenset[str]:
+    return frozenset(c["name"] for c in grant.object.get("columns", []) if c.get("json_type") == "boolean")
+
+
 def _safe_rows(grant: Grant, rows: list[dict]) -> list[dict]:
     json_cols, time_cols, scales = _json_columns(grant), _time_columns(grant), _decimal_scales(grant)
+    bool_cols = _boolean_columns(grant)
     out = []
     for row in rows:
+        for name in bool_cols:
+            # SQLite and MySQL store booleans as 0/1; the column's declared type says they are booleans.
+            if isinstance(row.get(name), int) and not isinstance(row.get(name), bool):
+                row[name] = bool(row[name])
         for name, scale in scales.items():
             value = row.get(name)
             # SQLite hands NUMERIC back as int or float; restore the declared scale as a decimal string.

@@ -18,6 +18,8 @@ def json_type_for_sa_type(type_: sa.types.TypeEngine) -> tuple[str, str | None]:
         return "object", None
     if isinstance(type_, sa.Boolean):
         return "boolean", None
+    if getattr(type_, "display_width", None) == 1 and type(type_).__name__ == "TINYINT":
+        return "boolean", None  # MySQL/MariaDB spell BOOLEAN as TINYINT(1)
     if isinstance(type_, sa.Integer):
         return "integer", None
     if isinstance(type_, sa.Float):
@@ -44,7 +46,7 @@ def json_type_for_sa_type(type_: sa.types.TypeEngine) -> tuple[str, str | None]:
 _RULES: list[tuple[str, tuple[str, str | None]]] = [
     (r"\[\]$|^_|^array", ("array", None)),
     (r"^jsonb?$", ("object", None)),
-    (r"^(bool|boolean)$", ("boolean", None)),
+    (r"^(bool|boolean|tinyint\(1\))$", ("boolean", None)),
     (
         r"^(tiny|small|medium|big)?int(eger)?\d*( unsigned)?(\(\d+\))?( unsigned)?$|^(small|big)?serial\d?$",
         ("integer", None),
