@@ -23,6 +23,7 @@ urlpatterns = [
     path("apis/<uuid:endpoint_id>/reject/", views.endpoint_reject_view, name="endpoint-reject"),
     path("apis/<uuid:endpoint_id>/deploy/", views.endpoint_deploy_view, name="endpoint-deploy"),
     path("apis/<uuid:endpoint_id>/rollback/", views.endpoint_rollback_view, name="endpoint-rollback"),
-    path("mcp/", views.mcp, name="mcp"),
+    # Not /mcp/: that prefix belongs to the MCP protocol endpoints (nectar.routing).
+    path("mcp-servers/", views.mcp, name="mcp"),
     path("memories/", views.memories, name="memories"),
 ]
