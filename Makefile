@@ -23,7 +23,7 @@ migrate: install
 	$(PY) manage.py migrate --noinput
 
 seed: migrate
-	$(PY) manage.py seed_demo
+	$(PY) manage.py seed_demo --max-age-days 30
 
 run: seed
 	$(PY) manage.py serve --host $(HOST) --port $(PORT)

@@ -312,9 +312,11 @@ class Orchestrator:
             "test_results": {k: testing[k] for k in ("passed", "failed")},
         }
         written = self._agent("documenter").execute(f"Document the endpoint GET /{endpoint.slug}", context)
-        endpoint.docs = written["markdown"].rstrip() + "\n\n" + endpoint_markdown_docs(endpoint=endpoint)
+        # The endpoint keeps the agent's prose; the reference part (parameters, fields, live URLs,
+        # examples) is rendered around it from the endpoint itself, so it never goes stale.
+        endpoint.docs = written["markdown"].strip()
         endpoint.save(update_fields=["docs", "updated_at"])
-        return {"markdown": endpoint.docs, "endpoint_id": str(endpoint.pk)}
+        return {"markdown": endpoint_markdown_docs(endpoint=endpoint), "endpoint_id": str(endpoint.pk)}
 
 
 def _defaults(parameters: dict | None) -> dict:
@@ -446,7 +448,7 @@ def _succeed(execution: AgentExecution, orchestrator: Orchestrator, outputs: dic
             result=orchestrator.state,
             generated_code=endpoint.sql,
             test_results=outputs["testing"]["results"],
-            documentation=endpoint.docs,
+            documentation=outputs["documentation"]["markdown"],
             performance_metrics=metrics,
             discoveries=[f"{o.get('schema')}.{o['name']}" for o in outputs["exploration"]["schema"]["objects"]],
         )

@@ -71,7 +71,11 @@ def _ensure_max_connections(server) -> None:
     if server.global_process_id_list.get() == [os.getpid()]:
         from pgserver._commands import pg_ctl
 
+        from pgserver.utils import PostmasterInfo
+
         pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=30)
+        # pgserver stops "its" postmaster when the last process exits: point it at the new one.
+        server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
         logger.info("restarted the embedded PostgreSQL with max_connections = %s", MAX_CONNECTIONS)
 
 

@@ -162,6 +162,7 @@ if REDIS_URL:
         }
     }
     Q_CLUSTER = {**_q_common, "redis": REDIS_URL}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     INSTALLED_APPS.append("channels_postgres")
     CHANNEL_LAYERS = {
@@ -172,6 +173,8 @@ else:
         }
     }
     Q_CLUSTER = {**_q_common, "orm": "default"}
+    # Shared by every process (rate limits must hold across web replicas); `createcachetable` makes it.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "nectar_cache"}}
 
 # --- Auth, i18n, static ------------------------------------------------------------------
 

@@ -184,6 +184,10 @@ def demo_platform_ensure(*, location: DemoLocation, logins_path: Path, reset_sch
             )
             if made:
                 created.append(f"role {name}")
+                if name == SALES_ROLE_NAME:
+                    # The demo is ready to use: the analyst Role gets its MCP server at once.
+                    role.mcp_enabled = True
+                    role.save(update_fields=["mcp_enabled", "updated_at"])
             roles.append(role)
     if new_logins or set(passwords) != set(known):
         _write_logins(logins_path, {**{u: p for u, p in known.items() if u in DEMO_LOGINS}, **passwords})

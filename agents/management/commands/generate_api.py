@@ -135,6 +135,7 @@ def _json_dump(value) -> str:
 
 def _result(execution) -> dict:
     from endpoints.docs import live_url
+    from endpoints.services import endpoint_markdown_docs
     from endpoints.models import GeneratedEndpoint
 
     state = execution.result or {}
@@ -162,6 +163,6 @@ def _result(execution) -> dict:
             "response_schema": endpoint.response_schema,
             "tests": endpoint.tests,
             "test_results": endpoint.test_results or {},
-            "docs": endpoint.docs,
+            "docs": endpoint_markdown_docs(endpoint=endpoint),
         }
     return result
