@@ -70,7 +70,6 @@ def _ensure_max_connections(server) -> None:
     # Only restart when no other process is attached; otherwise the setting applies at the next start.
     if server.global_process_id_list.get() == [os.getpid()]:
         from pgserver._commands import pg_ctl
-
         from pgserver.utils import PostmasterInfo
 
         pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=30)

@@ -135,8 +135,8 @@ def _json_dump(value) -> str:
 
 def _result(execution) -> dict:
     from endpoints.docs import live_url
-    from endpoints.services import endpoint_markdown_docs
     from endpoints.models import GeneratedEndpoint
+    from endpoints.services import endpoint_markdown_docs
 
     state = execution.result or {}
     result = {
