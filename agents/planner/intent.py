@@ -53,6 +53,7 @@ class Metric:
     word: str | None  # what is measured, as written ("revenue", "salary"); None for count(*)
     money: bool = False
     phrase: str = ""
+    next_word: str | None = None  # the word after it ("order total": word "order", next_word "total")
 
 
 @dataclass
@@ -162,13 +163,18 @@ def read_phrases(text: str) -> Phrases:
         found.metric = Metric(func="count", word=None, phrase=match.group(0))
         take(match)
     else:
-        match = re.search(r"\b(average|avg|mean|total|sum of|sum|maximum|max|minimum|min)\s+(?:of\s+)?(\w+)", lowered)
+        match = re.search(
+            r"\b(average|avg|mean|total|sum of|sum|maximum|max|minimum|min)\s+(?:of\s+)?(?:the\s+)?(\w+)"
+            r"(?:\s+(?!by\b|per\b|for\b|in\b|of\b|from\b|over\b|during\b|since\b|this\b|last\b)(\w+))?",
+            lowered,
+        )
         if match:
             func = {"average": "avg", "avg": "avg", "mean": "avg", "total": "sum", "sum of": "sum", "sum": "sum"}.get(
                 match.group(1), "max" if match.group(1).startswith("max") else "min"
             )
-            word = match.group(2)
-            found.metric = Metric(func=func, word=word, money=word in MONEY_WORDS, phrase=match.group(0))
+            word, next_word = match.group(2), match.group(3)
+            money = word in MONEY_WORDS or (next_word or "") in MONEY_WORDS
+            found.metric = Metric(func=func, word=word, money=money, phrase=match.group(0), next_word=next_word)
             take(match)
         else:
             money = re.search(r"\b(" + "|".join(sorted(MONEY_WORDS)) + r")\b", lowered)

@@ -21,9 +21,13 @@ from .sql import (
     time_bucket,
 )
 from .vocabulary import (
+    FILLER_WORDS,
     LOCATION_WORDS,
     MEASURE_NAME_QUALITY,
+    MONEY_WORDS,
     QUANTITY_WORDS,
+    SECRET_WORDS,
+    SENSITIVE_WORDS,
     STOPWORDS,
     Token,
     semantic_similarity,
@@ -41,6 +45,8 @@ STRICT_MAX_LIMIT = 200
 # The bound parameter that caps how many rows a generated query returns. Not "limit": generated
 # endpoints reserve limit/offset/page for paging through those rows.
 ROW_LIMIT_PARAM = "top_n"
+# Date parameters travel as ISO text checked by a pattern and are cast in SQL (CAST(:since AS DATE)).
+DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 REUSABLE_TYPES = ("SUCCESS_PATTERN", "API_PATTERN")
 ACTIVITY_WORDS = frozenset(
     [
@@ -162,6 +168,8 @@ class Analysis:
     shape: list[str] = field(default_factory=list)
     entity: Table | None = None
     mentions: list[Mention] = field(default_factory=list)
+    qualified: dict[int, Key] = field(default_factory=dict)  # token index of a column word -> its table
+    unknown_words: list[str] = field(default_factory=list)
     filters: list[Filter] = field(default_factory=list)
     parents: list[tuple[ForeignKey, list[str]]] = field(default_factory=list)  # joined parent and its columns
     children: list[ForeignKey] = field(default_factory=list)
@@ -239,6 +247,11 @@ def _analyse(requirement: str, index: SchemaIndex, memories: list[dict]) -> Anal
         a.shape.append("list")
     _resolve_window_column(a, index)
     a.objects = _objects(a, index)
+    if a.unknown_words:
+        raise PlanningError(
+            f"it does not know what {', '.join(repr(w) for w in a.unknown_words)} refers to in this schema "
+            "(no table, column or known value matches)"
+        )
     if len(a.objects) > 1:
         a.shape.append("join")
     a.shape = [s for s in SHAPE_ORDER if s in a.shape]
@@ -310,6 +323,19 @@ def _table_mentions(a: Analysis, index: SchemaIndex) -> list[Mention]:
         ):
             i += 2  # "event type" is the column event_type, not the table events
             continue
+        if len(pair) == 2:
+            # "product category": the column category of the table products, not the table itself.
+            owners = [
+                t
+                for t in index.tables.values()
+                if _table_score(pair[:1], t) >= 0.9
+                and any(_column_score(pair[1:], c) >= 1.0 for c in t.columns.values())
+            ]
+            if owners:
+                owners.sort(key=lambda t: (-_table_score(pair[:1], t), t.kind != "table", t.name))
+                a.qualified[i + 1] = owners[0].key
+                i += 2
+                continue
         for length in (3, 2, 1):
             span = list(range(i, i + length))
             if any(j not in content for j in span):
@@ -328,7 +354,8 @@ def _table_mentions(a: Analysis, index: SchemaIndex) -> list[Mention]:
         if not taken:
             i += 1
     if not mentions:
-        mentions = _semantic_mentions(a, index, content)
+        qualifiers = {j for i in a.qualified for j in (i - 1, i)}
+        mentions = _semantic_mentions(a, index, content - qualifiers)
     return mentions
 
 
@@ -513,6 +540,7 @@ def _column_score(words: list[str], column: Column) -> float:
 
 def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
     mentioned = {j for m in a.mentions for j in range(m.start, m.end)}
+    mentioned |= {i - 1 for i in a.qualified}  # the table word of "product category"
     content = [i for i in _content_tokens(a) if i not in mentioned]
     scope = _scope(a, index)
     entity_key = a.entity.key if a.entity else None
@@ -537,7 +565,13 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
         if token.lower in STOPWORDS and not token.quoted and not (token.text.isupper() and len(token.text) > 1):
             continue  # "US" and "IT" are values, "us" and "it" are not
         hits = []
-        for table in scope:
+        # A value filters the entity or a table it belongs to; a value found only elsewhere is not a filter here.
+        reachable = (
+            [t for t in scope if t.key == entity_key or any(fk.parent == t.key for fk in a.entity.foreign_keys)]
+            if a.entity is not None
+            else scope
+        )
+        for table in reachable:
             for column in table.columns.values():
                 for value in column.known_values:
                     if isinstance(value, str) and value.lower() == token.lower:
@@ -561,6 +595,14 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
             if candidates:
                 used.update({i, i + 1})  # a two-word column name ("event type")
                 i += 1
+        grouped = token.start in group_offsets
+        if i in a.qualified:
+            owner = index.tables[a.qualified[i]]
+            candidates = sorted(
+                ((_column_score([token.lower], c), owner, c) for c in owner.columns.values()),
+                key=lambda item: (-item[0], item[2].name),
+            )[:1]
+            grouped = grouped or a.tokens[i - 1].start in group_offsets
         if not candidates:
             candidates = column_candidates([token.lower])
         if not candidates:
@@ -569,7 +611,7 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
         if any(f.table == table.key and f.column == column.name for f in a.filters):
             used.add(i)  # "status shipped": the value already chose this column
             continue
-        if token.start in group_offsets:
+        if grouped:
             if column.is_numeric and (a.metric is None or a.metric.word == token.lower):
                 continue  # "by revenue" ranks; it does not group
             a.group_columns.append((table, column))
@@ -631,7 +673,13 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
                     a.confidence -= 0.15
                     a.steps.append(f"'{token.text}' reads as a place: guessed filter on {table.name}.{column.name}.")
                     break
-    # 4. Lookup by key.
+    # 4. Lookup by key ("by id", "with id 42", or a number right after the entity: "order 42").
+    if not a.phrases.lookup_word and a.entity is not None and a.entity.primary_key:
+        first = next((m for m in a.mentions if m.role == "entity"), None)
+        after = a.tokens[first.end] if first is not None and first.end < len(a.tokens) else None
+        if after is not None and after.is_number and not a.phrases.explains(after.start, after.end):
+            a.phrases.lookup_word, a.phrases.lookup_value = "id", after.text
+            used.add(first.end)
     if a.phrases.lookup_word and a.entity is not None:
         word = a.phrases.lookup_word
         column = None
@@ -646,9 +694,21 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
                 value = column.known_values[0]
             a.lookup_default = _typed(value if value is not None else 1, column)
             a.steps.append(f"Look up one {singular(a.entity.name)} by {column.name}.")
-    # Count unexplained content words: each lowers confidence a little.
+    # A word that is neither explained nor ordinary filler may be a filter the planner did not find:
+    # designing without it would silently answer another question.
     explained = used | mentioned
-    leftover = [a.tokens[i].text for i in content if i not in explained]
+    leftover = [a.tokens[i] for i in content if i not in explained]
+    # Words of column names as written: "opened" (opened_at) does not explain "open", a value of a status.
+    column_words = {t for table in scope for c in table.columns.values() for t in c.tokens}
+    unknown = [t.text for t in leftover if not _filler(t.lower) and not (variants(t.lower) & column_words)]
+    # Personal data the Role cannot see (its column is hidden from this schema) is left out, with a note.
+    hidden = [w for w in unknown if variants(w.lower()) & (SENSITIVE_WORDS | SECRET_WORDS)]
+    if hidden:
+        a.steps.append(
+            f"Left out {', '.join(repr(w) for w in hidden)}: no column this Role may read holds it, "
+            "and personal data stays hidden."
+        )
+    a.unknown_words = [w for w in unknown if w not in hidden]
     a.confidence -= 0.03 * len(leftover)
     # Assign parameter names: the column name, unique.
     taken: set[str] = set()
@@ -660,6 +720,16 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
         f.param = name
         column = index.tables[f.table].columns[f.column]
         f.value = _typed(f.value, column)
+
+
+def _filler(word: str) -> bool:
+    return (
+        word in FILLER_WORDS
+        or word in STOPWORDS
+        or word in MONEY_WORDS
+        or word in ACTIVITY_WORDS
+        or any(v in ("day", "week", "month", "quarter", "year", "time", "date") for v in variants(word))
+    )
 
 
 def _typed(value: Any, column: Column) -> Any:
@@ -676,7 +746,54 @@ def _typed(value: Any, column: Column) -> Any:
     return value
 
 
+MEASURE_MODIFIERS = frozenset(
+    [
+        "discount",
+        "tax",
+        "shipping",
+        "freight",
+        "fee",
+        "fees",
+        "refund",
+        "refunded",
+        "cost",
+        "balance",
+        "credit",
+        "limit",
+    ]
+)
+
+
+def _word_hits_column(word: str, column: Column) -> float:
+    """How well one requirement word names a column: the whole name, its head word, or another of its words."""
+    tokens = list(column.tokens)
+    if len(tokens) == 1:
+        return word_score(word, tokens[0])
+    head = word_score(word, tokens[-1])
+    if head:
+        return 0.8 * head
+    return 0.6 * max((word_score(word, t) for t in tokens), default=0.0)
+
+
+def _metric_words(metric: Metric, index: SchemaIndex) -> tuple[list[str], set[Key]]:
+    """The words that name the measure, and the tables a word names instead ("order total": orders, "total")."""
+    words, hinted = [], set()
+    for word in (metric.word, metric.next_word):
+        if not word or word in STOPWORDS:
+            continue
+        tables = [t.key for t in index.tables.values() if _table_score([word], t) >= 0.9]
+        if tables and not any(
+            _word_hits_column(word, c) >= 0.8 for t in index.tables.values() for c in t.columns.values() if c.is_numeric
+        ):
+            hinted.update(tables)
+            continue
+        words.append(word)
+    return words, hinted
+
+
 def _measure_candidates(a: Analysis, index: SchemaIndex, metric: Metric) -> list[tuple[float, Table, str, list[str]]]:
+    words, hinted = _metric_words(metric, index)
+    money = metric.money or any(w in MONEY_WORDS for w in words)
     out = []
     for table in index.tables.values():
         numeric = [
@@ -686,24 +803,76 @@ def _measure_candidates(a: Analysis, index: SchemaIndex, metric: Metric) -> list
             and not c.primary_key
             and c.name not in table.fk_columns
             and c.name.lower() not in a.avoid_columns
+            and not c.name.lower().endswith("_id")
         ]
         quantity = next((c for c in numeric if set(c.tokens) & QUANTITY_WORDS), None)
+        bonus = 0.3 if table.key in hinted else 0.0
         for column in numeric:
-            if metric.money:
+            tokens = set(column.tokens)
+            modified = bool(tokens & MEASURE_MODIFIERS)
+            quality = 0.0
+            if money:
                 quality = max(
                     (MEASURE_NAME_QUALITY.get(w, 0.0) for t in column.tokens for w in variants(t)), default=0.0
                 )
-                if quality == 0.0:
-                    continue
-                if set(column.tokens) & {"price", "cost"}:
+                if quality and tokens & {"price", "cost"} and not modified:
                     if quantity is not None and quantity is not column:
-                        out.append((0.9, table, "product", [column.name, quantity.name]))
+                        out.append((0.9 + bonus, table, "product", [column.name, quantity.name]))
                     quality = 0.5
-                out.append((quality, table, "column", [column.name]))
-            elif metric.word:
-                score = _column_score([metric.word], column)
-                if score:
-                    out.append((score, table, "column", [column.name]))
+            for word in words:
+                if word in MONEY_WORDS and money:
+                    continue
+                quality = max(quality, _word_hits_column(word, column))
+            if not quality:
+                continue
+            if modified and not any(w in tokens for w in words):
+                quality -= 0.5  # "discount_amount" is an amount, but not what "revenue" or "amount" means
+            out.append((round(quality + bonus, 3), table, "column", [column.name]))
+    return out
+
+
+def _safe_path(index: SchemaIndex, start: Key, goal: Key) -> list[ForeignKey] | None:
+    """The FK chain from a fact to a table it may be grouped or filtered by without multiplying its rows.
+
+    Every step must go from a child to its parent (many-to-one); a step from a parent to its
+    children would repeat the fact's value once per child row (fan-out).
+    """
+    chain = index.path(start, goal)
+    if chain is None:
+        return None
+    node = start
+    for fk in chain:
+        if fk.child != node:
+            return None
+        node = fk.parent
+    return chain
+
+
+def _fact_date(a: Analysis, index: SchemaIndex, fact: Table) -> tuple[Table, Column] | None:
+    """The date of a fact row: its own, else that of a parent it belongs to (an order line's order date)."""
+    column = _date_column(fact, a)
+    if column is not None:
+        return fact, column
+    frontier = [fact]
+    for _ in range(2):
+        nxt = []
+        for table in frontier:
+            for fk in table.foreign_keys:
+                parent = index.tables[fk.parent]
+                column = _date_column(parent, a)
+                if column is not None:
+                    return parent, column
+                nxt.append(parent)
+        frontier = nxt
+    return None
+
+
+def _rebase_groups(a: Analysis, fact: Table) -> list[tuple[Table, Column]]:
+    """Group columns moved onto the fact when it has a column of the same name (a view that carries it)."""
+    out = []
+    for table, column in a.group_columns:
+        own = fact.columns.get(column.name)
+        out.append((fact, own) if own is not None else (table, column))
     return out
 
 
@@ -712,9 +881,6 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
     metric = a.metric = p.metric
     if a.group_entity is None and p.top_n is not None and a.entity is not None:
         a.group_entity = a.entity
-    anchors: list[Table] = [t for t, _ in a.group_columns]
-    if a.group_entity is not None:
-        anchors.append(a.group_entity)
     if metric is None and p.top_n is not None and p.rank_word and a.entity is not None:
         column = next((c for c in a.entity.columns.values() if c.is_numeric and _column_score([p.rank_word], c)), None)
         if column is not None:
@@ -733,37 +899,49 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
             others = [index.tables[m.best()[1]] for m in a.mentions if index.tables[m.best()[1]] is not a.group_entity]
             if others:
                 fact = others[0]
+        anchors = [t for t, _ in a.group_columns] + ([a.group_entity] if a.group_entity else [])
         if fact is None and anchors:
             fact = anchors[0]
         if fact is None:
             raise PlanningError("it is not clear what to count")
         a.fact = fact
+        a.group_columns = _rebase_groups(a, fact)
         a.steps.append(f"Count rows of {fact.name}.")
     else:
         best = None
         for quality, table, kind, columns in _measure_candidates(a, index, metric):
+            groups = _rebase_groups(a, table)
+            anchors = [t for t, _ in groups] + ([a.group_entity] if a.group_entity else [])
+            anchors += [index.tables[f.table] for f in a.filters if f.table != table.key]
             score = quality
             for anchor in anchors:
-                distance = index.distance(table.key, anchor.key)
-                if distance is None:
+                chain = _safe_path(index, table.key, anchor.key)
+                if chain is None:
                     score = -1
                     break
-                score -= 0.15 * distance
-            if needs_date:
-                score += 0.05 if any(c.is_temporal for c in table.columns.values()) else -0.3
-            if a.entity is not None and table.key == a.entity.key and a.entity is not a.group_entity:
+                score -= 0.15 * len(chain)
+            if score > 0 and needs_date:
+                dated = _fact_date(a, index, table)
+                if dated is None:
+                    score = -1
+                elif dated[0] is not table:
+                    score -= 0.1
+            if score > 0 and a.entity is not None and table.key == a.entity.key and a.entity is not a.group_entity:
                 score += 0.1
             candidate = (round(score, 3), table.name, kind, columns, table)
-            if best is None or (candidate[:2] > best[:2] and candidate[0] > best[0]):
+            if best is None or candidate[0] > best[0]:
                 best = candidate
         if best is None or best[0] <= 0:
-            raise PlanningError(f"no numeric column measures '{metric.word}'")
+            raise PlanningError(
+                f"no numeric column measures '{metric.word}' at the grain the requirement groups or filters by"
+            )
         _, _, kind, columns, table = best
         a.fact = table
         a.measure = (kind, columns)
+        a.group_columns = _rebase_groups(a, table)
         label = " * ".join(f"{table.name}.{c}" for c in columns)
         a.steps.append(f"Measure '{metric.word}' as {metric.func.upper()}({label}).")
-    for table in anchors:
+    for table in [t for t, _ in a.group_columns] + ([a.group_entity] if a.group_entity else []):
         if index.path(a.fact.key, table.key) is None:
             raise PlanningError(f"{a.fact.name} and {table.name} are not joined by foreign keys")
     if a.group_entity is not None and a.group_entity is not a.fact:
@@ -786,7 +964,9 @@ def _date_column(table: Table, a: Analysis) -> Column | None:
             score += 2.0
         if tokens & set(table.tokens) or tokens & {singular(table.name)}:
             score += 1.0
-        if tokens & {"created", "occurred", "date", "time", "timestamp", "at", "placed", "start", "started"}:
+        if tokens & {"created", "occurred", "date", "time", "timestamp", "placed", "happened", "logged"}:
+            score += 0.8  # when the row came to be
+        elif tokens & {"at", "on", "start", "started"}:
             score += 0.5
         if tokens & {"updated", "modified", "deleted", "birth", "dob", "expires", "expiry", "due", "end", "ended"}:
             score -= 1.5
@@ -802,18 +982,24 @@ def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
     table = a.fact or a.entity
     if table is None:
         raise PlanningError("a time window was given but no table was named")
-    column = _date_column(table, a)
-    if column is None:
+    found = _fact_date(a, index, table)
+    if found is None:
         for child in a.children:
             child_table = index.tables[child.child]
             column = _date_column(child_table, a)
             if column is not None:
-                table = child_table
+                found = (child_table, column)
                 break
-    if column is None:
+    if found is None:
         raise PlanningError(f"{table.name} has no date or timestamp column for '{a.phrases.window.phrase}'")
-    a.window_column = (table, column)
-    a.steps.append(f"'{a.phrases.window.phrase}' applies to {table.name}.{column.name}.")
+    a.window_column = found
+    if a.fact is None and found[0] is not table and not any(fk.child == found[0].key for fk in a.children):
+        fk = next((fk for fk in table.foreign_keys if fk.parent == found[0].key), None)
+        if fk is None:
+            raise PlanningError(f"the date of '{a.phrases.window.phrase}' is not on {table.name} or a table it joins")
+        if all(p[0] != fk for p in a.parents):
+            a.parents.append((fk, []))
+    a.steps.append(f"'{a.phrases.window.phrase}' applies to {found[0].name}.{found[1].name}.")
 
 
 def _objects(a: Analysis, index: SchemaIndex) -> list[Key]:
@@ -830,6 +1016,8 @@ def _objects(a: Analysis, index: SchemaIndex) -> list[Key]:
     if a.fact is not None:
         targets = [t.key for t, _ in a.group_columns] + ([a.group_entity.key] if a.group_entity else [])
         targets += [f.table for f in a.filters]
+        if a.window_column is not None:
+            targets.append(a.window_column[0].key)
         for target in targets:
             for fk in index.path(a.fact.key, target) or []:
                 add(fk.child)
@@ -921,6 +1109,8 @@ def _reuse_memory(a: Analysis, index: SchemaIndex, memories: list[dict], dialect
         lowered_sql = sql.lower()
         if any(re.search(rf"\b{re.escape(c)}\b", lowered_sql) for c in a.avoid_columns):
             continue
+        if not _same_question(a, index, sql, needed):
+            continue
         for table in sql_tables(sql, dialect):
             if not any(t.name == table[1] for t in index.tables.values()):
                 break
@@ -962,6 +1152,41 @@ def _reuse_memory(a: Analysis, index: SchemaIndex, memories: list[dict], dialect
                 avoided=tuple(a.avoided_notes),
             )
     return None
+
+
+def _same_question(a: Analysis, index: SchemaIndex, sql: str, needed: dict[str, Any]) -> bool:
+    """Whether a remembered SQL answers this requirement up to parameter values.
+
+    Same shape and objects are not enough: the filters (its binds), the measure and its function,
+    and the grouping must be the same too ("orders per status" is not "average order total by channel").
+    """
+    if set(bind_names(sql)) - {ROW_LIMIT_PARAM} != set(needed) - {ROW_LIMIT_PARAM}:
+        return False
+    lowered = sql.lower()
+    wanted: set[str] = {c.name.lower() for _, c in a.group_columns}
+    if a.measure is not None:
+        wanted |= {c.lower() for c in a.measure[1]}
+    if a.window_column is not None:
+        wanted.add(a.window_column[1].name.lower())
+    if any(not re.search(rf"\b{re.escape(c)}\b", lowered) for c in wanted):
+        return False
+    functions = {f for f in ("count", "sum", "avg", "min", "max") if re.search(rf"\b{f}\s*\(", lowered)}
+    mine = {a.metric.func} if a.fact is not None and a.metric is not None else set()
+    if functions != mine:
+        return False
+    grouped = re.search(r"\bgroup by\b(.*?)(?:\border by\b|\blimit\b|$)", lowered, re.S)
+    theirs = set(re.findall(r"\.\"?(\w+)", grouped.group(1))) if grouped else set()
+    ours = {c.name.lower() for _, c in a.group_columns}
+    if a.group_entity is not None:
+        ours |= {c.lower() for c in a.group_entity.primary_key}
+        label = a.group_entity.label_column()
+        if label is not None:
+            ours.add(label.name.lower())
+    if a.phrases.grain and a.fact is not None:
+        dated = a.window_column or _fact_date(a, index, a.fact)
+        if dated is not None:
+            ours.add(dated[1].name.lower())
+    return theirs <= ours
 
 
 def _object_name(value: Any, index: SchemaIndex) -> str:
@@ -1123,7 +1348,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 "since",
                 {
                     "type": "string",
-                    "format": "date",
+                    "pattern": DATE_PATTERN,
                     "default": window.since,
                     "description": "Earliest date included (YYYY-MM-DD).",
                 },
@@ -1134,7 +1359,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 "until",
                 {
                     "type": "string",
-                    "format": "date",
+                    "pattern": DATE_PATTERN,
                     "default": window.until,
                     "description": "First date excluded (YYYY-MM-DD).",
                 },
@@ -1172,20 +1397,20 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         q.start(fact)
         targets = [t.key for t, _ in a.group_columns] + ([a.group_entity.key] if a.group_entity else [])
         targets += [f.table for f in a.filters]
+        dated = a.window_column or (_fact_date(a, index, fact) if a.phrases.grain else None)
+        if dated is not None:
+            targets.append(dated[0].key)
         for target in targets:
             q.join_path(fact.key, target)
         group_exprs: list[str] = []
         if a.phrases.grain:
-            if a.window_column is None or a.window_column[0] is not fact:
-                date = _date_column(fact, a)
-            else:
-                date = a.window_column[1]
-            if date is None:
+            if dated is None:
                 raise PlanningError(f"{fact.name} has no date column to group by {a.phrases.grain}")
-            bucket = time_bucket(q.col(fact, date.name), a.phrases.grain, dialect)
+            date_table, date = dated
+            bucket = time_bucket(q.col(date_table, date.name), a.phrases.grain, dialect)
             q.select.append((bucket, a.phrases.grain, "string", None))
             group_exprs.append(bucket)
-            steps.append(f"Bucket {fact.name}.{date.name} by {a.phrases.grain}.")
+            steps.append(f"Bucket {date_table.name}.{date.name} by {a.phrases.grain}.")
         if a.group_entity is not None:
             g = a.group_entity
             keys = list(g.primary_key) or [next(iter(g.columns))]

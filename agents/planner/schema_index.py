@@ -233,7 +233,10 @@ class _Denied(set):
 def _samples_for(samples: dict | None, obj: dict) -> dict:
     if not samples:
         return {}
-    for key in (f"{obj.get('schema')}.{obj['name']}", obj["name"]):
-        if key in samples:
-            return dict(samples[key] or {})
-    return {}
+    found: dict = {}
+    # The explorer files what its query tools returned under the tool's name (query_<table>).
+    for key in (f"query_{obj['name']}", obj["name"], f"{obj.get('schema')}.{obj['name']}"):
+        for column, values in (samples.get(key) or {}).items():
+            bucket = found.setdefault(column, [])
+            bucket.extend(v for v in values or [] if v not in bucket)
+    return found

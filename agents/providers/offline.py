@@ -136,6 +136,11 @@ class OfflineProvider:
             )
             for i, name in enumerate(pending)
         ]
+        if not calls and context.get("step") != "synthesize":
+            calls = [
+                ToolCall(id=f"probe_{i + 1}_{name}", name=name, arguments=arguments)
+                for i, (name, arguments) in enumerate(_value_probes(context, messages, tool_names, candidates))
+            ]
         if calls:
             reasoning = (
                 f"To answer '{context.get('requirement', '')}' the relevant objects look like {', '.join(candidates)}; "
@@ -252,6 +257,11 @@ class OfflineProvider:
                 for name in (f"analyze_{t}_schema", f"query_{t}")
                 if name in tool_names and name not in done
             ]
+            if not missing:
+                missing = [
+                    f"{name} {json.dumps(arguments['filters'][0])}"
+                    for name, arguments in _value_probes(context, messages, tool_names, candidates)
+                ]
             achieved = not missing
             structured = {
                 "goal_achieved": achieved,
@@ -300,6 +310,26 @@ def _called_tools(context: dict, messages: list[Message]) -> set[str]:
 PATTERN_SIMILARITY = 0.6
 
 
+def _shape_hint(shape: set[str]) -> set[str]:
+    """The kind of question a design answers, coarsely: measured or listed, windowed, anti-joined."""
+    hint = {"measured" if shape & {"aggregate", "top_n"} else "listed"}
+    return hint | (shape & {"time_window", "no_activity_since"})
+
+
+def _requirement_hint(requirement: str) -> set[str]:
+    from agents.planner.intent import read_phrases
+
+    p = read_phrases(requirement)
+    shape = set()
+    if p.metric or p.top_n is not None or p.grain:
+        shape.add("aggregate")
+    if p.window:
+        shape.add("time_window")
+    if p.negation_at is not None:
+        shape.add("no_activity_since")
+    return _shape_hint(shape)
+
+
 def _pattern_tables(context: dict, tool_names: list[str]) -> list[str]:
     """Tables of the most similar learned pattern, when all of them are still reachable with these tools."""
     from agents.planner.planner import _memory_content
@@ -309,12 +339,113 @@ def _pattern_tables(context: dict, tool_names: list[str]) -> list[str]:
             continue
         if float(memory.get("similarity") or 0.0) < PATTERN_SIMILARITY:
             continue
-        objects = _memory_content(memory).get("objects") or []
+        content = _memory_content(memory)
+        if _shape_hint(set(content.get("shape") or [])) != _requirement_hint(str(context.get("requirement") or "")):
+            continue  # a list pattern does not say where the revenue of a ranking lives
+        objects = content.get("objects") or []
         tables = [str(o).split(".")[-1] for o in objects]
         named = _explorer_candidates(context, tool_names, expand=False)
         # Only when the pattern covers the table the requirement is mainly about: otherwise explore afresh.
         if tables and all(f"analyze_{t}_schema" in tool_names for t in tables) and set(named[:1]) <= set(tables):
             return tables
+    return []
+
+
+MAX_PROBE_WORDS = 4
+MAX_PROBES_PER_STEP = 40
+LONG_TEXT = 40  # sampled values longer than this on average are free text, not categories
+
+
+def _value_words(context: dict, tables: list[dict]) -> list[str]:
+    """Words of the requirement that may be values (EU, enterprise, open) rather than names of things.
+
+    Not: stopwords (unless written in capitals, like US), words explained by a phrase (a time window,
+    a metric...), numbers, ordinary filler, names of tables or columns, and values already known.
+    """
+    from agents.planner.intent import read_phrases
+    from agents.planner.vocabulary import FILLER_WORDS, MONEY_WORDS, variants
+
+    requirement = str(context.get("requirement") or "")
+    phrases = read_phrases(requirement)
+    schema = _schema(context) or {}
+    # Names as written: "opened" (opened_at) names a column, "open" may still be a value of another.
+    names = {t for o in schema.get("objects") or [] for t in name_tokens(o["name"])}
+    names |= {t for o in tables for c in o.get("columns") or [] for t in name_tokens(c["name"])}
+    name_heads = {name_tokens(o["name"])[-1] for o in schema.get("objects") or [] if name_tokens(o["name"])}
+    known = {str(v).lower() for o in tables for c in o.get("columns") or [] for v in c.get("enum") or []}
+    samples = context.get("samples") or {}
+    for obj in tables:
+        for values in (samples.get(f"query_{obj['name']}") or {}).values():
+            known |= {str(v).lower() for v in values or []}
+    words: list[str] = []
+    for token in tokenize(requirement):
+        lower = token.lower
+        if token.is_number or phrases.explains(token.start, token.end) or lower in words:
+            continue
+        if lower in STOPWORDS and not (token.text.isupper() and len(token.text) > 1) and not token.quoted:
+            continue
+        if lower in FILLER_WORDS or lower in MONEY_WORDS or variants(lower) & names or lower in known:
+            continue
+        if any(word_score(lower, n) >= 0.8 for n in name_heads):
+            continue
+        words.append(token.text)
+    return words[:MAX_PROBE_WORDS]
+
+
+def _probe_columns(obj: dict, context: dict) -> list[str]:
+    """Text columns of a table whose values are categories worth probing (not keys, free text or personal data)."""
+    key = f"query_{obj['name']}"
+    sampled = ((context.get("samples") or {}).get(key) or {}) if isinstance(context.get("samples"), dict) else {}
+    out = []
+    for column in obj.get("columns") or []:
+        name = column["name"]
+        if (column.get("json_type") or "string") != "string" or column.get("format") or column.get("enum"):
+            continue
+        if column.get("primary_key") or name in (obj.get("primary_key") or []) or name.lower().endswith("_id"):
+            continue
+        if _sensitive(name):
+            continue
+        values = [str(v) for v in sampled.get(name) or []]
+        if values and sum(len(v) for v in values) / len(values) > LONG_TEXT:
+            continue
+        out.append(name)
+    return out
+
+
+def _value_probes(
+    context: dict, messages: list[Message], tool_names: list[str], candidates: list[str]
+) -> list[tuple[str, dict]]:
+    """Query-tool calls that look for requirement words among the values of likely text columns.
+
+    A word that matches is then among the samples the planner reads (query_<table>: {column: [value]});
+    the tables the requirement names are probed first, their neighbours only for words still unmatched.
+    """
+    schema = _schema(context) or {}
+    by_name = {o["name"]: o for o in schema.get("objects") or []}
+    explored = [by_name[t] for t in candidates if t in by_name]
+    if not explored:
+        return []
+    probed = set()
+    for message in messages:
+        for call in message.tool_calls:
+            for condition in (call.arguments or {}).get("filters") or []:
+                if isinstance(condition, dict) and condition.get("op") == "ilike":
+                    probed.add((call.name, condition.get("column"), str(condition.get("value")).lower()))
+    named = set(_explorer_candidates(context, tool_names, expand=False)) or {explored[0]["name"]}
+    for tier in ([o for o in explored if o["name"] in named], explored):
+        words = _value_words(context, tier)
+        probes = []
+        for obj in tier:
+            tool = f"query_{obj['name']}"
+            if tool not in tool_names:
+                continue
+            for column in _probe_columns(obj, context):
+                for word in words:
+                    if (tool, column, word.lower()) not in probed:
+                        condition = {"column": column, "op": "ilike", "value": word}
+                        probes.append((tool, {"filters": [condition], "columns": [column], "limit": 1}))
+        if probes:
+            return probes[:MAX_PROBES_PER_STEP]
     return []
 
 
@@ -527,14 +658,19 @@ def _fix(plan: dict, failures: list, context: dict) -> tuple[dict, list[str]]:
         if replanned and replanned["sql"] != plan["sql"]:
             changes.append(f"re-planned without column {column}")
             plan = replanned
-    if re.search(r"too many rows|timeout|timed out|row cap|truncated|max_rows", text, re.I):
+    at_most = [int(n) for n in re.findall(r"expected at most (\d+)", text, re.I)]
+    if at_most or re.search(r"too many rows|timeout|timed out|row cap|truncated|max_rows", text, re.I):
         properties = dict((plan.get("parameters") or {}).get("properties") or {})
         if ROW_LIMIT_PARAM in properties:
             spec = dict(properties[ROW_LIMIT_PARAM])
-            spec["default"] = max(1, int(spec.get("default") or 100) // 2)
+            current = int(spec.get("default") or 100)
+            spec["default"] = max(1, min(at_most)) if at_most else max(1, current // 2)
             properties[ROW_LIMIT_PARAM] = spec
             plan = {**plan, "parameters": {**plan["parameters"], "properties": properties}}
-            changes.append(f"halved the default limit to {spec['default']}")
+            if at_most:
+                changes.append(f"set the default {ROW_LIMIT_PARAM} to {spec['default']}, the most rows a test allows")
+            else:
+                changes.append(f"halved the default limit to {spec['default']}")
     return plan, changes
 
 
