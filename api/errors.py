@@ -18,7 +18,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
 
-# ExecutorError codes -> HTTP status (customer-database failures are the upstream's, hence 502/504).
+# A customer database that cannot be reached, refuses the credentials, lacks its driver or fails:
+# Nectar itself worked, the database the caller configured did not. 424 Failed Dependency says
+# exactly that (a 5xx would blame Nectar); the code names the reason.
+CUSTOMER_DATABASE_FAILED = 424
 EXECUTOR_STATUS = {
     "forbidden": 403,
     "unknown_object": 400,
@@ -26,9 +29,9 @@ EXECUTOR_STATUS = {
     "invalid_argument": 400,
     "invalid_sql": 400,
     "constraint_violation": 409,
-    "timeout": 504,
-    "database_unavailable": 502,
-    "database_error": 502,
+    "timeout": CUSTOMER_DATABASE_FAILED,
+    "database_unavailable": CUSTOMER_DATABASE_FAILED,
+    "database_error": CUSTOMER_DATABASE_FAILED,
 }
 # Service error codes that mean "not in this state" rather than "bad input".
 CONFLICT_CODES = {
@@ -120,7 +123,7 @@ def _to_api_exception(exc: Exception) -> tuple[int, list[dict]] | None:
     if isinstance(exc, ExecutorError):
         return EXECUTOR_STATUS.get(exc.code, 400), [error(exc.message, code=exc.code, field=exc.field)]
     if isinstance(exc, ConnectorError):
-        return 502, [error(exc.message, code=exc.reason or "database_error")]
+        return CUSTOMER_DATABASE_FAILED, [error(exc.message, code=exc.reason or "database_error")]
     return None
 
 

@@ -14,14 +14,14 @@ ERROR_DESCRIPTIONS = {
     "403": "Your membership role does not allow this.",
     "404": "No such object in your organization (or no such organization).",
     "409": "The object is not in a state that allows this.",
+    "424": "The customer database could not be used (unreachable, credentials refused, driver missing, "
+    "failed); the code names the reason.",
     "429": "Too many requests; retry after the number of seconds in Retry-After.",
 }
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class NectarAutoSchema(AutoSchema):
-    public = False  # views without authentication (e.g. token issuing) set this
-
     def get_override_parameters(self):
         params = list(super().get_override_parameters())
         if not getattr(self.view, "schema_public", False):
@@ -42,6 +42,8 @@ class NectarAutoSchema(AutoSchema):
         codes = ["400", "401", "403", "404", "429"]
         if self.method in UNSAFE:
             codes.append("409")
+        if getattr(self.view, "action", None) in getattr(self.view, "customer_database_actions", ()):
+            codes.append("424")
         for code in codes:
             if code not in responses:
                 responses[code] = self._get_response_for_code(

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agents.models import AgentExecution
-from endpoints.models import GeneratedEndpoint
+from agents.models import AgentExecution, Phase
+from endpoints.models import GeneratedEndpoint, ReviewDecision
 from learning.models import AgentMemory, MemoryType
 from mcpservers.models import MCPServerInstance
 from mcpservers.toolgen import tool_public
@@ -389,6 +388,7 @@ class ExecutionSerializer(serializers.ModelSerializer):
     role_name = serializers.CharField(source="role.name", read_only=True, allow_null=True, default=None)
     user = serializers.SlugRelatedField(slug_field="username", read_only=True)
     last_seq = serializers.IntegerField(source="event_seq", read_only=True)
+    current_phase = serializers.ChoiceField(choices=Phase.choices, allow_blank=True, read_only=True)
     urls = serializers.SerializerMethodField()
 
     class Meta:
@@ -490,6 +490,7 @@ class GeneratedEndpointSerializer(serializers.ModelSerializer):
     versioned_path = serializers.CharField(read_only=True)
     is_read_only = serializers.BooleanField(read_only=True)
     tests_passed = serializers.BooleanField(read_only=True)
+    review_decision = serializers.ChoiceField(choices=ReviewDecision.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = GeneratedEndpoint
@@ -584,11 +585,11 @@ class MemorySerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.FLOAT)
+    @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_similarity(self, obj) -> float | None:
         return getattr(obj, "search_similarity", None)
 
-    @extend_schema_field(OpenApiTypes.FLOAT)
+    @extend_schema_field(serializers.FloatField(allow_null=True))
     def get_score(self, obj) -> float | None:
         return getattr(obj, "search_score", None)
 

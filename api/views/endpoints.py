@@ -43,6 +43,7 @@ class EndpointViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["created_at", "updated_at", "slug", "version", "call_count", "deployed_at"]
     ordering = ["slug", "-version"]
     manager_actions = ("approve", "reject", "deploy", "retire", "rollback")
+    customer_database_actions = ("deploy", "rollback", "export", "docs")
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

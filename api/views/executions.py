@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
+
+from django.core.exceptions import ValidationError
 from django_filters import rest_framework as filters
-from drf_spectacular.types import OpenApiTypes
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -25,13 +28,30 @@ from api.serializers import (
 from api.views.base import ApiViewMixin
 
 
+class UtcDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, converted to UTC (PostgreSQL refuses offsets beyond ±15:59)."""
+
+    def to_python(self, value):
+        parsed = super().to_python(value)
+        if parsed is None or parsed.tzinfo is None:
+            return parsed
+        try:
+            return parsed.astimezone(datetime.UTC)
+        except OverflowError as exc:
+            raise ValidationError("Enter a date-time within the supported range.", code="invalid") from exc
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class ExecutionFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=AgentStatus.choices)
     role = filters.UUIDFilter(field_name="role_id")
     current_phase = filters.ChoiceFilter(choices=Phase.choices)
     mine = filters.BooleanFilter(method="filter_mine", label="Only executions you submitted")
-    created_after = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UtcDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UtcDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = AgentExecution
@@ -98,8 +118,16 @@ class ExecutionViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModel
     @extend_schema(
         summary="Events after a sequence number (replay, or poll for new ones)",
         parameters=[
-            OpenApiParameter("after", OpenApiTypes.INT, description="Return events with seq > after (default 0)"),
-            OpenApiParameter("limit", OpenApiTypes.INT, description="At most this many events (1-1000, default 500)"),
+            OpenApiParameter(
+                "after",
+                {"type": "integer", "minimum": 0, "maximum": 2_000_000_000},
+                description="Return events with seq > after (default 0)",
+            ),
+            OpenApiParameter(
+                "limit",
+                {"type": "integer", "minimum": 1, "maximum": 1000},
+                description="At most this many events (default 500)",
+            ),
         ],
         responses={200: EventsPageSerializer},
     )

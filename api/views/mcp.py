@@ -32,6 +32,7 @@ class McpInstanceViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     ordering_fields = ["created_at", "updated_at", "request_count", "status"]
     ordering = ["created_at"]
     manager_actions = ("regenerate",)
+    customer_database_actions = ("regenerate",)
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,7 +16,11 @@ class MetricsView(ApiViewMixin, APIView):
         operation_id="metrics",
         tags=["metrics"],
         summary="Per-organization summary over the last `days` days",
-        parameters=[OpenApiParameter("days", OpenApiTypes.INT, description="Window in days (1-3650, default 30)")],
+        parameters=[
+            OpenApiParameter(
+                "days", {"type": "integer", "minimum": 1, "maximum": 3650}, description="Window in days (default 30)"
+            )
+        ],
         responses={200: MetricsSerializer},
     )
     def get(self, request):

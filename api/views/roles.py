@@ -47,6 +47,7 @@ class RoleViewSet(ApiViewMixin, viewsets.ModelViewSet):
     ordering_fields = ["name", "created_at", "updated_at"]
     ordering = ["name"]
     manager_actions = ("create", "update", "partial_update", "destroy", "mcp")
+    customer_database_actions = ("create", "update", "partial_update", "mcp")
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

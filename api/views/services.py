@@ -47,6 +47,7 @@ class ServiceViewSet(ApiViewMixin, viewsets.ModelViewSet):
     ordering_fields = ["name", "engine", "created_at", "updated_at"]
     ordering = ["name"]
     manager_actions = ("create", "update", "partial_update", "destroy", "test_connection", "refresh_schema")
+    customer_database_actions = ("test_connection", "introspected_schema", "refresh_schema")
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -22,10 +22,13 @@ def demo_path(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle_cache():
-    cache.clear()
+def _fresh_throttle_cache(db, django_db_blocker):
+    # The cache lives in the platform database unless Redis is configured.
+    with django_db_blocker.unblock():
+        cache.clear()
     yield
-    cache.clear()
+    with django_db_blocker.unblock():
+        cache.clear()
 
 
 def _client_for(user) -> APIClient:
