@@ -41,6 +41,8 @@ def embedded_server(data_dir: Path):
 
     # platformdirs warns when XDG_RUNTIME_DIR is unset; pgserver then uses /tmp, which is fine.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+    # pgserver narrates every start at INFO; servers that configure logging early (daphne) would print it.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     import pgserver
 
     pgdata = data_dir / "pgdata"

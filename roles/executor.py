@@ -487,11 +487,11 @@ def _db_error(exc: Exception, connector, *, context: str = "") -> ExecutorError:
     return ExecutorError("database_error", f"{prefix}unexpected database error.")
 
 
-def _run(service, work, *, write: bool, context: str = ""):
-    opener = write_connection if write else read_connection
+def _run(service, work, *, write: bool, context: str = "", dry_run: bool = False):
     connector = None
     try:
-        with opener(service=service) as (conn, engines):
+        opened = write_connection(service=service, dry_run=dry_run) if write else read_connection(service=service)
+        with opened as (conn, engines):
             connector = engines.connector
             return work(conn, engines)
     except ExecutorError:
@@ -598,7 +598,9 @@ def _returning_columns(grant: Grant, table) -> list:
     return [table.c[n] for n in grant.readable_columns]
 
 
-def executor_insert(*, role, object_name: str, schema: str | None = None, rows: list[dict]) -> WriteResult:
+def executor_insert(
+    *, role, object_name: str, schema: str | None = None, rows: list[dict], dry_run: bool = False
+) -> WriteResult:
     """Insert a batch of rows atomically: a failing row rolls back the whole batch."""
     grant, db_schema = _resolve(role, object_name, schema, action="INSERT", kinds=("table",))
     engine = db_schema["engine"]
@@ -625,11 +627,13 @@ def executor_insert(*, role, object_name: str, schema: str | None = None, rows: 
             count += result.rowcount if result.rowcount and result.rowcount > 0 else 1
         return count, out
 
-    count, returned = _run(role.service, work, write=True, context=f"insert into {object_name}")
+    count, returned = _run(role.service, work, write=True, context=f"insert into {object_name}", dry_run=dry_run)
     return WriteResult(row_count=count, rows=_safe_rows(grant, returned))
 
 
-def executor_update(*, role, object_name: str, schema: str | None = None, values: dict, filters) -> WriteResult:
+def executor_update(
+    *, role, object_name: str, schema: str | None = None, values: dict, filters, dry_run: bool = False
+) -> WriteResult:
     """Update the rows matching filters (mandatory), confined to the Role's row filter."""
     grant, db_schema = _resolve(role, object_name, schema, action="UPDATE", kinds=("table",))
     engine = db_schema["engine"]
@@ -648,11 +652,13 @@ def executor_update(*, role, object_name: str, schema: str | None = None, values
         rows = [dict(r) for r in result.mappings()] if returning else []
         return (len(rows) if returning else result.rowcount), rows
 
-    count, returned = _run(role.service, work, write=True, context=f"update {object_name}")
+    count, returned = _run(role.service, work, write=True, context=f"update {object_name}", dry_run=dry_run)
     return WriteResult(row_count=count, rows=_safe_rows(grant, returned))
 
 
-def executor_delete(*, role, object_name: str, schema: str | None = None, filters) -> WriteResult:
+def executor_delete(
+    *, role, object_name: str, schema: str | None = None, filters, dry_run: bool = False
+) -> WriteResult:
     """Delete the rows matching filters (mandatory), confined to the Role's row filter."""
     grant, db_schema = _resolve(role, object_name, schema, action="DELETE", kinds=("table",))
     engine = db_schema["engine"]
@@ -668,7 +674,7 @@ def executor_delete(*, role, object_name: str, schema: str | None = None, filter
         rows = [dict(r) for r in result.mappings()] if returning else []
         return (len(rows) if returning else result.rowcount), rows
 
-    count, returned = _run(role.service, work, write=True, context=f"delete from {object_name}")
+    count, returned = _run(role.service, work, write=True, context=f"delete from {object_name}", dry_run=dry_run)
     return WriteResult(row_count=count, rows=_safe_rows(grant, returned))
 
 

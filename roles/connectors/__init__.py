@@ -149,14 +149,21 @@ def read_connection(*, service) -> Iterator[tuple[sa.Connection, ServiceEngines]
 
 
 @contextmanager
-def write_connection(*, service) -> Iterator[tuple[sa.Connection, ServiceEngines]]:
-    """A connection inside a transaction with a statement timeout; committed only if the block succeeds."""
+def write_connection(*, service, dry_run: bool = False) -> Iterator[tuple[sa.Connection, ServiceEngines]]:
+    """A connection inside a transaction with a statement timeout; committed only if the block succeeds.
+
+    With dry_run the transaction is always rolled back: the write runs for real (constraints,
+    triggers, RETURNING) and leaves nothing behind.
+    """
     engines = service_engines(service=service)
     conn = _connect(engines, engines.write)
     try:
         engines.connector.begin_write(conn, engines.config)
         yield conn, engines
-        conn.commit()
+        if dry_run:
+            conn.rollback()
+        else:
+            conn.commit()
     except BaseException:
         conn.rollback()
         raise

@@ -65,10 +65,13 @@ def demo_sql(demo_path):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttle_cache():
-    cache.clear()
+def _fresh_throttle_cache(django_db_blocker):
+    # The cache lives in the platform database unless Redis is configured.
+    with django_db_blocker.unblock():
+        cache.clear()
     yield
-    cache.clear()
+    with django_db_blocker.unblock():
+        cache.clear()
 
 
 _introspected: dict = {}

@@ -177,6 +177,22 @@ def test_update_and_delete_change_only_the_filtered_rows(service, make_role):
     assert _ids(executor_query(role=role, object_name="orders", order_by="id")) == [2, 3]
 
 
+def test_dry_run_writes_report_what_they_would_do_and_leave_nothing_behind(service, make_role):
+    role = make_role(service, [table_perm("customers"), table_perm("orders")])
+    before = data_checksum(service)
+    inserted = executor_insert(
+        role=role, object_name="customers", rows=[{"name": "Dora", "region": "EU"}], dry_run=True
+    )
+    updated = executor_update(
+        role=role, object_name="customers", values={"balance": "1.00"}, filters={"region": "EU"}, dry_run=True
+    )
+    deleted = executor_delete(
+        role=role, object_name="orders", filters={"column": "total", "op": "lt", "value": 12}, dry_run=True
+    )
+    assert (inserted.row_count, updated.row_count, deleted.row_count) == (1, 3, 2)
+    assert data_checksum(service) == before
+
+
 def test_update_and_delete_refuse_to_run_without_filters(service, make_role):
     role = make_role(service, [table_perm("customers")])
     before = data_checksum(service)
