@@ -11,6 +11,7 @@ The floor is the same SELECT through psycopg with one connection per client.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import statistics
@@ -23,6 +24,8 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nectar.settings")
+# A platform database of the bench's own, never another run's (create_test_db clobbers its target).
+os.environ.setdefault("NECTAR_TEST_DATABASE_NAME", f"test_nectar_bench_mcp_{os.getpid()}")
 
 import django
 
@@ -71,14 +74,15 @@ def _drop_database(name: str) -> None:
 
 
 def _summary(latencies_ms: list[float], seconds: float) -> tuple[float, float, float]:
-    ordered = sorted(latencies_ms)
+    ordered = sorted(latencies_ms) or [float("nan")]
     p50 = statistics.median(ordered)
     p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
     return p50, p99, len(ordered) / seconds
 
 
-async def _mcp_run(url: str, secret: str, clients: int, calls: int) -> tuple[list[float], float]:
+async def _mcp_run(url: str, secret: str, clients: int, calls: int) -> tuple[list[float], float, list[str]]:
     latencies: list[float] = []
+    errors: list[str] = []
     per_client = max(1, calls // clients)
 
     async def one_client():
@@ -90,10 +94,14 @@ async def _mcp_run(url: str, secret: str, clients: int, calls: int) -> tuple[lis
             await start.wait()
             for _ in range(per_client):
                 began = time.perf_counter()
-                result = await client.call_tool("query_customers", ARGUMENTS)
+                try:
+                    result = await client.call_tool("query_customers", ARGUMENTS)
+                except Exception as exc:  # a protocol error (e.g. "Internal server error"): count it, go on
+                    errors.append(str(exc))
+                    continue
                 latencies.append((time.perf_counter() - began) * 1000)
                 if result.is_error:
-                    raise RuntimeError(result.content[0].text)
+                    errors.append(result.content[0].text)
 
     start = anyio.Event()
     ready = anyio.Event()
@@ -104,7 +112,7 @@ async def _mcp_run(url: str, secret: str, clients: int, calls: int) -> tuple[lis
         await anyio.sleep(0.5)  # let every client finish its warm-up
         began = time.perf_counter()
         start.set()
-    return latencies, time.perf_counter() - began
+    return latencies, time.perf_counter() - began, errors
 
 
 def _floor_run(database: str, clients: int, calls: int) -> tuple[list[float], float]:
@@ -136,6 +144,8 @@ def _floor_run(database: str, clients: int, calls: int) -> tuple[list[float], fl
 
 
 def main() -> None:
+    for noisy in ("httpx", "httpx2", "mcp"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=400, help="tool calls per run")
     parser.add_argument("--clients", default="1,16", help="comma-separated client counts")
@@ -200,15 +210,17 @@ def main() -> None:
 
         rows = []
         for clients in client_counts:
-            latencies, seconds = anyio.run(_mcp_run, url, secret, clients, args.calls)
-            rows.append(("MCP query_customers (HTTP)", clients, *_summary(latencies, seconds)))
+            latencies, seconds, errors = anyio.run(_mcp_run, url, secret, clients, args.calls)
+            rows.append(("MCP query_customers (HTTP)", clients, *_summary(latencies, seconds), len(errors)))
+            for message in sorted(set(errors))[:3]:
+                print(f"  {clients} clients: error {message!r} x{errors.count(message)}")
             latencies, seconds = _floor_run(customer_db, clients, args.calls)
-            rows.append(("psycopg SELECT (floor)", clients, *_summary(latencies, seconds)))
+            rows.append(("psycopg SELECT (floor)", clients, *_summary(latencies, seconds), 0))
 
         print(f"\n{args.calls} calls per run; 10 rows of 10 000; DB_CONN_MAX_AGE={env['DB_CONN_MAX_AGE']}")
-        print(f"{'path':<28}{'clients':>8}{'p50 ms':>10}{'p99 ms':>10}{'calls/s':>10}")
-        for name, clients, p50, p99, rate in rows:
-            print(f"{name:<28}{clients:>8}{p50:>10.2f}{p99:>10.2f}{rate:>10.0f}")
+        print(f"{'path':<28}{'clients':>8}{'p50 ms':>10}{'p99 ms':>10}{'calls/s':>10}{'errors':>8}")
+        for name, clients, p50, p99, rate, failed in rows:
+            print(f"{name:<28}{clients:>8}{p50:>10.2f}{p99:>10.2f}{rate:>10.0f}{failed:>8}")
     finally:
         if server is not None:
             server.terminate()
