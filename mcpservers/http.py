@@ -11,17 +11,16 @@ daphne sends no lifespan events, so the manager's task group lives for exactly o
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
 from urllib.parse import urlsplit
 
-import anyio
 from django.conf import settings
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
 from mcpservers.services import McpAccessError, instance_authorize
+from mcpservers.workers import run_in_worker, worker_pool_close  # noqa: F401  (worker_pool_close: shutdown)
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +77,7 @@ async def _lifespan(receive, send) -> None:
             return
 
 
-def _authorised_server(path: str, secret: str | None):
+def _authorised_server(*, path: str, secret: str | None):
     """The Server for this path and key (runs in a worker thread: it reads the database)."""
     from mcpservers.server import instance_server
 
@@ -109,9 +108,7 @@ async def application(scope, receive, send) -> None:
     if not origin_allowed(_header(scope, b"origin")):
         return await _refuse(send, 403, "Origin not allowed for this MCP server.")
     try:
-        server = await anyio.to_thread.run_sync(
-            functools.partial(_authorised_server, scope.get("path", ""), bearer_secret(scope))
-        )
+        server = await run_in_worker(_authorised_server, path=scope.get("path", ""), secret=bearer_secret(scope))
     except McpAccessError as exc:
         return await _refuse(send, exc.status, exc.message)
     return await serve(server, scope, receive, send)

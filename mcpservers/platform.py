@@ -309,7 +309,9 @@ def platform_tool_call(*, organization, api_key, server_name: str, name: str, ar
     tools = {t["name"]: t for t in PLATFORM_SERVERS[server_name]()}
     if name not in tools:
         result = ToolResult(None, f"Unknown tool '{name}' on the {server_name} server.", True, CallOutcome.DENIED)
-    elif problem := _validate_arguments(tools[name]["inputSchema"], arguments):
+    elif problem := _validate_arguments(
+        tools[name]["inputSchema"], arguments, cache_key=("platform", server_name, name)
+    ):
         result = ToolResult(None, problem, True, CallOutcome.ERROR)
     else:
         try:
@@ -348,14 +350,9 @@ def platform_authorize(*, org_slug: str, server_name: str, secret: str | None):
 
 
 def platform_server_for_key(*, org_slug: str, server_name: str, secret: str | None):
-    from django.db import close_old_connections
-
     from mcpservers.server import build_server
 
-    try:
-        organization, key = platform_authorize(org_slug=org_slug, server_name=server_name, secret=secret)
-    finally:
-        close_old_connections()
+    organization, key = platform_authorize(org_slug=org_slug, server_name=server_name, secret=secret)
 
     def list_tools() -> list[dict]:
         return PLATFORM_SERVERS[server_name]()

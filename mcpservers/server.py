@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Any
 
-import anyio
 import mcp.types as types
-from django.db import close_old_connections
 from mcp.server.lowlevel import Server
 
 from mcpservers.services import ToolResult, tool_call
 from mcpservers.toolgen import tools_listed
+from mcpservers.workers import run_in_worker
 
 SERVER_VERSION = "1.0"
 
@@ -26,13 +24,8 @@ def call_result(result: ToolResult) -> types.CallToolResult:
 
 
 async def _in_thread(function: Callable[..., Any], /, **kwargs) -> Any:
-    def run():
-        try:
-            return function(**kwargs)
-        finally:
-            close_old_connections()
-
-    return await anyio.to_thread.run_sync(functools.partial(run))
+    """Run synchronous (ORM) work in the MCP worker pool (bounded threads, reused connections)."""
+    return await run_in_worker(function, **kwargs)
 
 
 def build_server(
@@ -44,12 +37,23 @@ def build_server(
 ) -> Server:
     """A Server whose tools come from `list_tools()` (public definitions) and run through `call(name, arguments)`.
 
-    Both callables are synchronous (they use the ORM) and run in a worker thread.
+    `list_tools` must be cheap and must not touch the database: it runs on the event loop, at
+    most once per Server (its answer also serves the SDK's Mcp-Param header checks). `call` is
+    synchronous (it uses the ORM) and runs in the MCP worker pool.
     """
+    listed: list[dict] | None = None
+
+    def definitions() -> list[dict]:
+        nonlocal listed
+        if listed is None:
+            listed = list_tools()
+        return listed
+
+    def input_schema(tool_name: str) -> dict | None:
+        return next((t.get("inputSchema") for t in definitions() if t.get("name") == tool_name), None)
 
     async def on_list_tools(ctx, params) -> types.ListToolsResult:
-        listed = await _in_thread(list_tools)
-        return types.ListToolsResult(tools=[types.Tool.model_validate(t) for t in listed])
+        return types.ListToolsResult(tools=[types.Tool.model_validate(t) for t in definitions()])
 
     async def on_call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
         result = await _in_thread(call, name=params.name, arguments=dict(params.arguments or {}))
@@ -60,6 +64,7 @@ def build_server(
         version=SERVER_VERSION,
         title=name,
         instructions=instructions,
+        get_tool_input_schema=input_schema,
         on_list_tools=on_list_tools,
         on_call_tool=on_call_tool,
     )

@@ -6,16 +6,22 @@ transaction across such a call.
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import hashlib
 import json
 import logging
 import re
+import threading
 import time
+import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connection
 from django.utils import timezone
 
 from mcpservers.models import CallOutcome, MCPServerInstance, MCPServerStatus, ToolCall
@@ -179,10 +185,48 @@ def _error_text(exc: Exception, fallback: str) -> str:
     return f"{fallback} ({type(exc).__name__})."
 
 
-def _validate_arguments(schema: dict, arguments: dict) -> str | None:
+# Compiled argument validators, by (owner, tool name): jsonschema_rs checks a call in microseconds;
+# the schema is kept beside it and compared, so a regenerated tool never meets a stale validator.
+_VALIDATORS: OrderedDict[tuple, tuple[dict, Any]] = OrderedDict()
+_VALIDATORS_MAX = 1024
+_validators_lock = threading.Lock()
+
+
+def _compiled_validator(schema: dict, cache_key: tuple | None):
+    import jsonschema_rs
+
+    if cache_key is not None:
+        with _validators_lock:
+            cached = _VALIDATORS.get(cache_key)
+            if cached is not None and cached[0] == schema:
+                _VALIDATORS.move_to_end(cache_key)
+                return cached[1]
+    try:
+        validator = jsonschema_rs.validator_for(schema, validate_formats=False)
+    except Exception:  # a schema the fast validator does not take: jsonschema alone decides
+        validator = None
+    if cache_key is not None:
+        with _validators_lock:
+            _VALIDATORS[cache_key] = (copy.deepcopy(schema), validator)
+            if len(_VALIDATORS) > _VALIDATORS_MAX:
+                _VALIDATORS.popitem(last=False)
+    return validator
+
+
+def _validate_arguments(schema: dict, arguments: dict, *, cache_key: tuple | None = None) -> str | None:
+    """None when `arguments` satisfy `schema`, else which argument is wrong and why.
+
+    Valid calls are decided by a cached compiled validator; a refused one is explained by
+    jsonschema's best match, so the messages stay those of jsonschema.
+    """
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
+    validator = _compiled_validator(schema, cache_key)
+    if validator is not None:
+        with contextlib.suppress(Exception):  # a value the fast validator cannot represent: jsonschema decides
+            if validator.is_valid(arguments):
+                return None
     error = best_match(Draft202012Validator(schema).iter_errors(arguments))
     if error is None:
         return None
@@ -257,7 +301,7 @@ def tool_invoke(*, instance: MCPServerInstance, name: str, arguments: dict | Non
     tool = _find_tool(tools, name)
     if tool is None:
         return ToolResult(None, f"Unknown tool '{name}': this role has no such tool.", True, CallOutcome.DENIED)
-    problem = _validate_arguments(tool.get("inputSchema") or {}, arguments)
+    problem = _validate_arguments(tool.get("inputSchema") or {}, arguments, cache_key=(instance.pk, name))
     if problem:
         return ToolResult(None, problem, True, CallOutcome.ERROR)
     try:
@@ -296,31 +340,60 @@ def _invoke_meta(*, instance: MCPServerInstance, name: str, arguments: dict) -> 
     return tool_invoke(instance=instance, name=target, arguments=inner)
 
 
+def _record_call(
+    *, instance: MCPServerInstance, api_key, tool: str, arguments: dict, result: ToolResult, duration_ms: float
+) -> None:
+    """Insert the ToolCall and fold it into the instance's counters in one statement (one round trip).
+
+    Synchronous and atomic: once the caller sees the result, the call is on record.
+    """
+    call, server = ToolCall._meta, MCPServerInstance._meta
+    qn = connection.ops.quote_name
+    columns = ["organization", "instance", "api_key", "tool", "arguments", "outcome", "error", "rows", "duration_ms"]
+    names = ", ".join(qn(call.get_field(c).column) for c in [*columns, "created_at"])
+    count, average = qn(server.get_field("request_count").column), qn(server.get_field("avg_response_time").column)
+    sql = (
+        f"WITH recorded AS (INSERT INTO {qn(call.db_table)} ({names}) "
+        "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s) RETURNING 1) "
+        f"UPDATE {qn(server.db_table)} SET {average} = (COALESCE({average}, 0.0) * {count} + %s) / ({count} + 1.0), "
+        f"{count} = {count} + 1 WHERE {qn(server.pk.column)} = %s"
+    )
+    params = [
+        instance.role.organization_id,
+        instance.pk,
+        getattr(api_key, "pk", None),
+        tool[:200],
+        json.dumps(arguments),
+        result.outcome,
+        result.text if result.is_error else "",
+        result.rows,
+        duration_ms,
+        timezone.now(),
+        duration_ms,
+        instance.pk,
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
 def tool_call(*, instance: MCPServerInstance, api_key, name: str, arguments: dict | None) -> ToolResult:
     """Run one tool call and record it (ToolCall row and the instance's counters)."""
     started = time.perf_counter()
-    try:
-        result = tool_invoke(instance=instance, name=name, arguments=arguments)
-        duration_ms = (time.perf_counter() - started) * 1000.0
-        recorded = name
-        inner = arguments or {}
-        if name == "call_tool" and is_compact(instance.tools or []) and isinstance(inner.get("name"), str):
-            recorded, inner = inner["name"], inner.get("arguments") or {}
-        ToolCall.objects.create(
-            organization_id=instance.role.organization_id,
-            instance=instance,
-            api_key=api_key,
-            tool=recorded[:200],
-            arguments=redact(inner if isinstance(inner, dict) else {}),
-            outcome=result.outcome,
-            error=result.text if result.is_error else "",
-            rows=result.rows,
-            duration_ms=duration_ms,
-        )
-        instance.record_request(duration_ms)
-        return result
-    finally:
-        close_old_connections()
+    result = tool_invoke(instance=instance, name=name, arguments=arguments)
+    duration_ms = (time.perf_counter() - started) * 1000.0
+    recorded = name
+    inner = arguments or {}
+    if name == "call_tool" and is_compact(instance.tools or []) and isinstance(inner.get("name"), str):
+        recorded, inner = inner["name"], inner.get("arguments") or {}
+    _record_call(
+        instance=instance,
+        api_key=api_key,
+        tool=recorded,
+        arguments=redact(inner if isinstance(inner, dict) else {}),
+        result=result,
+        duration_ms=duration_ms,
+    )
+    return result
 
 
 # --- Access by API key ----------------------------------------------------------------------
@@ -335,46 +408,105 @@ class McpAccessError(Exception):
         self.message = message
 
 
-def api_key_authenticate(secret: str | None):
-    """The usable RoleApiKey for a bearer secret, or McpAccessError(401)."""
-    from roles.models import RoleApiKey, hash_api_key
+def _key_lookup(secret: str, queryset):
+    """The key whose hash matches, found through the unique `prefix` index when the secret carries one."""
+    from roles.models import API_KEY_PREFIX, hash_api_key
 
-    if not secret:
-        raise McpAccessError(401, "Missing API key: send 'Authorization: Bearer <key>'.")
-    key = RoleApiKey.objects.select_related("role", "role__organization").filter(key_hash=hash_api_key(secret)).first()
+    key_hash = hash_api_key(secret)
+    if secret.startswith(API_KEY_PREFIX):
+        prefix, sep, _ = secret[len(API_KEY_PREFIX) :].partition("_")
+        if sep and prefix:
+            key = queryset.filter(prefix=prefix, key_hash=key_hash).first()
+            if key is not None:
+                return key
+    return queryset.filter(key_hash=key_hash).first()
+
+
+def _key_checked(key):
     if key is None:
         raise McpAccessError(401, "Invalid API key.")
     if not key.is_usable:
         raise McpAccessError(401, "This API key has been revoked or has expired.")
     if key.last_used_at is None or key.last_used_at < timezone.now() - timedelta(minutes=1):
+        # At most one write a minute per key, whatever the request rate.
         type(key).objects.filter(pk=key.pk).update(last_used_at=timezone.now())
     return key
 
 
+def api_key_authenticate(secret: str | None):
+    """The usable RoleApiKey for a bearer secret, or McpAccessError(401)."""
+    from roles.models import RoleApiKey
+
+    if not secret:
+        raise McpAccessError(401, "Missing API key: send 'Authorization: Bearer <key>'.")
+    return _key_checked(_key_lookup(secret, RoleApiKey.objects.select_related("role", "role__organization")))
+
+
+# (service id, digest of its cached schema, permissions) -> schema fingerprint, so that checking an
+# instance's freshness does not fetch and hash the whole cached schema on every request.
+_FINGERPRINTS: dict[tuple, str] = {}
+_FINGERPRINTS_MAX = 1024
+# Digests of cached schemas that count as "no schema yet" (those take the full path every time).
+_EMPTY_SCHEMA_DIGESTS = frozenset(
+    hashlib.md5(text.encode(), usedforsecurity=False).hexdigest() for text in ("{}", "[]", "null", '""', "false", "0")
+)
+
+
+def _instance_is_fresh(*, instance: MCPServerInstance, schema_digest: str | None) -> bool:
+    role = instance.role
+    if not schema_digest or schema_digest in _EMPTY_SCHEMA_DIGESTS or instance.status == MCPServerStatus.GENERATING:
+        return False
+    memo = (role.service_id, schema_digest, json.dumps(role.permissions, sort_keys=True, default=str))
+    fingerprint = _FINGERPRINTS.get(memo)
+    if fingerprint is None:
+        try:
+            fingerprint = role_schema_fingerprint(role=role)  # loads the deferred schema once
+        except Exception:
+            return False
+        if len(_FINGERPRINTS) >= _FINGERPRINTS_MAX:
+            _FINGERPRINTS.clear()
+        _FINGERPRINTS[memo] = fingerprint
+    return fingerprint == instance.schema_fingerprint
+
+
 def instance_authorize(*, instance_id: str, secret: str | None) -> tuple[MCPServerInstance, Any]:
-    """The instance and key for one MCP request, fresh against the schema, or McpAccessError."""
+    """The instance and key for one MCP request, fresh against the schema, or McpAccessError.
+
+    One query in the common case: the key with its role, organization, service and instance.
+    """
+    from django.db.models import TextField
+    from django.db.models.functions import MD5, Cast
+
+    from roles.models import RoleApiKey
+
+    if not secret:
+        raise McpAccessError(401, "Missing API key: send 'Authorization: Bearer <key>'.")
     try:
-        key = api_key_authenticate(secret)
-        instance = (
-            MCPServerInstance.objects.select_related("role", "role__service", "role__organization")
-            .filter(pk=instance_id)
-            .first()
-        )
-        if instance is None:
+        wanted = uuid.UUID(str(instance_id))
+    except ValueError:
+        wanted = None
+    keys = (
+        RoleApiKey.objects.select_related("role__organization", "role__service", "role__mcp_instance")
+        .defer("role__service__schema_cache")
+        .annotate(schema_digest=MD5(Cast("role__service__schema_cache", output_field=TextField())))
+    )
+    key = _key_checked(_key_lookup(secret, keys))
+    role = key.role
+    instance = getattr(role, "mcp_instance", None)  # None when the role has no MCP server
+    if instance is None or wanted is None or instance.pk != wanted:
+        if wanted is None or not MCPServerInstance.objects.filter(pk=wanted).exists():
             raise McpAccessError(404, "No such MCP server.")
-        if key.role_id != instance.role_id:
-            raise McpAccessError(403, "This API key belongs to another role; it cannot use this MCP server.")
-        role = instance.role
-        if not (role.mcp_enabled and role.is_active) or instance.status == MCPServerStatus.INACTIVE:
-            raise McpAccessError(404, "This MCP server is disabled.")
+        raise McpAccessError(403, "This API key belongs to another role; it cannot use this MCP server.")
+    instance.role = role
+    if not (role.mcp_enabled and role.is_active) or instance.status == MCPServerStatus.INACTIVE:
+        raise McpAccessError(404, "This MCP server is disabled.")
+    if not _instance_is_fresh(instance=instance, schema_digest=key.schema_digest):
         instance = instance_refresh_if_stale(instance=instance)
-        if instance.status == MCPServerStatus.GENERATING:
-            raise McpAccessError(503, "This MCP server is generating its tools; retry shortly.")
-        if instance.status == MCPServerStatus.ERROR and not instance.tools:
-            raise McpAccessError(503, f"This MCP server is unavailable: {instance.status_reason}")
-        return instance, key
-    finally:
-        close_old_connections()
+    if instance.status == MCPServerStatus.GENERATING:
+        raise McpAccessError(503, "This MCP server is generating its tools; retry shortly.")
+    if instance.status == MCPServerStatus.ERROR and not instance.tools:
+        raise McpAccessError(503, f"This MCP server is unavailable: {instance.status_reason}")
+    return instance, key
 
 
 # --- Health ---------------------------------------------------------------------------------

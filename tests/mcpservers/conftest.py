@@ -173,6 +173,10 @@ def live_mcp(django_db_setup, django_db_blocker):
         yield f"http://127.0.0.1:{port}"
         server.should_exit = True
         thread.join(timeout=10)
+        # The MCP worker threads keep their platform connections: close them before the test database goes.
+        from mcpservers.workers import worker_pool_close
+
+        worker_pool_close()
 
 
 def instance_url(base: str, instance) -> str:

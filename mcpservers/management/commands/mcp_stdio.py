@@ -6,6 +6,7 @@ import os
 
 import anyio
 from django.core.management.base import BaseCommand, CommandError
+from django.db import close_old_connections
 
 from mcpservers.services import McpAccessError, instance_authorize
 
@@ -23,6 +24,8 @@ class Command(BaseCommand):
             server_instance, api_key = instance_authorize(instance_id=instance, secret=secret)
         except McpAccessError as exc:
             raise CommandError(exc.message) from exc
+        finally:
+            close_old_connections()
         anyio.run(self._serve, server_instance, api_key)
 
     async def _serve(self, instance, api_key) -> None:
