@@ -270,6 +270,11 @@ ENDPOINT_RATE_LIMIT = env_str("NECTAR_ENDPOINT_RATE_LIMIT", "120/min")
 MCP_ALLOWED_ORIGINS = env_list("MCP_ALLOWED_ORIGINS", [])
 MCP_COMPACT_THRESHOLD = env_int("MCP_COMPACT_THRESHOLD", 60, minimum=1)
 MCP_HEALTH_INTERVAL_MINUTES = env_int("MCP_HEALTH_INTERVAL_MINUTES", 5, minimum=1)
+# Threads doing the MCP servers' synchronous work (each keeps one platform connection), and how long
+# such a connection is reused whatever DB_CONN_MAX_AGE says (see mcpservers/workers.py).
+MCP_WORKER_THREADS = env_int("MCP_WORKER_THREADS", 8, minimum=1)
+MCP_DB_CONN_MAX_AGE = env_int("MCP_DB_CONN_MAX_AGE", 60, minimum=0)
+MCP_DB_HEALTH_CHECK_IDLE = env_int("MCP_DB_HEALTH_CHECK_IDLE", 5, minimum=0)
 
 # LLM providers: "offline" (default, no key), "anthropic" or "openai".
 LLM_PROVIDER = env_str("LLM_PROVIDER", "offline")
