@@ -853,16 +853,22 @@ def _fact_date(a: Analysis, index: SchemaIndex, fact: Table) -> tuple[Table, Col
     column = _date_column(fact, a)
     if column is not None:
         return fact, column
+    # A line's date is its header's: the parent named in the fact's own name (order_items -> orders) first,
+    # then the parent date that best says when something happened (an order date over a product's creation).
     frontier = [fact]
     for _ in range(2):
-        nxt = []
+        found, nxt = [], []
         for table in frontier:
             for fk in table.foreign_keys:
                 parent = index.tables[fk.parent]
                 column = _date_column(parent, a)
-                if column is not None:
-                    return parent, column
                 nxt.append(parent)
+                if column is not None:
+                    header = singular(parent.name) in {singular(t) for t in fact.tokens} | set(fact.tokens)
+                    found.append((header, _date_score(parent, column, a), parent.name, parent, column))
+        if found:
+            found.sort(key=lambda f: (not f[0], -f[1], f[2]))
+            return found[0][3], found[0][4]
         frontier = nxt
     return None
 
@@ -974,6 +980,18 @@ def _date_column(table: Table, a: Analysis) -> Column | None:
         if best is None or candidate[:2] > best[:2]:
             best = candidate
     return best[2] if best else None
+
+
+def _date_score(table: Table, column: Column, a: Analysis) -> float:
+    """How surely a date tells when a row of `table` happened (the same scoring as _date_column)."""
+    words = {v for t in a.tokens for v in variants(t.lower)}
+    tokens = set(column.tokens)
+    score = 2.0 if tokens & words else 0.0
+    if tokens & set(table.tokens) or tokens & {singular(table.name)}:
+        score += 1.0
+    if tokens & {"created", "occurred", "date", "time", "timestamp", "placed", "happened", "logged"}:
+        score += 0.8
+    return score
 
 
 def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:

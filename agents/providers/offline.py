@@ -136,6 +136,12 @@ class OfflineProvider:
             )
             for i, name in enumerate(pending)
         ]
+        if learned and calls:
+            # The pattern's SQL says which columns its values filter: look for this requirement's values there now.
+            calls += [
+                ToolCall(id=f"probe_{i + 1}_{name}", name=name, arguments=arguments)
+                for i, (name, arguments) in enumerate(_pattern_probes(context, messages, tool_names, learned))
+            ]
         if not calls and context.get("step") != "synthesize":
             calls = [
                 ToolCall(id=f"probe_{i + 1}_{name}", name=name, arguments=arguments)
@@ -307,7 +313,8 @@ def _called_tools(context: dict, messages: list[Message]) -> set[str]:
     return done
 
 
-PATTERN_SIMILARITY = 0.6
+# The local embedder scores "Customers in the EU" against "... in the UK" near 0.48; shape and tables guard the rest.
+PATTERN_SIMILARITY = 0.4
 
 
 def _shape_hint(shape: set[str]) -> set[str]:
@@ -410,6 +417,48 @@ def _probe_columns(obj: dict, context: dict) -> list[str]:
             continue
         out.append(name)
     return out
+
+
+def _pattern_probes(
+    context: dict, messages: list[Message], tool_names: list[str], tables: list[str]
+) -> list[tuple[str, dict]]:
+    """Probes of the columns a learned pattern filters on (alias.column = :param), for this requirement's words."""
+    from agents.planner.intent import read_phrases
+    from agents.planner.planner import _memory_content
+    from agents.planner.vocabulary import FILLER_WORDS, MONEY_WORDS
+
+    memory = next(
+        (
+            m
+            for m in context.get("memories") or []
+            if m.get("type") in ("SUCCESS_PATTERN", "API_PATTERN")
+            and float(m.get("similarity") or 0.0) >= PATTERN_SIMILARITY
+        ),
+        None,
+    )
+    sql = str(_memory_content(memory).get("sql") or "") if memory else ""
+    aliases = {a: t.split(".")[-1] for t, a in re.findall(r"\b(?:FROM|JOIN)\s+([\w.\"]+)\s+(\w+)", sql, re.I)}
+    columns = [(aliases.get(a), c) for a, c, _ in re.findall(r"\b(\w+)\.\"?(\w+)\"?\s*=\s*:(\w+)", sql)]
+    requirement = str(context.get("requirement") or "")
+    phrases = read_phrases(requirement)
+    names = {t for name in tool_names for t in name_tokens(name)}
+    words = [
+        t.text
+        for t in tokenize(requirement)
+        if not t.is_number
+        and not phrases.explains(t.start, t.end)
+        and (t.lower not in STOPWORDS or (t.text.isupper() and len(t.text) > 1))
+        and t.lower not in FILLER_WORDS | MONEY_WORDS
+        and not any(word_score(t.lower, n) >= 0.8 for n in names)
+    ][:MAX_PROBE_WORDS]
+    probes = []
+    for table, column in columns:
+        tool = f"query_{table}"
+        if table in tables and tool in tool_names and not _sensitive(column):
+            for word in words:
+                condition = {"column": column, "op": "ilike", "value": word}
+                probes.append((tool, {"filters": [condition], "columns": [column], "limit": 1}))
+    return probes[:MAX_PROBES_PER_STEP]
 
 
 def _value_probes(
