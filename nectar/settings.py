@@ -167,6 +167,9 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     INSTALLED_APPS.append("channels_postgres")
+    # channels-postgres reaches its group table through this alias: the platform database itself
+    # (in tests, the same test database).
+    DATABASES["channels_postgres"] = {**_db, "TEST": {"MIRROR": "default"}}
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_postgres.core.PostgresChannelLayer",
