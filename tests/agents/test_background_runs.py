@@ -76,8 +76,15 @@ def test_the_task_runs_the_pipeline_to_completion_and_a_second_delivery_changes_
         for e in ExecutionEvent.objects.filter(execution=execution, kind="phase").order_by("seq")
         if e.payload.get("status") == "completed"
     ]
-    assert phases == ["exploration", "architecture", "security", "implementation", "testing", "documentation",
-                      "learning"]
+    assert phases == [
+        "exploration",
+        "architecture",
+        "security",
+        "implementation",
+        "testing",
+        "documentation",
+        "learning",
+    ]
     seqs = list(ExecutionEvent.objects.filter(execution=execution).order_by("seq").values_list("seq", flat=True))
     assert seqs == list(range(1, len(seqs) + 1)), "events are stored in order with no gap"
 
@@ -200,9 +207,14 @@ def test_a_worker_killed_mid_run_leaves_the_run_recoverable_and_it_completes(ana
 
     settings.EXECUTION_STALE_SECONDS = 10
     execution = execution_submit(user=owner, role=analyst_role, requirement=REQUIREMENT)
+    log_file = (tmp_path / "worker.log").open("w")
     worker = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"], cwd=settings.BASE_DIR, env=_worker_env(tmp_path),
-        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "worker.log", "w"), start_new_session=True,
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=settings.BASE_DIR,
+        env=_worker_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=log_file,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 90
@@ -216,6 +228,7 @@ def test_a_worker_killed_mid_run_leaves_the_run_recoverable_and_it_completes(ana
     finally:
         os.killpg(worker.pid, signal.SIGKILL)  # the whole cluster, mid-run, without any chance to clean up
         worker.wait(timeout=30)
+        log_file.close()
     execution.refresh_from_db()
     assert execution.status in (AgentStatus.RUNNING, AgentStatus.LEARNING), "killed mid-run, it still says so"
     # Nothing happens while the heartbeat is fresh; once it is stale, the run is taken back.
