@@ -237,7 +237,8 @@ def memory_retrieve(
             embedder=embedder_name,
             limit=pool,
         )
-    by_id = AgentMemory.objects.in_bulk([n.id for n in neighbours])
+    # The 384-dimension vectors stay in the database: ranking needs the similarity, not the embedding.
+    by_id = AgentMemory.objects.defer("embedding").in_bulk([n.id for n in neighbours])
     ranked = sorted(
         (RetrievedMemory(memory=by_id[n.id], similarity=n.similarity, score=0.0) for n in neighbours if n.id in by_id),
         key=lambda r: -memory_score(similarity=r.similarity, memory=r.memory, now=now),

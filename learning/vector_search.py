@@ -4,14 +4,20 @@ pgvector's HNSW index returns the nearest rows of the whole table and filters af
 query for one organization among many could come back short or miss its true neighbours.
 pgvector 0.6 (the embedded server's) has no iterative index scans, so the search here:
 
-1. counts the organization's candidate rows up to a threshold (a partial count, cheap at any
-   size). A small organization is searched exactly: its rows through the (organization,
-   is_active, type) b-tree index, distances computed for each, sorted. No HNSW involved.
-2. otherwise over-fetches from HNSW: `hnsw.ef_search` is raised (SET LOCAL, this transaction
-   only) and the `overfetch` nearest rows of the whole table are read in a subquery ordered by
-   distance, then filtered by organization, activity, type and embedder;
-3. falls back to the exact search when fewer than `limit` rows survive the filter (a rare
-   type, or an organization that is a small share of a big table).
+1. looks up what share of the table the filters keep (organization, activity, types): one
+   count through the (organization, is_active, type) b-tree index plus the table's size from
+   pg_class, cached per process for SELECTIVITY_TTL seconds (the strategy only needs an
+   estimate; correctness never depends on it). An organization with fewer candidate rows than
+   the threshold is searched exactly: its rows through the b-tree index, a distance for each,
+   sorted. No HNSW involved.
+2. otherwise reads from HNSW just enough of the nearest rows of the whole table for the
+   organization's share to hold about OVERFETCH_SAFETY * limit of its own rows:
+   `hnsw.ef_search` and the LIMIT are set to ceil(OVERFETCH_SAFETY * limit / share), at least
+   MIN_OVERFETCH (SET LOCAL, this transaction only), and the filters apply to that candidate
+   set in the same query (no join back to the table). When that would exceed pgvector's
+   useful ef_search (MAX_EF_SEARCH), the filters are too selective for the index and the
+   search is exact instead;
+3. falls back to the exact search when fewer than `limit` rows survive the filter.
 
 The caller must be inside a transaction (SET LOCAL). Identifiers are constants of this module;
 every value is a bound parameter.
@@ -19,15 +25,21 @@ every value is a bound parameter.
 
 from __future__ import annotations
 
+import math
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 # Organizations with fewer candidate rows than this are searched exactly.
 EXACT_SEARCH_THRESHOLD = 5000
-# HNSW candidates read per wanted result, and pgvector's ceiling for ef_search.
-OVERFETCH_FACTOR = 40
-MIN_OVERFETCH = 400
+# HNSW candidates: enough for OVERFETCH_SAFETY * limit rows of the organization's share, within
+# [MIN_OVERFETCH, MAX_EF_SEARCH]; beyond MAX_EF_SEARCH the search is exact.
+OVERFETCH_SAFETY = 2.0
+MIN_OVERFETCH = 40
 MAX_EF_SEARCH = 1000
+# How long a measured share of the table is trusted (seconds).
+SELECTIVITY_TTL = 300.0
 
 TABLE = "learning_agentmemory"
 
@@ -46,8 +58,9 @@ def vector_literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{float(v):.7g}" for v in vector) + "]"
 
 
-def _filters(*, organization_id, types, embedder) -> tuple[str, list]:
-    clauses = ["m.organization_id = %s", "m.is_active", "m.embedding IS NOT NULL"]
+def _filters(*, organization_id, types, embedder, indexed: bool = False) -> tuple[str, list]:
+    """WHERE clauses; `indexed` rows come from the HNSW index, which holds no NULL embedding."""
+    clauses = ["m.organization_id = %s", "m.is_active"] + ([] if indexed else ["m.embedding IS NOT NULL"])
     params: list = [organization_id]
     if types:
         clauses.append("m.type = ANY(%s)")
@@ -63,6 +76,59 @@ def count_candidates(cursor, *, organization_id, types=None, embedder=None, cap:
     where, params = _filters(organization_id=organization_id, types=types, embedder=embedder)
     cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} m WHERE {where} LIMIT %s) AS c", [*params, cap])
     return cursor.fetchone()[0]
+
+
+@dataclass(frozen=True)
+class Selectivity:
+    candidates: int  # active rows of the organization (and types)
+    total: int  # rows of the table
+
+    @property
+    def share(self) -> float:
+        return min(1.0, self.candidates / self.total) if self.total else 1.0
+
+
+_selectivity_cache: dict[tuple, tuple[float, Selectivity]] = {}
+_selectivity_lock = threading.Lock()
+
+
+def selectivity(cursor, *, organization_id, types=None, table: str = TABLE) -> Selectivity:
+    """The organization's (and types') share of the table, measured at most every SELECTIVITY_TTL seconds.
+
+    One query: a count through the (organization, is_active, type) b-tree index and the table's
+    row estimate from pg_class (the exact count when the table was never analysed).
+    """
+    key = (table, str(organization_id), tuple(sorted(types)) if types else None)
+    now = time.monotonic()
+    with _selectivity_lock:
+        cached = _selectivity_cache.get(key)
+    if cached is not None and now - cached[0] < SELECTIVITY_TTL:
+        return cached[1]
+    clauses, params = ["m.organization_id = %s", "m.is_active"], [organization_id]
+    if types:
+        clauses.append("m.type = ANY(%s)")
+        params.append(list(types))
+    cursor.execute(
+        f"SELECT (SELECT count(*) FROM {table} m WHERE {' AND '.join(clauses)}),"
+        " (SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass)",
+        [*params, table],
+    )
+    candidates, total = cursor.fetchone()
+    if total is None or total < max(candidates, 1):
+        cursor.execute(f"SELECT count(*) FROM {table}")  # never analysed (or stale): count it
+        total = cursor.fetchone()[0]
+    found = Selectivity(candidates=int(candidates), total=int(total))
+    with _selectivity_lock:
+        if len(_selectivity_cache) > 10_000:
+            _selectivity_cache.clear()
+        _selectivity_cache[key] = (now, found)
+    return found
+
+
+def selectivity_forget() -> None:
+    """Drop every cached share (e.g. after a bulk load)."""
+    with _selectivity_lock:
+        _selectivity_cache.clear()
 
 
 def nearest_exact(
@@ -81,19 +147,27 @@ def nearest_exact(
 def nearest_hnsw(
     cursor, *, vector, organization_id, types=None, embedder=None, limit: int, overfetch: int, table: str = TABLE
 ) -> list[Neighbour]:
-    """Approximate neighbours: the `overfetch` nearest of the whole table by HNSW, then filtered."""
+    """Approximate neighbours: the `overfetch` nearest of the whole table by HNSW, then filtered.
+
+    The candidates carry the filter columns, so the filter applies to them directly (no join).
+    """
     overfetch = min(max(overfetch, limit), MAX_EF_SEARCH)
     cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(overfetch)])
-    where, params = _filters(organization_id=organization_id, types=types, embedder=embedder)
-    literal = vector_literal(vector)
+    where, params = _filters(organization_id=organization_id, types=types, embedder=embedder, indexed=True)
     cursor.execute(
-        f"SELECT m.id, c.distance FROM ("
-        f"  SELECT id, embedding <=> %s::vector AS distance FROM {table}"
-        f"  ORDER BY embedding <=> %s::vector LIMIT %s"
-        f") AS c JOIN {table} m ON m.id = c.id WHERE {where} ORDER BY c.distance, m.id LIMIT %s",
-        [literal, literal, overfetch, *params, limit],
+        f"SELECT m.id, m.distance FROM ("
+        f"  SELECT id, organization_id, is_active, type, embedder, embedding <=> %s::vector AS distance"
+        f"  FROM {table} ORDER BY embedding <=> %s::vector LIMIT %s"
+        f") AS m WHERE {where} ORDER BY m.distance, m.id LIMIT %s",
+        [*([vector_literal(vector)] * 2), overfetch, *params, limit],
     )
     return [Neighbour(row[0], float(row[1])) for row in cursor.fetchall()]
+
+
+def overfetch_for(*, limit: int, share: float) -> int:
+    """HNSW candidates needed for about OVERFETCH_SAFETY * limit rows of a `share` of the table."""
+    wanted = OVERFETCH_SAFETY * limit / max(share, 1e-9)
+    return max(MIN_OVERFETCH, limit, math.ceil(wanted)) if wanted < 10 * MAX_EF_SEARCH else 10 * MAX_EF_SEARCH
 
 
 def nearest(
@@ -109,12 +183,11 @@ def nearest(
 ) -> list[Neighbour]:
     """The `limit` nearest memories of one organization, choosing exact or HNSW search as above."""
     common = {"vector": vector, "organization_id": organization_id, "types": types, "embedder": embedder}
-    filters = {"organization_id": organization_id, "types": types, "embedder": embedder}
-    if count_candidates(cursor, **filters, cap=exact_threshold, table=table) < exact_threshold:
+    found = selectivity(cursor, organization_id=organization_id, types=types, table=table)
+    overfetch = overfetch_for(limit=limit, share=found.share)
+    if found.candidates < exact_threshold or overfetch > MAX_EF_SEARCH:
         return nearest_exact(cursor, **common, limit=limit, table=table)
-    found = nearest_hnsw(
-        cursor, **common, limit=limit, overfetch=max(limit * OVERFETCH_FACTOR, MIN_OVERFETCH), table=table
-    )
-    if len(found) < limit:
+    result = nearest_hnsw(cursor, **common, limit=limit, overfetch=overfetch, table=table)
+    if len(result) < limit:
         return nearest_exact(cursor, **common, limit=limit, table=table)
-    return found
+    return result
