@@ -443,13 +443,38 @@ def api_key_authenticate(secret: str | None):
 
 
 # (service id, digest of its cached schema, permissions) -> schema fingerprint, so that checking an
-# instance's freshness does not fetch and hash the whole cached schema on every request.
+# instance's freshness does not hash the whole cached schema on every request.
 _FINGERPRINTS: dict[tuple, str] = {}
 _FINGERPRINTS_MAX = 1024
 # Digests of cached schemas that count as "no schema yet" (those take the full path every time).
 _EMPTY_SCHEMA_DIGESTS = frozenset(
     hashlib.md5(text.encode(), usedforsecurity=False).hexdigest() for text in ("{}", "[]", "null", '""', "false", "0")
 )
+
+
+# (service id, digest of its cached schema) -> the parsed schema, shared read-only by the requests of
+# this process: the executor reads it for every call, and parsing it is the cost of a large schema.
+_SCHEMAS: OrderedDict[tuple, Any] = OrderedDict()
+_SCHEMAS_MAX = 64
+_schemas_lock = threading.Lock()
+
+
+def _attach_cached_schema(*, service, schema_digest: str | None) -> None:
+    """Give `service` its cached schema without loading it again when this process has parsed it."""
+    if not schema_digest or schema_digest in _EMPTY_SCHEMA_DIGESTS:
+        return  # the deferred field loads on first use, as usual
+    key = (service.pk, schema_digest)
+    with _schemas_lock:
+        schema = _SCHEMAS.get(key)
+        if schema is not None:
+            _SCHEMAS.move_to_end(key)
+    if schema is None:
+        schema = service.schema_cache  # one query, this time only
+        with _schemas_lock:
+            _SCHEMAS[key] = schema
+            if len(_SCHEMAS) > _SCHEMAS_MAX:
+                _SCHEMAS.popitem(last=False)
+    service.schema_cache = schema
 
 
 def _instance_is_fresh(*, instance: MCPServerInstance, schema_digest: str | None) -> bool:
@@ -500,6 +525,7 @@ def instance_authorize(*, instance_id: str, secret: str | None) -> tuple[MCPServ
     instance.role = role
     if not (role.mcp_enabled and role.is_active) or instance.status == MCPServerStatus.INACTIVE:
         raise McpAccessError(404, "This MCP server is disabled.")
+    _attach_cached_schema(service=role.service, schema_digest=key.schema_digest)
     if not _instance_is_fresh(instance=instance, schema_digest=key.schema_digest):
         instance = instance_refresh_if_stale(instance=instance)
     if instance.status == MCPServerStatus.GENERATING:
