@@ -150,7 +150,9 @@ class Role(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="roles")
-    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="roles")
+    # RESTRICT, not PROTECT: a Service in use cannot be deleted on its own, but deleting the whole
+    # Organization removes its Roles and Services together.
+    service = models.ForeignKey(Service, on_delete=models.RESTRICT, related_name="roles")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import ProtectedError
+from django.db.models import ProtectedError, RestrictedError
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import status, viewsets
@@ -60,7 +60,7 @@ class ServiceViewSet(ApiViewMixin, viewsets.ModelViewSet):
     def perform_destroy(self, instance):
         try:
             instance.delete()
-        except ProtectedError as exc:
+        except (ProtectedError, RestrictedError) as exc:
             raise ApiError(
                 "Roles still use this database; delete or move them first.", code="in_use", status_code=409
             ) from exc

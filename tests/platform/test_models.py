@@ -108,3 +108,15 @@ def test_api_keys_are_stored_hashed_and_shown_once(org, owner):
     assert RoleApiKey.objects.usable().filter(pk=key.pk).exists()
     stored.revoke()
     assert not RoleApiKey.objects.usable().filter(pk=key.pk).exists()
+
+
+def test_a_service_in_use_cannot_be_deleted_but_its_organization_can(org, owner):
+    from django.db.models import RestrictedError
+
+    service = Service.objects.create(organization=org, name="crm", engine=Engine.SQLITE, database="/tmp/x.db")
+    Role.objects.create(organization=org, service=service, name="analyst", created_by=owner)
+    with pytest.raises(RestrictedError), transaction.atomic():
+        service.delete()
+    org.delete()
+    assert not Service.objects.filter(pk=service.pk).exists()
+    assert not Role.objects.filter(name="analyst").exists()
