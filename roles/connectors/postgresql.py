@@ -44,8 +44,14 @@ class PostgreSQLConnector(BaseConnector):
         )
 
     def begin_read(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
-        conn.execute(sa.text("SET TRANSACTION READ ONLY"))
-        self._timeout(conn, cfg)
+        # One round trip for both: switching a transaction to read-only is allowed at any point
+        # (only the way back to read-write must come before the first query).
+        conn.execute(
+            sa.text(
+                "SELECT set_config('transaction_read_only', 'on', true), set_config('statement_timeout', :ms, true)"
+            ),
+            {"ms": str(cfg.statement_timeout_ms)},
+        )
 
     def begin_write(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
         self._timeout(conn, cfg)
