@@ -1,0 +1,51 @@
+"""python manage.py generate_api: the pipeline in the terminal, human-readable or as one JSON result."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from agents.models import AgentExecution, AgentStatus
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_json_mode_prints_one_machine_readable_result(analyst_role, owner):
+    out = StringIO()
+    call_command(
+        "generate_api", "Customers with no activity in the last 90 days", role="Sales analyst", json=True, stdout=out
+    )
+    result = json.loads(out.getvalue())
+    assert result["status"] == AgentStatus.COMPLETED
+    endpoint = result["endpoint"]
+    assert endpoint["method"] == "GET"
+    assert endpoint["url"].endswith(f"/api/v1/x/{analyst_role.organization.slug}/{endpoint['slug']}")
+    assert "NOT EXISTS" in endpoint["sql"].upper()
+    assert endpoint["test_results"]["cases"] and all(c["passed"] for c in endpoint["test_results"]["cases"])
+    assert "curl" in endpoint["docs"]
+    assert result["metrics"]["agent_steps"] > 0
+    assert AgentExecution.objects.get(pk=result["execution_id"]).user == owner
+
+
+def test_human_mode_shows_progress_design_sql_tests_and_docs(analyst_role, owner):
+    out = StringIO()
+    call_command("generate_api", "Customers in the EU", role=str(analyst_role.pk), stdout=out)
+    text = out.getvalue()
+    for expected in ("exploration", "documentation", "SQL:", "Tests:", "PASS", "Documentation:", "GET "):
+        assert expected in text
+
+
+def test_unknown_role_and_failures_are_reported_as_command_errors(analyst_role, owner):
+    with pytest.raises(CommandError, match="No role named"):
+        call_command("generate_api", "Customers in the EU", role="Nobody")
+    with pytest.raises(CommandError, match="needs an LLM provider"):
+        call_command(
+            "generate_api",
+            "Predict which customers will churn next month",
+            role="Sales analyst",
+            stdout=StringIO(),
+            stderr=StringIO(),
+        )
