@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,15 +117,19 @@ class SchemaIndex:
             for col in obj.get("columns") or []:
                 if allowed_columns is not None and col["name"] not in allowed_columns:
                     continue
+                col_samples = list(col.get("samples") or table_samples.get(col["name"]) or [])
+                json_type, fmt = col.get("json_type") or "string", col.get("format")
+                if str(col.get("type") or "").upper() in ("", "NULL", "NULLTYPE") and not fmt:
+                    json_type, fmt = _untyped(col["name"], col_samples, json_type)
                 columns[col["name"]] = Column(
                     name=col["name"],
                     type=str(col.get("type") or ""),
-                    json_type=col.get("json_type") or "string",
-                    format=col.get("format"),
+                    json_type=json_type,
+                    format=fmt,
                     nullable=bool(col.get("nullable", True)),
                     primary_key=bool(col.get("primary_key")) or col["name"] in (obj.get("primary_key") or []),
                     enum=list(col["enum"]) if col.get("enum") else None,
-                    samples=list(col.get("samples") or table_samples.get(col["name"]) or []),
+                    samples=col_samples,
                     tokens=name_tokens(col["name"]),
                 )
             if not columns:
@@ -240,3 +245,29 @@ def _samples_for(samples: dict | None, obj: dict) -> dict:
             bucket = found.setdefault(column, [])
             bucket.extend(v for v in values or [] if v not in bucket)
     return found
+
+
+_MEASURE_TOKENS = frozenset(
+    ["revenue", "amount", "total", "count", "value", "sum", "avg", "average", "quantity", "units", "price", "sales"]
+)
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+def _untyped(name: str, samples: list, json_type: str) -> tuple[str, str | None]:
+    """JSON type of a column the database declares no type for (SQLite view columns computed by expressions).
+
+    From sampled values when there are any (all numbers: number; ISO dates: date), else from the name.
+    """
+    values = [v for v in samples if v is not None]
+    if values:
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            return ("integer" if all(isinstance(v, int) for v in values) else "number"), None
+        if all(isinstance(v, str) and _ISO_DATE.match(v) for v in values):
+            return "string", "date" if all(len(v) == 10 for v in values) else "date-time"
+        return json_type, None
+    tokens = set(name_tokens(name))
+    if tokens & _MEASURE_TOKENS or name.lower().startswith(("total_", "sum_", "avg_", "num_")):
+        return "number", None
+    if tokens & {"date", "month", "day", "week", "at", "time"}:
+        return "string", "date"
+    return json_type, None

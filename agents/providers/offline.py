@@ -60,6 +60,7 @@ from .base import Completion, LLMError, Message, ToolCall, ToolSpec, Usage
 
 AGENTS = ("explorer", "architect", "security", "implementer", "tester", "documenter")
 MAX_EXPLORED_TABLES = 8
+MAX_MEASURED_TABLES = 16
 SAMPLE_ROWS = 5
 MAX_SAFE_LIMIT = 1000
 WRITE_WORDS = re.compile(r"\b(insert|update|delete|merge|drop|alter|create|truncate|grant|revoke|call|exec)\b", re.I)
@@ -351,9 +352,14 @@ def _pattern_tables(context: dict, tool_names: list[str]) -> list[str]:
             continue  # a list pattern does not say where the revenue of a ranking lives
         objects = content.get("objects") or []
         tables = [str(o).split(".")[-1] for o in objects]
-        named = _explorer_candidates(context, tool_names, expand=False)
-        # Only when the pattern covers the table the requirement is mainly about: otherwise explore afresh.
-        if tables and all(f"analyze_{t}_schema" in tool_names for t in tables) and set(named[:1]) <= set(tables):
+        words = [t.lower for t in tokenize(str(context.get("requirement") or "")) if t.lower not in STOPWORDS]
+        named = [
+            t
+            for t in _explorer_candidates(context, tool_names, expand=False)
+            if any(word_score(w, name_tokens(t)[-1]) == 1.0 for w in words)
+        ]
+        # Only when the pattern covers every table the requirement names outright: otherwise explore afresh.
+        if tables and all(f"analyze_{t}_schema" in tool_names for t in tables) and set(named) <= set(tables):
             return tables
     return []
 
@@ -535,6 +541,11 @@ def _explorer_candidates(context: dict, tool_names: list[str], *, expand: bool =
                     chosen.append(name)
     if not chosen:
         chosen = sorted(tables)
+    if "measured" in _requirement_hint(str(context.get("requirement") or "")):
+        # A measure may live in a table the requirement does not name (the orders behind "customers by revenue"),
+        # and a table's children are only known once they are described: look at every table, named ones first.
+        chosen += [t for t in sorted(tables) if t not in chosen]
+        return chosen[:MAX_MEASURED_TABLES]
     return chosen[:MAX_EXPLORED_TABLES]
 
 
