@@ -803,7 +803,7 @@ def executor_run_sql(*, role, sql: str, params: dict, limit: int | None = None) 
     """Run checked read-only SQL with bound parameters in a read-only transaction, capped at the row cap."""
     checked = sql_check(role=role, sql=sql, params=params)
     row_limit = _limit(limit)
-    binds = _binds(checked, params)
+    binds = _binds(checked, params, role.service.engine)
 
     def work(conn, _engines):
         result = conn.execute(sa.text(checked.sql), binds)
@@ -817,18 +817,21 @@ def executor_run_sql(*, role, sql: str, params: dict, limit: int | None = None) 
     return QueryResult(columns=columns, rows=rows, row_count=len(rows), total=None, truncated=truncated)
 
 
-def _binds(checked: CheckedSQL, params: dict | None) -> dict:
+def _binds(checked: CheckedSQL, params: dict | None, engine: str) -> dict:
     from roles.sqlcheck import internal_binds
 
     out = dict(params or {})
     out.update(internal_binds(checked))
+    if engine == "sqlite":
+        # sqlite3 stores dates as ISO text; give it text rather than relying on its deprecated adapters.
+        out = {k: v.isoformat() if isinstance(v, dt.date | dt.time) else v for k, v in out.items()}
     return out
 
 
 def sql_explain_cost(*, role, sql: str, params: dict | None) -> float:
     """The planner's estimated total cost of checked read-only SQL (0.0 where the engine has no cost)."""
     checked = sql_check(role=role, sql=sql, params=params)
-    binds = _binds(checked, params)
+    binds = _binds(checked, params, role.service.engine)
 
     def work(conn, engines):
         return engines.connector.explain_cost(conn, checked.sql, binds)

@@ -10,8 +10,11 @@ that runs is regenerated from the checked AST with every identifier resolved and
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import logging
 import re
+import uuid
 
 import sqlglot
 from sqlglot import exp
@@ -22,6 +25,10 @@ from roles.executor import CheckedSQL, ExecutorError, coerce_value
 from roles.permissions import Grant
 
 logger = logging.getLogger(__name__)
+
+# Values a bind may carry: typed values go to the driver as they are, never into the SQL text.
+BIND_TYPES = (str, int, float, bool, decimal.Decimal, dt.date, dt.time, uuid.UUID)
+
 
 MAX_SQL_LENGTH = 20_000
 INTERNAL_PREFIX = "nectar_"
@@ -203,10 +210,10 @@ def _check_binds(ast: exp.Expression, params) -> tuple[str, ...]:
             )
         for name in names:
             value = params[name]
-            if not (value is None or isinstance(value, str | int | float | bool)):
+            if not (value is None or isinstance(value, BIND_TYPES)):
                 raise ExecutorError(
                     "invalid_argument",
-                    f"params.{name} must be a string, number, boolean or null.",
+                    f"params.{name} must be a string, number, boolean, date, time, UUID or null.",
                     field=f"params.{name}",
                 )
     return tuple(names)

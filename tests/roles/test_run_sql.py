@@ -243,3 +243,13 @@ def test_a_slow_query_is_stopped_by_the_statement_timeout(org, pg_database, make
             role=role, sql="SELECT count(*) FROM generate_series(1, 1000000000) AS g(n) WHERE n > :x", params={"x": 0}
         )
     assert err.value.code == "timeout" and err.value.retryable
+
+
+def test_typed_date_binds_compare_as_dates_on_every_engine(service, reader):
+    import datetime as dt
+
+    role = reader(service)
+    sql = "SELECT id FROM customers WHERE birthday >= :since ORDER BY id"
+    by_text = executor_run_sql(role=role, sql=sql, params={"since": "1985-01-01"})
+    by_date = executor_run_sql(role=role, sql=sql, params={"since": dt.date(1985, 1, 1)})
+    assert by_date.rows == by_text.rows and by_date.rows
