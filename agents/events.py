@@ -6,11 +6,11 @@ import json
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
 
 from agents.models import AgentExecution, ExecutionEvent
+from nectar.channel_layer import publish_from_sync
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +64,8 @@ def event_publish(*, execution_id, event: ExecutionEvent) -> None:
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(
-            execution_group(execution_id), {"type": "execution.event", "event": event_serialize(event)}
-        )
+        message = {"type": "execution.event", "event": event_serialize(event)}
+        publish_from_sync(layer.group_send, execution_group(execution_id), message)
     except Exception:  # the database log is the source of truth; subscribers catch up from it
         logger.warning("could not publish event %s of execution %s", event.seq, execution_id, exc_info=True)
 

@@ -154,7 +154,8 @@ class ExplorerAgent(BaseAgent):
                 )
             return {"tool": outcome.name, "described": data["name"], "columns": [c["name"] for c in data["columns"]]}
         if outcome.ok and isinstance(data.get("rows"), list):
-            key = outcome.name
+            # Samples are filed by the object the query tool reads (its name after "query_").
+            key = outcome.name.removeprefix("query_")
             samples = context["samples"].setdefault(key, {})
             for row in data["rows"]:
                 for column, value in row.items():

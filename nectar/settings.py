@@ -172,7 +172,7 @@ else:
     DATABASES["channels_postgres"] = {**_db, "TEST": {"MIRROR": "default"}}
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_postgres.core.PostgresChannelLayer",
+            "BACKEND": "nectar.channel_layer.NectarPostgresChannelLayer",
             # The same dict as the platform database, so test runs follow the test database.
             "CONFIG": _db,
         }
