@@ -10,7 +10,7 @@ from channels.layers import get_channel_layer
 from django.db import connection
 
 from agents.models import AgentExecution, ExecutionEvent
-from nectar.channel_layer import publish_from_sync
+from nectar.publish import publish_from_sync
 
 logger = logging.getLogger(__name__)
 

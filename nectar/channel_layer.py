@@ -4,15 +4,13 @@ channels-postgres keeps one process-wide psycopg connection pool, bound to the e
 happened to create it. Sync code that publishes through `async_to_sync` runs each call in a
 fresh loop, so once that first loop is gone the pool can no longer replace a connection, and the
 next publish waits forever. Here every event loop gets its own pool, and sync code publishes
-through one long-lived loop per process (`publish_from_sync`), so the number of pools stays at
-one per serving loop plus one for publishers.
+through one long-lived loop per process (nectar.publish), so the number of pools stays at one
+per serving loop plus one for publishers.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import threading
 import weakref
 from typing import Any
 
@@ -62,33 +60,3 @@ class NectarPostgresChannelLayer(PostgresChannelLayer):
         self.django_db = PerLoopDatabaseLayer(
             kwargs.get("PSYCOPG_OPTIONS", {}), self.db_params, logger=self.django_db.logger
         )
-
-
-_publisher_loop: asyncio.AbstractEventLoop | None = None
-_publisher_lock = threading.Lock()
-
-
-def _forget_publisher_loop() -> None:
-    # A forked child (django-q workers, test servers) has the loop object but not its thread.
-    global _publisher_loop, _publisher_lock
-    _publisher_loop = None
-    _publisher_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_publisher_loop)
-
-
-def _loop() -> asyncio.AbstractEventLoop:
-    global _publisher_loop
-    with _publisher_lock:
-        if _publisher_loop is None or _publisher_loop.is_closed():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="channel-layer-publisher", daemon=True).start()
-            _publisher_loop = loop
-        return _publisher_loop
-
-
-def publish_from_sync(coroutine_function, *args, timeout: float = 10.0, **kwargs) -> Any:
-    """Run a channel-layer coroutine from synchronous code on this process's publisher loop."""
-    future = asyncio.run_coroutine_threadsafe(coroutine_function(*args, **kwargs), _loop())
-    return future.result(timeout=timeout)
