@@ -455,6 +455,15 @@ def _succeed(execution: AgentExecution, orchestrator: Orchestrator, outputs: dic
     orchestrator._emit("status", status=AgentStatus.COMPLETED, endpoint=orchestrator.state["endpoint"])
 
 
+def _avoid_from(reason: str, design: dict) -> dict:
+    """What the next design should stay away from, read from why this one failed."""
+    columns = sorted({name.split(".")[-1] for name in re.findall(r"'([\w.]+)'", reason) if "." in name})
+    unbounded = []
+    if re.search(r"\b(LIMIT|unbounded|not bounded|too many rows)\b", reason, re.I):
+        unbounded = [o["name"] for o in design.get("objects", []) if o.get("name")]
+    return {"columns": columns, "unbounded": unbounded}
+
+
 def _fail(execution: AgentExecution, orchestrator: Orchestrator, *, phase: str, reason: str, started: float) -> None:
     from learning.services import learn_from_failure
 
@@ -467,6 +476,7 @@ def _fail(execution: AgentExecution, orchestrator: Orchestrator, *, phase: str, 
             attempted={
                 "design": orchestrator.state["phases"].get(Phase.ARCHITECTURE),
                 "sql": (orchestrator.state["phases"].get(Phase.IMPLEMENTATION) or {}).get("sql"),
+                "avoid": _avoid_from(reason, orchestrator.state["phases"].get(Phase.ARCHITECTURE) or {}),
             },
         )
     except Exception:

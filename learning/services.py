@@ -409,7 +409,8 @@ def learn_from_success(*, execution, results: dict) -> list[AgentMemory]:
 def learn_from_failure(*, execution, reason: str, phase: str, attempted: dict | None = None) -> AgentMemory:
     """Store an ANTI_PATTERN: what was attempted in which phase, and why it failed or was rejected.
 
-    `attempted` may hold "design" ({"method", "path", ...}), "sql" and "exploration" (objects).
+    `attempted` may hold "design" ({"method", "path", ...}), "sql", "exploration" (objects) and
+    "avoid" ({"columns": [...], "unbounded": [tables]}), stored as a fenced json block.
     The same failure stored twice for one execution is stored once.
     """
     if not isinstance(reason, str) or not reason.strip():
@@ -434,6 +435,10 @@ def learn_from_failure(*, execution, reason: str, phase: str, attempted: dict | 
         lines.append(f"Objects: {', '.join(names)}")
     if sql.strip():
         lines.append(f"Attempted SQL: {sql.strip()}")
+    avoid = attempted.get("avoid")
+    if isinstance(avoid, dict) and any(avoid.values()):
+        # Machine-readable: what a planner should stay away from next time (columns, unbounded reads).
+        lines.append("\n```json\n" + json.dumps({"avoid": avoid}, sort_keys=True) + "\n```")
     content = "\n".join(lines)
     existing = AgentMemory.objects.filter(
         source_execution=execution, type=MemoryType.ANTI_PATTERN, content=content
