@@ -45,11 +45,16 @@ async def check_channel_layer(timeout: float = 3.0) -> CheckResult:
     layer = get_channel_layer()
     if layer is None:
         return CheckResult("channel_layer", False, "not configured", 0.0)
-    try:
+    token = uuid.uuid4().hex
+
+    async def round_trip() -> dict:
         channel = await layer.new_channel(prefix="healthz.")
-        token = uuid.uuid4().hex
         await layer.send(channel, {"type": "healthz.ping", "token": token})
-        message = await asyncio.wait_for(layer.receive(channel), timeout)
+        return await layer.receive(channel)
+
+    try:
+        # The whole round trip is bounded: a layer that cannot even connect must not hang the probe.
+        message = await asyncio.wait_for(round_trip(), timeout)
         ok = message.get("token") == token
     except Exception as exc:
         logger.warning("channel layer health check failed: %s", exc)
