@@ -49,8 +49,17 @@ async def check_channel_layer(timeout: float = 3.0) -> CheckResult:
 
     async def round_trip() -> dict:
         channel = await layer.new_channel(prefix="healthz.")
-        await layer.send(channel, {"type": "healthz.ping", "token": token})
-        return await layer.receive(channel)
+        # Listen first, then send until the ping comes back: a layer may drop a message that reaches
+        # a channel nobody is receiving on yet (channels-postgres does).
+        receiving = asyncio.ensure_future(layer.receive(channel))
+        try:
+            while True:
+                await layer.send(channel, {"type": "healthz.ping", "token": token})
+                done, _ = await asyncio.wait({receiving}, timeout=0.25)
+                if done:
+                    return receiving.result()
+        finally:
+            receiving.cancel()
 
     try:
         # The whole round trip is bounded: a layer that cannot even connect must not hang the probe.

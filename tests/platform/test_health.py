@@ -70,3 +70,16 @@ def test_healthz_with_redis_channel_layer(client, settings):
     finally:
         channel_layers.backends.clear()
     assert response.status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_channel_layer_probe_answers_again_and_again_in_one_event_loop():
+    """As under daphne, where every request shares the server's loop and the layer's listener."""
+    from asgiref.sync import async_to_sync
+
+    from nectar.health import check_channel_layer
+
+    async def probes():
+        return [await check_channel_layer(timeout=5) for _ in range(3)]
+
+    assert [result.ok for result in async_to_sync(probes)()] == [True, True, True]
