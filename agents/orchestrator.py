@@ -310,6 +310,8 @@ class Orchestrator:
             "design": design,
             "implementation": implementation,
             "test_results": {k: testing[k] for k in ("passed", "failed")},
+            # The platform renders the reference part (parameters, fields, live URLs, examples) itself.
+            "reference_docs": True,
         }
         written = self._agent("documenter").execute(f"Document the endpoint GET /{endpoint.slug}", context)
         # The endpoint keeps the agent's prose; the reference part (parameters, fields, live URLs,

@@ -26,6 +26,9 @@ def test_json_mode_prints_one_machine_readable_result(analyst_role, owner):
     assert "NOT EXISTS" in endpoint["sql"].upper()
     assert endpoint["test_results"]["cases"] and all(c["passed"] for c in endpoint["test_results"]["cases"])
     assert "curl" in endpoint["docs"]
+    # The agents' prose and the platform's reference appear once each, with the live URL only.
+    assert endpoint["docs"].count("```bash") == 1
+    assert "example.com" not in endpoint["docs"]
     assert result["metrics"]["agent_steps"] > 0
     assert AgentExecution.objects.get(pk=result["execution_id"]).user == owner
 
