@@ -412,7 +412,13 @@ def _succeed(execution: AgentExecution, orchestrator: Orchestrator, outputs: dic
             "design": design,
             "sql": endpoint.sql,
             "tests": {k: outputs["testing"][k] for k in ("passed", "failed")} | {"cases": outputs["testing"]["cases"]},
-            "performance": {"duration_ms": metrics["duration_seconds"] * 1000, "steps": metrics["agent_steps"]},
+            # The query's own time (testing ran it once per case), not the whole pipeline's.
+            "performance": {
+                "duration_ms": 1000
+                * metrics["phase_seconds"].get(Phase.TESTING, 0.0)
+                / max(1, outputs["testing"].get("total") or 1),
+                "steps": metrics["agent_steps"],
+            },
             "pattern": {
                 "requirement": execution.business_requirement,
                 "shape": list(design.get("shape") or []),
