@@ -1,6 +1,6 @@
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils import timezone
@@ -113,9 +113,13 @@ class ServiceAdmin(OrganizationScopedAdmin):
             return "Save the service first."
         return format_html(
             '<button type="submit" formaction="{}" formmethod="post" class="button">Test connection</button> '
-            '<button type="submit" formaction="{}" formmethod="post" class="button">Refresh schema</button>',
+            '<button type="submit" formaction="{}" formmethod="post" class="button">Refresh schema</button> '
+            '<a class="button" href="{}?service={}&amp;organization={}">Add a role on this database</a>',
             reverse("admin:roles_service_test_connection", args=[obj.pk]),
             reverse("admin:roles_service_refresh_schema", args=[obj.pk]),
+            reverse("admin:roles_role_add"),
+            obj.pk,
+            obj.organization_id,
         )
 
     def _report_test(self, request, service):
@@ -179,7 +183,11 @@ class RoleApiKeyInline(admin.TabularInline):
 
 
 class RoleForm(forms.ModelForm):
-    """Role with its permissions edited on the live schema of its Service (JSON until a Service is saved)."""
+    """Role with its permissions edited on the live schema of its Service.
+
+    On the add page the editor appears when the Service is given (?service=<id>, as the Service
+    page's "Add a role on this database" link does); otherwise permissions are typed as JSON.
+    """
 
     permissions = PermissionsField(
         required=False,
@@ -203,7 +211,7 @@ class RoleForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        service = self.instance.service if self.instance.pk and self.instance.service_id else None
+        service = self.instance.service if self.instance.pk and self.instance.service_id else self._chosen_service()
         if service is None:
             return
         try:
@@ -215,6 +223,16 @@ class RoleForm(forms.ModelForm):
             return
         self.fields["permissions"].widget = PermissionEditorWidget(schema=schema)
         self.fields["permissions"].help_text = f"Objects of {service.name}, from its schema."
+
+    def _chosen_service(self):
+        """On the add page, the Service picked through ?service=<id> (only among the user's choices)."""
+        ref = (self.data.get("service") if self.is_bound else None) or self.initial.get("service")
+        if not ref or "service" not in self.fields:
+            return None
+        try:
+            return self.fields["service"].queryset.filter(pk=ref).first()
+        except (ValueError, ValidationError):
+            return None
 
     def clean(self):
         cleaned = super().clean()

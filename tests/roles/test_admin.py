@@ -167,3 +167,24 @@ def test_outsider_cannot_open_or_change_another_organizations_role(client, outsi
     )
     role.refresh_from_db()
     assert role.permissions == []
+
+
+def test_a_new_role_gets_the_editor_when_its_service_is_chosen_and_saves_ticked_grants(owner_client, pg_service):
+    add = reverse("admin:roles_role_add")
+    service_page = owner_client.get(reverse("admin:roles_service_change", args=[pg_service.pk])).content.decode()
+    assert f"{add}?service={pg_service.pk}" in service_page
+    url = f"{add}?service={pg_service.pk}&organization={pg_service.organization_id}"
+    assert "nectar-permission-editor" in owner_client.get(url).content.decode()
+    draft = Role(name="ticked", organization=pg_service.organization, service=pg_service)
+    data = _role_post(draft, {"customers": {"actions": ["SELECT"]}})
+    response = owner_client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert Role.objects.get(name="ticked").permissions == [
+        {"objectName": "customers", "schema": "public", "path": "/table/customers", "actions": ["SELECT"]}
+    ]
+
+
+def test_the_add_page_ignores_a_service_of_another_organization(client, outsider, pg_service):
+    client.force_login(outsider)
+    page = client.get(f"{reverse('admin:roles_role_add')}?service={pg_service.pk}").content.decode()
+    assert "nectar-permission-editor" not in page
