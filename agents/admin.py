@@ -136,39 +136,8 @@ class AgentExecutionAdmin(OrganizationScopedAdmin):
             },
         ),
     )
-    readonly_fields = (
-        "business_requirement",
-        "agent_type",
-        "status",
-        "status_reason",
-        "current_phase",
-        "parent_link",
-        "organization",
-        "user",
-        "role",
-        "page_link",
-        "success",
-        "rating",
-        "endpoints_display",
-        "metrics_display",
-        "thoughts_display",
-        "tools_display",
-        "mcp_servers_used",
-        "discoveries_display",
-        "timeline",
-        "generated_code_display",
-        "tests_display",
-        "documentation",
-        "created_at",
-        "started_at",
-        "heartbeat_at",
-        "completed_at",
-        "attempts",
-        "pause_requested",
-        "cancel_requested",
-        "event_seq",
-        "result_display",
-    )
+    # Everything on the page is a record of the run; only the requester's feedback may be edited.
+    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"] if name != "feedback")
 
     class Media:
         css = {"all": ["web/nectar.css"]}
