@@ -16,6 +16,19 @@ from roles.models import Role, RoleApiKey, Service
 # --- Authentication ----------------------------------------------------------------------------
 
 
+def unique_name(serializer, value: str, *, model, noun: str) -> str:
+    """A stripped, non-blank name not yet used by another object of `model` in the caller's organization."""
+    value = value.strip()
+    if not value:
+        raise serializers.ValidationError(f"Give the {noun} a name.", code="blank")
+    others = model.objects.filter(organization=serializer.context["organization"], name=value)
+    if serializer.instance is not None:
+        others = others.exclude(pk=serializer.instance.pk)
+    if others.exists():
+        raise serializers.ValidationError(f"Your organization already has a {noun} with this name.", code="unique")
+    return value
+
+
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
@@ -97,15 +110,7 @@ class ServiceSerializer(serializers.ModelSerializer):
         return bool(obj.url)
 
     def validate_name(self, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise serializers.ValidationError("Give the service a name.", code="blank")
-        others = Service.objects.filter(organization=self.context["organization"], name=value)
-        if self.instance is not None:
-            others = others.exclude(pk=self.instance.pk)
-        if others.exists():
-            raise serializers.ValidationError("Your organization already has a service with this name.", code="unique")
-        return value
+        return unique_name(self, value, model=Service, noun="service")
 
     def validate(self, attrs):
         engine = attrs.get("engine", getattr(self.instance, "engine", None))
@@ -198,15 +203,7 @@ class RoleSerializer(serializers.ModelSerializer):
         return McpInstanceSummarySerializer(instance).data if instance is not None else None
 
     def validate_name(self, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise serializers.ValidationError("Give the role a name.", code="blank")
-        others = Role.objects.filter(organization=self.context["organization"], name=value)
-        if self.instance is not None:
-            others = others.exclude(pk=self.instance.pk)
-        if others.exists():
-            raise serializers.ValidationError("Your organization already has a role with this name.", code="unique")
-        return value
+        return unique_name(self, value, model=Role, noun="role")
 
     def validate(self, attrs):
         from roles.permissions import permissions_validate
