@@ -12,6 +12,7 @@ from django.utils.safestring import mark_safe
 
 from agents.events import event_serialize
 from agents.models import AgentExecution, ExecutionEvent
+from nectar.admin_display import ADMIN_CSS, key_value_table, milliseconds, test_results_table
 from nectar.admin_scoping import OrganizationScopedAdmin
 
 TIMELINE_LIMIT = 2000
@@ -140,7 +141,7 @@ class AgentExecutionAdmin(OrganizationScopedAdmin):
     readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"] if name != "feedback")
 
     class Media:
-        css = {"all": ["web/nectar.css"]}
+        css = {"all": ["web/nectar.css", ADMIN_CSS]}
 
     def has_add_permission(self, request):
         return False
@@ -183,13 +184,7 @@ class AgentExecutionAdmin(OrganizationScopedAdmin):
 
     @admin.display(description="Performance")
     def metrics_display(self, obj):
-        metrics = obj.performance_metrics or {}
-        if not metrics:
-            return "—"
-        rows = format_html_join(
-            "", "<tr><th>{}</th><td>{}</td></tr>", ((k.replace("_", " "), _scalar(v)) for k, v in metrics.items())
-        )
-        return format_html('<table class="table compact">{}</table>', rows)
+        return key_value_table(obj.performance_metrics or {})
 
     @admin.display(description="Thoughts")
     def thoughts_display(self, obj):
@@ -227,7 +222,7 @@ class AgentExecutionAdmin(OrganizationScopedAdmin):
                     json.dumps(t.get("arguments", {}), default=str)[:300],
                     "✓" if t.get("ok") else "✗",
                     "" if t.get("rows") is None else t.get("rows"),
-                    "" if t.get("duration_ms") is None else f"{t['duration_ms']} ms",
+                    "" if t.get("duration_ms") is None else milliseconds(t["duration_ms"]),
                     t.get("error") or "",
                 )
                 for t in tools
@@ -241,7 +236,12 @@ class AgentExecutionAdmin(OrganizationScopedAdmin):
 
     @admin.display(description="Discoveries")
     def discoveries_display(self, obj):
-        return _json_block(obj.discoveries)
+        value = obj.discoveries
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return format_html_join(" ", "<code>{}</code>", ((v,) for v in value)) if value else "—"
+        if isinstance(value, dict):
+            return key_value_table(value)
+        return _json_block(value)
 
     @admin.display(description="Events")
     def timeline(self, obj):
@@ -259,21 +259,8 @@ class AgentExecutionAdmin(OrganizationScopedAdmin):
 
     @admin.display(description="Test results")
     def tests_display(self, obj):
-        cases = (obj.test_results or {}).get("cases") if isinstance(obj.test_results, dict) else None
-        if not cases:
-            return _json_block(obj.test_results)
-        return format_html_join(
-            mark_safe("<br>"),
-            "{} {} — {}",
-            (("✓" if c.get("passed") else "✗", c.get("name", ""), c.get("message", "")) for c in cases),
-        )
+        return test_results_table(obj.test_results)
 
     @admin.display(description="Result (raw)")
     def result_display(self, obj):
         return _json_block(obj.result)
-
-
-def _scalar(value) -> str:
-    if isinstance(value, dict | list):
-        return json.dumps(value, default=str)[:300]
-    return str(value)

@@ -1,7 +1,8 @@
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from endpoints.models import GeneratedEndpoint
 from endpoints.services import (
@@ -11,6 +12,12 @@ from endpoints.services import (
     endpoint_reject,
     endpoint_retire,
     endpoint_rollback,
+)
+from nectar.admin_display import (
+    ADMIN_CSS,
+    milliseconds,
+    schema_properties_table,
+    test_results_table,
 )
 from nectar.admin_scoping import OrganizationScopedAdmin
 
@@ -38,7 +45,7 @@ class GeneratedEndpointAdmin(OrganizationScopedAdmin):
         "organization",
         "role",
         "call_count",
-        "avg_latency_ms",
+        "average_latency",
         "tests_summary",
         "deployed_at",
     )
@@ -52,15 +59,17 @@ class GeneratedEndpointAdmin(OrganizationScopedAdmin):
         "slug",
         "version",
         "status",
-        "test_results",
-        "validation_errors",
+        "test_results_display",
+        "validation_errors_display",
+        "parameters_display",
+        "response_display",
         "review_decision",
         "reviewed_by",
         "reviewed_at",
         "deployed_at",
         "retired_at",
         "call_count",
-        "avg_latency_ms",
+        "average_latency",
         "created_at",
         "updated_at",
         "links",
@@ -75,13 +84,15 @@ class GeneratedEndpointAdmin(OrganizationScopedAdmin):
         "version",
         "status",
         "description",
+        "parameters_display",
         "parameters",
         "sql",
         "write_action",
+        "response_display",
         "response_schema",
         "tests",
-        "test_results",
-        "validation_errors",
+        "test_results_display",
+        "validation_errors_display",
         "docs",
         "review_decision",
         "reviewed_by",
@@ -90,15 +101,41 @@ class GeneratedEndpointAdmin(OrganizationScopedAdmin):
         "deployed_at",
         "retired_at",
         "call_count",
-        "avg_latency_ms",
+        "average_latency",
         "links",
         "created_at",
         "updated_at",
     )
     actions = ("approve", "reject", "deploy", "retire", "rollback")
 
+    class Media:
+        css = {"all": [ADMIN_CSS]}
+
     def has_add_permission(self, request):
         return False  # endpoints come from the agent pipeline (endpoint_create_draft)
+
+    @admin.display(description="Average latency", ordering="avg_latency_ms")
+    def average_latency(self, obj):
+        return milliseconds(obj.avg_latency_ms)
+
+    @admin.display(description="Test results")
+    def test_results_display(self, obj):
+        return test_results_table(obj.test_results) if obj.test_results else "not run"
+
+    @admin.display(description="Validation errors")
+    def validation_errors_display(self, obj):
+        errors = obj.validation_errors or []
+        if not errors:
+            return "none"
+        return format_html_join(mark_safe("<br>"), "• {}", ((e,) for e in errors))
+
+    @admin.display(description="Parameters (readable)")
+    def parameters_display(self, obj):
+        return schema_properties_table(obj.parameters)
+
+    @admin.display(description="Response row (readable)")
+    def response_display(self, obj):
+        return schema_properties_table(obj.response_schema)
 
     @admin.display(description="Tests")
     def tests_summary(self, obj):

@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.urls import reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from mcpservers.models import MCPServerInstance, MCPServerStatus, ToolCall
 from mcpservers.services import instance_regenerate, mcp_disable, mcp_enable
+from nectar.admin_display import ADMIN_CSS, key_value_table, milliseconds, rows_table
 from nectar.admin_scoping import OrganizationScopedAdmin
 from roles.admin import RoleAdmin as BaseRoleAdmin
 from roles.models import Role
@@ -18,25 +19,44 @@ class MCPServerInstanceAdmin(OrganizationScopedAdmin):
         "server_url",
         "tool_count",
         "request_count",
-        "avg_response_time",
+        "average_response",
         "last_health_check",
         "connect_link",
     )
     list_filter = ("status",)
     search_fields = ("role__name", "server_url")
-    readonly_fields = (
+    fields = (
         "role",
         "server_url",
         "status",
         "status_reason",
-        "tools",
         "last_health_check",
         "request_count",
-        "avg_response_time",
+        "average_response",
         "created_at",
         "updated_at",
+        "tools_table",
     )
+    readonly_fields = fields
     actions = ["regenerate_tools"]
+
+    class Media:
+        css = {"all": [ADMIN_CSS]}
+
+    @admin.display(description="Average response", ordering="avg_response_time")
+    def average_response(self, obj):
+        return milliseconds(obj.avg_response_time)
+
+    @admin.display(description="Tools")
+    def tools_table(self, obj):
+        tools = obj.tools or []
+        if not tools:
+            return "No tools yet."
+        return rows_table(
+            [_tool_row(t) for t in tools if isinstance(t, dict)],
+            [("name", "Tool"), ("access", "Access"), ("description", "What it does"), ("parameters", "Parameters")],
+            formatters={"name": lambda v: format_html("<code>{}</code>", v)},
+        )
 
     @admin.display(description="Tools")
     def tool_count(self, obj):
@@ -59,13 +79,57 @@ class MCPServerInstanceAdmin(OrganizationScopedAdmin):
         return False
 
 
+def _tool_row(tool: dict) -> dict:
+    hints = tool.get("annotations") or {}
+    if hints.get("destructiveHint"):
+        access = "changes data (destructive)"
+    elif hints.get("readOnlyHint"):
+        access = "read only"
+    else:
+        access = "writes"
+    properties = ((tool.get("inputSchema") or {}).get("properties")) or {}
+    required = set((tool.get("inputSchema") or {}).get("required") or [])
+    parameters = format_html_join(
+        ", ", "<code>{}</code>{}", ((name, "*" if name in required else "") for name in properties)
+    )
+    return {
+        "name": tool.get("name", ""),
+        "access": access,
+        "description": tool.get("description") or tool.get("title") or "",
+        "parameters": parameters or "none",
+    }
+
+
 @admin.register(ToolCall)
 class ToolCallAdmin(OrganizationScopedAdmin):
-    list_display = ("created_at", "tool", "instance", "api_key", "outcome", "rows", "duration_ms")
+    list_display = ("created_at", "tool", "instance", "api_key", "outcome", "rows", "duration")
     list_filter = ("outcome",)
     search_fields = ("tool", "error")
     date_hierarchy = "created_at"
-    readonly_fields = [f.name for f in ToolCall._meta.fields]
+    fields = (
+        "created_at",
+        "organization",
+        "instance",
+        "api_key",
+        "tool",
+        "outcome",
+        "rows",
+        "duration",
+        "arguments_table",
+        "error",
+    )
+    readonly_fields = fields
+
+    class Media:
+        css = {"all": [ADMIN_CSS]}
+
+    @admin.display(description="Duration", ordering="duration_ms")
+    def duration(self, obj):
+        return milliseconds(obj.duration_ms)
+
+    @admin.display(description="Arguments")
+    def arguments_table(self, obj):
+        return key_value_table(obj.arguments if isinstance(obj.arguments, dict) else {"value": obj.arguments})
 
     def has_add_permission(self, request):
         return False

@@ -5,13 +5,20 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
+from nectar.admin_display import ADMIN_CSS, key_value_table
 from nectar.admin_scoping import OrganizationScopedAdmin
 from roles.connectors import ConnectorError
 from roles.forms import PermissionEditorWidget, PermissionsField, PermissionsJSONWidget, permissions_form_errors
 from roles.models import Membership, Organization, Role, RoleApiKey, Service
 from roles.selectors import organization_ids_for_user
-from roles.services import service_refresh_schema, service_schema, service_test_connection
+from roles.services import (
+    service_refresh_schema,
+    service_schema,
+    service_test_connection,
+    service_test_connection_unsaved,
+)
 
 
 @admin.register(Organization)
@@ -74,13 +81,41 @@ class ServiceForm(forms.ModelForm):
             "options",
         )
 
+    # Set on the form class of a "Test connection" submission (ServiceAdmin.get_form): the typed values
+    # are checked and tested, never saved, and the page comes back with them.
+    connection_test_only = False
+    connection_result = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.connection_test_only and self.instance._state.adding:
+            # Give back what was just typed so the admin need not type the secrets again to save.
+            for secret in ("password", "url"):
+                self.fields[secret].widget.render_value = True
+
     def clean(self):
         cleaned = super().clean()
-        if self.instance.pk:
+        if not self.instance._state.adding:
+            # Blank secrets keep the stored ones (they are never shown again).
+            stored = Service.objects.filter(pk=self.instance.pk).first()
             for secret in ("password", "url"):
-                if not cleaned.get(secret):
-                    cleaned[secret] = getattr(Service.objects.get(pk=self.instance.pk), secret)
+                if not cleaned.get(secret) and stored is not None:
+                    cleaned[secret] = getattr(stored, secret)
+        engine = cleaned.get("engine")
+        if not cleaned.get("url"):
+            if engine == "sqlite" and not cleaned.get("database"):
+                self.add_error("database", "Give the SQLite database file's path (or a URL below).")
+            elif engine and engine != "sqlite" and not cleaned.get("host") and not cleaned.get("database"):
+                self.add_error("host", "Give the host and database, or a URL below.")
         return cleaned
+
+    def is_valid(self):
+        valid = super().is_valid()
+        if not self.connection_test_only:
+            return valid
+        if valid:
+            self.connection_result = service_test_connection_unsaved(service=self.instance)
+        return False  # never saved: the admin shows the form again with the result as a message
 
 
 @admin.register(Service)
@@ -107,27 +142,51 @@ class ServiceAdmin(OrganizationScopedAdmin):
             *super().get_urls(),
         ]
 
+    class Media:
+        css = {"all": [ADMIN_CSS]}
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if request.method == "POST" and "_test_connection" in request.POST:
+            return type(form.__name__, (form,), {"connection_test_only": True})
+        return form
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        form = context["adminform"].form
+        if form.connection_result is not None:
+            name = form.cleaned_data.get("name") or "The database"
+            self._report_result(request, name, form.connection_result, unsaved=True)
+        elif form.connection_test_only and form.errors:
+            self.message_user(request, "Correct the fields below, then test the connection again.", messages.ERROR)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
+
     @admin.display(description="Tools")
     def service_tools(self, obj):
-        if obj is None or obj.pk is None:
-            return "Save the service first."
+        test = mark_safe(
+            '<button type="submit" name="_test_connection" value="1" class="button">Test connection</button> '
+            '<span class="help">tests the values typed above, without saving them</span>'
+        )
+        if obj is None or obj._state.adding:
+            return test
         return format_html(
-            '<button type="submit" formaction="{}" formmethod="post" class="button">Test connection</button> '
-            '<button type="submit" formaction="{}" formmethod="post" class="button">Refresh schema</button> '
+            '{} <button type="submit" formaction="{}" formmethod="post" class="button">Refresh schema</button> '
             '<a class="button" href="{}?service={}&amp;organization={}">Add a role on this database</a>',
-            reverse("admin:roles_service_test_connection", args=[obj.pk]),
+            test,
             reverse("admin:roles_service_refresh_schema", args=[obj.pk]),
             reverse("admin:roles_role_add"),
             obj.pk,
             obj.organization_id,
         )
 
-    def _report_test(self, request, service):
-        result = service_test_connection(service=service)
+    def _report_result(self, request, name, result, *, unsaved=False):
         if result.ok:
-            self.message_user(request, f"{service.name}: connected in {result.latency_ms:.0f} ms.", messages.SUCCESS)
+            note = " Not saved yet: click Save to keep these settings." if unsaved else ""
+            self.message_user(request, f"{name}: connected in {result.latency_ms:.0f} ms.{note}", messages.SUCCESS)
         else:
-            self.message_user(request, f"{service.name}: {result.reason} — {result.detail}", messages.ERROR)
+            self.message_user(request, f"{name}: {result.reason.replace('_', ' ')} — {result.detail}", messages.ERROR)
+
+    def _report_test(self, request, service):
+        self._report_result(request, service.name, service_test_connection(service=service))
 
     def _report_refresh(self, request, service):
         try:
@@ -250,8 +309,18 @@ class RoleAdmin(OrganizationScopedAdmin):
     list_display = ("name", "organization", "service", "is_active", "mcp_enabled", "mcp_tools_generated")
     list_filter = ("is_active", "mcp_enabled")
     search_fields = ("name", "description")
-    readonly_fields = ("mcp_tools_generated", "created_by", "created_at", "updated_at")
+    readonly_fields = ("server_config_table", "mcp_tools_generated", "created_by", "created_at", "updated_at")
     inlines = [RoleApiKeyInline]
+
+    class Media:
+        css = {"all": [ADMIN_CSS]}
+
+    @admin.display(description="MCP server configuration (readable)")
+    def server_config_table(self, obj):
+        config = obj.mcp_server_config if obj is not None else None
+        if not config:
+            return "Defaults (nothing configured)."
+        return key_value_table(config) if isinstance(config, dict) else str(config)
 
     def save_model(self, request, obj, form, change):
         if not change and obj.created_by_id is None:

@@ -6,7 +6,12 @@ roles.connectors, roles.introspection, roles.permissions and roles.executor.
 
 from __future__ import annotations
 
-from roles.connectors import ConnectionTestResult, ConnectorError, service_test_connection
+from roles.connectors import (
+    ConnectionTestResult,
+    ConnectorError,
+    service_test_connection,
+    service_test_connection_unsaved,
+)
 from roles.executor import (
     CheckedSQL,
     ExecutorError,
@@ -44,6 +49,7 @@ __all__ = [
     "service_refresh_schema",
     "service_schema",
     "service_test_connection",
+    "service_test_connection_unsaved",
     "sql_check",
     "sql_explain_cost",
 ]

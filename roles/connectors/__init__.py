@@ -6,9 +6,11 @@ new host) replaces its pool on next use. Connectors receive their settings expli
 
 from __future__ import annotations
 
+import copy
 import importlib
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ __all__ = [
     "read_connection",
     "service_engines",
     "service_test_connection",
+    "service_test_connection_unsaved",
     "write_connection",
 ]
 
@@ -178,6 +181,16 @@ _REASON_TEXT = {
     "timeout": "The database did not answer in time.",
     "driver_missing": "The database driver is not installed on this server.",
 }
+
+
+def service_test_connection_unsaved(*, service) -> ConnectionTestResult:
+    """Test connection settings as typed (a Service not saved yet, or edits not saved) on a throwaway pool."""
+    probe = copy.copy(service)
+    probe.id, probe.updated_at = uuid.uuid4(), None
+    try:
+        return service_test_connection(service=probe)
+    finally:
+        service_engines_dispose(service=probe)
 
 
 def service_test_connection(*, service) -> ConnectionTestResult:

@@ -45,7 +45,7 @@ def test_test_connection_button_reports_the_precise_reason(owner_client, org):
     )
     response = owner_client.post(reverse("admin:roles_service_test_connection", args=[service.pk]), follow=True)
     text = _messages(response)
-    assert "authentication_failed" in text and "nope-nope" not in text
+    assert "authentication failed" in text and "nope-nope" not in text
 
 
 def test_refresh_schema_button_stores_the_schema(owner_client, sqlite_service):
@@ -188,3 +188,104 @@ def test_the_add_page_ignores_a_service_of_another_organization(client, outsider
     client.force_login(outsider)
     page = client.get(f"{reverse('admin:roles_role_add')}?service={pg_service.pk}").content.decode()
     assert "nectar-permission-editor" not in page
+
+
+def _service_post(org, **fields) -> dict:
+    data = {
+        "organization": str(org.pk),
+        "name": "Typed service",
+        "engine": "postgresql",
+        "host": "",
+        "port": "",
+        "database": "",
+        "username": "",
+        "password": "",
+        "url": "",
+        "options": "{}",
+    }
+    data.update(fields)
+    return data
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"engine": "postgresql", "host": "127.0.0.1", "port": "5432", "database": "postgres", "username": "postgres"},
+        {"engine": "mysql", "url": "mysql+pymysql://root@127.0.0.1:3306/mysql"},
+        {"engine": "sqlite", "database": "/tmp/nectar-admin-test.sqlite3"},
+    ],
+    ids=["trust-auth-no-password", "url-only", "sqlite"],
+)
+def test_a_service_saves_without_a_password(owner_client, org, fields):
+    response = owner_client.post(reverse("admin:roles_service_add"), {**_service_post(org, **fields), "_save": "Save"})
+    assert response.status_code == 302, response.content.decode()[:2000]
+    service = Service.objects.get(organization=org, name="Typed service")
+    assert service.engine == fields["engine"] and service.password == ""
+    assert service.url == fields.get("url", "")
+
+
+def test_test_connection_on_the_add_page_tests_the_typed_values_and_keeps_them(owner_client, org):
+    fields = {"engine": "mysql", "host": "127.0.0.1", "port": "3306", "database": "mysql", "username": "root"}
+    response = owner_client.post(
+        reverse("admin:roles_service_add"), {**_service_post(org, **fields), "_test_connection": "1"}
+    )
+    assert response.status_code == 200
+    assert "connected in" in _messages(response) and "Not saved yet" in _messages(response)
+    page = response.content.decode()
+    assert 'value="Typed service"' in page and 'value="127.0.0.1"' in page and 'value="3306"' in page
+    assert not Service.objects.filter(name="Typed service").exists()
+
+
+def test_a_failed_test_on_the_add_page_is_a_message_and_keeps_the_typed_password(owner_client, org):
+    fields = {
+        "engine": "mysql",
+        "host": "127.0.0.1",
+        "port": "3306",
+        "database": "mysql",
+        "username": "root",
+        "password": "typed-wrong-password",
+    }
+    response = owner_client.post(
+        reverse("admin:roles_service_add"), {**_service_post(org, **fields), "_test_connection": "1"}
+    )
+    assert response.status_code == 200
+    text = _messages(response)
+    assert "authentication failed" in text and "typed-wrong-password" not in text
+    # The admin who typed it gets it back in the field, so Save works without typing it again.
+    assert 'value="typed-wrong-password"' in response.content.decode()
+    assert not Service.objects.filter(name="Typed service").exists()
+
+
+def test_test_connection_on_the_change_page_tests_the_edits_and_keeps_the_stored_service(owner_client, pg_service):
+    data = _service_post(
+        pg_service.organization,
+        name=pg_service.name,
+        engine="postgresql",
+        host="127.0.0.1",
+        port="5432",
+        database="no_such_database_here",
+        username="postgres",
+        _test_connection="1",
+    )
+    response = owner_client.post(reverse("admin:roles_service_change", args=[pg_service.pk]), data)
+    assert response.status_code == 200
+    assert "unknown database" in _messages(response)
+    assert Service.objects.get(pk=pg_service.pk).database == pg_service.database
+    # The stored service itself still connects (its pool was not replaced by the probe).
+    ok = owner_client.post(reverse("admin:roles_service_test_connection", args=[pg_service.pk]), follow=True)
+    assert "connected in" in _messages(ok)
+
+
+def test_test_connection_with_missing_fields_names_them_instead_of_failing(owner_client, org):
+    response = owner_client.post(
+        reverse("admin:roles_service_add"), {**_service_post(org, engine="sqlite"), "_test_connection": "1"}
+    )
+    assert response.status_code == 200
+    assert "SQLite database file" in response.content.decode()
+    assert "Correct the fields below" in _messages(response)
+
+
+def test_the_add_page_offers_test_connection_and_no_dead_link(owner_client):
+    page = owner_client.get(reverse("admin:roles_service_add")).content.decode()
+    assert 'name="_test_connection"' in page
+    assert "/test-connection/" not in page and "Refresh schema" not in page

@@ -45,3 +45,24 @@ def test_outsider_staff_cannot_open_an_execution_in_the_admin(client, outsider, 
     response = client.get(reverse("admin:agents_agentexecution_change", args=[execution.pk]))
     assert response.status_code in (302, 403, 404)
     assert "Customers in the EU" not in response.text
+
+
+def test_mcp_instance_page_shows_tools_as_a_table_and_latency_with_units(client, owner, analyst_role):
+    from mcpservers.models import MCPServerInstance
+
+    instance = MCPServerInstance.objects.get(role=analyst_role)
+    MCPServerInstance.objects.filter(pk=instance.pk).update(avg_response_time=7.575291274750267)
+    login(client, owner)
+    page = client.get(reverse("admin:mcpservers_mcpserverinstance_change", args=[instance.pk])).text
+    assert "7.6 ms" in page and "7.575291274750267" not in page
+    assert 'class="nectar-rows"' in page and "<code>query_customers</code>" in page
+    assert '"inputSchema"' not in page
+    listing = client.get(reverse("admin:mcpservers_mcpserverinstance_changelist")).text
+    assert "7.6 ms" in listing
+
+
+def test_endpoint_admin_shows_test_results_and_parameters_as_tables(client, owner, endpoint):
+    login(client, owner)
+    page = client.get(reverse("admin:endpoints_generatedendpoint_change", args=[endpoint.pk])).text
+    assert "2 of 2 passed" in page and "eu customers" in page
+    assert "<code>region</code>" in page and '"cases"' not in page
