@@ -5,9 +5,10 @@
                                    response_schema={...}, context={...})
     completion.text / .tool_calls / .structured / .usage; meter.as_dict() for performance_metrics
 
-Every failure is an LLMError (message safe to show, `retryable`, `status`); transport retries with
-backoff (429, 408, 409, 5xx, timeouts, connection errors; Retry-After honoured) happen inside the
-SDK adapters, whose SDKs are imported only in their own modules, lazily through the registry.
+Every failure is an LLMError (message safe to show, `retryable`, `status`, `code`). Transport retries
+are the SDKs' own (`max_retries` = LLM_MAX_RETRIES: 429, 408, 409, 5xx, timeouts, connection errors,
+Retry-After honoured); a server error that means "unsupported parameter" or "prompt too long" is
+marked so they skip it. The SDKs are imported only in their adapter modules, lazily through the registry.
 """
 
 from .accounting import BudgetExceeded, MeteredProvider, UsageMeter, parse_prices

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import anthropic
 
-from ._common import error_detail, parse_json_object
+from ._common import error_detail, guard_retries, parse_json_object
 from .base import (
     STRUCTURED_TOOL_DESCRIPTION,
     STRUCTURED_TOOL_NAME,
     Completion,
     LLMError,
     Message,
-    RetryPolicy,
     ToolCall,
     ToolSpec,
     Usage,
@@ -30,7 +27,7 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
 class AnthropicProvider:
-    """Claude through the official SDK, with Nectar's own retries and tool-call mapping."""
+    """Claude through the official SDK (its retries, with max_retries) and Nectar's tool-call mapping."""
 
     name = "anthropic"
 
@@ -43,8 +40,6 @@ class AnthropicProvider:
         timeout: float = 60.0,
         max_retries: int = 4,
         http_client: Any = None,
-        retry_base_delay: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not api_key:
             raise LLMError("an Anthropic API key is required", retryable=False)
@@ -54,10 +49,14 @@ class AnthropicProvider:
         self.timeout = timeout
         self.max_retries = max_retries
         self._secret = api_key
-        self._retry = RetryPolicy(max_retries=max_retries, base_delay=retry_base_delay, sleep=sleep)
-        # The SDK's own retries are off: one retry loop, ours, that honours Retry-After and is tested.
+        # One retry policy: the SDK's (429, 408, 409, 5xx and 529, timeouts and connection errors,
+        # with backoff and Retry-After); errors that mean "unsupported" are marked so it skips them.
         self._client = anthropic.Anthropic(
-            api_key=api_key, base_url=self.base_url, timeout=timeout, max_retries=0, http_client=http_client
+            api_key=api_key,
+            base_url=self.base_url,
+            timeout=timeout,
+            max_retries=max_retries,
+            http_client=guard_retries(http_client, default_client=anthropic.DefaultHttpxClient),
         )
 
     def __repr__(self) -> str:
@@ -89,7 +88,7 @@ class AnthropicProvider:
             request["tool_choice"] = {"type": "tool", "name": STRUCTURED_TOOL_NAME} if not tools else {"type": "any"}
         if tool_params:
             request["tools"] = tool_params
-        response = self._retry.run(lambda: self._send(request), label=f"{VENDOR} {self.model}")
+        response = self._send(request)
         return from_anthropic_response(response, structured_expected=response_schema is not None)
 
     def _send(self, request: dict[str, Any]) -> Any:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import random
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 logger = logging.getLogger(__name__)
 
@@ -78,13 +77,21 @@ class LLMError(Exception):
     """A language model call failed; `retryable` says whether trying again later may help."""
 
     def __init__(
-        self, message: str, *, retryable: bool = False, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+        code: str = "",
     ) -> None:
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
+        # "unsupported" (the server rejects a parameter or feature), "context_length", "refused", ...
+        self.code = code
 
     def __str__(self) -> str:
         return self.message
@@ -107,16 +114,57 @@ class LLMProvider(Protocol):
     ) -> Completion: ...
 
 
-# Retries ----------------------------------------------------------------------------------------
+# Error classification -----------------------------------------------------------------------
 
 RETRYABLE_STATUSES = frozenset({408, 409, 429})
-MAX_RETRY_AFTER_SECONDS = 120.0
 
-T = TypeVar("T")
+# What a server says when it does not know a parameter or a feature: FastAPI/pydantic validation
+# (vLLM, llama-cpp-python, LM Studio), OpenAI's and Anthropic's invalid_request wording, Ollama's.
+_UNSUPPORTED_MARKERS = re.compile(
+    r"validation error|input should be|literal_error|extra_forbidden|extra inputs are not permitted"
+    r"|not supported|unsupported|does not support|not implemented|unrecognized|unknown (?:parameter|field|argument)"
+    r"|invalid (?:parameter|value|type|schema|response_format|tool)|is not one of|must be one of|unexpected keyword",
+    re.I,
+)
+# What a server says when the prompt does not fit the model's context window.
+_CONTEXT_MARKERS = re.compile(
+    r"context[_ ]length|context window|maximum context|too many tokens|prompt is too long"
+    r"|exceeds? (?:the )?(?:model'?s? )?(?:context|max(?:imum)? (?:input|sequence))|n_ctx|max_model_len",
+    re.I,
+)
+_CONTEXT_SIZE = re.compile(
+    r"(?:maximum context length is|context window of|max_model_len(?: is| of|=)?|context length of|n_ctx\D{0,4})"
+    r"\s*(\d{3,9})",
+    re.I,
+)
 
 
 def is_retryable_status(status: int | None) -> bool:
     return status is not None and (status in RETRYABLE_STATUSES or status >= 500)
+
+
+def says_unsupported(status: int | None, detail: str) -> bool:
+    """An answer that means "this parameter or feature is not supported": never transient.
+
+    400 and 422 are about the request itself. llama.cpp's and llama-cpp-python's servers answer
+    HTTP 500 with a validation message to a response_format they do not know, and 501 means
+    "not implemented": none of these get better by trying again.
+    """
+    if status is None or says_context_exceeded(detail):
+        return False
+    if status == 501:
+        return True
+    return status in (400, 422, 500) and bool(_UNSUPPORTED_MARKERS.search(detail or ""))
+
+
+def says_context_exceeded(detail: str) -> bool:
+    return bool(_CONTEXT_MARKERS.search(detail or ""))
+
+
+def context_size_in(detail: str) -> int | None:
+    """The context window a server names in its error ("maximum context length is 8192 tokens")."""
+    match = _CONTEXT_SIZE.search(detail or "")
+    return int(match.group(1)) if match else None
 
 
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
@@ -141,40 +189,6 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, parsed.timestamp() - time.time())
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter; a server's Retry-After wins when it gives one."""
-
-    max_retries: int = 4
-    base_delay: float = 1.0
-    max_delay: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
-    jitter: Callable[[], float] = random.random
-
-    def delay_for(self, attempt: int, error: LLMError) -> float:
-        if error.retry_after is not None:
-            return min(error.retry_after, MAX_RETRY_AFTER_SECONDS)
-        ceiling = min(self.max_delay, self.base_delay * (2**attempt))
-        # "Equal jitter": at least half the ceiling, so retries never hammer the server.
-        return ceiling / 2 + (ceiling / 2) * self.jitter()
-
-    def run(self, call: Callable[[], T], *, label: str) -> T:
-        attempt = 0
-        while True:
-            try:
-                return call()
-            except LLMError as error:
-                if not error.retryable or attempt >= self.max_retries:
-                    raise
-                delay = self.delay_for(attempt, error)
-                logger.warning(
-                    "%s failed (%s), retry %d of %d in %.2fs",
-                    *(label, error.message, attempt + 1, self.max_retries, delay),
-                )
-                self.sleep(delay)
-                attempt += 1
 
 
 # Safety ------------------------------------------------------------------------------------------
@@ -219,6 +233,12 @@ def error_from_status(
         message = f"{vendor} rate limit reached (429)"
     elif status in (408, 409):
         message = f"{vendor} asked to try again ({status})"
+    elif says_context_exceeded(detail) and status in (400, 413, 422, 500):
+        message = f"{vendor} says the prompt does not fit model {model!r}'s context ({status}): {detail}"
+        return LLMError(message, status=status, code="context_length")
+    elif says_unsupported(status, detail):
+        message = f"{vendor} rejected the request ({status}): {detail}"
+        return LLMError(message, status=status, code="unsupported")
     elif status >= 500:
         message = f"{vendor} server error ({status})"
     else:

@@ -6,20 +6,17 @@ Also speaks to any OpenAI-compatible server (vLLM, Ollama, llama.cpp, LM Studio)
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import Any, Literal
 
 import openai
 
-from ._common import error_detail, parse_json_object
+from ._common import error_detail, guard_retries, parse_json_object
 from .base import (
     STRUCTURED_TOOL_DESCRIPTION,
     STRUCTURED_TOOL_NAME,
     Completion,
     LLMError,
     Message,
-    RetryPolicy,
     ToolCall,
     ToolSpec,
     Usage,
@@ -40,7 +37,7 @@ StructuredMode = Literal["auto", "json_schema", "tools"]
 
 
 class OpenAIProvider:
-    """OpenAI or an OpenAI-compatible server through the official SDK, with Nectar's own retries."""
+    """OpenAI or an OpenAI-compatible server through the official SDK (its retries, with max_retries)."""
 
     name = "openai"
 
@@ -54,8 +51,6 @@ class OpenAIProvider:
         max_retries: int = 4,
         http_client: Any = None,
         structured_output: StructuredMode = "auto",
-        retry_base_delay: float = 1.0,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not api_key and not base_url:
             raise LLMError("an OpenAI API key is required (or a base_url of a compatible server)", retryable=False)
@@ -69,13 +64,14 @@ class OpenAIProvider:
         self.structured_output: StructuredMode = structured_output
         self._official = "api.openai.com" in self.base_url
         self._secret = api_key
-        self._retry = RetryPolicy(max_retries=max_retries, base_delay=retry_base_delay, sleep=sleep)
+        # One retry policy: the SDK's (429, 408, 409, 5xx, timeouts and connection errors, with
+        # backoff and Retry-After); errors that mean "unsupported" are marked so it skips them.
         self._client = openai.OpenAI(
             api_key=api_key or PLACEHOLDER_KEY,
             base_url=self.base_url,
             timeout=timeout,
-            max_retries=0,
-            http_client=http_client,
+            max_retries=max_retries,
+            http_client=guard_retries(http_client, default_client=openai.DefaultHttpxClient),
         )
 
     def __repr__(self) -> str:
@@ -108,7 +104,7 @@ class OpenAIProvider:
         except LLMError as error:
             # Some compatible servers reject response_format json_schema: answer through a forced tool,
             # and remember that this server needs it once the tool route has worked.
-            if self.structured_output == "json_schema" or error.status not in (400, 422):
+            if self.structured_output == "json_schema" or error.code != "unsupported":
                 raise
             completion = self._complete_with_forced_tool(request, schema, has_tools=bool(tools))
             self.structured_output = "tools"
@@ -124,9 +120,6 @@ class OpenAIProvider:
         return from_openai_response(self._call(request), structured_mode="tools")
 
     def _call(self, request: dict[str, Any]) -> Any:
-        return self._retry.run(lambda: self._send(request), label=f"{VENDOR} {self.model}")
-
-    def _send(self, request: dict[str, Any]) -> Any:
         try:
             return self._client.chat.completions.create(**request)
         except openai.APIStatusError as error:

@@ -69,7 +69,7 @@ def provider_config_for(*, organization: Any = None) -> ProviderConfig:
 def provider_for(*, organization: Any = None, purpose: str = "agent", **overrides: Any) -> LLMProvider:
     """Build the provider for an organization (or the platform) and a purpose such as "agent".
 
-    `overrides` go to the provider constructor (tests pass http_client, sleep, retry_base_delay).
+    `overrides` go to the provider constructor (tests pass http_client).
     """
     # `purpose` (an agent's name, "agent", "chat", ...) names the caller; every purpose uses the same
     # model today, and it is the hook for a cheaper model per purpose later.

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from mcpservers.services import mcp_enable
 from roles.demo import demo_build_sqlite
 from roles.demo.platform import demo_sales_analyst_permissions
 from roles.models import Engine, Role, Service
+from tests.agents.recordings import SleepRecorder
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +47,12 @@ def analyst_role(org, owner, demo_service):
     mcp_enable(role=role)
     role.refresh_from_db()
     return role
+
+
+@pytest.fixture
+def sdk_sleeps(monkeypatch):
+    """The delays the SDKs' own retries wait between attempts, recorded instead of slept."""
+    recorder = SleepRecorder()
+    # Both SDKs call time.sleep from their base client; nothing else sleeps in an adapter test.
+    monkeypatch.setattr(time, "sleep", recorder)
+    return recorder

@@ -6,7 +6,7 @@ import pytest
 
 from agents.providers import LLMError, Message, MeteredProvider, ToolCall, ToolSpec, UsageMeter
 from agents.providers.anthropic_provider import AnthropicProvider
-from tests.agents.recordings import CONNECTION_REFUSED, FAKE_KEY, TIMEOUT, ReplayServer, SleepRecorder, recording
+from tests.agents.recordings import CONNECTION_REFUSED, FAKE_KEY, TIMEOUT, ReplayServer, recording
 
 DESCRIBE_TABLE = ToolSpec(
     name="describe_table",
@@ -29,14 +29,14 @@ ENDPOINT_SCHEMA = {
 }
 
 
-def make_provider(server: ReplayServer, *, max_retries: int = 3, sleep=None) -> AnthropicProvider:
+@pytest.fixture(autouse=True)
+def sleeps(sdk_sleeps):
+    return sdk_sleeps
+
+
+def make_provider(server: ReplayServer, *, max_retries: int = 3) -> AnthropicProvider:
     return AnthropicProvider(
-        api_key=FAKE_KEY,
-        model="claude-sonnet-4-6",
-        timeout=5,
-        max_retries=max_retries,
-        http_client=server.client(),
-        sleep=sleep or SleepRecorder(),
+        api_key=FAKE_KEY, model="claude-sonnet-4-6", timeout=5, max_retries=max_retries, http_client=server.client()
     )
 
 
@@ -180,27 +180,25 @@ def test_usage_of_each_call_is_accounted_on_the_meter():
     assert (meter.calls, meter.input_tokens, meter.output_tokens) == (2, 318 + 1404, 27 + 96)
 
 
-def test_rate_limit_is_retried_after_the_servers_retry_after_then_succeeds():
+def test_rate_limit_is_retried_after_the_servers_retry_after_then_succeeds(sleeps):
     server = ReplayServer((429, "anthropic_rate_limit_error", {"retry-after": "7"}), (200, "anthropic_text"))
-    sleep = SleepRecorder()
 
-    completion = ask(make_provider(server, sleep=sleep))
+    completion = ask(make_provider(server))
 
     assert len(server.requests) == 2
-    assert sleep.delays == [7.0]
+    assert sleeps.delays == [7.0]
     assert completion.stop_reason == "end_turn"
 
 
-def test_server_errors_and_overload_are_retried_with_growing_backoff():
+def test_server_errors_and_overload_are_retried_with_growing_backoff(sleeps):
     server = ReplayServer((500, "anthropic_api_error"), (529, "anthropic_overloaded_error"), (200, "anthropic_text"))
-    sleep = SleepRecorder()
 
-    completion = ask(make_provider(server, sleep=sleep))
+    completion = ask(make_provider(server))
 
     assert completion.text
     assert len(server.requests) == 3
-    first, second = sleep.delays
-    assert 0.5 <= first <= 1.0 and 1.0 <= second <= 2.0
+    first, second = sleeps.delays
+    assert 0 < first < second
 
 
 def test_bad_key_raises_at_once_with_a_clear_message_that_never_echoes_the_key():
@@ -227,15 +225,14 @@ def test_invalid_request_is_not_retried_and_explains_what_the_api_said():
     assert caught.value.retryable is False
 
 
-def test_timeouts_are_retried_then_fail_with_a_retryable_error():
+def test_timeouts_are_retried_then_fail_with_a_retryable_error(sleeps):
     server = ReplayServer(TIMEOUT, TIMEOUT, TIMEOUT)
-    sleep = SleepRecorder()
 
     with pytest.raises(LLMError, match="did not answer within 5s") as caught:
-        ask(make_provider(server, max_retries=2, sleep=sleep))
+        ask(make_provider(server, max_retries=2))
 
     assert len(server.requests) == 3
-    assert len(sleep.delays) == 2
+    assert len(sleeps.delays) == 2
     assert caught.value.retryable is True and caught.value.status is None
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from agents.providers import LLMError, Message, MeteredProvider, ToolCall, ToolSpec, UsageMeter
 from agents.providers.openai_provider import OpenAIProvider
-from tests.agents.recordings import CONNECTION_REFUSED, FAKE_KEY, TIMEOUT, ReplayServer, SleepRecorder, recording
+from tests.agents.recordings import CONNECTION_REFUSED, FAKE_KEY, TIMEOUT, ReplayServer, recording
 
 DESCRIBE_TABLE = ToolSpec(
     name="describe_table",
@@ -41,12 +41,15 @@ EXPECTED_ENDPOINT = {
 LOCAL_SERVER = "http://127.0.0.1:11434/v1"
 
 
-def make_provider(server: ReplayServer, *, max_retries: int = 3, sleep=None, **kwargs) -> OpenAIProvider:
+@pytest.fixture(autouse=True)
+def sleeps(sdk_sleeps):
+    return sdk_sleeps
+
+
+def make_provider(server: ReplayServer, *, max_retries: int = 3, **kwargs) -> OpenAIProvider:
     kwargs.setdefault("api_key", FAKE_KEY)
     kwargs.setdefault("model", "gpt-4.1-mini")
-    return OpenAIProvider(
-        timeout=5, max_retries=max_retries, http_client=server.client(), sleep=sleep or SleepRecorder(), **kwargs
-    )
+    return OpenAIProvider(timeout=5, max_retries=max_retries, http_client=server.client(), **kwargs)
 
 
 def ask(provider, **kwargs):
@@ -210,32 +213,29 @@ def test_usage_of_each_call_is_accounted_on_the_meter():
     }
 
 
-def test_rate_limit_is_retried_after_the_servers_retry_after_then_succeeds():
+def test_rate_limit_is_retried_after_the_servers_retry_after_then_succeeds(sleeps):
     server = ReplayServer((429, "openai_rate_limit_error", {"retry-after": "2"}), (200, "openai_text"))
-    sleep = SleepRecorder()
 
-    completion = ask(make_provider(server, sleep=sleep))
+    completion = ask(make_provider(server))
 
     assert len(server.requests) == 2
-    assert sleep.delays == [2.0]
+    assert sleeps.delays == [2.0]
     assert completion.text
 
 
-def test_retry_after_in_milliseconds_is_honoured_too():
+def test_retry_after_in_milliseconds_is_honoured_too(sleeps):
     server = ReplayServer((429, "openai_rate_limit_error", {"retry-after-ms": "120"}), (200, "openai_text"))
-    sleep = SleepRecorder()
 
-    ask(make_provider(server, sleep=sleep))
+    ask(make_provider(server))
 
-    assert sleep.delays == [pytest.approx(0.12)]
+    assert sleeps.delays == [pytest.approx(0.12)]
 
 
 def test_server_errors_are_retried_until_the_retry_limit_then_reported_as_retryable():
     server = ReplayServer((500, "openai_server_error"), (502, "openai_server_error"), (503, "openai_server_error"))
-    sleep = SleepRecorder()
 
     with pytest.raises(LLMError, match="server error") as caught:
-        ask(make_provider(server, max_retries=2, sleep=sleep))
+        ask(make_provider(server, max_retries=2))
 
     assert len(server.requests) == 3
     assert (caught.value.status, caught.value.retryable) == (503, True)
@@ -275,14 +275,13 @@ def test_permission_and_not_found_errors_are_not_retried(status):
     assert (caught.value.status, caught.value.retryable) == (status, False)
 
 
-def test_timeouts_are_retried_then_fail_with_a_retryable_error():
+def test_timeouts_are_retried_then_fail_with_a_retryable_error(sleeps):
     server = ReplayServer(TIMEOUT, TIMEOUT, TIMEOUT)
-    sleep = SleepRecorder()
 
     with pytest.raises(LLMError, match="did not answer within 5s") as caught:
-        ask(make_provider(server, max_retries=2, sleep=sleep))
+        ask(make_provider(server, max_retries=2))
 
-    assert len(server.requests) == 3 and len(sleep.delays) == 2
+    assert len(server.requests) == 3 and len(sleeps.delays) == 2
     assert caught.value.retryable is True
 
 
@@ -319,3 +318,34 @@ def test_tool_arguments_that_are_not_json_fail_with_a_retryable_error():
         ask(make_provider(server), tools=[DESCRIBE_TABLE])
 
     assert caught.value.retryable is True
+
+
+def test_a_server_error_with_a_validation_message_is_not_retried_and_falls_back_at_once(sleeps):
+    server = ReplayServer(
+        (500, "llamacpp_response_format_json_schema_500"),
+        (200, "openai_compatible_structured_tool"),
+    )
+    provider = make_provider(server, api_key=None, model="smollm2", base_url=LOCAL_SERVER)
+
+    completion = ask(provider, response_schema=ENDPOINT_SCHEMA)
+
+    assert completion.structured == EXPECTED_ENDPOINT
+    assert len(server.requests) == 2 and sleeps.delays == []
+    assert "response_format" not in server.body()
+
+
+def test_a_server_error_without_such_a_message_is_still_transient(sleeps):
+    server = ReplayServer((500, "openai_server_error"), (200, "openai_text"))
+
+    assert ask(make_provider(server, base_url=LOCAL_SERVER)).text
+    assert len(sleeps.delays) == 1
+
+
+def test_a_prompt_the_server_says_is_too_long_fails_at_once_naming_the_context():
+    server = ReplayServer((400, "llamacpp_context_length_exceeded"))
+
+    with pytest.raises(LLMError, match="maximum context length is 2048 tokens") as caught:
+        ask(make_provider(server, api_key=None, model="smollm2", base_url=LOCAL_SERVER))
+
+    assert (caught.value.code, caught.value.retryable) == ("context_length", False)
+    assert len(server.requests) == 1

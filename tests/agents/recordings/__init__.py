@@ -49,7 +49,7 @@ class ReplayServer:
 
 
 class SleepRecorder:
-    """Stands in for time.sleep so backoff is observed, not waited for."""
+    """Stands in for the SDKs' time.sleep so their retry backoff is observed, not waited for."""
 
     def __init__(self) -> None:
         self.delays: list[float] = []
