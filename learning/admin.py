@@ -25,11 +25,34 @@ class MemoryUseInline(admin.TabularInline):
 class AgentMemoryForm(forms.ModelForm):
     class Meta:
         model = AgentMemory
-        fields = ("organization", "type", "content", "tags", "relevance_score", "is_active", "related_memories")
+        fields = (
+            "organization",
+            "service",
+            "role",
+            "type",
+            "content",
+            "tags",
+            "relevance_score",
+            "is_active",
+            "related_memories",
+        )
         help_texts = {
             "content": "What agents should know, in plain words. Its embedding is computed when you save.",
             "tags": "Comma-separated, e.g. object:public.orders, finance",
+            "service": "The database this memory is about (empty: the whole organization)",
+            "role": "The Role whose runs it came from; a Role's API keys see only their Role's memories",
         }
+
+    def clean(self):
+        cleaned = super().clean()
+        organization, service, role = (cleaned.get(name) for name in ("organization", "service", "role"))
+        if role is not None and service is None:
+            cleaned["service"] = service = role.service
+        if organization is not None and service is not None and service.organization_id != organization.pk:
+            self.add_error("service", "This Service belongs to another organization.")
+        if role is not None and service is not None and role.service_id != service.pk:
+            self.add_error("role", "This Role is on another Service.")
+        return cleaned
 
 
 @admin.register(AgentMemory)

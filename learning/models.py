@@ -50,6 +50,12 @@ class AgentMemory(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     organization = models.ForeignKey("roles.Organization", on_delete=models.CASCADE, related_name="memories")
+    # What the memory is about: the Service (database) and Role it came from. Memories of a
+    # deleted Service go with it; a deleted Role leaves its memories to the organization's users.
+    service = models.ForeignKey(
+        "roles.Service", on_delete=models.CASCADE, null=True, blank=True, related_name="memories"
+    )
+    role = models.ForeignKey("roles.Role", on_delete=models.SET_NULL, null=True, blank=True, related_name="memories")
     # Retired memories stay for the record but are no longer retrieved.
     is_active = models.BooleanField(default=True)
     embedder = models.CharField(max_length=100, blank=True, default="")

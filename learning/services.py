@@ -111,6 +111,27 @@ def _validate_memory(*, type: str, content: str, relevance_score: float) -> None
         raise LearningInputError("relevance_score", f"expected a number between 0 and 1, got {relevance_score!r}")
 
 
+def execution_scope(*, execution) -> tuple[object | None, object | None]:
+    """(Service, Role) an execution ran for: its Role's, or for a child agent run its orchestration's."""
+    role = execution.role
+    if role is None and execution.parent_id is not None:
+        role = execution.parent.role
+    return (role.service if role is not None else None), role
+
+
+def _validate_scope(*, organization, service, role) -> tuple[object | None, object | None]:
+    if role is not None:
+        if role.organization_id != organization.pk:
+            raise LearningInputError("role", "the Role belongs to another organization")
+        if service is None:
+            service = role.service
+        elif role.service_id != service.pk:
+            raise LearningInputError("role", "the Role is on another Service than the one given")
+    if service is not None and service.organization_id != organization.pk:
+        raise LearningInputError("service", "the Service belongs to another organization")
+    return service, role
+
+
 def memory_create(
     *,
     organization,
@@ -120,14 +141,23 @@ def memory_create(
     source_execution=None,
     relevance_score: float = 0.5,
     related: Iterable[AgentMemory] = (),
+    service=None,
+    role=None,
 ) -> AgentMemory:
-    """Embed `content` and store it as a memory of `organization`, linked to `related` memories."""
+    """Embed `content` and store it as a memory of `organization`, linked to `related` memories.
+
+    `service` and `role` say which database and Role it is about; with a `source_execution` and
+    neither given, they are the execution's (see execution_scope).
+    """
     _validate_memory(type=type, content=content, relevance_score=relevance_score)
     related = list(related)
     if any(m.organization_id != organization.pk for m in related):
         raise LearningInputError("related", "related memories must belong to the same organization")
     if source_execution is not None and source_execution.organization_id != organization.pk:
         raise LearningInputError("source_execution", "the execution belongs to another organization")
+    if source_execution is not None and service is None and role is None:
+        service, role = execution_scope(execution=source_execution)
+    service, role = _validate_scope(organization=organization, service=service, role=role)
     embedder_name, (vector,) = embed_texts([content])  # before the transaction: may be a network call
     with transaction.atomic():
         memory = AgentMemory.objects.create(
@@ -139,6 +169,8 @@ def memory_create(
             relevance_score=float(relevance_score),
             embedding=vector,
             embedder=embedder_name,
+            service=service,
+            role=role,
         )
         if related:
             memory.related_memories.add(*related)
@@ -154,8 +186,10 @@ def memory_embed(*, memory: AgentMemory) -> AgentMemory:
     return memory
 
 
-def business_rule_create(*, organization, user, content: str, tags: Iterable[str] = ()) -> AgentMemory:
-    """An owner or admin of the organization records a BUSINESS_RULE memory."""
+def business_rule_create(
+    *, organization, user, content: str, tags: Iterable[str] = (), service=None, role=None
+) -> AgentMemory:
+    """An owner or admin of the organization records a BUSINESS_RULE memory (of a Service or Role, if given)."""
     from roles.selectors import membership_get
 
     membership = membership_get(user=user, organization=organization)
@@ -167,6 +201,8 @@ def business_rule_create(*, organization, user, content: str, tags: Iterable[str
         content=content,
         tags=["business-rule", *tags],
         relevance_score=0.7,
+        service=service,
+        role=role,
     )
 
 
@@ -211,10 +247,13 @@ def memory_retrieve(
     execution=None,
     agent: str = "",
     now: datetime | None = None,
+    service=None,
+    role=None,
 ) -> list[RetrievedMemory]:
     """The `k` memories of `organization` most useful for `text`, best first (see the module docstring).
 
-    Only active memories embedded by the current embedder are considered. With an `execution`,
+    Only active memories embedded by the current embedder are considered; `service` and `role`
+    keep only the memories of that Service (database) and of that Role. With an `execution`,
     each returned memory is recorded as used by it (MemoryUse) and its usage_count and
     last_used are updated, once per execution and agent.
     """
@@ -225,6 +264,10 @@ def memory_retrieve(
     types = _validate_types(types)
     if execution is not None and execution.organization_id != organization.pk:
         raise LearningInputError("execution", "the execution belongs to another organization")
+    if role is not None and role.organization_id != organization.pk:
+        raise LearningInputError("role", "the Role belongs to another organization")
+    if service is not None and service.organization_id != organization.pk:
+        raise LearningInputError("service", "the Service belongs to another organization")
     now = now or timezone.now()
     embedder_name, (vector,) = embed_texts([text])
     pool = max(3 * k, 30)
@@ -236,6 +279,8 @@ def memory_retrieve(
             types=types,
             embedder=embedder_name,
             limit=pool,
+            service_id=service.pk if service is not None else None,
+            role_id=role.pk if role is not None else None,
         )
     # The 384-dimension vectors stay in the database: ranking needs the similarity, not the embedding.
     by_id = AgentMemory.objects.defer("embedding").in_bulk([n.id for n in neighbours])
@@ -380,10 +425,13 @@ def learn_from_success(*, execution, results: dict) -> list[AgentMemory]:
 
     embedder_name, vectors = embed_texts([d[1] for d in drafts])
     relevance = 0.6 if failed == 0 else 0.5
+    service, role = execution_scope(execution=execution)
     with transaction.atomic():
         memories = [
             AgentMemory.objects.create(
                 organization_id=execution.organization_id,
+                service=service,
+                role=role,
                 type=kind,
                 content=content,
                 tags=dedupe(tags),

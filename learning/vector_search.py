@@ -58,22 +58,41 @@ def vector_literal(vector: Sequence[float]) -> str:
     return "[" + ",".join(f"{float(v):.7g}" for v in vector) + "]"
 
 
-def _filters(*, organization_id, types, embedder, indexed: bool = False) -> tuple[str, list]:
-    """WHERE clauses; `indexed` rows come from the HNSW index, which holds no NULL embedding."""
-    clauses = ["m.organization_id = %s", "m.is_active"] + ([] if indexed else ["m.embedding IS NOT NULL"])
-    params: list = [organization_id]
+def _scope(*, organization_id, types=None, service_id=None, role_id=None) -> tuple[list[str], list]:
+    """The clauses every search and count shares: organization, activity, types, Service and Role."""
+    clauses, params = ["m.organization_id = %s", "m.is_active"], [organization_id]
     if types:
         clauses.append("m.type = ANY(%s)")
         params.append(list(types))
+    if service_id is not None:
+        clauses.append("m.service_id = %s")
+        params.append(service_id)
+    if role_id is not None:
+        clauses.append("m.role_id = %s")
+        params.append(role_id)
+    return clauses, params
+
+
+def _filters(
+    *, organization_id, types, embedder, service_id=None, role_id=None, indexed: bool = False
+) -> tuple[str, list]:
+    """WHERE clauses; `indexed` rows come from the HNSW index, which holds no NULL embedding."""
+    clauses, params = _scope(organization_id=organization_id, types=types, service_id=service_id, role_id=role_id)
+    if not indexed:
+        clauses.append("m.embedding IS NOT NULL")
     if embedder:
         clauses.append("m.embedder = %s")
         params.append(embedder)
     return " AND ".join(clauses), params
 
 
-def count_candidates(cursor, *, organization_id, types=None, embedder=None, cap: int, table: str = TABLE) -> int:
+def count_candidates(
+    cursor, *, organization_id, types=None, embedder=None, cap: int, table: str = TABLE, service_id=None, role_id=None
+) -> int:
     """How many rows the filters keep, counted no further than `cap`."""
-    where, params = _filters(organization_id=organization_id, types=types, embedder=embedder)
+    where, params = _filters(
+        organization_id=organization_id, types=types, embedder=embedder, service_id=service_id, role_id=role_id
+    )
     cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} m WHERE {where} LIMIT %s) AS c", [*params, cap])
     return cursor.fetchone()[0]
 
@@ -92,22 +111,27 @@ _selectivity_cache: dict[tuple, tuple[float, Selectivity]] = {}
 _selectivity_lock = threading.Lock()
 
 
-def selectivity(cursor, *, organization_id, types=None, table: str = TABLE) -> Selectivity:
-    """The organization's (and types') share of the table, measured at most every SELECTIVITY_TTL seconds.
+def selectivity(
+    cursor, *, organization_id, types=None, table: str = TABLE, service_id=None, role_id=None
+) -> Selectivity:
+    """The organization's (and types', Service's, Role's) share of the table, measured at most every SELECTIVITY_TTL s.
 
     One query: a count through the (organization, is_active, type) b-tree index and the table's
     row estimate from pg_class (the exact count when the table was never analysed).
     """
-    key = (table, str(organization_id), tuple(sorted(types)) if types else None)
+    key = (
+        table,
+        str(organization_id),
+        tuple(sorted(types)) if types else None,
+        str(service_id) if service_id is not None else None,
+        str(role_id) if role_id is not None else None,
+    )
     now = time.monotonic()
     with _selectivity_lock:
         cached = _selectivity_cache.get(key)
     if cached is not None and now - cached[0] < SELECTIVITY_TTL:
         return cached[1]
-    clauses, params = ["m.organization_id = %s", "m.is_active"], [organization_id]
-    if types:
-        clauses.append("m.type = ANY(%s)")
-        params.append(list(types))
+    clauses, params = _scope(organization_id=organization_id, types=types, service_id=service_id, role_id=role_id)
     cursor.execute(
         f"SELECT (SELECT count(*) FROM {table} m WHERE {' AND '.join(clauses)}),"
         " (SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass)",
@@ -132,10 +156,21 @@ def selectivity_forget() -> None:
 
 
 def nearest_exact(
-    cursor, *, vector, organization_id, types=None, embedder=None, limit: int, table: str = TABLE
+    cursor,
+    *,
+    vector,
+    organization_id,
+    types=None,
+    embedder=None,
+    limit: int,
+    table: str = TABLE,
+    service_id=None,
+    role_id=None,
 ) -> list[Neighbour]:
     """Exact nearest neighbours: every filtered row's distance, sorted (the `+ 0` keeps HNSW out)."""
-    where, params = _filters(organization_id=organization_id, types=types, embedder=embedder)
+    where, params = _filters(
+        organization_id=organization_id, types=types, embedder=embedder, service_id=service_id, role_id=role_id
+    )
     cursor.execute(
         f"SELECT m.id, (m.embedding <=> %s::vector) + 0 AS distance FROM {table} m WHERE {where} "
         "ORDER BY distance, m.id LIMIT %s",
@@ -145,7 +180,17 @@ def nearest_exact(
 
 
 def nearest_hnsw(
-    cursor, *, vector, organization_id, types=None, embedder=None, limit: int, overfetch: int, table: str = TABLE
+    cursor,
+    *,
+    vector,
+    organization_id,
+    types=None,
+    embedder=None,
+    limit: int,
+    overfetch: int,
+    table: str = TABLE,
+    service_id=None,
+    role_id=None,
 ) -> list[Neighbour]:
     """Approximate neighbours: the `overfetch` nearest of the whole table by HNSW, then filtered.
 
@@ -153,10 +198,19 @@ def nearest_hnsw(
     """
     overfetch = min(max(overfetch, limit), MAX_EF_SEARCH)
     cursor.execute("SELECT set_config('hnsw.ef_search', %s, true)", [str(overfetch)])
-    where, params = _filters(organization_id=organization_id, types=types, embedder=embedder, indexed=True)
+    where, params = _filters(
+        organization_id=organization_id,
+        types=types,
+        embedder=embedder,
+        service_id=service_id,
+        role_id=role_id,
+        indexed=True,
+    )
+    scope_columns = (", service_id" if service_id is not None else "") + (", role_id" if role_id is not None else "")
     cursor.execute(
         f"SELECT m.id, m.distance FROM ("
-        f"  SELECT id, organization_id, is_active, type, embedder, embedding <=> %s::vector AS distance"
+        f"  SELECT id, organization_id, is_active, type, embedder{scope_columns},"
+        f"  embedding <=> %s::vector AS distance"
         f"  FROM {table} ORDER BY embedding <=> %s::vector LIMIT %s"
         f") AS m WHERE {where} ORDER BY m.distance, m.id LIMIT %s",
         [*([vector_literal(vector)] * 2), overfetch, *params, limit],
@@ -180,10 +234,21 @@ def nearest(
     limit: int,
     exact_threshold: int = EXACT_SEARCH_THRESHOLD,
     table: str = TABLE,
+    service_id=None,
+    role_id=None,
 ) -> list[Neighbour]:
-    """The `limit` nearest memories of one organization, choosing exact or HNSW search as above."""
-    common = {"vector": vector, "organization_id": organization_id, "types": types, "embedder": embedder}
-    found = selectivity(cursor, organization_id=organization_id, types=types, table=table)
+    """The `limit` nearest memories of one organization (and Service, Role), choosing exact or HNSW search as above."""
+    common = {
+        "vector": vector,
+        "organization_id": organization_id,
+        "types": types,
+        "embedder": embedder,
+        "service_id": service_id,
+        "role_id": role_id,
+    }
+    found = selectivity(
+        cursor, organization_id=organization_id, types=types, table=table, service_id=service_id, role_id=role_id
+    )
     overfetch = overfetch_for(limit=limit, share=found.share)
     if found.candidates < exact_threshold or overfetch > MAX_EF_SEARCH:
         return nearest_exact(cursor, **common, limit=limit, table=table)
