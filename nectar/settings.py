@@ -209,6 +209,21 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 
+# --- Email (notifications) ---------------------------------------------------------------
+
+# Approvals and decisions are always in-app notifications; they are emailed too once email is
+# configured: EMAIL_HOST for SMTP, or EMAIL_BACKEND for any Django email backend.
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_BACKEND = env_str("EMAIL_BACKEND") or "django.core.mail.backends.smtp.EmailBackend"
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Nectar <nectar@localhost>")
+NOTIFY_BY_EMAIL = bool(EMAIL_HOST or env_str("EMAIL_BACKEND"))
+
 # --- REST API ----------------------------------------------------------------------------
 
 REST_FRAMEWORK = {

@@ -32,6 +32,16 @@ def organization_choose(request, *, organization_id: str) -> Organization:
 
 
 def nav_context(request, *, section: str = "") -> dict:
+    from web.selectors import approvals_pending, notifications_unread_count, user_can_manage
+
     organizations = list(organizations_for_user(user=request.user).order_by("name"))
     current = organization_current(request) if organizations else None
-    return {"organizations": organizations, "organization": current, "section": section}
+    can_manage = current is not None and user_can_manage(user=request.user, organization_id=current.pk)
+    return {
+        "organizations": organizations,
+        "organization": current,
+        "section": section,
+        "nav_can_manage": can_manage,
+        "approvals_count": approvals_pending(organization=current).count() if can_manage else 0,
+        "unread_count": notifications_unread_count(user=request.user),
+    }

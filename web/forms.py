@@ -16,8 +16,10 @@ EXAMPLES = [
 
 
 class RoleChoiceField(forms.ModelChoiceField):
+    """Each Role with the database it reads: "Sales analyst — Demo retail database (PostgreSQL)"."""
+
     def label_from_instance(self, obj):
-        return f"{obj.name} · {obj.service.name}"
+        return f"{obj.name} — {obj.service.name} ({obj.service.get_engine_display()})"
 
 
 class RequirementForm(forms.Form):
@@ -30,23 +32,29 @@ class RequirementForm(forms.Form):
         error_messages={"required": "Describe the API you need in a sentence or two."},
     )
     role = RoleChoiceField(
-        label="Role",
+        label="Role and database",
         queryset=Role.objects.none(),
-        empty_label=None,
-        help_text="The data access the agents (and the endpoint) will use.",
+        empty_label="Choose a role…",
+        help_text="The data access the agents (and the endpoint) will use: the role's database and what it may read.",
         error_messages={
             "required": "Choose the role whose data the API will use.",
             "invalid_choice": "Choose one of the roles listed; that one is not available to you.",
         },
     )
 
-    def __init__(self, *args, organization, **kwargs):
+    def __init__(self, *args, organization, last_role=None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["role"].queryset = (
+        roles = (
             Role.objects.filter(organization=organization, mcp_enabled=True, is_active=True)
             .select_related("service")
             .order_by("name")
         )
+        self.fields["role"].queryset = roles
+        # The user's own last choice, else the only role there is; never someone else's newest role.
+        if last_role is not None:
+            self.initial.setdefault("role", last_role.pk)
+        elif len(roles) == 1:
+            self.initial.setdefault("role", roles[0].pk)
 
 
 class RejectForm(forms.Form):

@@ -196,3 +196,52 @@ def _top_execution(execution):
     if execution is None:
         return None
     return execution.parent if execution.parent_id else execution
+
+
+def approvals_pending(*, organization):
+    """Endpoints of the organization that wait for an owner or admin: drafts and approved-not-deployed, not rejected."""
+    from endpoints.models import EndpointStatus, GeneratedEndpoint, ReviewDecision
+
+    return (
+        GeneratedEndpoint.objects.filter(
+            organization=organization, status__in=[EndpointStatus.DRAFT, EndpointStatus.APPROVED]
+        )
+        .exclude(review_decision=ReviewDecision.REJECTED)
+        .exclude(source_execution__status__in=[AgentStatus.PENDING, AgentStatus.RUNNING, AgentStatus.PAUSED])
+        .select_related("organization", "role", "role__service", "source_execution", "source_execution__user")
+        .order_by("-created_at")
+    )
+
+
+def notifications_of_user(*, user, limit: int = 50):
+    from web.models import Notification
+
+    return Notification.objects.filter(user=user).select_related("organization")[:limit]
+
+
+def notifications_unread_count(*, user) -> int:
+    from web.models import Notification
+
+    return Notification.objects.filter(user=user).unread().count()
+
+
+def role_last_used(*, user, roles) -> object | None:
+    """The Role this user chose last time, if it is still among `roles` (never another user's choice)."""
+    from web.models import UserPreference
+
+    last_role_id = UserPreference.objects.filter(user=user).values_list("last_role_id", flat=True).first()
+    if last_role_id is None:
+        return None
+    return next((role for role in roles if role.pk == last_role_id), None)
+
+
+def notification_get_for_user(*, user, notification_id: int):
+    """One of the user's own notifications; 404 for anyone else's."""
+    from django.http import Http404
+
+    from web.models import Notification
+
+    item = Notification.objects.filter(user=user, pk=notification_id).first()
+    if item is None:
+        raise Http404("No such notification")
+    return item

@@ -53,3 +53,10 @@ def endpoint_try(*, endpoint: GeneratedEndpoint, values: dict) -> EndpointResult
     )
     endpoint.record_call(duration_ms)
     return result
+
+
+def preference_remember_role(*, user, role) -> None:
+    """Remember the Role this user just chose, for their next requirement."""
+    from web.models import UserPreference
+
+    UserPreference.objects.update_or_create(user=user, defaults={"last_role": role})

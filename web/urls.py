@@ -26,4 +26,7 @@ urlpatterns = [
     # Not /mcp/: that prefix belongs to the MCP protocol endpoints (nectar.routing).
     path("mcp-servers/", views.mcp, name="mcp"),
     path("memories/", views.memories, name="memories"),
+    path("approvals/", views.approvals, name="approvals"),
+    path("notifications/", views.notifications, name="notifications"),
+    path("notifications/<int:notification_id>/open/", views.notification_open, name="notification-open"),
 ]

@@ -25,7 +25,7 @@ from endpoints.services import (
 from web import selectors
 from web.context import nav_context, organization_choose, organization_current
 from web.forms import EXAMPLES, MemorySearchForm, RatingForm, RejectForm, RequirementForm
-from web.services import TryItError, endpoint_try
+from web.services import TryItError, endpoint_try, preference_remember_role
 
 
 def _page(request, template: str, context: dict, *, section: str = "", status: int = 200):
@@ -58,15 +58,17 @@ def organization_switch(request):
 @login_required
 def requirement_new(request):
     organization = organization_current(request)
-    form = RequirementForm(request.POST or None, organization=organization)
+    roles = RequirementForm(organization=organization).fields["role"].queryset
+    last_role = selectors.role_last_used(user=request.user, roles=list(roles))
+    form = RequirementForm(request.POST or None, organization=organization, last_role=last_role)
     if request.method == "POST" and form.is_valid():
+        role = form.cleaned_data["role"]
         try:
-            execution = execution_submit(
-                user=request.user, role=form.cleaned_data["role"], requirement=form.cleaned_data["requirement"]
-            )
+            execution = execution_submit(user=request.user, role=role, requirement=form.cleaned_data["requirement"])
         except ExecutionError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
         else:
+            preference_remember_role(user=request.user, role=role)
             return redirect("execution-detail", execution_id=execution.pk)
     status = 400 if request.method == "POST" else 200
     return _page(request, "web/requirement.html", {"form": form, "examples": EXAMPLES}, section="new", status=status)
@@ -367,3 +369,51 @@ def memories(request):
         except LearningInputError as exc:
             error = str(exc)
     return _page(request, "web/memories.html", {"form": form, "items": items, "error": error}, section="memories")
+
+
+# --- approvals and notifications ------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def approvals(request):
+    organization = organization_current(request)
+    if not selectors.user_can_manage(user=request.user, organization_id=organization.pk):
+        raise PermissionDenied("Only owners and admins of the organization review endpoints.")
+    pending = [
+        {"endpoint": e, "url": live_url(e), "page": _review_page(e)}
+        for e in selectors.approvals_pending(organization=organization)
+    ]
+    return _page(request, "web/approvals.html", {"pending": pending}, section="approvals")
+
+
+def _review_page(endpoint) -> str:
+    execution = endpoint.source_execution
+    if execution is not None and execution.parent_id is None:
+        return reverse("execution-detail", args=[execution.pk])
+    return reverse("endpoint-detail", args=[endpoint.pk])
+
+
+@login_required
+def notifications(request):
+    from web.notifications import notifications_mark_read
+
+    if request.method == "POST":
+        ids = [int(i) for i in request.POST.getlist("id") if i.isdigit()] or None
+        count = notifications_mark_read(user=request.user, notification_ids=ids)
+        messages.success(request, f"Marked {count} notification{'s' if count != 1 else ''} read.")
+        return redirect("notifications")
+    items = list(selectors.notifications_of_user(user=request.user))
+    return _page(request, "web/notifications.html", {"items": items}, section="notifications")
+
+
+@login_required
+@require_POST
+def notification_open(request, notification_id):
+    """Mark one notification read and go to the page it is about."""
+    from web.notifications import notifications_mark_read
+
+    item = selectors.notification_get_for_user(user=request.user, notification_id=notification_id)
+    notifications_mark_read(user=request.user, notification_ids=[item.pk])
+    target = item.url or reverse("notifications")
+    return redirect(target if target.startswith("/") and not target.startswith("//") else reverse("notifications"))
