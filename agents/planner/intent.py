@@ -45,6 +45,7 @@ class TimeWindow:
     previous: bool = False
     since: str | None = None
     until: str | None = None
+    span: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Metric:
     money: bool = False
     phrase: str = ""
     next_word: str | None = None  # the word after it ("order total": word "order", next_word "total")
+    span: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -73,11 +75,23 @@ class Phrases:
     lookup_value: str | None = None
     lookup_at: int | None = None
     group_words: list[tuple[int, str]] = field(default_factory=list)  # (offset, word after by/per)
+    group_starts: dict[int, int] = field(default_factory=dict)  # offset of the word -> start of "by"/"per"
+    top_span: tuple[int, int] | None = None
+    grain_span: tuple[int, int] | None = None
+    negation_span: tuple[int, int] | None = None
+    lookup_span: tuple[int, int] | None = None
+    rank_span: tuple[int, int] | None = None
     child_at: list[int] = field(default_factory=list)  # offsets after "with its" / "including"
     spans: list[tuple[int, int]] = field(default_factory=list)
 
     def explains(self, start: int, end: int) -> bool:
         return any(s <= start and end <= e for s, e in self.spans)
+
+
+def _stripped(match: re.Match) -> tuple[int, int]:
+    """The span of a match without its surrounding spaces."""
+    text = match.group(0)
+    return match.start() + (len(text) - len(text.lstrip())), match.end() - (len(text) - len(text.rstrip()))
 
 
 def read_phrases(text: str) -> Phrases:
@@ -100,7 +114,9 @@ def read_phrases(text: str) -> Phrases:
         amount, unit = int(match.group(1)), match.group(2)
         if unit == "week":
             amount, unit = amount * 7, "day"
-        found.window = TimeWindow(kind="rolling", phrase=match.group(0).strip(), unit=unit, amount=amount)
+        found.window = TimeWindow(
+            kind="rolling", phrase=match.group(0).strip(), unit=unit, amount=amount, span=_stripped(match)
+        )
         take(match)
     if found.window is None:
         match = re.search(
@@ -113,28 +129,31 @@ def read_phrases(text: str) -> Phrases:
                 phrase=match.group(0).strip(),
                 period=match.group(2),
                 previous=match.group(1) in ("last", "previous"),
+                span=_stripped(match),
             )
             take(match)
     if found.window is None:
         match = re.search(r"\b(year|month|quarter)[- ]to[- ]date\b|\b(ytd|mtd|qtd)\b", lowered)
         if match:
             period = match.group(1) or {"ytd": "year", "mtd": "month", "qtd": "quarter"}[match.group(2)]
-            found.window = TimeWindow(kind="period", phrase=match.group(0), period=period)
+            found.window = TimeWindow(kind="period", phrase=match.group(0), period=period, span=match.span())
             take(match)
     if found.window is None:
         match = re.search(r"\bbetween\s+(\d{4}-\d{2}-\d{2})\s+and\s+(\d{4}-\d{2}-\d{2})\b", lowered)
         if match:
-            found.window = TimeWindow(kind="between", phrase=match.group(0), since=match.group(1), until=match.group(2))
+            found.window = TimeWindow(
+                kind="between", phrase=match.group(0), since=match.group(1), until=match.group(2), span=match.span()
+            )
             take(match)
     if found.window is None:
         match = re.search(r"\b(since|after|from|starting)\s+(?:on\s+)?(\d{4}-\d{2}-\d{2})\b", lowered)
         if match:
-            found.window = TimeWindow(kind="since", phrase=match.group(0), since=match.group(2))
+            found.window = TimeWindow(kind="since", phrase=match.group(0), since=match.group(2), span=match.span())
             take(match)
     if found.window is None:
         match = re.search(r"\b(before|until|up to)\s+(\d{4}-\d{2}-\d{2})\b", lowered)
         if match:
-            found.window = TimeWindow(kind="until", phrase=match.group(0), until=match.group(2))
+            found.window = TimeWindow(kind="until", phrase=match.group(0), until=match.group(2), span=match.span())
             take(match)
 
     # Top N.
@@ -146,21 +165,24 @@ def read_phrases(text: str) -> Phrases:
         word = next(g for g in match.groups() if g and not g.isdigit())
         found.top_n = number
         found.top_ascending = word in ("bottom", "worst", "least", "lowest", "smallest")
+        found.top_span = match.span()
         take(match)
     elif re.search(r"\btop\b", lowered):
         match = re.search(r"\btop\b", lowered)
         found.top_n = 10
+        found.top_span = match.span()
         take(match)
     if found.top_n is not None:
         rank = re.search(r"\b(?:by|in terms of|ranked by|with the (?:most|highest))\s+(?:total\s+)?(\w+)", lowered)
         if rank:
             found.rank_word = rank.group(1)
+            found.rank_span = rank.span()
             found.spans.append(rank.span())
 
     # Metrics.
     match = re.search(r"\b(?:total\s+)?(?:number|count|counts|amount)\s+of\b|\bhow many\b|\bcount\b", lowered)
     if match:
-        found.metric = Metric(func="count", word=None, phrase=match.group(0))
+        found.metric = Metric(func="count", word=None, phrase=match.group(0), span=match.span())
         take(match)
     else:
         match = re.search(
@@ -174,12 +196,16 @@ def read_phrases(text: str) -> Phrases:
             )
             word, next_word = match.group(2), match.group(3)
             money = word in MONEY_WORDS or (next_word or "") in MONEY_WORDS
-            found.metric = Metric(func=func, word=word, money=money, phrase=match.group(0), next_word=next_word)
+            found.metric = Metric(
+                func=func, word=word, money=money, phrase=match.group(0), next_word=next_word, span=match.span()
+            )
             take(match)
         else:
             money = re.search(r"\b(" + "|".join(sorted(MONEY_WORDS)) + r")\b", lowered)
             if money and (found.top_n is None or found.rank_word == money.group(1)):
-                found.metric = Metric(func="sum", word=money.group(1), money=True, phrase=money.group(0))
+                found.metric = Metric(
+                    func="sum", word=money.group(1), money=True, phrase=money.group(0), span=money.span()
+                )
                 take(money)
     if found.top_n is not None and found.metric is None and found.rank_word in MONEY_WORDS:
         found.metric = Metric(func="sum", word=found.rank_word, money=True, phrase=found.rank_word)
@@ -188,11 +214,13 @@ def read_phrases(text: str) -> Phrases:
     match = re.search(r"\b(daily|weekly|monthly|quarterly|yearly|annual|annually)\b", lowered)
     if match:
         found.grain = GRAIN_WORDS[match.group(1)]
+        found.grain_span = match.span()
         take(match)
     else:
         match = re.search(r"\b(?:by|per|each|every)\s+(day|week|month|quarter|year)\b", lowered)
         if match:
             found.grain = UNIT_WORDS[match.group(1)]
+            found.grain_span = match.span()
             take(match)
 
     # "No activity": the entity is kept only when no related row exists (in the window).
@@ -201,11 +229,13 @@ def read_phrases(text: str) -> Phrases:
     )
     if match:
         found.negation_at = match.end()
+        found.negation_span = (match.start(), match.end() - (len(match.group(0)) - len(match.group(0).rstrip())))
         take(match)
     match = re.search(r"\b(inactive|dormant|idle|lapsed)\b", lowered)
     if match:
         found.negation_implicit = True
         found.negation_at = found.negation_at or match.end()
+        found.negation_span = found.negation_span or match.span()
         take(match)
 
     # Lookup by key.
@@ -217,6 +247,7 @@ def read_phrases(text: str) -> Phrases:
         if found.explains(*match.span(1)) or lowered[match.end(1) :].lstrip().startswith("of "):
             continue
         found.lookup_word, found.lookup_value, found.lookup_at = match.group(1), match.group(2), match.start()
+        found.lookup_span = match.span()
         take(match)
         break
 
@@ -227,6 +258,7 @@ def read_phrases(text: str) -> Phrases:
         if found.explains(*match.span(1)):
             continue
         found.group_words.append((match.start(1), match.group(1)))
+        found.group_starts[match.start(1)] = match.start()
     for match in re.finditer(r"\b(?:with|and|including|plus)\s+(?:all\s+)?(?:its|their|the)?\s*(?=\w)", lowered):
         found.child_at.append(match.end())
     return found

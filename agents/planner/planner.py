@@ -7,7 +7,10 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from endpoints.interpretation import Interpretation, Question
+
 from .intent import Metric, Phrases, TimeWindow, read_phrases
+from .questions import question_unknown_word, question_which
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
 from .sql import (
     bind_names,
@@ -73,14 +76,40 @@ ACTIVITY_WORDS = frozenset(
 )
 
 
+NEXT_STEP = "Rephrase it with the names of the things, columns or values it is about, or describe it in other words."
+ANSWER_STEP = "Answer the question below, or describe it in other words."
+
+
 class PlanningError(Exception):
-    """The offline planner cannot design this requirement; the message says why (and that an LLM is needed)."""
+    """The planner cannot design this requirement; the message says what was understood, what not, what next.
+
+    `questions` (endpoints.interpretation.Question) are asked instead of failing when the planner
+    found candidates for what it could not resolve; answering them defines glossary terms.
+    """
 
     retryable = False
 
-    def __init__(self, why: str) -> None:
+    def __init__(self, why: str, *, understood: str = "", questions: list[Question] | None = None) -> None:
         self.why = why
-        super().__init__(f"This requirement needs an LLM provider: {why}")
+        self.understood = understood
+        self.questions = list(questions or [])
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        parts = []
+        if self.understood:
+            parts.append(f"I understood: {self.understood}.")
+        why = self.why.strip().rstrip(".")
+        parts.append(why[:1].upper() + why[1:] + ".")
+        parts.append(ANSWER_STEP if self.questions else NEXT_STEP)
+        return " ".join(parts)
+
+    def understanding(self, understood: str) -> PlanningError:
+        """The same error, saying what was understood before it happened (kept when already said)."""
+        if not self.understood and understood:
+            self.understood = understood
+            self.args = (self._message(),)
+        return self
 
 
 @dataclass(frozen=True)
@@ -107,6 +136,7 @@ class Plan:
     steps_saved: int = 0
     reused_memory_id: str | None = None
     avoided: tuple[str, ...] = ()
+    interpretation: Interpretation | None = None
 
     def defaults(self) -> dict[str, Any]:
         """The default value of every parameter: what the endpoint runs with when called bare."""
@@ -119,6 +149,11 @@ class Plan:
         data["response_columns"] = list(self.response_columns)
         data["rationale"] = list(self.rationale)
         data["avoided"] = list(self.avoided)
+        data["interpretation"] = (
+            self.interpretation.model_dump(by_alias=True, exclude_none=True, exclude_defaults=False)
+            if self.interpretation is not None
+            else None
+        )
         return data
 
     def memory_content(self) -> dict[str, Any]:
@@ -158,6 +193,10 @@ class Filter:
     value: Any
     param: str = ""
     guessed: bool = False
+    phrase: str = ""
+    op: str = "eq"
+    values: list | None = None
+    fixed: bool = False  # a defined term's value, not a parameter the caller may change
 
 
 @dataclass
@@ -190,6 +229,18 @@ class Analysis:
     avoid_columns: set[str] = field(default_factory=set)
     strict_tables: set[str] = field(default_factory=set)
     avoided_notes: list[str] = field(default_factory=list)
+    group_phrase: str = ""  # "by region", "per product"
+    column_phrases: dict[tuple[Key, str], str] = field(default_factory=dict)
+    lookup_phrase: str = ""
+    glossary: list[dict] = field(default_factory=list)  # the Service's business terms (learning.glossary mappings)
+    terms: list[tuple[dict, tuple[int, int]]] = field(default_factory=list)  # glossary terms found, with spans
+    term_measure: tuple[dict, str] | None = None  # a measure the glossary defines, and its phrase
+    needs_compiler: list[str] = field(default_factory=list)  # elements only the interpretation compiler renders
+
+    def text(self, first: int, last: int) -> str:
+        """The requirement's own words from token `first` to token `last` (inclusive)."""
+        lo, hi = sorted((first, last))
+        return self.requirement[self.tokens[lo].start : self.tokens[hi].end]
 
 
 def plan_requirement(
@@ -200,12 +251,15 @@ def plan_requirement(
     memories: list[dict] | None = None,
     dialect: str = "postgres",
     samples: dict | None = None,
+    glossary: list[dict] | None = None,
 ) -> Plan:
     """Design a read-only GET endpoint for a plain-English requirement over the given schema.
 
     `samples` optionally gives distinct values seen per column, keyed by table ("schema.name" or
     "name"): {"customers": {"region": ["EU", "US"]}}; columns may also carry "enum" or "samples".
-    Raises PlanningError when the requirement needs an LLM provider.
+    `glossary` lists the Service's business terms as glossary mappings ({"term", "kind", ...}, see
+    learning.glossary); a term found in the requirement means what its mapping says, before any guess.
+    Raises PlanningError (with `questions` when it can ask instead) when it cannot design it.
     """
     requirement = (requirement or "").strip()
     if not requirement:
@@ -213,26 +267,95 @@ def plan_requirement(
     dialect = normalize_dialect(dialect)
     index = SchemaIndex(schema or {}, grants=grants, samples=samples, dialect=dialect)
     if not index.tables:
-        raise PlanningError("the schema has no table or view this Role can read")
+        raise PlanningError("this Role can read no table or view of the database")
     memories = memories or []
-    analysis = _analyse(requirement, index, memories)
+    analysis = _analyse(requirement, index, memories, glossary or [])
     reused = _reuse_memory(analysis, index, memories, dialect)
     if reused is not None:
         return reused
     return _design(analysis, index, dialect)
 
 
-def _analyse(requirement: str, index: SchemaIndex, memories: list[dict]) -> Analysis:
+def requirement_questions(
+    *,
+    requirement: str,
+    schema: dict,
+    grants: list | None = None,
+    samples: dict | None = None,
+    glossary: list[dict] | None = None,
+    dialect: str = "postgres",
+) -> list[Question]:
+    """The questions a requirement raises over a catalog (objects with their columns), before any exploring.
+
+    Words that no table, column, known value or glossary term explains come back as questions with
+    choices from the schema and the data; an empty list means nothing is unresolved at this stage.
+    """
+    try:
+        plan_requirement(
+            requirement=requirement, schema=schema, grants=grants, samples=samples, glossary=glossary, dialect=dialect
+        )
+    except PlanningError as error:
+        return error.questions
+    return []
+
+
+def unresolved_words(
+    *, requirement: str, schema: dict, grants: list | None = None, samples: dict | None = None, glossary=None
+) -> list[str]:
+    """Words of the requirement nothing explains yet: worth probing the data's text columns for."""
+    return [
+        q.phrase
+        for q in requirement_questions(
+            requirement=requirement, schema=schema, grants=grants, samples=samples, glossary=glossary
+        )
+        if q.kind in ("value", "other")
+    ]
+
+
+def _understood(a: Analysis) -> str:
+    """What the planner recognised so far, in the requirement's own words."""
+    parts: list[str] = []
+    if a.entity is not None:
+        parts.append(a.entity.name.replace("_", " "))
+    elif a.mentions:
+        parts.append(a.tokens[a.mentions[0].start].text)
+    for f in a.filters:
+        parts.append(f"{f.column.replace('_', ' ')} = '{f.value}'")
+    for term, _span in a.terms:
+        parts.append(f"'{term['term']}' as defined in the glossary")
+    if a.phrases.metric is not None:
+        parts.append(a.phrases.metric.phrase.strip())
+    if a.phrases.window is not None:
+        parts.append(a.requirement[a.phrases.window.span[0] : a.phrases.window.span[1]].strip())
+    if a.phrases.grain_span:
+        parts.append(a.requirement[a.phrases.grain_span[0] : a.phrases.grain_span[1]].strip())
+    return ", ".join(p for p in parts if p)
+
+
+def _analyse(requirement: str, index: SchemaIndex, memories: list[dict], glossary: list[dict]) -> Analysis:
     phrases = read_phrases(requirement)
     if phrases.unsupported:
-        raise PlanningError(f"{phrases.unsupported}, which the offline planner does not design")
+        raise PlanningError(f"I cannot build this: {phrases.unsupported}; an endpoint only reads data as it is")
     tokens = tokenize(requirement)
-    a = Analysis(requirement=requirement, tokens=tokens, phrases=phrases)
+    a = Analysis(requirement=requirement, tokens=tokens, phrases=phrases, glossary=list(glossary))
+    try:
+        return _analyse_steps(a, index, memories)
+    except PlanningError as error:
+        raise error.understanding(_understood(a)) from None
+
+
+def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Analysis:
+    phrases = a.phrases
     _apply_anti_patterns(a, memories)
-    a.mentions = _table_mentions(a, index)
+    _find_terms(a, index)
+    a.mentions = sorted(_table_mentions(a, index) + _term_mentions(a, index), key=lambda m: m.offset)
     _assign_roles(a, index)
     _resolve_entity(a, index)
     _resolve_values_and_columns(a, index)
+    _apply_terms(a, index)
+    _name_parameters(a, index)
+    if a.unknown_words:
+        _ask_unknown_words(a, index)
     if a.phrases.window:
         a.shape.append("time_window")
     if a.activity is not None or (a.entity is not None and _resolve_activity(a, index)):
@@ -247,17 +370,135 @@ def _analyse(requirement: str, index: SchemaIndex, memories: list[dict]) -> Anal
         a.shape.append("list")
     _resolve_window_column(a, index)
     a.objects = _objects(a, index)
-    if a.unknown_words:
-        raise PlanningError(
-            f"it does not know what {', '.join(repr(w) for w in a.unknown_words)} refers to in this schema "
-            "(no table, column or known value matches)"
-        )
     if len(a.objects) > 1:
         a.shape.append("join")
     a.shape = [s for s in SHAPE_ORDER if s in a.shape]
     names = ", ".join(f"{s}.{n}" for s, n in a.objects)
     a.steps.insert(0, f"Read the requirement as a {' + '.join(a.shape)} request over {names}.")
     return a
+
+
+def _object_ref(index: SchemaIndex, key: Key) -> str:
+    return key[1] if not key[0] or key[0] == index.default_schema else f"{key[0]}.{key[1]}"
+
+
+def _term_key(index: SchemaIndex, name: str | None) -> Key | None:
+    """The table a glossary mapping names ("schema.table" or "table"), if this Role can read it."""
+    if not name:
+        return None
+    schema, _, table = str(name).rpartition(".")
+    for key in index.tables:
+        if key[1] == table and (not schema or key[0] == schema):
+            return key
+    return None
+
+
+def _find_terms(a: Analysis, index: SchemaIndex) -> None:
+    """Glossary terms in the requirement (matched through inflections): their words are explained by the term."""
+    words = [t for t in a.tokens]
+    for mapping in a.glossary:
+        term = str(mapping.get("term") or "").strip()
+        if not term:
+            continue
+        parts = [t.lower for t in tokenize(term)]
+        n = len(parts)
+        for i in range(len(words) - n + 1):
+            window = words[i : i + n]
+            if all(variants(w.lower) & variants(p) for w, p in zip(window, parts, strict=True)):
+                span = (window[0].start, window[-1].end)
+                if any(s <= span[0] < e for _, (s, e) in a.terms):
+                    continue
+                a.terms.append((mapping, span))
+                a.phrases.spans.append(span)
+                a.steps.append(f"'{a.requirement[span[0] : span[1]]}' is a glossary term: {mapping.get('kind')}.")
+                break
+    a.terms.sort(key=lambda item: item[1][0])
+
+
+def _term_mentions(a: Analysis, index: SchemaIndex) -> list[Mention]:
+    """Glossary terms that name a table are mentions of it, as sure as its own name."""
+    out = []
+    for mapping, (start, end) in a.terms:
+        if mapping.get("kind") != "entity":
+            continue
+        key = _term_key(index, mapping.get("object"))
+        if key is None:
+            continue
+        first = next(i for i, t in enumerate(a.tokens) if t.start >= start)
+        last = max(i for i, t in enumerate(a.tokens) if t.end <= end)
+        out.append(Mention(first, last + 1, a.tokens[first].start, [(1.0, key)]))
+    return out
+
+
+def _apply_terms(a: Analysis, index: SchemaIndex) -> None:
+    """Glossary values, filters, columns and measures found in the requirement, applied before any guess."""
+    for mapping, span in a.terms:
+        kind = mapping.get("kind")
+        phrase = a.requirement[span[0] : span[1]]
+        key = _term_key(index, mapping.get("object"))
+        if kind in ("entity", "ignore"):
+            continue
+        if key is None:
+            raise PlanningError(
+                f"the glossary defines '{phrase}' on {mapping.get('object')}, which this Role cannot read"
+            )
+        table = index.tables[key]
+        if kind in ("value", "filter"):
+            conditions = list(mapping.get("filters") or [])
+            if kind == "value" or mapping.get("column"):
+                conditions.insert(0, mapping)
+            for condition in conditions:
+                column = condition.get("column")
+                if column not in table.columns:
+                    raise PlanningError(f"the glossary defines '{phrase}' with {column}, which this Role cannot read")
+                op = condition.get("op") or ("in" if condition.get("values") else "eq")
+                if op == "eq" and condition.get("value") is not None:
+                    a.filters.append(Filter(key, column, condition["value"], phrase=phrase))
+                else:
+                    a.filters.append(
+                        Filter(
+                            key,
+                            column,
+                            condition.get("value"),
+                            phrase=phrase,
+                            op=op,
+                            values=condition.get("values"),
+                            fixed=True,
+                        )
+                    )
+                    a.needs_compiler.append(f"the condition {op} on {table.name}.{column}")
+        elif kind == "column":
+            column = mapping.get("column")
+            if column not in table.columns:
+                raise PlanningError(f"the glossary maps '{phrase}' to {column}, which this Role cannot read")
+            grouped = any(
+                a.phrases.group_starts.get(offset, -1) < span[0] <= offset for offset in a.phrases.group_starts
+            ) or a.requirement[: span[0]].rstrip().lower().endswith((" by", " per", " each"))
+            if grouped:
+                a.group_columns.append((table, table.columns[column]))
+            else:
+                a.mentioned_columns.add((key, column))
+                if a.entity is not None and key != a.entity.key:
+                    fk = next((fk for fk in a.entity.foreign_keys if fk.parent == key), None)
+                    if fk is not None and all(p[0] != fk for p in a.parents):
+                        a.parents.append((fk, [column]))
+            a.column_phrases[(key, column)] = phrase
+        elif kind == "measure":
+            a.term_measure = (mapping, phrase)
+
+
+def _ask_unknown_words(a: Analysis, index: SchemaIndex) -> None:
+    """Words nothing explains: ask what each means, with the values and columns that look like it."""
+    scope = _scope(a, index) if a.entity is not None or a.mentions else list(index.tables.values())
+    questions = []
+    for n, word in enumerate(a.unknown_words[:8]):
+        questions.append(question_unknown_word(word, word, index, scope, qid=f"term_{n + 1}"))
+    names = ", ".join(f"'{w}'" for w in a.unknown_words)
+    verb = "means" if len(a.unknown_words) == 1 else "mean"
+    raise PlanningError(
+        f"I don't know what {names} {verb} in this database (no table, column, value or glossary term matches)",
+        questions=questions,
+    )
 
 
 def _apply_anti_patterns(a: Analysis, memories: list[dict]) -> None:
@@ -405,12 +646,25 @@ def _resolve_entity(a: Analysis, index: SchemaIndex) -> None:
         if groups:
             score, key = groups[0].best()
             a.group_entity = index.tables[key]
+            a.group_phrase = _group_phrase(a, groups[0])
             a.steps.append(f"One row per '{_span_text(a, groups[0])}': {key[0]}.{key[1]} (score {score:.2f}).")
         return
     first = entities[0]
-    if len(first.candidates) > 1 and first.candidates[0][0] == first.candidates[1][0] and first.candidates[0][0] < 1:
-        names = " or ".join(f"{k[1]}" for _, k in first.candidates[:2])
-        raise PlanningError(f"'{_span_text(a, first)}' could mean {names}; the schema does not say which")
+    if (
+        len(first.candidates) > 1
+        and first.candidates[0][0] - first.candidates[1][0] < 0.05
+        and first.candidates[0][0] < 1
+    ):
+        word = _span_text(a, first)
+        close = [k for score, k in first.candidates if first.candidates[0][0] - score < 0.05]
+        names = " or ".join(k[1] for k in close)
+        options = [(f"{k[1]}", {"term": word, "kind": "entity", "object": _object_ref(index, k)}) for k in close]
+        raise PlanningError(
+            f"'{word}' could mean {names}, and the schema does not say which",
+            questions=[
+                question_which(word, f"'{word}': which of these does it mean?", "entity", options, qid="entity")
+            ],
+        )
     score, key = first.best()
     a.entity = index.tables[key]
     a.confidence -= (1 - score) * 0.3
@@ -445,6 +699,7 @@ def _resolve_entity(a: Analysis, index: SchemaIndex) -> None:
             )
         elif mention.role == "group":
             a.group_entity = table
+            a.group_phrase = _group_phrase(a, mention)
         else:
             _relate(a, index, table, mention)
 
@@ -475,6 +730,12 @@ def _fk_to(index: SchemaIndex, child: Table, parent: Table) -> ForeignKey | None
         if fk.parent == parent.key:
             return fk
     return None
+
+
+def _group_phrase(a: Analysis, mention: Mention) -> str:
+    """'per product': the group marker and the words that name what is grouped."""
+    start = a.phrases.group_starts.get(mention.offset, mention.offset)
+    return a.requirement[start : a.tokens[mention.end - 1].end]
 
 
 def _span_text(a: Analysis, mention: Mention) -> str:
@@ -558,9 +819,33 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
         out.sort(key=lambda item: (-item[0], item[1].name, item[2].name))
         return out
 
-    # 1. Values that appear among a column's known values (enum or samples).
+    # 1. Values that appear among a column's known values (enum or samples); two words may be one value
+    #    ("in transit" is in_transit).
+    reachable_tables = (
+        [t for t in scope if t.key == entity_key or any(fk.parent == t.key for fk in a.entity.foreign_keys)]
+        if a.entity is not None
+        else scope
+    )
+    for i in range(len(a.tokens) - 1):
+        pair = a.tokens[i : i + 2]
+        if any(j in mentioned or j in used for j in (i, i + 1)) or a.phrases.explains(pair[1].start, pair[1].end):
+            continue
+        joined = {f"{pair[0].lower}{sep}{pair[1].lower}" for sep in ("_", " ", "-")}
+        hits = [
+            (0 if table.key == entity_key else 1, len(column.known_values), table.name, column.name, table, column, v)
+            for table in reachable_tables
+            for column in table.columns.values()
+            for v in column.known_values
+            if isinstance(v, str) and v.lower() in joined
+        ]
+        if hits:
+            hits.sort(key=lambda h: h[:4])
+            *_, table, column, value = hits[0]
+            a.filters.append(Filter(table.key, column.name, value, phrase=a.text(i, i + 1)))
+            used.update({i, i + 1})
+            a.steps.append(f"'{a.text(i, i + 1)}' is a value of {table.name}.{column.name}: filter on it.")
     for i, token in enumerate(a.tokens):
-        if i in mentioned or a.phrases.explains(token.start, token.end):
+        if i in mentioned or i in used or a.phrases.explains(token.start, token.end):
             continue
         if token.lower in STOPWORDS and not token.quoted and not (token.text.isupper() and len(token.text) > 1):
             continue  # "US" and "IT" are values, "us" and "it" are not
@@ -581,7 +866,7 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
         if hits:
             hits.sort(key=lambda h: h[0])
             _, table, column, value = hits[0]
-            a.filters.append(Filter(table.key, column.name, value))
+            a.filters.append(Filter(table.key, column.name, value, phrase=a.text(i, i)))
             used.add(i)
             a.steps.append(f"'{token.text}' is a value of {table.name}.{column.name}: filter on it.")
     # 2. Column words: group-by targets, "<column> <value>", "<value> <column>", lookups, parent columns.
@@ -615,6 +900,12 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
             if column.is_numeric and (a.metric is None or a.metric.word == token.lower):
                 continue  # "by revenue" ranks; it does not group
             a.group_columns.append((table, column))
+            start = a.phrases.group_starts.get(token.start)
+            if start is None and i in a.qualified:
+                start = a.phrases.group_starts.get(a.tokens[i - 1].start)
+            a.column_phrases[(table.key, column.name)] = a.requirement[
+                (start if start is not None else token.start) : token.end
+            ]
             used.add(i)
             a.steps.append(f"Group by {table.name}.{column.name} ('{token.text}').")
             continue
@@ -633,7 +924,7 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
             and not any(m.start <= a.tokens.index(nxt) < m.end for m in a.mentions)
             and not a.phrases.explains(nxt.start, nxt.end)
         ):
-            a.filters.append(Filter(table.key, column.name, nxt.text))
+            a.filters.append(Filter(table.key, column.name, nxt.text, phrase=a.text(i, a.tokens.index(nxt))))
             used.update({i, a.tokens.index(nxt)})
             a.steps.append(f"Filter {table.name}.{column.name} = '{nxt.text}' (named in the requirement).")
             continue
@@ -644,11 +935,12 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
             and a.tokens.index(prev) not in used
             and not column_candidates([prev.lower])
         ):
-            a.filters.append(Filter(table.key, column.name, prev.text))
+            a.filters.append(Filter(table.key, column.name, prev.text, phrase=a.text(a.tokens.index(prev), i)))
             used.update({i, a.tokens.index(prev)})
             a.steps.append(f"Filter {table.name}.{column.name} = '{prev.text}' (named in the requirement).")
             continue
         a.mentioned_columns.add((table.key, column.name))
+        a.column_phrases[(table.key, column.name)] = a.text(i - 1, i) if i in a.qualified else a.text(i, i)
         used.add(i)
         if a.entity is not None and table.key != a.entity.key:
             fk = next((fk for fk in a.entity.foreign_keys if fk.parent == table.key), None)
@@ -668,7 +960,7 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
             for table in [a.entity, *[index.tables[fk.parent] for fk in a.entity.foreign_keys]]:
                 column = next((table.columns[n] for n in LOCATION_WORDS if n in table.columns), None)
                 if column is not None and column.is_string:
-                    a.filters.append(Filter(table.key, column.name, token.text, guessed=True))
+                    a.filters.append(Filter(table.key, column.name, token.text, guessed=True, phrase=a.text(i - 1, i)))
                     used.add(i)
                     a.confidence -= 0.15
                     a.steps.append(f"'{token.text}' reads as a place: guessed filter on {table.name}.{column.name}.")
@@ -679,6 +971,7 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
         after = a.tokens[first.end] if first is not None and first.end < len(a.tokens) else None
         if after is not None and after.is_number and not a.phrases.explains(after.start, after.end):
             a.phrases.lookup_word, a.phrases.lookup_value = "id", after.text
+            a.lookup_phrase = a.text(first.start, first.end)
             used.add(first.end)
     if a.phrases.lookup_word and a.entity is not None:
         word = a.phrases.lookup_word
@@ -710,7 +1003,10 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
         )
     a.unknown_words = [w for w in unknown if w not in hidden]
     a.confidence -= 0.03 * len(leftover)
-    # Assign parameter names: the column name, unique.
+
+
+def _name_parameters(a: Analysis, index: SchemaIndex) -> None:
+    """Parameter names of the filters: the column name, unique; values typed like their column."""
     taken: set[str] = set()
     for f in a.filters:
         name = f.column.lower()
@@ -1308,6 +1604,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
     params: dict[str, dict] = {}
     steps: list[str] = []
     selected_sensitive: list[str] = []
+    labels: dict[Any, Any] = {}
 
     def add_param(name: str, spec: dict) -> None:
         params[name] = spec
@@ -1326,7 +1623,9 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             spec["enum"] = sorted(set(values), key=str)
         return spec
 
-    def entity_columns(table: Table, *, prefix: str = "", skip: set[str] | frozenset = frozenset()) -> None:
+    def entity_columns(
+        table: Table, *, prefix: str = "", skip: set[str] | frozenset = frozenset(), into: list | None = None
+    ) -> None:
         for column in table.columns.values():
             if column.name in skip:
                 continue
@@ -1340,6 +1639,8 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             if any(alias == s[1] for s in q.select):
                 alias = f"{singular(table.name)}_{column.name}"
             q.select.append((q.col(table, column.name), alias, column.json_type, column.format))
+            if into is not None:
+                into.append((column.name, alias))
 
     def window_conditions(expr: str, window: TimeWindow) -> list[str]:
         if window.kind == "rolling":
@@ -1438,6 +1739,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 prefix = singular(g.name)
                 alias = name if g is fact or name.lower().startswith(prefix) else f"{prefix}_{name}"
                 q.select.append((q.col(g, name), alias, column.json_type, column.format))
+                labels.setdefault("group_entity", []).append((name, alias))
                 group_exprs.append(q.col(g, name))
         for table, column in a.group_columns:
             q.select.append((q.col(table, column.name), column.name, column.json_type, column.format))
@@ -1457,6 +1759,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             if metric.func in ("min", "max"):
                 json_type = fact.columns[columns[0]].json_type
         q.select.append((expr, name, json_type, None))
+        labels["measure"] = name
         q.group_by = group_exprs
         for f in a.filters:
             q.where.append(f"{q.col(index.tables[f.table], f.column)} = :{f.param}")
@@ -1475,7 +1778,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         entity = a.entity
         assert entity is not None
         q.start(entity)
-        entity_columns(entity)
+        entity_columns(entity, into=labels.setdefault("entity", []))
         for fk, columns in a.parents:
             parent = index.tables[fk.parent]
             nullable = any(entity.columns[c].nullable for c in fk.child_columns)
@@ -1488,12 +1791,15 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 q.select.append(
                     (q.col(parent, name), f"{singular(parent.name)}_{name}", column.json_type, column.format)
                 )
+                labels.setdefault(("parent", parent.key), []).append((name, f"{singular(parent.name)}_{name}"))
             if wanted:
                 steps.append(f"Join {parent.name} on {', '.join(fk.child_columns)} for {', '.join(wanted)}.")
         for fk in a.children:
             child = index.tables[fk.child]
             q.join_fk(fk, to=child.key, left=True)
-            entity_columns(child, prefix="", skip=set(fk.child_columns))
+            entity_columns(
+                child, prefix="", skip=set(fk.child_columns), into=labels.setdefault(("child", child.key), [])
+            )
             steps.append(
                 f"Left-join {child.name} on {', '.join(fk.child_columns)} (one row per {singular(child.name)})."
             )
@@ -1501,6 +1807,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             q.where.append(f"{q.col(index.tables[f.table], f.column)} = :{f.param}")
         if a.lookup is not None:
             name = _lookup_param(a)
+            labels["lookup_param"] = name
             spec: dict[str, Any] = {
                 "type": a.lookup.json_type,
                 "default": a.lookup_default,
@@ -1553,6 +1860,9 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
     )
     rationale = a.steps + steps
     parameters = {"type": "object", "properties": params, "required": []}
+    from .meaning import interpretation_from_analysis
+
+    interpretation = interpretation_from_analysis(a, index, labels=labels)
     columns = tuple(
         {"name": alias, "json_type": json_type, **({"format": fmt} if fmt else {})}
         for _, alias, json_type, fmt in q.select
@@ -1572,6 +1882,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         dialect=dialect,
         steps=len(rationale),
         avoided=tuple(a.avoided_notes),
+        interpretation=interpretation,
     )
 
 

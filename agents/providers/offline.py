@@ -41,7 +41,10 @@ asking through `context` (the real providers ignore it):
 - tester: {"cases": [{"name", "params", "expect": {"status", "min_rows", "max_rows", "columns"}}], "notes"}.
 - documenter: {"title", "summary", "markdown"}; `text` is the Markdown too.
 
-A requirement the planner cannot design raises LLMError("This requirement needs an LLM provider: ...").
+A requirement the planner cannot design raises LLMError whose message says, in plain words, what was
+understood, what was not and what to do next; when the planner can ask instead, the error's `questions`
+holds them (endpoints.interpretation.Question as dicts: id, phrase, text, kind, choices, allow_other).
+`context["glossary"]` (a list of glossary mappings, learning.glossary) is passed to the planner.
 Usage is estimated as characters // 4 so token accounting works as with a real model.
 """
 
@@ -567,9 +570,12 @@ def _plan(context: dict) -> Plan:
             memories=memories,
             dialect=context.get("dialect") or schema.get("engine") or "postgres",
             samples=context.get("samples") or exploration.get("samples"),
+            glossary=[g for g in context.get("glossary") or [] if isinstance(g, dict)],
         )
     except PlanningError as error:
-        raise LLMError(str(error), retryable=False) from error
+        failure = LLMError(str(error), retryable=False)
+        failure.questions = [q.model_dump() for q in error.questions]  # type: ignore[attr-defined]
+        raise failure from error
 
 
 def _plan_dict(context: dict) -> dict:

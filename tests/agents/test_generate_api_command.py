@@ -44,7 +44,7 @@ def test_human_mode_shows_progress_design_sql_tests_and_docs(analyst_role, owner
 def test_unknown_role_and_failures_are_reported_as_command_errors(analyst_role, owner):
     with pytest.raises(CommandError, match="No role named"):
         call_command("generate_api", "Customers in the EU", role="Nobody")
-    with pytest.raises(CommandError, match="needs an LLM provider"):
+    with pytest.raises(CommandError, match="it asks for a prediction"):
         call_command(
             "generate_api",
             "Predict which customers will churn next month",

@@ -85,7 +85,7 @@ def test_architect_refuses_with_an_llm_needed_message(retail):
     _, schema, _ = retail
     with pytest.raises(LLMError) as caught:
         _ask(OfflineProvider(), "architect", requirement="forecast next quarter's revenue", schema=schema)
-    assert "needs an LLM provider" in str(caught.value) and caught.value.retryable is False
+    assert "an endpoint only reads data as it is" in str(caught.value) and caught.value.retryable is False
 
 
 def test_security_approves_a_planned_design_and_rejects_an_unbounded_pii_one(retail):

@@ -199,10 +199,10 @@ def test_a_column_the_role_cannot_see_is_left_out_with_a_note(analyst_role, owne
     assert "Left out 'phone'" in rationale
 
 
-def test_a_requirement_the_offline_planner_cannot_read_fails_asking_for_an_llm(analyst_role, owner):
+def test_a_requirement_the_planner_cannot_read_fails_saying_what_it_did_not_understand(analyst_role, owner):
     execution = _generate(analyst_role, owner, "Customers whose favourite colour is teal")
     assert execution.status == AgentStatus.FAILED
-    assert "needs an LLM provider" in execution.status_reason
+    assert "I don't know what 'favourite', 'colour', 'teal' mean in this database" in execution.status_reason
     assert not GeneratedEndpoint.objects.filter(source_execution=execution).exists()
 
 

@@ -1,0 +1,339 @@
+"""The planner's reading of a requirement as an endpoints.interpretation.Interpretation.
+
+Every element carries `phrase`, the exact words of the requirement it accounts for, so that the
+platform can check that nothing the user said was dropped. The interpretation is built from the
+same analysis that chooses tables, joins, filters and measures, element by element.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from endpoints.interpretation import Interpretation, interpretation_parse
+
+from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
+from .vocabulary import variants
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .planner import Analysis
+
+RESERVED_ALIASES = frozenset({"as", "at", "by", "do", "if", "in", "is", "no", "of", "on", "or", "to"})
+# Date parameters travel as ISO text; the interpretation says what they hold.
+PARAM_TYPES = {"integer": "integer", "number": "number", "boolean": "boolean"}
+
+
+def param_type(column: Column) -> str:
+    if column.format == "date":
+        return "date"
+    if column.format == "date-time":
+        return "datetime"
+    return PARAM_TYPES.get(column.json_type, "string")
+
+
+class _Builder:
+    """Entities with unique aliases, joined along foreign keys, and the elements that name their columns."""
+
+    def __init__(self, index: SchemaIndex, requirement: str) -> None:
+        self.index = index
+        self.requirement = requirement
+        self.aliases: dict[Key, str] = {}
+        self.entities: list[dict] = []
+        self.data: dict[str, Any] = {
+            "select": [],
+            "filters": [],
+            "windows": [],
+            "group_by": [],
+            "measures": [],
+            "having": [],
+            "exists": [],
+            "order_by": [],
+            "parameters": [],
+            "assumptions": [],
+        }
+
+    def text(self, span: tuple[int, int] | None) -> str:
+        if not span or span[1] <= span[0]:
+            return ""
+        return self.requirement[span[0] : span[1]].strip()
+
+    def new_alias(self, table: Table, taken: set[str]) -> str:
+        base = "".join(w[0] for w in table.tokens if w[:1].isalpha()) or "t"
+        if not base[0].isalpha():
+            base = "t" + base
+        base = base[:20]
+        if base in RESERVED_ALIASES:
+            base += "_"
+        alias, n = base, 2
+        while alias in taken:
+            alias, n = f"{base}{n}", n + 1
+        return alias
+
+    def object_name(self, table: Table) -> str:
+        if table.schema and table.schema != self.index.default_schema:
+            return f"{table.schema}.{table.name}"
+        return table.name
+
+    def alias(self, key: Key) -> str:
+        return self.aliases[key]
+
+    def root(self, table: Table, phrase: str = "") -> str:
+        alias = self.new_alias(table, set(self.aliases.values()))
+        self.aliases[table.key] = alias
+        self.entities.append({"alias": alias, "object": self.object_name(table), "phrase": phrase})
+        return alias
+
+    def join(self, fk: ForeignKey, *, to: Key, phrase: str = "", left: bool = False) -> str:
+        """Add the table `to` joined to the other end of `fk` (already in the query)."""
+        if to in self.aliases:
+            return self.aliases[to]
+        other = fk.parent if to == fk.child else fk.child
+        table = self.index.tables[to]
+        alias = self.new_alias(table, set(self.aliases.values()))
+        self.aliases[to] = alias
+        if to == fk.parent:
+            on = [[p, c] for p, c in zip(fk.parent_columns, fk.child_columns, strict=True)]
+        else:
+            on = [[c, p] for c, p in zip(fk.child_columns, fk.parent_columns, strict=True)]
+        self.entities.append(
+            {
+                "alias": alias,
+                "object": self.object_name(table),
+                "phrase": phrase,
+                "join": {"to": self.aliases[other], "on": on, "kind": "left" if left else "inner"},
+            }
+        )
+        return alias
+
+    def join_path(self, start: Key, goal: Key) -> None:
+        node = start
+        for fk in self.index.path(start, goal) or []:
+            nxt = fk.parent if fk.child == node else fk.child
+            self.join(fk, to=nxt)
+            node = nxt
+
+    def col(self, key: Key, column: str) -> dict:
+        return {"entity": self.aliases[key], "column": column}
+
+    def parameter(
+        self, name: str, type_: str, *, default: Any = None, required: bool = False, phrase: str = ""
+    ) -> None:
+        if any(p["name"] == name for p in self.data["parameters"]):
+            return
+        spec: dict[str, Any] = {"name": name, "type": type_, "required": required, "phrase": phrase}
+        if not required and default is not None:
+            spec["default"] = default
+        self.data["parameters"].append(spec)
+
+    def build(self) -> Interpretation:
+        return interpretation_parse({"entities": self.entities, **self.data})
+
+
+def window_bounds(window, builder: _Builder) -> dict:
+    """start/end bounds of a recognised time window; date parameters are declared on the builder."""
+    if window.kind == "rolling":
+        return {"start": {"relative": {"amount": -int(window.amount), "unit": window.unit}}}
+    if window.kind == "period":
+        if window.previous:
+            return {
+                "start": {"calendar": {"unit": window.period, "offset": -1}},
+                "end": {"calendar": {"unit": window.period, "offset": 0}},
+            }
+        return {"start": {"calendar": {"unit": window.period, "offset": 0}}}
+    bounds: dict[str, Any] = {}
+    phrase = builder.text(window.span)
+    if window.since:
+        builder.parameter("since", "date", default=window.since, phrase=phrase)
+        bounds["start"] = {"param": "since"}
+    if window.until:
+        builder.parameter("until", "date", default=window.until, phrase=phrase)
+        bounds["end"] = {"param": "until"}
+    return bounds
+
+
+def window_span(a: Analysis, span: tuple[int, int], column: Column) -> tuple[int, int]:
+    """The window's words, with the word before them that names its date column ("hired since ...")."""
+    before = [t for t in a.tokens if t.end <= span[0]]
+    words = {v for token in column.tokens for v in variants(token)}
+    for token in reversed(before[-2:]):
+        if variants(token.lower) & words:
+            return (token.start, span[1])
+    return span
+
+
+def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dict[str, Any]) -> Interpretation:
+    """The Interpretation of an analysed requirement; `labels` names the output columns the design uses."""
+    from .planner import ROW_LIMIT_PARAM, _fact_date
+
+    b = _Builder(index, a.requirement)
+    p = a.phrases
+
+    def mention_phrase(key: Key, role: str | None = None) -> str:
+        for mention in a.mentions:
+            if mention.best()[1] == key and (role is None or mention.role == role):
+                return b.text((a.tokens[mention.start].start, a.tokens[mention.end - 1].end))
+        return ""
+
+    def add_filters(where: str = "filters") -> None:
+        for f in a.filters:
+            column = index.tables[f.table].columns[f.column]
+            b.data[where].append({"column": b.col(f.table, f.column), "op": "eq", "param": f.param, "phrase": f.phrase})
+            b.parameter(f.param, param_type(column), default=f.value, phrase=f.phrase)
+
+    def add_window(table: Table, column: Column) -> dict:
+        return {
+            "column": b.col(table.key, column.name),
+            **window_bounds(p.window, b),
+            "phrase": b.text(window_span(a, p.window.span, column)),
+        }
+
+    if a.fact is not None and a.rank_column is None:
+        fact = a.fact
+        b.root(fact, mention_phrase(fact.key))
+        targets = [t.key for t, _ in a.group_columns] + ([a.group_entity.key] if a.group_entity else [])
+        targets += [f.table for f in a.filters]
+        dated = a.window_column or (_fact_date(a, index, fact) if p.grain else None)
+        if dated is not None:
+            targets.append(dated[0].key)
+        for target in targets:
+            b.join_path(fact.key, target)
+        for entity in b.entities[1:]:
+            key = next(k for k, alias in b.aliases.items() if alias == entity["alias"])
+            entity["phrase"] = entity["phrase"] or mention_phrase(key)
+        group_keys: list[dict] = []
+        if p.grain and dated is not None:
+            date_table, date = dated
+            group_keys.append(
+                {
+                    "column": b.col(date_table.key, date.name),
+                    "bucket": p.grain,
+                    "label": p.grain,
+                    "phrase": b.text(p.grain_span),
+                }
+            )
+        if a.group_entity is not None:
+            g = a.group_entity
+            phrase = a.group_phrase or mention_phrase(g.key)
+            for name, label in labels.get("group_entity", []):
+                group_keys.append({"column": b.col(g.key, name), "label": label, "phrase": phrase})
+                phrase = ""
+        for table, column in a.group_columns:
+            group_keys.append(
+                {
+                    "column": b.col(table.key, column.name),
+                    "label": column.name,
+                    "phrase": a.column_phrases.get((table.key, column.name), ""),
+                }
+            )
+        b.data["group_by"] = group_keys
+        measure_id = labels["measure"]
+        metric = a.metric
+        measure: dict[str, Any] = {"id": measure_id, "phrase": b.text(metric.span) if metric else ""}
+        if metric is None or metric.func == "count":
+            measure["func"] = "count"
+        else:
+            _kind, columns = a.measure or ("column", [])
+            measure["func"] = metric.func
+            measure["column"] = b.col(fact.key, columns[0])
+            if len(columns) > 1:
+                measure["times"] = b.col(fact.key, columns[1])
+        b.data["measures"].append(measure)
+        add_filters()
+        if a.window_column is not None:
+            b.data["windows"].append(add_window(*a.window_column))
+        if p.top_n is not None:
+            b.data["order_by"].append(
+                {
+                    "measure": measure_id,
+                    "direction": "asc" if p.top_ascending else "desc",
+                    "phrase": b.text(p.rank_span) or b.text(p.top_span),
+                }
+            )
+            b.data["limit"] = {"n": p.top_n, "param": ROW_LIMIT_PARAM, "phrase": b.text(p.top_span)}
+            b.parameter(ROW_LIMIT_PARAM, "integer", default=p.top_n, phrase=b.text(p.top_span))
+        else:
+            for key in group_keys:
+                b.data["order_by"].append(
+                    {"column": key["column"], "bucket": key.get("bucket"), "direction": "asc", "phrase": ""}
+                )
+        return b.build()
+
+    entity = a.entity
+    assert entity is not None
+    b.root(entity, mention_phrase(entity.key))
+    for name, label in labels.get("entity", []):
+        b.data["select"].append(
+            {
+                "column": b.col(entity.key, name),
+                "label": label if label != name else "",
+                "phrase": a.column_phrases.get((entity.key, name), ""),
+            }
+        )
+    for fk, _columns in a.parents:
+        parent = index.tables[fk.parent]
+        nullable = any(entity.columns[c].nullable for c in fk.child_columns)
+        b.join(fk, to=parent.key, phrase=mention_phrase(parent.key), left=nullable)
+        for name, label in labels.get(("parent", parent.key), []):
+            b.data["select"].append(
+                {
+                    "column": b.col(parent.key, name),
+                    "label": label,
+                    "phrase": a.column_phrases.get((parent.key, name), ""),
+                }
+            )
+    for fk in a.children:
+        child = index.tables[fk.child]
+        b.join(fk, to=child.key, phrase=mention_phrase(child.key), left=True)
+        for name, label in labels.get(("child", child.key), []):
+            b.data["select"].append(
+                {"column": b.col(child.key, name), "label": label if label != name else "", "phrase": ""}
+            )
+    add_filters()
+    if a.lookup is not None:
+        name = labels["lookup_param"]
+        phrase = b.text(p.lookup_span) or a.lookup_phrase
+        b.data["filters"].append(
+            {"column": b.col(entity.key, a.lookup.name), "op": "eq", "param": name, "phrase": phrase}
+        )
+        b.parameter(name, param_type(a.lookup), required=True, phrase=phrase)
+    if a.window_column is not None:
+        b.data["windows"].append(add_window(*a.window_column))
+    if a.activity is not None:
+        act, fk, date = a.activity
+        taken = set(b.aliases.values())
+        alias = b.new_alias(act, taken)
+        chain = {
+            "alias": alias,
+            "object": b.object_name(act),
+            "phrase": mention_phrase(act.key, "activity") or mention_phrase(act.key),
+            "join": {
+                "to": b.alias(entity.key),
+                "on": [[c, p_] for c, p_ in zip(fk.child_columns, fk.parent_columns, strict=True)],
+            },
+        }
+        exists: dict[str, Any] = {
+            "negated": True,
+            "from": b.alias(entity.key),
+            "entities": [chain],
+            "phrase": b.text(p.negation_span),
+        }
+        if p.window is not None and date is not None:
+            exists["window"] = {
+                "column": {"entity": alias, "column": date.name},
+                **window_bounds(p.window, b),
+                "phrase": b.text(p.window.span),
+            }
+        b.data["exists"].append(exists)
+    if a.rank_column is not None:
+        b.data["order_by"].append(
+            {
+                "column": b.col(entity.key, a.rank_column.name),
+                "direction": "asc" if p.top_ascending else "desc",
+                "phrase": b.text(p.rank_span) or b.text(p.top_span),
+            }
+        )
+        n = p.top_n or 10
+        b.data["limit"] = {"n": n, "param": ROW_LIMIT_PARAM, "phrase": b.text(p.top_span)}
+        b.parameter(ROW_LIMIT_PARAM, "integer", default=n, phrase=b.text(p.top_span))
+    for column in entity.primary_key:
+        b.data["order_by"].append({"column": b.col(entity.key, column), "direction": "asc", "phrase": ""})
+    return b.build()

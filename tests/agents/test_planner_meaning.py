@@ -1,0 +1,125 @@
+"""Every design carries its interpretation; what the planner cannot resolve it asks, with choices from the data."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from agents.planner import PlanningError, plan_requirement
+from agents.planner.planner import requirement_questions
+from endpoints.interpretation import interpretation_parse
+
+from .planner_schemas import CLINIC, HR, LOGISTICS
+
+
+def _plan(schema, requirement, **kwargs):
+    return plan_requirement(requirement=requirement, schema=schema, **kwargs)
+
+
+def _asked(schema, requirement, **kwargs):
+    with pytest.raises(PlanningError) as caught:
+        _plan(schema, requirement, **kwargs)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("schema", "requirement"),
+    [
+        (HR, "senior employees"),
+        (HR, "number of employees per department"),
+        (HR, "average salary by grade"),
+        (HR, "employees hired since 2024-01-01"),
+        (HR, "employees with no leave requests in the last 90 days"),
+        (HR, "top 5 employees by salary"),
+        (CLINIC, "appointments per specialty"),
+        (LOGISTICS, "shipments in transit"),
+    ],
+)
+def test_every_design_carries_an_interpretation_whose_phrases_are_the_requirements_own_words(schema, requirement):
+    plan = _plan(schema, requirement)
+    interp = plan.interpretation
+    assert interp is not None
+    assert interpretation_parse(plan.to_dict()["interpretation"]) == interp  # the JSON round-trips
+    for _path, phrase in interp.phrases():
+        assert phrase.lower() in requirement.lower()
+    covered = " ".join(phrase for _, phrase in interp.phrases()).lower()
+    content = [w for w in re.findall(r"[a-z0-9-]+", requirement.lower()) if w not in {"the", "in", "with", "by", "of"}]
+    assert all(w in covered for w in content), (content, covered)
+
+
+def test_a_value_of_the_data_becomes_a_filter_with_its_parameter():
+    interp = _plan(HR, "senior employees").interpretation
+    [only] = interp.filters
+    assert (only.column.column, only.param, only.phrase) == ("grade", "grade", "senior")
+    assert interp.parameter("grade").default == "senior"
+
+
+def test_a_count_per_parent_joins_along_the_foreign_key():
+    interp = _plan(HR, "number of employees per department").interpretation
+    root, department = interp.entities
+    assert (root.object, department.object) == ("employees", "departments")
+    assert department.join.to == root.alias and department.join.on == [("department_id", "department_id")]
+    assert [m.func for m in interp.measures] == ["count"]
+    assert {g.column.column for g in interp.group_by} >= {"department_id"}
+
+
+def test_no_related_rows_in_a_window_is_a_negated_exists_with_its_window():
+    interp = _plan(HR, "employees with no leave requests in the last 90 days").interpretation
+    [anti] = interp.exists
+    assert anti.negated and anti.entities[0].object == "leave_requests"
+    assert anti.window.start.relative.amount == -90 and anti.window.start.relative.unit == "day"
+
+
+def test_an_unknown_word_is_asked_about_with_values_and_columns_that_look_like_it():
+    error = _asked(CLINIC, "appointments of cardiologists")
+    assert "cardiologists" in str(error) and "I understood: appointments" in str(error)
+    [question] = error.questions
+    labels = [c.label for c in question.choices]
+    assert "doctors.specialty = 'cardiology'" in labels
+    choice = next(c for c in question.choices if c.label == "doctors.specialty = 'cardiology'")
+    assert choice.mapping == {
+        "term": "cardiologists",
+        "kind": "value",
+        "object": "doctors",
+        "column": "specialty",
+        "op": "eq",
+        "value": "cardiology",
+    }
+    assert question.allow_other and any(c.mapping.get("kind") == "ignore" for c in question.choices)
+
+
+def test_the_glossary_answers_the_question_so_the_same_term_asks_nothing_next_time():
+    error = _asked(CLINIC, "appointments of cardiologists")
+    answer = next(c.mapping for c in error.questions[0].choices if c.label == "doctors.specialty = 'cardiology'")
+    plan = _plan(CLINIC, "appointments of cardiologists", glossary=[answer])
+    [only] = plan.interpretation.filters
+    assert (only.column.column, only.phrase) == ("specialty", "cardiologists")
+    assert plan.interpretation.entity(only.column.entity).object == "doctors"
+    # Another requirement with the inflected term asks nothing either.
+    again = _plan(CLINIC, "number of appointments per doctor for a cardiologist", glossary=[answer])
+    assert again.interpretation.filters[0].column.column == "specialty"
+
+
+def test_a_glossary_term_can_name_a_table_or_be_left_out():
+    glossary = [
+        {"term": "visits", "kind": "entity", "object": "appointments"},
+        {"term": "kindly", "kind": "ignore"},
+    ]
+    plan = _plan(CLINIC, "kindly list visits in the last 30 days", glossary=glossary)
+    assert plan.interpretation.root.object == "appointments"
+    assert plan.interpretation.windows[0].column.column == "scheduled_at"
+
+
+def test_questions_come_before_exploring_from_the_catalog_alone():
+    questions = requirement_questions(requirement="appointments of cardiologists", schema=CLINIC)
+    assert [q.phrase for q in questions] == ["cardiologists"]
+    assert requirement_questions(requirement="appointments per specialty", schema=CLINIC) == []
+
+
+def test_a_decline_says_what_was_understood_and_never_mentions_a_model():
+    error = _asked(LOGISTICS, "shipments handled by the night crew")
+    message = str(error)
+    assert message.startswith("I understood: shipments.")
+    assert "'night', 'crew'" in message or "'night'" in message
+    assert not any(word in message.lower() for word in ("llm", "language model", "architect", "offline planner"))
