@@ -47,12 +47,14 @@ PARAM_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
 # Query parameters a generated endpoint keeps for paging through its rows; a design may not use them.
 RESERVED_PARAMETERS = frozenset({"limit", "offset", "page", "cursor", "format", "page_size"})
 
-Op = Literal["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "like", "ilike", "is_null", "not_null", "between"]
+Op = Literal[
+    "eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "like", "ilike", "contains", "is_null", "not_null", "between"
+]
 CompareOp = Literal["eq", "ne", "lt", "lte", "gt", "gte"]
 Unit = Literal["day", "week", "month", "quarter", "year"]
 Func = Literal["count", "count_distinct", "sum", "avg", "min", "max"]
 ParamType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
-VALUE_OPS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "like", "ilike"})
+VALUE_OPS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "like", "ilike", "contains"})
 LIST_OPS = frozenset({"in", "not_in", "between"})
 NULL_OPS = frozenset({"is_null", "not_null"})
 
@@ -129,7 +131,10 @@ class Parameter(_Strict):
 
 
 class Filter(_Strict):
-    """A condition on a column: a fixed value, or a parameter the caller sets."""
+    """A condition on a column: a fixed value, or a parameter the caller sets.
+
+    like/ilike take a pattern (% and _); contains is a case-insensitive substring match.
+    """
 
     column: Col
     op: Op = "eq"
@@ -169,8 +174,9 @@ class Bound(_Strict):
 
     date: str | None = Field(default=None, description="an ISO date, YYYY-MM-DD")
     param: str | None = Field(default=None, pattern=PARAM_PATTERN)
-    param_unit: Literal["date", "year", "month"] = Field(
-        default="date", description="what the parameter holds: a date, a year (2024) or a month (2024-03)"
+    param_unit: Literal["date", "year", "month", "days_ago"] = Field(
+        default="date",
+        description="what the parameter holds: a date, a year (2024), a month (2024-03), or a number of days ago",
     )
     relative: Relative | None = None
     calendar: Calendar | None = None

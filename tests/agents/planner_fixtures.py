@@ -180,7 +180,7 @@ def introspect(url: str) -> dict:
                     }
                     for fk in inspector.get_foreign_keys(name)
                 ]
-                count = conn.execute(sa.text(f'SELECT COUNT(*) FROM "{name}"')).scalar()
+                count = conn.execute(sa.select(sa.func.count()).select_from(sa.table(name))).scalar()
                 objects.append(
                     {
                         "schema": default_schema,
