@@ -10,7 +10,7 @@ from typing import Any
 from endpoints.interpretation import Interpretation, Question
 
 from .intent import Metric, Phrases, TimeWindow, read_phrases
-from .questions import question_unknown_word, question_which
+from .questions import question_confirm_value, question_unknown_word, question_which
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
 from .sql import (
     bind_names,
@@ -181,6 +181,7 @@ class Mention:
     offset: int  # character offset
     candidates: list[tuple[float, Key]]
     role: str = "entity"  # entity | group | activity | child | parent
+    guessed: bool = False  # found by meaning (the embedder), not by name: asked about, never used silently
 
     def best(self) -> tuple[float, Key]:
         return self.candidates[0]
@@ -236,6 +237,7 @@ class Analysis:
     terms: list[tuple[dict, tuple[int, int]]] = field(default_factory=list)  # glossary terms found, with spans
     term_measure: tuple[dict, str] | None = None  # a measure the glossary defines, and its phrase
     needs_compiler: list[str] = field(default_factory=list)  # elements only the interpretation compiler renders
+    confirms: list[tuple[Table, Column, str, str]] = field(default_factory=list)  # (table, column, value, phrase)
 
     def text(self, first: int, last: int) -> str:
         """The requirement's own words from token `first` to token `last` (inclusive)."""
@@ -354,7 +356,7 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     _resolve_values_and_columns(a, index)
     _apply_terms(a, index)
     _name_parameters(a, index)
-    if a.unknown_words:
+    if a.unknown_words or a.confirms:
         _ask_unknown_words(a, index)
     if a.phrases.window:
         a.shape.append("time_window")
@@ -491,8 +493,15 @@ def _ask_unknown_words(a: Analysis, index: SchemaIndex) -> None:
     """Words nothing explains: ask what each means, with the values and columns that look like it."""
     scope = _scope(a, index) if a.entity is not None or a.mentions else list(index.tables.values())
     questions = []
-    for n, word in enumerate(a.unknown_words[:8]):
+    for n, (table, column, value, phrase) in enumerate(a.confirms[:4]):
+        questions.append(question_confirm_value(phrase, index, table, column, value, qid=f"value_{n + 1}"))
+    for n, word in enumerate(a.unknown_words[: 8 - len(questions)]):
         questions.append(question_unknown_word(word, word, index, scope, qid=f"term_{n + 1}"))
+    if not a.unknown_words:
+        phrases = ", ".join(f"'{c[3]}'" for c in a.confirms)
+        raise PlanningError(
+            f"I am not sure {phrases} names a value; nothing I have seen confirms it", questions=questions
+        )
     names = ", ".join(f"'{w}'" for w in a.unknown_words)
     verb = "means" if len(a.unknown_words) == 1 else "mean"
     raise PlanningError(
@@ -616,8 +625,7 @@ def _semantic_mentions(a: Analysis, index: SchemaIndex, content: set[int]) -> li
             key=lambda item: (-item[0], item[1]),
         )
         if scored:
-            mentions.append(Mention(i, i + 1, a.tokens[i].start, [(min(0.7, s), k) for s, k in scored]))
-            a.confidence -= 0.15
+            mentions.append(Mention(i, i + 1, a.tokens[i].start, [(min(0.7, s), k) for s, k in scored], guessed=True))
     return mentions
 
 
@@ -640,6 +648,23 @@ def _assign_roles(a: Analysis, index: SchemaIndex) -> None:
 
 
 def _resolve_entity(a: Analysis, index: SchemaIndex) -> None:
+    guessed = [m for m in a.mentions if m.guessed]
+    if guessed:
+        questions = []
+        for n, mention in enumerate(guessed[:4]):
+            word = _span_text(a, mention)
+            options = [
+                (k[1], {"term": word, "kind": "entity", "object": _object_ref(index, k)})
+                for _, k in mention.candidates[:4]
+            ]
+            options.append((f"'{word}' adds nothing to the question: leave it out", {"term": word, "kind": "ignore"}))
+            questions.append(
+                question_which(
+                    word, f"'{word}': which of these does it mean?", "entity", options, qid=f"entity_{n + 1}"
+                )
+            )
+        names = ", ".join(f"'{_span_text(a, m)}'" for m in guessed)
+        raise PlanningError(f"no table is named {names}; I found some that may be meant", questions=questions)
     entities = [m for m in a.mentions if m.role == "entity"]
     if not entities:
         groups = [m for m in a.mentions if m.role == "group"]
@@ -917,6 +942,10 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
         prev = a.tokens[i - 1] if i > 0 else None
         if column.is_string and nxt is not None and nxt.lower in ("is", "=", "of", "equals") and i + 2 < len(a.tokens):
             nxt = a.tokens[i + 2]
+        # "status shipped", "city 'Leeds'": a word beside a column name may be its value. Known values
+        # were matched above, so a column with known values does not take a word that is none of them;
+        # without known values, a quoted or capitalised word is taken and a plain word is confirmed first.
+        neighbour = None
         if (
             column.is_string
             and nxt is not None
@@ -924,20 +953,23 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
             and not any(m.start <= a.tokens.index(nxt) < m.end for m in a.mentions)
             and not a.phrases.explains(nxt.start, nxt.end)
         ):
-            a.filters.append(Filter(table.key, column.name, nxt.text, phrase=a.text(i, a.tokens.index(nxt))))
-            used.update({i, a.tokens.index(nxt)})
-            a.steps.append(f"Filter {table.name}.{column.name} = '{nxt.text}' (named in the requirement).")
-            continue
-        if (
+            neighbour = (nxt, a.text(i, a.tokens.index(nxt)))
+        elif (
             column.is_string
             and prev is not None
             and a.tokens.index(prev) in content
             and a.tokens.index(prev) not in used
             and not column_candidates([prev.lower])
         ):
-            a.filters.append(Filter(table.key, column.name, prev.text, phrase=a.text(a.tokens.index(prev), i)))
-            used.update({i, a.tokens.index(prev)})
-            a.steps.append(f"Filter {table.name}.{column.name} = '{prev.text}' (named in the requirement).")
+            neighbour = (prev, a.text(a.tokens.index(prev), i))
+        if neighbour is not None and not column.known_values:
+            word, phrase = neighbour
+            if word.quoted or word.text[:1].isupper() or word.is_number:
+                a.filters.append(Filter(table.key, column.name, word.text, phrase=phrase))
+                a.steps.append(f"Filter {table.name}.{column.name} = '{word.text}' (named in the requirement).")
+            else:
+                a.confirms.append((table, column, word.text, phrase))
+            used.update({i, a.tokens.index(word)})
             continue
         a.mentioned_columns.add((table.key, column.name))
         a.column_phrases[(table.key, column.name)] = a.text(i - 1, i) if i in a.qualified else a.text(i, i)
@@ -1493,9 +1525,7 @@ def _same_question(a: Analysis, index: SchemaIndex, sql: str, needed: dict[str, 
     ours = {c.name.lower() for _, c in a.group_columns}
     if a.group_entity is not None:
         ours |= {c.lower() for c in a.group_entity.primary_key}
-        label = a.group_entity.label_column()
-        if label is not None:
-            ours.add(label.name.lower())
+        ours |= {c.name.lower() for c in a.group_entity.label_columns()}
     if a.phrases.grain and a.fact is not None:
         dated = a.window_column or _fact_date(a, index, a.fact)
         if dated is not None:
@@ -1733,8 +1763,8 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         if a.group_entity is not None:
             g = a.group_entity
             keys = list(g.primary_key) or [next(iter(g.columns))]
-            label = g.label_column()
-            for name in keys + ([label.name] if label and label.name not in keys else []):
+            names = [c.name for c in g.label_columns() if c.name not in keys]
+            for name in keys + names:
                 column = g.columns[name]
                 prefix = singular(g.name)
                 alias = name if g is fact or name.lower().startswith(prefix) else f"{prefix}_{name}"
@@ -1783,7 +1813,10 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             parent = index.tables[fk.parent]
             nullable = any(entity.columns[c].nullable for c in fk.child_columns)
             q.join_fk(fk, to=parent.key, left=nullable)
-            wanted = columns or ([parent.label_column().name] if parent.label_column() else [])
+            wanted = columns or [c.name for c in parent.label_columns()]
+            if any(w in {c.name for c in parent.label_columns()} for w in columns) and len(columns) == 1:
+                # "customer name": a person's name is their first and last name together.
+                wanted = [c.name for c in parent.label_columns()]
             for name in wanted:
                 column = parent.columns[name]
                 if name.lower() in a.avoid_columns:

@@ -96,12 +96,30 @@ def _ranked(candidates: list[tuple[float, str, dict]]) -> list[tuple[float, str,
     return out[:MAX_CHOICES]
 
 
+def entity_choices(word: str, index: SchemaIndex) -> list[tuple[float, str, dict]]:
+    """Tables the word may mean by sense, not spelling ('clients' -> customers), ranked by the embedder."""
+    from .vocabulary import semantic_similarity
+
+    tables = list(index.tables.values())
+    matrix = semantic_similarity([word], [" ".join(t.tokens) for t in tables])
+    if matrix is None:
+        return []
+    ranked = sorted(zip(matrix[0], tables, strict=True), key=lambda item: (-item[0], item[1].name))
+    return [
+        (score, f"the table {table.name}", {"term": word, "kind": "entity", "object": _object(index, table)})
+        for score, table in ranked[:3]
+        if score >= 0.3
+    ]
+
+
 def question_unknown_word(
     word: str, phrase: str, index: SchemaIndex, tables: list[Table], *, qid: str | None = None
 ) -> Question:
-    """'What does X mean here?': values and columns that look like it, or leaving it out."""
+    """'What does X mean here?': values, columns and tables that look like it, or leaving it out."""
     taken: set[str] = set()
-    candidates = _ranked(value_choices(word, index, tables) + column_choices(word, index, tables))
+    candidates = _ranked(
+        value_choices(word, index, tables) + column_choices(word, index, tables) + entity_choices(word, index)
+    )
     choices = [Choice(id=_slug(label, taken), label=label, mapping=mapping) for _, label, mapping in candidates]
     choices.append(
         Choice(
@@ -117,6 +135,30 @@ def question_unknown_word(
         + (" Choose what it refers to." if len(choices) > 1 else " Describe it in other words, or leave it out."),
         kind="value" if candidates and candidates[0][2]["kind"] == "value" else "other",
         choices=choices,
+        allow_other=True,
+    )
+
+
+def question_confirm_value(
+    phrase: str, index: SchemaIndex, table: Table, column: Column, value: str, *, qid: str
+) -> Question:
+    """'status shipped': status = 'shipped'? (a value no sample has shown yet)."""
+    mapping = {
+        "term": phrase,
+        "kind": "value",
+        "object": _object(index, table),
+        "column": column.name,
+        "op": "eq",
+        "value": value,
+    }
+    return Question(
+        id=qid,
+        phrase=phrase,
+        text=f"'{phrase}': {table.name}.{column.name} = '{value}'?",
+        kind="confirm",
+        choices=[
+            Choice(id="yes", label=f"yes, {table.name}.{column.name} = '{value}'", mapping=mapping),
+        ],
         allow_other=True,
     )
 

@@ -80,6 +80,17 @@ class Table:
     def fk_columns(self) -> set[str]:
         return {name for fk in self.foreign_keys for name in fk.child_columns}
 
+    def label_columns(self) -> list[Column]:
+        """The columns that name a row for people: a person's first and last name together, else one label."""
+        strings = [c for c in self.columns.values() if c.is_string and not c.primary_key and not c.is_sensitive]
+        for first_words, last_words in ((("first", "given"), ("last", "family")), (("forename",), ("surname",))):
+            first = next((c for c in strings if set(c.tokens) & set(first_words)), None)
+            last = next((c for c in strings if set(c.tokens) & set(last_words)), None)
+            if first is not None and last is not None and first is not last:
+                return [first, last]
+        label = self.label_column()
+        return [label] if label is not None else []
+
     def label_column(self) -> Column | None:
         """The column that names a row for people (name, title, label...), if any."""
         strings = [c for c in self.columns.values() if c.is_string and not c.primary_key and not c.is_sensitive]

@@ -125,34 +125,16 @@ STOPWORDS = frozenset(
     ]
 )
 
-# Generic business vocabulary: each group is a set of words that name the same idea.
+# Words about data itself (not about any business): each group names the same kind of column.
+# Paraphrases of a schema's own nouns ("clients" for a customers table) are not guessed: they are
+# asked about, with candidates ranked by the embedder, and the answer goes to the glossary.
 SYNONYM_GROUPS: tuple[frozenset[str], ...] = tuple(
     frozenset(group.split())
     for group in (
-        "customer client buyer consumer shopper account patron",
-        "product item article sku good merchandise",
-        "order purchase sale transaction",
-        "revenue sales amount total spend income turnover value price",
-        "employee staff worker personnel",
-        "department team division",
-        "ticket issue case incident complaint",
-        "activity event log interaction visit session login action touchpoint",
         "name title label",
         "status state stage",
-        "priority severity urgency",
-        "region area territory zone market",
-        "country nation",
+        "category type kind class",
         "quantity qty",
-        "member user subscriber borrower",
-        "loan borrowing checkout rental",
-        "category type kind class segment genre",
-        "supplier vendor provider",
-        "invoice bill",
-        "payment charge",
-        "manager supervisor boss",
-        "salary pay wage compensation",
-        "city town",
-        "shipment delivery",
     )
 )
 
@@ -348,6 +330,15 @@ def name_tokens(identifier: str) -> tuple[str, ...]:
     return tuple(part for part in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if part)
 
 
+def _lemmas(word: str) -> set[str]:
+    """Dictionary forms of an English word (written -> write, bought -> buy), from lemminflect's tables."""
+    try:
+        from lemminflect import getAllLemmas
+    except ImportError:  # the light stemming below still applies
+        return set()
+    return {lemma.lower() for forms in getAllLemmas(word).values() for lemma in forms}
+
+
 @lru_cache(maxsize=4096)
 def variants(word: str) -> frozenset[str]:
     """The word and its light stems: plural and past-tense endings removed."""
@@ -356,6 +347,7 @@ def variants(word: str) -> frozenset[str]:
     irregular = {"people": "person", "children": "child", "men": "man", "women": "woman", "data": "datum"}
     if word in irregular:
         out.add(irregular[word])
+    out.update(_lemmas(word))
     if len(word) > 3:
         if word.endswith("ies"):
             out.add(word[:-3] + "y")

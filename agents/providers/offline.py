@@ -544,9 +544,10 @@ def _explorer_candidates(context: dict, tool_names: list[str], *, expand: bool =
                     chosen.append(name)
     if not chosen:
         chosen = sorted(tables)
-    if "measured" in _requirement_hint(str(context.get("requirement") or "")):
+    if _requirement_hint(str(context.get("requirement") or "")) & {"measured", "no_activity_since"}:
         # A measure may live in a table the requirement does not name (the orders behind "customers by revenue"),
-        # and a table's children are only known once they are described: look at every table, named ones first.
+        # activity in a table it does not name ("no activity"), and a table's children are only known once they
+        # are described: look at every table, named ones first.
         chosen += [t for t in sorted(tables) if t not in chosen]
         return chosen[:MAX_MEASURED_TABLES]
     return chosen[:MAX_EXPLORED_TABLES]

@@ -51,9 +51,16 @@ def test_list_and_filter_matches_a_sampled_value_to_its_column(retail):
     assert expected and _rows(retail, plan, ["id", "name", "country"]) == expected
 
 
-def test_filter_on_a_named_column_needs_no_samples(retail):
+def test_a_plain_word_beside_a_column_is_confirmed_before_it_filters(retail):
     _url, schema, _ = retail
-    plan = plan_requirement(requirement="orders with status shipped", schema=schema, dialect="sqlite")
+    with pytest.raises(PlanningError) as caught:
+        plan_requirement(requirement="orders with status shipped", schema=schema, dialect="sqlite")
+    [question] = caught.value.questions
+    assert question.kind == "confirm" and question.text == "'status shipped': orders.status = 'shipped'?"
+    answer = question.choices[0].mapping
+    plan = plan_requirement(
+        requirement="orders with status shipped", schema=schema, dialect="sqlite", glossary=[answer]
+    )
     assert plan.parameters["properties"]["status"]["default"] == "shipped"
     expected = _expected(retail, "SELECT id, total FROM orders WHERE status = 'shipped' ORDER BY id LIMIT 100")
     assert expected and _rows(retail, plan, ["id", "total"]) == expected

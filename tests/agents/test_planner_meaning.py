@@ -10,7 +10,7 @@ from agents.planner import PlanningError, plan_requirement
 from agents.planner.planner import requirement_questions
 from endpoints.interpretation import interpretation_parse
 
-from .planner_schemas import CLINIC, HR, LOGISTICS
+from .planner_schemas import CLINIC, HR, LOGISTICS, schema_of
 
 
 def _plan(schema, requirement, **kwargs):
@@ -123,3 +123,40 @@ def test_a_decline_says_what_was_understood_and_never_mentions_a_model():
     assert message.startswith("I understood: shipments.")
     assert "'night', 'crew'" in message or "'night'" in message
     assert not any(word in message.lower() for word in ("llm", "language model", "architect", "offline planner"))
+
+
+def test_a_persons_name_is_their_first_and_last_name():
+    interp = _plan(HR, "leave requests with employee name").interpretation
+    person = next(e for e in interp.entities if e.object == "employees")
+    named = [s.column.column for s in interp.select if s.column.entity == person.alias]
+    assert named == ["first_name", "last_name"]
+
+
+def test_a_paraphrase_of_a_table_name_is_asked_about_never_guessed():
+    shop = schema_of(
+        {
+            "customers": {
+                "columns": {"customer_id": "integer", "name": "string", "region": "string"},
+                "pk": ["customer_id"],
+                "values": {"region": ["EU", "US"]},
+            },
+            "invoices": {
+                "columns": {"invoice_id": "integer", "customer_id": "integer", "amount": "number"},
+                "pk": ["invoice_id"],
+                "fks": {"customer_id": "customers.customer_id"},
+            },
+        }
+    )
+    error = _asked(shop, "clients in the EU")
+    [question] = error.questions
+    assert question.phrase == "clients"
+    assert {"term": "clients", "kind": "entity", "object": "customers"} in [c.mapping for c in question.choices]
+    answered = _plan(shop, "clients in the EU", glossary=[{"term": "clients", "kind": "entity", "object": "customers"}])
+    assert answered.interpretation.root.object == "customers"
+    assert answered.interpretation.filters[0].column.column == "region"
+
+
+def test_inflected_words_meet_the_columns_they_name():
+    interp = _plan(HR, "employees hired since 2024-01-01").interpretation
+    [window] = interp.windows
+    assert window.column.column == "hired_on" and window.phrase == "hired since 2024-01-01"
