@@ -69,6 +69,92 @@ def phase_states(*, execution: AgentExecution, events: list[dict]) -> list[Phase
     return [PhaseState(name=n, label=Phase(n).label, state=s["state"], seconds=s["seconds"]) for n, s in states.items()]
 
 
+_EXPLORE_PREFIXES = ("analyze_", "query_", "describe_", "sample_", "search_")
+
+
+def _explored_object(tool: str, arguments) -> str | None:
+    """The table or view a look-up was about: named by the tool (query_orders) or by its arguments."""
+    if isinstance(arguments, dict):
+        for key in ("object", "object_name", "table", "name"):
+            if isinstance(arguments.get(key), str) and arguments[key]:
+                return arguments[key]
+    for prefix in _EXPLORE_PREFIXES:
+        if tool.startswith(prefix):
+            name = tool[len(prefix) :]
+            return name[: -len("_schema")] if name.endswith("_schema") else name
+    return None
+
+
+def phase_summaries(*, events: list[dict]) -> dict[str, str]:
+    """One plain sentence per phase about what it did, from the stored events (no tool names)."""
+    explored: set[str] = set()
+    calls = 0
+    tests = None
+    memories = None
+    fixes = 0
+    for event in events:
+        payload = event.get("payload") or {}
+        if event["kind"] == "tool_call" and event.get("phase") == "exploration":
+            calls += 1
+            obj = _explored_object(str(payload.get("tool", "")), payload.get("arguments"))
+            if obj:
+                explored.add(obj)
+        elif event["kind"] == "tests":
+            tests = payload
+        elif event["kind"] == "fix_round":
+            fixes += 1
+        elif event["kind"] == "phase" and payload.get("status") == "completed" and payload.get("memories") is not None:
+            memories = payload.get("memories")
+    out = {}
+    if explored or calls:
+        n = len(explored)
+        out["exploration"] = (
+            f"Looked at {n} table{'s' if n != 1 else ''} or view{'s' if n != 1 else ''} of the database."
+            if n
+            else f"Made {calls} look-up{'s' if calls != 1 else ''} in the database."
+        )
+    out["architecture"] = "Chose the data, filters and parameters of the API."
+    out["security"] = "Checked the query against what the role may read."
+    out["implementation"] = "Built the endpoint and its tests."
+    if tests:
+        passed, total = tests.get("passed", 0), tests.get("total", 0)
+        text = f"{passed} of {total} test{'s' if total != 1 else ''} passed on the live data."
+        if fixes:
+            text += f" {fixes} round{'s' if fixes != 1 else ''} of fixes."
+        out["testing"] = text
+    out["documentation"] = "Wrote how to call it, with examples."
+    if memories is not None:
+        out["learning"] = f"Kept {memories} lesson{'s' if memories != 1 else ''} for the next requests."
+    return out
+
+
+PHASE_DOING = {
+    "exploration": "Looking through the database for the data you asked for…",
+    "architecture": "Designing the API: which data, filters and parameters…",
+    "security": "Checking that the query reads only what the role may read…",
+    "implementation": "Building the endpoint…",
+    "testing": "Testing the endpoint on the live data…",
+    "documentation": "Writing the documentation…",
+    "learning": "Keeping what was learned for next time…",
+}
+
+
+def execution_now(*, execution: AgentExecution, phases: list[PhaseState]) -> str:
+    """What is happening, in one plain sentence."""
+    if execution.status == AgentStatus.COMPLETED:
+        return "Done: your API is ready for review below."
+    if execution.status == AgentStatus.FAILED:
+        return "The run stopped before it could finish; see why below."
+    if execution.status == AgentStatus.PAUSED:
+        return "Paused. Resume it when you are ready."
+    running = next((p for p in phases if p.state == "running"), None)
+    if running is not None:
+        return PHASE_DOING.get(running.name, "Working…")
+    if any(p.state == "done" for p in phases):
+        return "Moving on to the next step…"
+    return "Waiting for a worker to start…"
+
+
 def execution_progress(*, execution: AgentExecution, phases: list[PhaseState]) -> dict:
     done = sum(1 for p in phases if p.state == "done")
     end = execution.completed_at or timezone.now()

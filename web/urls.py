@@ -11,6 +11,7 @@ urlpatterns = [
     path("new/", views.requirement_new, name="requirement-new"),
     path("executions/<uuid:execution_id>/", views.execution_detail, name="execution-detail"),
     path("executions/<uuid:execution_id>/summary/", views.execution_summary, name="execution-summary"),
+    path("executions/<uuid:execution_id>/progress/", views.execution_progress, name="execution-progress"),
     path("executions/<uuid:execution_id>/results/", views.execution_results, name="execution-results"),
     path("executions/<uuid:execution_id>/pause/", views.execution_pause_view, name="execution-pause"),
     path("executions/<uuid:execution_id>/resume/", views.execution_resume_view, name="execution-resume"),

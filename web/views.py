@@ -85,8 +85,13 @@ def _execution_context(request, execution) -> dict:
         "events": events,
         "last_seq": events[-1]["seq"] if events else 0,
         "phases": phases,
+        "phase_summaries": selectors.phase_summaries(events=events),
+        "now": selectors.execution_now(execution=execution, phases=phases),
         "progress": selectors.execution_progress(execution=execution, phases=phases),
         "controls": _controls(request, execution),
+        # Further panels (templates) shown above the results, each an include with this same context.
+        "panels": [],
+        "result_panels": [],
         **_results_context(request, execution),
     }
 
@@ -157,6 +162,14 @@ def execution_summary(request, execution_id):
     """The status, progress and controls fragment, refreshed when a phase or status event arrives."""
     execution = execution_get_for_user(user=request.user, execution_id=execution_id)
     return render(request, "web/_execution_summary.html", _execution_context(request, execution))
+
+
+@login_required
+@require_GET
+def execution_progress(request, execution_id):
+    """The phases with what each did, refreshed when a phase or status event arrives."""
+    execution = execution_get_for_user(user=request.user, execution_id=execution_id)
+    return render(request, "web/_execution_progress.html", _execution_context(request, execution))
 
 
 @login_required

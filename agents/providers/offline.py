@@ -261,12 +261,14 @@ class OfflineProvider:
         if agent == "explorer":
             candidates = _pattern_tables(context, tool_names) or _explorer_candidates(context, tool_names)
             done = _called_tools(context, messages)
-            missing = [
-                name
+            pending = [
+                (t, name)
                 for t in candidates
                 for name in (f"analyze_{t}_schema", f"query_{t}")
                 if name in tool_names and name not in done
             ]
+            missing = [name for _, name in pending]
+            unexplored = {t for t, _ in pending}
             if not missing:
                 missing = [
                     f"{name} {json.dumps(arguments['filters'][0])}"
@@ -275,8 +277,7 @@ class OfflineProvider:
             achieved = not missing
             structured = {
                 "goal_achieved": achieved,
-                "progress": f"explored {len(candidates) - len({m.split('_', 1)[1] for m in missing})} of "
-                f"{len(candidates)} relevant objects",
+                "progress": f"explored {len(candidates) - len(unexplored)} of {len(candidates)} relevant objects",
                 "next_steps": missing,
                 "blockers": [],
             }

@@ -176,3 +176,27 @@ def test_memory_reuse_takes_fewer_architect_steps(retail):
 def test_an_unknown_agent_is_a_clear_error():
     with pytest.raises(LLMError, match="context\\['agent'\\]"):
         OfflineProvider().complete(messages=[Message(role="user", content="hi")], context={})
+
+
+def test_the_explorers_progress_counts_objects_between_none_and_all(retail):
+    import re
+
+    _, schema, _ = retail
+    provider = OfflineProvider()
+    tools = _tools(schema)
+    requirement = "customers with no activity in the last 90 days"
+    messages = [Message(role="user", content=requirement)]
+    context = {"agent": "explorer", "requirement": requirement}
+    counts = []
+    for turn in range(4):
+        if turn:
+            step = provider.complete(messages=messages, tools=tools, context=context)
+            messages.append(Message(role="assistant", tool_calls=step.tool_calls))
+        reflection = provider.complete(messages=messages, tools=tools, context={**context, "step": "reflect"})
+        done, total = map(
+            int, re.fullmatch(r"explored (\d+) of (\d+) relevant objects", reflection.structured["progress"]).groups()
+        )
+        counts.append((done, total))
+    assert all(0 <= done <= total for done, total in counts)
+    # Nothing called yet, then schemas (not fully explored), then samples: every object explored.
+    assert counts[0][0] == 0 and counts[1][0] < counts[1][1] and counts[2][0] == counts[2][1]

@@ -17,12 +17,40 @@ register = template.Library()
 _markdown = MarkdownIt("js-default")
 
 
+# What each phase is called on the pages, and each agent: plain words for business users.
+PHASE_LABELS = {
+    "exploration": "Explore the data",
+    "architecture": "Design the API",
+    "security": "Security review",
+    "implementation": "Build",
+    "testing": "Test on live data",
+    "documentation": "Document",
+    "learning": "Learn for next time",
+}
+AGENT_LABELS = {
+    "ORCHESTRATOR": "Coordinator",
+    "EXPLORER": "Explorer",
+    "ARCHITECT": "Designer",
+    "SECURITY": "Reviewer",
+    "IMPLEMENTER": "Builder",
+    "TESTER": "Tester",
+    "DOCUMENTER": "Writer",
+}
+
+
 @register.filter
 def phase_label(name: str) -> str:
+    if name in PHASE_LABELS:
+        return PHASE_LABELS[name]
     try:
         return Phase(name).label
     except ValueError:
         return name or ""
+
+
+@register.filter
+def agent_label(name: str) -> str:
+    return AGENT_LABELS.get(str(name or "").upper(), str(name or "").lower().capitalize())
 
 
 @register.filter
