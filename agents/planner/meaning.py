@@ -140,14 +140,28 @@ def window_bounds(window, builder: _Builder) -> dict:
             }
         return {"start": {"calendar": {"unit": window.period, "offset": 0}}}
     bounds: dict[str, Any] = {}
-    phrase = builder.text(window.span)
     if window.since:
-        builder.parameter("since", "date", default=window.since, phrase=phrase)
-        bounds["start"] = {"param": "since"}
+        bounds["start"] = {"date": window.since}
     if window.until:
-        builder.parameter("until", "date", default=window.until, phrase=phrase)
-        bounds["end"] = {"param": "until"}
+        bounds["end"] = {"date": window.until}
     return bounds
+
+
+def negation_span(a: Analysis, span: tuple[int, int] | None) -> tuple[int, int] | None:
+    """'no activity', 'without orders': the negation and the word after it that names what is absent."""
+    if not span:
+        return span
+    after = [t for t in a.tokens if t.start >= span[1]]
+    if after and not a.phrases.explains(after[0].start, after[0].end):
+        return (span[0], after[0].end)
+    return span
+
+
+def ranking_span(p) -> tuple[int, int] | None:
+    """'Top 10 products by revenue': from the ranking word to what ranks them."""
+    if p.top_span and p.rank_span:
+        return (min(p.top_span[0], p.rank_span[0]), max(p.top_span[1], p.rank_span[1]))
+    return p.top_span or p.rank_span
 
 
 def window_span(a: Analysis, span: tuple[int, int], column: Column) -> tuple[int, int]:
@@ -217,13 +231,10 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
                 group_keys.append({"column": b.col(g.key, name), "label": label, "phrase": phrase})
                 phrase = ""
         for table, column in a.group_columns:
-            group_keys.append(
-                {
-                    "column": b.col(table.key, column.name),
-                    "label": column.name,
-                    "phrase": a.column_phrases.get((table.key, column.name), ""),
-                }
+            phrase = a.column_phrases.get((table.key, column.name)) or next(
+                (text for (_key, name), text in a.column_phrases.items() if name == column.name), ""
             )
+            group_keys.append({"column": b.col(table.key, column.name), "label": column.name, "phrase": phrase})
         b.data["group_by"] = group_keys
         measure_id = labels["measure"]
         metric = a.metric
@@ -245,7 +256,7 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
                 {
                     "measure": measure_id,
                     "direction": "asc" if p.top_ascending else "desc",
-                    "phrase": b.text(p.rank_span) or b.text(p.top_span),
+                    "phrase": b.text(ranking_span(p)),
                 }
             )
             b.data["limit"] = {"n": p.top_n, "param": ROW_LIMIT_PARAM, "phrase": b.text(p.top_span)}
@@ -314,7 +325,7 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
             "negated": True,
             "from": b.alias(entity.key),
             "entities": [chain],
-            "phrase": b.text(p.negation_span),
+            "phrase": b.text(negation_span(a, p.negation_span)),
         }
         if p.window is not None and date is not None:
             exists["window"] = {
@@ -328,7 +339,7 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
             {
                 "column": b.col(entity.key, a.rank_column.name),
                 "direction": "asc" if p.top_ascending else "desc",
-                "phrase": b.text(p.rank_span) or b.text(p.top_span),
+                "phrase": b.text(ranking_span(p)),
             }
         )
         n = p.top_n or 10

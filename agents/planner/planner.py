@@ -40,6 +40,7 @@ from .vocabulary import (
     word_score,
 )
 
+NAME_WORDS = frozenset({"name", "names", "title", "titles", "label", "labels"})
 SHAPE_ORDER = ("list", "lookup", "aggregate", "top_n", "time_window", "join", "no_activity_since")
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -579,7 +580,10 @@ def _table_mentions(a: Analysis, index: SchemaIndex) -> list[Mention]:
                 t
                 for t in index.tables.values()
                 if _table_score(pair[:1], t) >= 0.9
-                and any(_column_score(pair[1:], c) >= 1.0 for c in t.columns.values())
+                and (
+                    any(_column_score(pair[1:], c) >= 1.0 for c in t.columns.values())
+                    or (pair[1] in NAME_WORDS and t.label_columns())
+                )
             ]
             if owners:
                 owners.sort(key=lambda t: (-_table_score(pair[:1], t), t.kind != "table", t.name))
@@ -891,7 +895,13 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
         if hits:
             hits.sort(key=lambda h: h[0])
             _, table, column, value = hits[0]
-            a.filters.append(Filter(table.key, column.name, value, phrase=a.text(i, i)))
+            # "status shipped", "high priority", "the Electronics category": the column's name beside its value.
+            first, last = i, i
+            for j in (i - 1, i + 1):
+                if 0 <= j < len(a.tokens) and j not in mentioned and _column_score([a.tokens[j].lower], column) >= 1.0:
+                    first, last = min(first, j), max(last, j)
+                    used.add(j)
+            a.filters.append(Filter(table.key, column.name, value, phrase=a.text(first, last)))
             used.add(i)
             a.steps.append(f"'{token.text}' is a value of {table.name}.{column.name}: filter on it.")
     # 2. Column words: group-by targets, "<column> <value>", "<value> <column>", lookups, parent columns.
@@ -906,6 +916,18 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
                 used.update({i, i + 1})  # a two-word column name ("event type")
                 i += 1
         grouped = token.start in group_offsets
+        if i in a.qualified and token.lower in NAME_WORDS and index.tables[a.qualified[i]].label_columns():
+            # "employee name": the owner's naming columns (a person's first and last name).
+            owner = index.tables[a.qualified[i]]
+            for column in owner.label_columns():
+                a.mentioned_columns.add((owner.key, column.name))
+                a.column_phrases[(owner.key, column.name)] = a.text(i - 1, i)
+            if a.entity is not None and owner.key != a.entity.key:
+                fk = next((fk for fk in a.entity.foreign_keys if fk.parent == owner.key), None)
+                if fk is not None and all(p[0] != fk for p in a.parents):
+                    a.parents.append((fk, [c.name for c in owner.label_columns()]))
+            used.add(i)
+            continue
         if i in a.qualified:
             owner = index.tables[a.qualified[i]]
             candidates = sorted(
@@ -929,7 +951,7 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
             if start is None and i in a.qualified:
                 start = a.phrases.group_starts.get(a.tokens[i - 1].start)
             a.column_phrases[(table.key, column.name)] = a.requirement[
-                (start if start is not None else token.start) : token.end
+                (start if start is not None else token.start) : a.tokens[i].end
             ]
             used.add(i)
             a.steps.append(f"Group by {table.name}.{column.name} ('{token.text}').")

@@ -8,7 +8,10 @@ import pytest
 
 from agents.planner import PlanningError, plan_requirement
 from agents.planner.planner import requirement_questions
+from endpoints.compiler import Catalog, interpretation_compile
 from endpoints.interpretation import interpretation_parse
+from endpoints.verification.coverage import coverage_check, shape_check
+from endpoints.verification.findings import failed
 
 from .planner_schemas import CLINIC, HR, LOGISTICS, schema_of
 
@@ -160,3 +163,29 @@ def test_inflected_words_meet_the_columns_they_name():
     interp = _plan(HR, "employees hired since 2024-01-01").interpretation
     [window] = interp.windows
     assert window.column.column == "hired_on" and window.phrase == "hired since 2024-01-01"
+
+
+@pytest.mark.parametrize(
+    ("schema", "requirement"),
+    [
+        (HR, "senior employees"),
+        (HR, "number of employees per department"),
+        (HR, "average salary by grade"),
+        (HR, "employees hired since 2024-01-01"),
+        (HR, "employees with no leave requests in the last 90 days"),
+        (HR, "top 5 employees by salary"),
+        (HR, "leave requests with employee name"),
+        (CLINIC, "appointments per specialty"),
+        (CLINIC, "cancelled appointments this month"),
+        (LOGISTICS, "shipments in transit"),
+        (LOGISTICS, "number of shipments per depot city"),
+    ],
+)
+def test_the_platform_finds_every_phrase_accounted_for_and_compiles_the_interpretation(schema, requirement):
+    plan = _plan(schema, requirement)
+    catalog = Catalog(schema)
+    findings = coverage_check(requirement=requirement, interpretation=plan.interpretation)
+    findings += shape_check(requirement=requirement, interpretation=plan.interpretation, catalog=catalog)
+    assert failed(findings) == []
+    compiled = interpretation_compile(plan.interpretation, catalog=catalog, dialect="postgres")
+    assert compiled.sql.startswith("SELECT ")
