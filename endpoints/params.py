@@ -14,6 +14,8 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from nectar.text import data_text_problem
+
 PARAMETER_TYPES = ("string", "integer", "number", "boolean", "array")
 FORMATS = ("date", "date-time", "time", "uuid", "email", "decimal")
 # Query parameters the runtime uses for pagination; an endpoint cannot declare them.
@@ -188,9 +190,14 @@ def parameters_parse(*, schema: dict, values: dict, from_text: bool) -> tuple[di
     required = set((schema or {}).get("required", []) or [])
     problems: list[dict] = []
     for name in values:
-        if name not in properties:
+        if bad := data_text_problem({name: values[name]}):
+            # NUL, invalid UTF-8, lone surrogates: refused before anything else looks at the value.
+            problems.append(_problem(bad[0], bad[1], "invalid_text"))
+        elif name not in properties:
             known = ", ".join(sorted(properties)) or "none"
             problems.append(_problem(name, f"Unknown parameter. Accepted parameters: {known}.", "unknown_parameter"))
+    if problems and any(p["code"] == "invalid_text" for p in problems):
+        return {}, problems
     parsed: dict[str, Any] = {}
     for name, spec in properties.items():
         raw = values.get(name)

@@ -19,6 +19,7 @@ from django.conf import settings
 
 from endpoints.models import GeneratedEndpoint
 from endpoints.params import parameters_json_safe, parameters_parse
+from nectar.text import text_printable
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def _is_secret(name: str) -> bool:
 def redact(values: dict) -> dict:
     """Arguments as stored in the audit log: secret-looking names hidden, long texts shortened."""
     out = {}
-    for key, value in parameters_json_safe(values).items():
+    for key, value in text_printable(parameters_json_safe(values)).items():
         if _is_secret(key):
             out[key] = REDACTED
         elif isinstance(value, str) and len(value) > 200:
@@ -239,8 +240,13 @@ def endpoint_run(*, endpoint: GeneratedEndpoint, values: dict, from_text: bool) 
         )
 
 
-def endpoint_call(*, endpoint: GeneratedEndpoint, api_key, values: dict, from_text: bool) -> EndpointResult:
-    """One live call by an API key: refused unless the key belongs to the endpoint's Role; logged and counted."""
+def endpoint_call(
+    *, endpoint: GeneratedEndpoint, api_key, values: dict, from_text: bool, invalid_body: str = ""
+) -> EndpointResult:
+    """One live call by an API key: refused unless the key belongs to the endpoint's Role; logged and counted.
+
+    `invalid_body` says why the request's body could not be read (the call is refused and logged).
+    """
     from mcpservers.models import CallOutcome, ToolCall
 
     started = time.perf_counter()
@@ -250,6 +256,8 @@ def endpoint_call(*, endpoint: GeneratedEndpoint, api_key, values: dict, from_te
             error_body(403, "This API key belongs to another role; it cannot call this endpoint.", code="forbidden"),
             error="API key of another role",
         )
+    elif invalid_body:
+        result = EndpointResult(400, error_body(400, invalid_body, code="invalid_body"), error=invalid_body)
     else:
         try:
             result = endpoint_run(endpoint=endpoint, values=values, from_text=from_text)
@@ -272,7 +280,7 @@ def endpoint_call(*, endpoint: GeneratedEndpoint, api_key, values: dict, from_te
         tool=endpoint.tool_name[:200],
         arguments=redact({k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in values.items()}),
         outcome=outcome,
-        error=result.error[:2000],
+        error=text_printable(result.error[:2000]),
         rows=result.rows,
         duration_ms=duration_ms,
     )

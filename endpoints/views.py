@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from rest_framework.exceptions import ParseError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -12,6 +13,7 @@ from endpoints.api import ApiKeyRateThrottle, HasRoleApiKey, RoleApiKeyAuthentic
 from endpoints.runtime import endpoint_call, error_body
 from endpoints.selectors import EndpointGone, endpoint_get_for_user, endpoint_resolve_live
 from endpoints.services import endpoint_export, endpoint_markdown_docs
+from nectar.text import query_string_values
 
 
 def _page_link(request, *, limit: int, offset: int) -> str:
@@ -47,17 +49,25 @@ class GeneratedEndpointView(APIView):
                 error_body(405, f"This endpoint answers {endpoint.method} only.", code="method_not_allowed"),
                 status=405,
             )
+        invalid_body = ""
         if endpoint.is_read_only:
-            values = {k: (v if len(v) > 1 else v[0]) for k, v in request.query_params.lists()}
+            # Decoded from the raw query string, so bytes that are not UTF-8 are refused, not replaced.
+            raw = request.META.get("QUERY_STRING", "")
+            values = {k: (v if len(v) > 1 else v[0]) for k, v in query_string_values(raw).items()}
             from_text = True
         else:
-            values = request.data if isinstance(request.data, dict) else None
+            try:
+                values = request.data if isinstance(request.data, dict) else None
+            except ParseError:
+                values, invalid_body = {}, "The body is not valid JSON (in UTF-8)."
             if values is None:
                 return Response(
                     error_body(400, "Send the parameters as a JSON object.", code="invalid_body"), status=400
                 )
             from_text = False
-        result = endpoint_call(endpoint=endpoint, api_key=api_key, values=values, from_text=from_text)
+        result = endpoint_call(
+            endpoint=endpoint, api_key=api_key, values=values, from_text=from_text, invalid_body=invalid_body
+        )
         body = dict(result.body)
         if result.status == 200 and "has_next" in body:
             limit, offset = body["limit"], body["offset"]

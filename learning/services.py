@@ -252,6 +252,7 @@ def memory_retrieve(
 ) -> list[RetrievedMemory]:
     """The `k` memories of `organization` most useful for `text`, best first (see the module docstring).
 
+    A text with no searchable word (only stop words, punctuation) finds nothing: the result is empty.
     Only active memories embedded by the current embedder are considered; `service` and `role`
     keep only the memories of that Service (database) and of that Role. With an `execution`,
     each returned memory is recorded as used by it (MemoryUse) and its usage_count and
@@ -270,6 +271,9 @@ def memory_retrieve(
         raise LearningInputError("service", "the Service belongs to another organization")
     now = now or timezone.now()
     embedder_name, (vector,) = embed_texts([text])
+    if not any(vector):
+        # No searchable word (e.g. "a", "the"): nothing is similar to it, so nothing is found.
+        return []
     pool = max(3 * k, 30)
     with transaction.atomic(), connection.cursor() as cursor:
         neighbours = vector_search.nearest(
@@ -285,7 +289,11 @@ def memory_retrieve(
     # The 384-dimension vectors stay in the database: ranking needs the similarity, not the embedding.
     by_id = AgentMemory.objects.defer("embedding").in_bulk([n.id for n in neighbours])
     ranked = sorted(
-        (RetrievedMemory(memory=by_id[n.id], similarity=n.similarity, score=0.0) for n in neighbours if n.id in by_id),
+        (
+            RetrievedMemory(memory=by_id[n.id], similarity=n.similarity, score=0.0)
+            for n in neighbours
+            if n.id in by_id and math.isfinite(n.similarity)  # a memory embedded as a zero vector matches nothing
+        ),
         key=lambda r: -memory_score(similarity=r.similarity, memory=r.memory, now=now),
     )[:k]
     results = [

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from datetime import timedelta
 
@@ -23,6 +24,7 @@ from django.utils import timezone
 
 from mcpservers.models import CallOutcome, MCPServerInstance, ToolCall
 from mcpservers.services import McpAccessError, ToolResult, api_key_authenticate, redact
+from nectar.text import text_printable
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +48,7 @@ def _memory_payload(memory, similarity: float | None = None) -> dict:
         "content": memory.content,
         "tags": list(memory.tags or []),
         "relevance_score": memory.relevance_score,
-        "similarity": similarity,
+        "similarity": round(similarity, 4) if similarity is not None and math.isfinite(similarity) else None,
         "created_at": memory.created_at.isoformat() if memory.created_at else None,
     }
 
@@ -317,7 +319,8 @@ def platform_tool_call(*, organization, api_key, server_name: str, name: str, ar
         try:
             payload = _dispatch(organization, server_name, name, arguments)
             rows = next((len(v) for v in payload.values() if isinstance(v, list)), None)
-            result = ToolResult(payload, json.dumps(payload, default=str), False, CallOutcome.OK, rows)
+            # allow_nan=False: the answer is JSON as the MCP clients parse it (no NaN or Infinity).
+            result = ToolResult(payload, json.dumps(payload, default=str, allow_nan=False), False, CallOutcome.OK, rows)
         except ValueError as exc:
             # learning's input errors (LearningInputError is a ValueError) name the field and are safe to show.
             result = ToolResult(None, f"Invalid arguments: {exc}", True, CallOutcome.ERROR)
@@ -330,7 +333,7 @@ def platform_tool_call(*, organization, api_key, server_name: str, name: str, ar
         tool=f"{server_name}/{name}"[:200],
         arguments=redact(arguments),
         outcome=result.outcome,
-        error=result.text if result.is_error else "",
+        error=text_printable(result.text) if result.is_error else "",
         rows=result.rows,
         duration_ms=(time.perf_counter() - started) * 1000.0,
     )

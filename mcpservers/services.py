@@ -33,6 +33,7 @@ from mcpservers.toolgen import (
     tool_public,
     tools_search,
 )
+from nectar.text import data_text_problem, text_printable
 
 logger = logging.getLogger(__name__)
 
@@ -166,12 +167,12 @@ def _is_secret_name(name: str) -> bool:
 
 
 def redact(value: Any) -> Any:
-    """Arguments as stored in the audit log: values of secret-looking keys replaced."""
+    """Arguments as stored in the audit log: values of secret-looking keys replaced, bad text escaped."""
     if isinstance(value, dict):
-        return {k: (REDACTED if _is_secret_name(k) else redact(v)) for k, v in value.items()}
+        return {text_printable(k): (REDACTED if _is_secret_name(k) else redact(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
-    return value
+    return text_printable(value)
 
 
 def _error_text(exc: Exception, fallback: str) -> str:
@@ -222,6 +223,8 @@ def _validate_arguments(schema: dict, arguments: dict, *, cache_key: tuple | Non
     from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
+    if bad := data_text_problem(arguments, "arguments"):
+        return f"Invalid {bad[0]}: {bad[1]}"
     validator = _compiled_validator(schema, cache_key)
     if validator is not None:
         with contextlib.suppress(Exception):  # a value the fast validator cannot represent: jsonschema decides
@@ -365,7 +368,7 @@ def _record_call(
         tool[:200],
         json.dumps(arguments),
         result.outcome,
-        result.text if result.is_error else "",
+        text_printable(result.text) if result.is_error else "",
         result.rows,
         duration_ms,
         timezone.now(),

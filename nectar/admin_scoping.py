@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 
+from nectar.forms import TextSafeFormMixin
 from roles.selectors import organization_ids_for_user
 
 
@@ -54,6 +55,13 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return self._may(request, obj, manage=True)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        """Every admin form refuses text the database cannot hold (NUL, lone surrogates), JSON fields included."""
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if issubclass(form, TextSafeFormMixin):
+            return form
+        return type(form.__name__, (TextSafeFormMixin, form), {})
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         """Offer only objects of the user's organizations as foreign-key choices."""

@@ -4,6 +4,7 @@ from django import forms
 
 from agents.services import MAX_REQUIREMENT_CHARS
 from learning.models import MemoryType
+from nectar.forms import TextSafeFormMixin
 from roles.models import Role
 
 EXAMPLES = [
@@ -22,7 +23,7 @@ class RoleChoiceField(forms.ModelChoiceField):
         return f"{obj.name} — {obj.service.name} ({obj.service.get_engine_display()})"
 
 
-class RequirementForm(forms.Form):
+class RequirementForm(TextSafeFormMixin, forms.Form):
     requirement = forms.CharField(
         label="What do you need?",
         max_length=MAX_REQUIREMENT_CHARS,
@@ -57,7 +58,7 @@ class RequirementForm(forms.Form):
             self.initial.setdefault("role", roles[0].pk)
 
 
-class RejectForm(forms.Form):
+class RejectForm(TextSafeFormMixin, forms.Form):
     comment = forms.CharField(
         label="Why is it rejected?",
         max_length=2000,
@@ -66,13 +67,13 @@ class RejectForm(forms.Form):
     )
 
 
-class RatingForm(forms.Form):
+class RatingForm(TextSafeFormMixin, forms.Form):
     up = forms.TypedChoiceField(
         choices=[("1", "Helpful"), ("0", "Not helpful")], coerce=lambda v: v == "1", empty_value=None
     )
     comment = forms.CharField(required=False, max_length=5000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class MemorySearchForm(forms.Form):
+class MemorySearchForm(TextSafeFormMixin, forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=500)
     type = forms.ChoiceField(label="Type", required=False, choices=[("", "All types"), *MemoryType.choices])

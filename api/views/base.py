@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
@@ -10,33 +12,19 @@ from api.context import caller_membership
 from api.pagination import ApiPagination
 from api.permissions import OrganizationAccess
 from api.schema import NectarAutoSchema
+from nectar.text import data_text_problem, query_string_problem
+
+logger = logging.getLogger("nectar.security")
 
 
-def _unsafe_text(value) -> str | None:
-    """A reason why a string cannot be stored (NUL byte, lone surrogate), or None."""
-    if "\x00" in value:
-        return "Text must not contain NUL characters."
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "Text must be valid Unicode (no lone surrogates)."
-    return None
-
-
-def _check_text(value, path: str, depth: int = 0) -> None:
-    if depth > 32:
-        raise exceptions.ValidationError({path or "body": ["The JSON is nested too deeply."]}, code="too_deep")
-    if isinstance(value, str):
-        reason = _unsafe_text(value)
-        if reason:
-            raise exceptions.ValidationError({path or "body": [reason]}, code="invalid_text")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_text(key, path, depth + 1)
-            _check_text(item, f"{path}.{key}" if path else str(key), depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_text(item, f"{path}.{index}" if path else str(index), depth + 1)
+def _refuse_bad_text(request, found: tuple[str, str] | None) -> None:
+    if found is None:
+        return
+    field, problem = found
+    logger.warning(
+        "refused text input on %s %s: %s %s (user %s)", request.method, request.path, field, problem, request.user.pk
+    )
+    raise exceptions.ValidationError({field: [problem]}, code="invalid_text")
 
 
 class ApiViewMixin:
@@ -47,17 +35,15 @@ class ApiViewMixin:
     manager_actions: tuple = ()
 
     def initial(self, request, *args, **kwargs):
-        # Text the platform database cannot store is refused up front, with the field named.
-        for key, values in request.query_params.lists():
-            _check_text(key, "query")
-            for value in values:
-                _check_text(value, key)
+        # Text that cannot be stored or sent on (NUL, invalid UTF-8, lone surrogates) is refused up
+        # front with the field named; the raw query string is read so bad bytes are not papered over.
+        _refuse_bad_text(request, query_string_problem(request.META.get("QUERY_STRING", "")))
         for header in ("X-Nectar-Organization",):
             if header in request.headers:
-                _check_text(request.headers[header], header)
+                _refuse_bad_text(request, data_text_problem(request.headers[header], header))
         super().initial(request, *args, **kwargs)
         if request.method in ("POST", "PUT", "PATCH"):
-            _check_text(request.data, "")
+            _refuse_bad_text(request, data_text_problem(request.data, ""))
 
     @property
     def membership(self):
