@@ -62,7 +62,7 @@ class McpToolbox:
         stack = ExitStack()
         try:
             self._portal = stack.enter_context(start_blocking_portal())
-            server = instance_server(instance=self.instance, api_key=None)
+            server = instance_server(instance=self.instance, api_key=None, agent=True)
             self._client = stack.enter_context(self._portal.wrap_async_context_manager(Client(server)))
             listed = self._portal.call(self._client.list_tools)
         except BaseException:

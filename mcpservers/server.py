@@ -8,7 +8,7 @@ from typing import Any
 import mcp.types as types
 from mcp.server.lowlevel import Server
 
-from mcpservers.services import ToolResult, tool_call
+from mcpservers.services import ToolResult, tool_call, try_sql_allowed
 from mcpservers.toolgen import tools_listed
 from mcpservers.workers import run_in_worker
 
@@ -70,16 +70,21 @@ def build_server(
     )
 
 
-def instance_server(*, instance, api_key) -> Server:
-    """The MCP server of one Role's instance, as seen through one API key."""
+def instance_server(*, instance, api_key, agent: bool = False) -> Server:
+    """The MCP server of one Role's instance, as seen through one API key.
+
+    `agent` is for Nectar's own agents (in process): they always get try_sql, whatever the
+    Role's setting for external clients.
+    """
     role = instance.role
     tools = list(instance.tools or [])
+    try_sql = try_sql_allowed(role=role, try_sql=agent)
 
     def list_tools() -> list[dict]:
-        return tools_listed(tools)
+        return tools_listed(tools, try_sql=try_sql)
 
     def call(*, name: str, arguments: dict) -> ToolResult:
-        return tool_call(instance=instance, api_key=api_key, name=name, arguments=arguments)
+        return tool_call(instance=instance, api_key=api_key, name=name, arguments=arguments, try_sql=agent)
 
     return build_server(
         name=f"nectar-{role.name}",

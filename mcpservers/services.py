@@ -24,6 +24,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from mcpservers import fixedtools
+from mcpservers.fixedtools import FIXED_BY_NAME, FIXED_NAMES, FixedToolError, RoleObjects
 from mcpservers.models import CallOutcome, MCPServerInstance, MCPServerStatus, ToolCall
 from mcpservers.toolgen import (
     COMPACT_NAMES,
@@ -293,14 +295,19 @@ def _find_tool(tools: list[dict], name: str) -> dict | None:
     return None
 
 
-def tool_invoke(*, instance: MCPServerInstance, name: str, arguments: dict | None) -> ToolResult:
-    """Run one tool of the instance (not recorded). Errors come back as ToolResult(is_error=True)."""
+def tool_invoke(*, instance: MCPServerInstance, name: str, arguments: dict | None, try_sql: bool = False) -> ToolResult:
+    """Run one tool of the instance (not recorded). Errors come back as ToolResult(is_error=True).
+
+    `try_sql` makes try_sql callable whatever the Role's setting (Nectar's own agents).
+    """
     from roles.executor import ExecutorError
 
     arguments = arguments or {}
     tools = instance.tools or []
+    if name in FIXED_NAMES:
+        return _invoke_fixed(instance=instance, name=name, arguments=arguments, try_sql=try_sql)
     if name in COMPACT_NAMES and is_compact(tools):
-        return _invoke_meta(instance=instance, name=name, arguments=arguments)
+        return _invoke_meta(instance=instance, name=name, arguments=arguments, try_sql=try_sql)
     tool = _find_tool(tools, name)
     if tool is None:
         return ToolResult(None, f"Unknown tool '{name}': this role has no such tool.", True, CallOutcome.DENIED)
@@ -318,7 +325,75 @@ def tool_invoke(*, instance: MCPServerInstance, name: str, arguments: dict | Non
     return ToolResult(payload, _result_text(payload), False, CallOutcome.OK, rows)
 
 
-def _invoke_meta(*, instance: MCPServerInstance, name: str, arguments: dict) -> ToolResult:
+def try_sql_allowed(*, role, try_sql: bool) -> bool:
+    return bool(try_sql or getattr(role, "mcp_allow_try_sql", False))
+
+
+def _role_objects(role) -> RoleObjects:
+    from roles.introspection import service_schema
+    from roles.permissions import role_grants
+
+    schema = service_schema(service=role.service)
+    return RoleObjects.of(grants=role_grants(role=role), default_schema=schema.get("default_schema") or "")
+
+
+def _fixed_payload(*, role, name: str, arguments: dict) -> tuple[dict, int | None]:
+    from roles import executor
+
+    objects = _role_objects(role)
+    if name == "search_objects":
+        payload = fixedtools.search_objects(objects, arguments)
+        return payload, len(payload["objects"])
+    if name == "try_sql":
+        result = executor.executor_run_sql(
+            role=role, sql=arguments["sql"], params=arguments.get("params") or {}, limit=arguments.get("limit", 20)
+        )
+        return _query_payload(result), result.row_count
+    grant = objects.find_readable(arguments["object"]) if name == "sample_rows" else objects.find(arguments["object"])
+    if name == "sample_rows":
+        result = executor.executor_query(
+            role=role,
+            object_name=grant.object_name,
+            schema=grant.schema,
+            columns=arguments.get("columns"),
+            filters=arguments.get("filters"),
+            limit=arguments.get("limit", 5),
+        )
+        return _query_payload(result), result.row_count
+
+    def read_sample(grant, columns, limit):
+        result = executor.executor_query(
+            role=role, object_name=grant.object_name, schema=grant.schema, columns=columns, limit=limit
+        )
+        return result.rows, not result.truncated
+
+    return fixedtools.describe_object(objects, grant, read_sample=read_sample), None
+
+
+def _invoke_fixed(*, instance: MCPServerInstance, name: str, arguments: dict, try_sql: bool) -> ToolResult:
+    from roles.executor import ExecutorError
+
+    role = instance.role
+    if name == fixedtools.TRY_SQL and not try_sql_allowed(role=role, try_sql=try_sql):
+        return ToolResult(None, f"Unknown tool '{name}': this role has no such tool.", True, CallOutcome.DENIED)
+    schema = FIXED_BY_NAME[name]["inputSchema"]
+    problem = _validate_arguments(schema, arguments, cache_key=("fixed", name))
+    if problem:
+        return ToolResult(None, problem, True, CallOutcome.ERROR)
+    try:
+        payload, rows = _fixed_payload(role=role, name=name, arguments=arguments)
+    except FixedToolError as exc:
+        return ToolResult(None, exc.message, True, CallOutcome.DENIED if exc.denied else CallOutcome.ERROR)
+    except ExecutorError as exc:
+        outcome = CallOutcome.DENIED if exc.code == "forbidden" else CallOutcome.ERROR
+        return ToolResult(None, str(exc), True, outcome)
+    except Exception:
+        logger.exception("MCP tool %s of instance %s failed", name, instance.pk)
+        return ToolResult(None, "Internal error while running the tool; it has been logged.", True, CallOutcome.ERROR)
+    return ToolResult(payload, _result_text(payload), False, CallOutcome.OK, rows)
+
+
+def _invoke_meta(*, instance: MCPServerInstance, name: str, arguments: dict, try_sql: bool) -> ToolResult:
     tools = instance.tools or []
     if name == "search_tools":
         limit = arguments.get("limit", 20)
@@ -330,6 +405,9 @@ def _invoke_meta(*, instance: MCPServerInstance, name: str, arguments: dict) -> 
     if not isinstance(target, str) or not target:
         return ToolResult(None, "Invalid arguments.name: expected a tool name.", True, CallOutcome.ERROR)
     if name == "describe_tool":
+        fixed = FIXED_BY_NAME.get(target)
+        if fixed is not None and (target != fixedtools.TRY_SQL or try_sql_allowed(role=instance.role, try_sql=try_sql)):
+            return ToolResult(dict(fixed), _result_text(fixed), False)
         tool = _find_tool(tools, target)
         if tool is None:
             return ToolResult(None, f"Unknown tool '{target}': this role has no such tool.", True, CallOutcome.DENIED)
@@ -340,7 +418,7 @@ def _invoke_meta(*, instance: MCPServerInstance, name: str, arguments: dict) -> 
         return ToolResult(None, "Invalid arguments.arguments: expected an object.", True, CallOutcome.ERROR)
     if target in COMPACT_NAMES:
         return ToolResult(None, "call_tool cannot call a meta-tool.", True, CallOutcome.ERROR)
-    return tool_invoke(instance=instance, name=target, arguments=inner)
+    return tool_invoke(instance=instance, name=target, arguments=inner, try_sql=try_sql)
 
 
 def _record_call(
@@ -379,10 +457,12 @@ def _record_call(
         cursor.execute(sql, params)
 
 
-def tool_call(*, instance: MCPServerInstance, api_key, name: str, arguments: dict | None) -> ToolResult:
+def tool_call(
+    *, instance: MCPServerInstance, api_key, name: str, arguments: dict | None, try_sql: bool = False
+) -> ToolResult:
     """Run one tool call and record it (ToolCall row and the instance's counters)."""
     started = time.perf_counter()
-    result = tool_invoke(instance=instance, name=name, arguments=arguments)
+    result = tool_invoke(instance=instance, name=name, arguments=arguments, try_sql=try_sql)
     duration_ms = (time.perf_counter() - started) * 1000.0
     recorded = name
     inner = arguments or {}

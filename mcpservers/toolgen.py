@@ -651,11 +651,17 @@ def is_compact(tools: list[dict]) -> bool:
     return len(tools) > settings.MCP_COMPACT_THRESHOLD
 
 
-def tools_listed(tools: list[dict]) -> list[dict]:
-    """What tools/list answers: every tool, or the three meta-tools above the compact threshold."""
+def tools_listed(tools: list[dict], *, try_sql: bool = False) -> list[dict]:
+    """What tools/list answers: the fixed toolset, then every tool or, above the compact threshold, the meta-tools.
+
+    `try_sql` lists the try_sql tool (the Role allows it, or the caller is Nectar's own agent).
+    """
+    from mcpservers.fixedtools import fixed_tools_listed
+
+    fixed = fixed_tools_listed(try_sql=try_sql)
     if is_compact(tools):
-        return [dict(t) for t in COMPACT_TOOLS]
-    return [tool_public(t) for t in tools]
+        return [*fixed, *(dict(t) for t in COMPACT_TOOLS)]
+    return [*fixed, *(tool_public(t) for t in tools)]
 
 
 def tools_search(tools: list[dict], query: str, limit: int = 20) -> dict:

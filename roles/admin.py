@@ -265,6 +265,7 @@ class RoleForm(forms.ModelForm):
             "is_active",
             "permissions",
             "mcp_enabled",
+            "mcp_allow_try_sql",
             "mcp_server_config",
         )
 

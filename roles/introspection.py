@@ -134,6 +134,7 @@ def _describe(conn, inspector, connector, sa_schema, schema_name, name, kind, co
                 "default": None if default is None else str(default),
                 "primary_key": col["name"] in pk,
                 "enum": list(enum) if enum else None,
+                "comment": col.get("comment") or None,
             }
         )
     row_count = counts.get((schema_name, name))
@@ -143,12 +144,21 @@ def _describe(conn, inspector, connector, sa_schema, schema_name, name, kind, co
         "schema": schema_name,
         "name": name,
         "kind": kind,
+        "comment": _object_comment(conn, inspector, sa_schema, name),
         "columns": columns,
         "primary_key": pk,
         "foreign_keys": fks,
         "indexes": indexes,
         "row_count": row_count,
     }
+
+
+def _object_comment(conn, inspector, sa_schema, name) -> str | None:
+    """The table's or view's comment where the engine keeps one (PostgreSQL, MySQL), else None."""
+    try:
+        return (inspector.get_table_comment(name, schema=sa_schema) or {}).get("text") or None
+    except NotImplementedError:  # SQLite keeps no comments
+        return None
 
 
 def _bounded_count(conn, connector, sa_schema, name) -> int | None:

@@ -146,6 +146,13 @@ class Role(models.Model):
     permissions = models.JSONField(default=list, blank=True)
     mcp_enabled = models.BooleanField(default=False)
     mcp_server_config = models.JSONField(null=True, blank=True)
+    # try_sql (one checked, read-only statement) for external MCP clients; Nectar's own agents always have it.
+    mcp_allow_try_sql = models.BooleanField(
+        "MCP clients may try SQL",
+        default=False,
+        help_text="List the try_sql tool (one read-only statement, checked against this role's grants) "
+        "to external MCP clients.",
+    )
     mcp_tools_generated = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

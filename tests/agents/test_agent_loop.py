@@ -176,7 +176,9 @@ def test_the_explorer_is_offered_and_may_call_read_only_tools_only(org, owner, d
     )
     _output, record, _, _ = _run(role, owner, provider)
     offered = provider.calls[0]["tools"]
-    assert offered and all(name.startswith(("query_", "analyze_")) for name in offered)
+    read_only = ("query_", "analyze_", "search_objects", "describe_object", "sample_rows", "try_sql")
+    assert offered and all(name.startswith(read_only) for name in offered)
+    assert "insert_support_tickets" not in offered
     assert record.tools_invoked[0]["ok"] is False
     assert "not available to this agent" in record.tools_invoked[0]["error"]
     assert not ToolCallLog.objects.filter(tool="insert_support_tickets").exists()

@@ -35,6 +35,8 @@ CUSTOMER_SCHEMA = [
     "CREATE VIEW region_totals AS SELECT region, count(*)::int AS customers FROM customers GROUP BY region",
     "CREATE FUNCTION customers_in_region(p_region text) RETURNS integer LANGUAGE sql STABLE "
     "AS $$ SELECT count(*)::int FROM customers WHERE region = p_region $$",
+    "COMMENT ON TABLE orders IS 'Purchases made by customers'",
+    "COMMENT ON COLUMN customers.balance IS 'Store credit in euros'",
 ]
 
 SEED = [

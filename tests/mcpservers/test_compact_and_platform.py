@@ -13,7 +13,9 @@ from tests.mcpservers.test_http import mcp_client
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_above_the_threshold_only_meta_tools_are_listed_and_they_reach_every_tool(live_mcp, analyst, settings):
+def test_above_the_threshold_only_fixed_and_meta_tools_are_listed_and_they_reach_every_tool(
+    live_mcp, analyst, settings
+):
     settings.MCP_COMPACT_THRESHOLD = 5
     url, secret = instance_url(live_mcp, analyst["instance"]), analyst["secret"]
 
@@ -29,7 +31,7 @@ def test_above_the_threshold_only_meta_tools_are_listed_and_they_reach_every_too
             return listed, found, described, called, unknown
 
     listed, found, described, called, unknown = run(scenario)
-    assert listed == ["search_tools", "describe_tool", "call_tool"]
+    assert listed == ["search_objects", "describe_object", "sample_rows", "search_tools", "describe_tool", "call_tool"]
     assert {t["name"] for t in found.structured_content["tools"]} == {"query_public__orders", "query_sales__orders"}
     assert "filters" in described.structured_content["inputSchema"]["properties"]
     assert called.structured_content["rows"][0]["name"] == "Dan"

@@ -43,6 +43,9 @@ def call(url: str, secret: str, name: str, arguments: dict | None = None):
 def test_analyst_lists_exactly_the_tools_its_permissions_grant(live_mcp, analyst):
     tools = list_tools(instance_url(live_mcp, analyst["instance"]), analyst["secret"])
     assert set(tools) == {
+        "search_objects",
+        "describe_object",
+        "sample_rows",
         "query_customers",
         "analyze_customers_schema",
         "insert_customers",
@@ -76,7 +79,13 @@ def test_analyst_lists_exactly_the_tools_its_permissions_grant(live_mcp, analyst
 
 def test_legacy_handshake_clients_get_the_same_tools(live_mcp, reader):
     tools = list_tools(instance_url(live_mcp, reader["instance"]), reader["secret"], mode="legacy")
-    assert set(tools) == {"query_customers", "analyze_customers_schema"}
+    assert set(tools) == {
+        "search_objects",
+        "describe_object",
+        "sample_rows",
+        "query_customers",
+        "analyze_customers_schema",
+    }
 
 
 def test_query_with_typed_filters_order_and_total(live_mcp, analyst):
@@ -315,7 +324,7 @@ def test_protocol_version_header_is_validated(live_mcp, analyst):
     assert unsupported.status_code == 400
     supported = raw_post(url, secret=analyst["secret"], headers={"MCP-Protocol-Version": "2025-06-18"}, body=listing)
     assert supported.status_code == 200
-    assert len(supported.json()["result"]["tools"]) == 13
+    assert len(supported.json()["result"]["tools"]) == 16  # 13 of the grants, 3 of the fixed toolset
     # Absent: the server assumes the specification's default version and still answers.
     absent = raw_post(url, secret=analyst["secret"], body=listing)
     assert absent.status_code == 200

@@ -131,9 +131,17 @@ def test_procedures_get_execute_and_signature_tools_with_typed_parameters():
     assert tools["analyze_bump_signature"]["annotations"]["readOnlyHint"] is True
 
 
-def test_large_catalogs_list_only_meta_tools(settings):
+def test_large_catalogs_list_only_the_fixed_and_meta_tools(settings):
     settings.MCP_COMPACT_THRESHOLD = 3
     tools = tools_from_grants([_grant(f"t{i}") for i in range(4)])
     assert is_compact(tools)
-    assert [t["name"] for t in tools_listed(tools)] == ["search_tools", "describe_tool", "call_tool"]
+    assert [t["name"] for t in tools_listed(tools)] == [
+        "search_objects",
+        "describe_object",
+        "sample_rows",
+        "search_tools",
+        "describe_tool",
+        "call_tool",
+    ]
+    assert [t["name"] for t in tools_listed(tools, try_sql=True)][3] == "try_sql"
     assert all("binding" not in t for t in tools_listed(tools[:2] if not is_compact(tools[:2]) else []))
