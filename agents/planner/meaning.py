@@ -190,6 +190,12 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
     def add_filters(where: str = "filters") -> None:
         for f in a.filters:
             column = index.tables[f.table].columns[f.column]
+            if f.fixed:
+                values = list(f.values or [f.value])
+                b.data[where].append(
+                    {"column": b.col(f.table, f.column), "op": "in", "values": values, "phrase": f.phrase}
+                )
+                continue
             b.data[where].append({"column": b.col(f.table, f.column), "op": "eq", "param": f.param, "phrase": f.phrase})
             b.parameter(f.param, param_type(column), default=f.value, phrase=f.phrase)
 

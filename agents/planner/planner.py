@@ -10,7 +10,13 @@ from typing import Any
 from endpoints.interpretation import Interpretation, Question
 
 from .intent import Metric, Phrases, TimeWindow, read_phrases
-from .questions import question_confirm_value, question_unknown_word, question_which
+from .questions import (
+    measure_choices,
+    question_confirm_value,
+    question_unknown_word,
+    question_which,
+    status_question,
+)
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
 from .sql import (
     bind_names,
@@ -409,7 +415,7 @@ def _find_terms(a: Analysis, index: SchemaIndex) -> None:
             window = words[i : i + n]
             if all(variants(w.lower) & variants(p) for w, p in zip(window, parts, strict=True)):
                 span = (window[0].start, window[-1].end)
-                if any(s <= span[0] < e for _, (s, e) in a.terms):
+                if any(s <= span[0] < e and m.get("term") != mapping.get("term") for m, (s, e) in a.terms):
                     continue
                 a.terms.append((mapping, span))
                 a.phrases.spans.append(span)
@@ -441,6 +447,10 @@ def _apply_terms(a: Analysis, index: SchemaIndex) -> None:
         key = _term_key(index, mapping.get("object"))
         if kind in ("entity", "ignore"):
             continue
+        if kind == "filter" and any(
+            m.get("kind") == "measure" and m.get("term") == mapping.get("term") for m, _ in a.terms
+        ):
+            continue  # part of the measure's definition
         if key is None:
             raise PlanningError(
                 f"the glossary defines '{phrase}' on {mapping.get('object')}, which this Role cannot read"
@@ -1263,6 +1273,34 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
         a.fact = fact
         a.group_columns = _rebase_groups(a, fact)
         a.steps.append(f"Count rows of {fact.name}.")
+    elif a.term_measure is not None:
+        mapping, phrase = a.term_measure
+        key = _term_key(index, mapping.get("object"))
+        table = index.tables.get(key) if key else None
+        columns = [c for c in (mapping.get("column"), mapping.get("times")) if c]
+        if table is None or not columns or any(c not in table.columns for c in columns):
+            raise PlanningError(f"the glossary defines '{phrase}' with a table or column this Role cannot read")
+        metric.func = mapping.get("func") or metric.func
+        a.fact = table
+        a.measure = ("product" if len(columns) > 1 else "column", columns)
+        a.group_columns = _rebase_groups(a, table)
+        # A measure's answer may come in parts: the column, then which statuses count (filter mappings of the term).
+        conditions = list(mapping.get("filters") or [])
+        for other, _span in a.terms:
+            if other is not mapping and other.get("kind") == "filter" and other.get("term") == mapping.get("term"):
+                conditions += list(other.get("filters") or [])
+        for condition in conditions:
+            column = condition.get("column")
+            if column not in table.columns:
+                raise PlanningError(f"the glossary defines '{phrase}' with {column}, which this Role cannot read")
+            values = list(
+                condition.get("values") or ([condition["value"]] if condition.get("value") is not None else [])
+            )
+            a.filters.append(
+                Filter(key, column, values[0] if values else None, phrase=phrase, op="in", values=values, fixed=True)
+            )
+        _name_parameters(a, index)
+        a.steps.append(f"'{phrase}' is defined in the glossary: {metric.func.upper()}({', '.join(columns)}).")
     else:
         best = None
         for quality, table, kind, columns in _measure_candidates(a, index, metric):
@@ -1292,6 +1330,8 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
                 f"no numeric column measures '{metric.word}' at the grain the requirement groups or filters by"
             )
         _, _, kind, columns, table = best
+        if metric.money:
+            _ask_business_measure(a, index, metric, table, columns)
         a.fact = table
         a.measure = (kind, columns)
         a.group_columns = _rebase_groups(a, table)
@@ -1306,6 +1346,60 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
         a.steps.append(f"One row per {p.grain}.")
     if p.top_n is None or a.group_entity is None or a.group_entity is not a.fact or a.group_columns:
         a.shape.append("aggregate")
+
+
+STATUS_WORDS = frozenset({"status", "state", "stage"})
+
+
+def _status_columns(index: SchemaIndex, table: Table) -> list[tuple[Table, Column]]:
+    """Columns of a fact (or of the header it belongs to) whose values could exclude rows from a business total."""
+    out = []
+    for owner in [table, *(index.tables[fk.parent] for fk in table.foreign_keys)]:
+        for column in owner.columns.values():
+            values = [v for v in column.known_values if isinstance(v, str)]
+            if set(column.tokens) & STATUS_WORDS and len(values) >= 2:
+                out.append((owner, column))
+    return out
+
+
+def _money_columns(table: Table) -> list[Column]:
+    return [
+        c
+        for c in table.columns.values()
+        if c.is_numeric
+        and not c.primary_key
+        and c.name not in table.fk_columns
+        and not c.name.lower().endswith("_id")
+        and (c.format == "decimal" or c.json_type == "number")
+    ]
+
+
+def _ask_business_measure(a: Analysis, index: SchemaIndex, metric: Metric, table: Table, columns: list[str]) -> None:
+    """'revenue', 'sales', 'spend' are business definitions: a view that carries it, or an unambiguous schema
+    (one money column, no status that could exclude rows); otherwise ask which column and which statuses count."""
+    if table.kind == "view":
+        a.steps.append(f"'{metric.word}' is defined by the view {table.name}.")
+        return
+    statuses = _status_columns(index, table)
+    money = _money_columns(table)
+    if not statuses and len(money) <= 1:
+        return
+    word = metric.word or metric.phrase
+    questions = []
+    if len(money) > 1:
+        options = measure_choices(word, index, [table])
+        questions.append(
+            question_which(
+                word, f"'{word}': the sum of which column?", "measure", options, qid="measure", allow_other=True
+            )
+        )
+    for n, (owner, status) in enumerate(statuses[:2]):
+        questions.append(status_question(word, index, owner, status, qid=f"statuses_{n + 1}"))
+    raise PlanningError(
+        f"'{word}' is a business definition this database does not spell out "
+        f"({', '.join(f'{o.name}.{c.name}' for o, c in statuses) or 'several money columns'} could change it)",
+        questions=questions,
+    )
 
 
 def _date_column(table: Table, a: Analysis) -> Column | None:
@@ -1738,6 +1832,13 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             out.append(f"{expr} < {date_param('until', dialect)}")
         return out
 
+    def where_filter(f: Filter) -> str:
+        expr = q.col(index.tables[f.table], f.column)
+        if f.fixed:
+            names = [f":{f.param}_{n}" for n in range(1, len(f.values or [f.value]) + 1)]
+            return f"{expr} IN ({', '.join(names)})"
+        return f"{expr} = :{f.param}"
+
     def bounded(default: int) -> None:
         strict = any(t[1].lower() in a.strict_tables for t in a.objects)
         maximum = STRICT_MAX_LIMIT if strict else MAX_LIMIT
@@ -1761,7 +1862,13 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         q.limit = f":{ROW_LIMIT_PARAM}"
 
     for f in a.filters:
-        add_param(f.param, column_param(f))
+        if f.fixed:
+            for n, value in enumerate(f.values or [f.value], start=1):
+                spec = {**column_param(f), "default": value, "enum": [value]}
+                spec["description"] = f"Fixed by the definition of '{f.phrase}'."
+                add_param(f"{f.param}_{n}", spec)
+        else:
+            add_param(f.param, column_param(f))
 
     if a.fact is not None and a.rank_column is None:
         fact = a.fact
@@ -1814,7 +1921,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         labels["measure"] = name
         q.group_by = group_exprs
         for f in a.filters:
-            q.where.append(f"{q.col(index.tables[f.table], f.column)} = :{f.param}")
+            q.where.append(where_filter(f))
         if a.window_column is not None:
             q.where.extend(window_conditions(q.col(*_table_and_name(a.window_column)), a.phrases.window))
         if a.phrases.top_n is not None:
@@ -1859,7 +1966,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 f"Left-join {child.name} on {', '.join(fk.child_columns)} (one row per {singular(child.name)})."
             )
         for f in a.filters:
-            q.where.append(f"{q.col(index.tables[f.table], f.column)} = :{f.param}")
+            q.where.append(where_filter(f))
         if a.lookup is not None:
             name = _lookup_param(a)
             labels["lookup_param"] = name

@@ -134,10 +134,11 @@ SHAPES = [
         "all",
     ),
     (
-        "Top 10 products by revenue in the last 90 days",
-        "SELECT i.product_id, sum(i.line_total) AS revenue FROM order_items i JOIN orders o ON o.order_id = i.order_id "
-        "WHERE o.order_date >= {since_90} GROUP BY i.product_id ORDER BY revenue DESC LIMIT 10",
-        ["product_id", "revenue"],
+        "Top 10 products by quantity in the last 90 days",
+        "SELECT i.product_id, sum(i.quantity) AS total_quantity FROM order_items i JOIN orders o "
+        "ON o.order_id = i.order_id WHERE o.order_date >= {since_90} GROUP BY i.product_id "
+        "ORDER BY total_quantity DESC, i.product_id LIMIT 10",
+        ["product_id", "total_quantity"],
         "all",
     ),
     (
@@ -197,6 +198,13 @@ def test_a_column_the_role_cannot_see_is_left_out_with_a_note(analyst_role, owne
     assert rows and all("phone" not in row for row in rows)
     rationale = " ".join(execution.result["phases"]["architecture"]["rationale"])
     assert "Left out 'phone'" in rationale
+
+
+def test_revenue_over_orders_with_statuses_is_asked_about_not_guessed(analyst_role, owner):
+    execution = _generate(analyst_role, owner, "Top 10 products by revenue in the last 90 days")
+    assert execution.status == AgentStatus.FAILED
+    assert "'revenue' is a business definition" in execution.status_reason
+    assert not GeneratedEndpoint.objects.filter(source_execution=execution).exists()
 
 
 def test_a_requirement_the_planner_cannot_read_fails_saying_what_it_did_not_understand(analyst_role, owner):

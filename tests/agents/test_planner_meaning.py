@@ -189,3 +189,70 @@ def test_the_platform_finds_every_phrase_accounted_for_and_compiles_the_interpre
     assert failed(findings) == []
     compiled = interpretation_compile(plan.interpretation, catalog=catalog, dialect="postgres")
     assert compiled.sql.startswith("SELECT ")
+
+
+SHOP = schema_of(
+    {
+        "clients": {
+            "columns": {"client_id": "integer", "name": "string", "country": "string"},
+            "pk": ["client_id"],
+            "values": {"country": ["PT", "NL"]},
+        },
+        "bookings": {
+            "columns": {
+                "booking_id": "integer",
+                "client_id": "integer",
+                "booked_at": "date-time",
+                "state": "string",
+                "gross": "number",
+                "fees": "number",
+            },
+            "pk": ["booking_id"],
+            "fks": {"client_id": "clients.client_id"},
+            "values": {"state": ["confirmed", "cancelled", "refunded"]},
+        },
+    }
+)
+
+
+def test_revenue_is_a_business_definition_asked_about_when_statuses_or_columns_could_change_it():
+    error = _asked(SHOP, "monthly revenue")
+    kinds = [q.kind for q in error.questions]
+    assert kinds == ["measure", "filter"]
+    columns = [c.mapping.get("column") for c in error.questions[0].choices]
+    assert columns == ["gross", "fees"]
+    states = [c.label for c in error.questions[1].choices]
+    assert "bookings.state = 'confirmed'" in states and "every state counts" in states
+
+
+def test_an_answered_revenue_definition_is_used_with_its_statuses_and_asks_nothing_again():
+    glossary = [
+        {"term": "revenue", "kind": "measure", "func": "sum", "object": "bookings", "column": "gross"},
+        {
+            "term": "revenue",
+            "kind": "filter",
+            "object": "bookings",
+            "filters": [{"column": "state", "op": "in", "values": ["confirmed"]}],
+        },
+    ]
+    for requirement in ("monthly revenue", "revenue per client this year"):
+        interp = _plan(SHOP, requirement, glossary=glossary).interpretation
+        [measure] = interp.measures
+        assert (measure.func, measure.column.column) == ("sum", "gross")
+        condition = next(f for f in interp.filters if f.column.column == "state")
+        assert (condition.op, condition.values) == ("in", ["confirmed"])
+        findings = coverage_check(requirement=requirement, interpretation=interp)
+        assert failed(findings) == []
+
+
+def test_a_single_money_column_with_no_status_is_revenue_without_asking():
+    plain = schema_of(
+        {
+            "sales": {
+                "columns": {"sale_id": "integer", "sold_on": "date", "amount": "number"},
+                "pk": ["sale_id"],
+            }
+        }
+    )
+    interp = _plan(plain, "monthly revenue").interpretation
+    assert interp.measures[0].column.column == "amount"
