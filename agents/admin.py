@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from agents.events import event_serialize
-from agents.models import AgentExecution, ExecutionEvent
+from agents.models import AgentExecution, ExecutionEvent, ModelCapability
+from agents.providers import LLMError
+from agents.providers.capabilities import CapabilityKey
+from agents.providers.registry import capability_probe_again
 from nectar.admin_display import ADMIN_CSS, key_value_table, milliseconds, test_results_table
 from nectar.admin_scoping import OrganizationScopedAdmin
 
@@ -264,3 +267,75 @@ class AgentExecutionAdmin(OrganizationScopedAdmin):
     @admin.display(description="Result (raw)")
     def result_display(self, obj):
         return _json_block(obj.result)
+
+
+@admin.register(ModelCapability)
+class ModelCapabilityAdmin(admin.ModelAdmin):
+    """What each configured model can do. Platform-wide (base URLs of every organization), so superusers only."""
+
+    list_display = (
+        "model",
+        "provider_kind",
+        "base_url",
+        "server",
+        "tool_calling",
+        "json_schema",
+        "json_object",
+        "context_length",
+        "probed_at",
+    )
+    list_filter = ("provider_kind", "server", "tool_calling", "json_schema", "json_object")
+    search_fields = ("model", "base_url")
+    fields = (
+        "provider_kind",
+        "base_url",
+        "model",
+        "server",
+        "tool_calling",
+        "json_schema",
+        "json_object",
+        "context_length",
+        "tokenizer_url",
+        "failures_display",
+        "probed_at",
+        "probe_tokens",
+    )
+    # An operator may correct what a probe found (say, a context window the server does not publish).
+    readonly_fields = ("provider_kind", "base_url", "model", "server", "failures_display", "probed_at", "probe_tokens")
+    actions = ["probe_again"]
+
+    def has_module_permission(self, request):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_active and request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return False  # rows come from probes
+
+    @admin.display(description="What the server said")
+    def failures_display(self, obj):
+        return _json_block(obj.failures)
+
+    @admin.action(description="Probe the selected models again now")
+    def probe_again(self, request, queryset):
+        for row in queryset:
+            key = CapabilityKey(kind=row.provider_kind, base_url=row.base_url, model=row.model)
+            try:
+                found = capability_probe_again(key=key)
+            except LLMError as error:
+                self.message_user(request, f"{row}: {error}", messages.ERROR)
+                continue
+            supported = [name for name in ("tool_calling", "json_schema", "json_object") if getattr(found, name)]
+            self.message_user(
+                request,
+                f"{row}: probed; supports {', '.join(supported) or 'only the plain-text JSON protocol'}; "
+                f"context window {found.context_length or 'unknown'}",
+                messages.SUCCESS,
+            )

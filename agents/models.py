@@ -147,3 +147,34 @@ class ExecutionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.seq} {self.kind}"
+
+
+class ModelCapability(models.Model):
+    """What one configured model can do, probed once (lazily, on first use) and kept for every run.
+
+    Keyed by provider kind, base URL and model name. None means "not known: try it"; False means the
+    server said it is unsupported, and `failures` keeps what it said.
+    """
+
+    provider_kind = models.CharField(max_length=20)
+    base_url = models.CharField(max_length=500)
+    model = models.CharField(max_length=200)
+    tool_calling = models.BooleanField(null=True, help_text="Calls tools natively (tools / tool_choice)")
+    json_schema = models.BooleanField(null=True, help_text="Accepts response_format json_schema")
+    json_object = models.BooleanField(null=True, help_text="Accepts response_format json_object")
+    context_length = models.PositiveIntegerField(null=True, blank=True, help_text="Context window in tokens")
+    tokenizer_url = models.CharField(max_length=500, blank=True, default="", help_text="Exact token counting")
+    server = models.CharField(max_length=40, blank=True, default="", help_text="What answered the probe")
+    failures = models.JSONField(default=dict, blank=True, help_text="What the server said for each unsupported feature")
+    probed_at = models.DateTimeField(null=True, blank=True)
+    probe_tokens = models.PositiveIntegerField(default=0, help_text="Tokens spent on probes")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["provider_kind", "model", "base_url"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider_kind", "base_url", "model"], name="model_capability_unique_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider_kind} {self.model} at {self.base_url}"

@@ -305,6 +305,14 @@ OPENAI_API_KEY = env_secret("OPENAI_API_KEY")
 OPENAI_BASE_URL = env_str("OPENAI_BASE_URL")
 # "model=input_per_mtok:output_per_mtok,..." in USD, for cost accounting.
 LLM_PRICES = env_str("LLM_PRICES", "")
+# The model's context window in tokens when the server does not say (0: probe it).
+LLM_CONTEXT_TOKENS = env_int("LLM_CONTEXT_TOKENS", 0, minimum=0)
+# Ollama's num_ctx, sent with every request to an Ollama server (0: Ollama's default, 4096).
+OLLAMA_NUM_CTX = env_int("OLLAMA_NUM_CTX", 0, minimum=0)
+# Turns in which a model may repair an answer that is not the JSON asked for.
+LLM_REPAIR_TURNS = env_int("LLM_REPAIR_TURNS", 2, minimum=0)
+# The most output tokens an answer cut off by max_tokens is asked for again with.
+LLM_MAX_OUTPUT_TOKENS = env_int("LLM_MAX_OUTPUT_TOKENS", 8192, minimum=256)
 
 # Agents.
 AGENT_MAX_ITERATIONS = env_int("AGENT_MAX_ITERATIONS", 50, minimum=1)

@@ -91,26 +91,29 @@ class UsageMeter:
             return None
         return sum(costs)
 
-    def record(self, *, model: str, usage: Usage, seconds: float = 0.0) -> None:
+    def record(self, *, model: str, usage: Usage, seconds: float = 0.0, requests: int = 1) -> None:
         price = price_for(model, self.prices)
         with self._lock:
-            self.calls += 1
+            self.calls += requests
             self.input_tokens += usage.input_tokens
             self.output_tokens += usage.output_tokens
             self.seconds += seconds
             entry = self._by_model.setdefault(
                 model, {"calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0 if price else None}
             )
-            entry["calls"] += 1
+            entry["calls"] += requests
             entry["input_tokens"] += usage.input_tokens
             entry["output_tokens"] += usage.output_tokens
             if price is not None:
                 entry["cost_usd"] += price.cost(usage)
 
-    def record_failure(self, *, seconds: float = 0.0) -> None:
+    def record_failure(self, *, model: str = "", usage: Usage | None = None, seconds: float = 0.0) -> None:
+        """A call that failed; what its attempts spent (repairs that never converged) still counts."""
         with self._lock:
             self.failed_calls += 1
             self.seconds += seconds
+        if usage is not None and usage.total_tokens:
+            self.record(model=model, usage=usage, requests=0)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready summary for AgentExecution.performance_metrics."""
@@ -174,10 +177,15 @@ class MeteredProvider:
                 max_tokens=max_tokens,
                 context=context,
             )
-        except LLMError:
-            self.meter.record_failure(seconds=time.monotonic() - started)
+        except LLMError as error:
+            self.meter.record_failure(
+                model=self.provider.model, usage=getattr(error, "usage", None), seconds=time.monotonic() - started
+            )
             raise
         self.meter.record(
-            model=completion.model or self.provider.model, usage=completion.usage, seconds=time.monotonic() - started
+            model=completion.model or self.provider.model,
+            usage=completion.usage,
+            seconds=time.monotonic() - started,
+            requests=max(1, completion.requests),
         )
         return completion

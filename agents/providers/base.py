@@ -68,9 +68,11 @@ class Completion:
     text: str
     tool_calls: tuple[ToolCall, ...]
     structured: dict[str, Any] | None
-    usage: Usage
+    usage: Usage  # of every request behind this answer (fallbacks and repair turns included)
     model: str
     stop_reason: str
+    mode: str = ""  # how a structured answer was obtained: json_schema, tools, json_object, text, ...
+    requests: int = 1  # HTTP requests behind this answer
 
 
 class LLMError(Exception):
@@ -90,8 +92,12 @@ class LLMError(Exception):
         self.retryable = retryable
         self.status = status
         self.retry_after = retry_after
-        # "unsupported" (the server rejects a parameter or feature), "context_length", "refused", ...
+        # "unsupported" (the server rejects a parameter or feature), "context_length", "refused",
+        # "invalid_output", "truncated", ...
         self.code = code
+        # What the failed attempts spent, so accounting and budgets still see it.
+        self.usage = Usage()
+        self.requests = 0
 
     def __str__(self) -> str:
         return self.message

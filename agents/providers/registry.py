@@ -8,7 +8,11 @@ from typing import Any
 
 from django.conf import settings
 
+from roles.models import Organization
+
 from .base import LLMError, LLMProvider
+from .capabilities import Capabilities, CapabilityKey
+from .store import ModelCapabilityStore
 
 PROVIDER_CLASSES = {
     "anthropic": "agents.providers.anthropic_provider:AnthropicProvider",
@@ -89,13 +93,47 @@ def provider_for(*, organization: Any = None, purpose: str = "agent", **override
                 retryable=False,
             )
         raise LLMError(f"{setting} is not set; set it or choose LLM_PROVIDER=offline", retryable=False)
+    options: dict[str, Any] = {
+        "capabilities": ModelCapabilityStore(),
+        "context_length": settings.LLM_CONTEXT_TOKENS or None,
+        "repair_turns": settings.LLM_REPAIR_TURNS,
+        "max_output_tokens": settings.LLM_MAX_OUTPUT_TOKENS,
+    }
+    if config.kind == "openai":
+        options["num_ctx"] = settings.OLLAMA_NUM_CTX or None
     return provider_class(
         api_key=config.api_key,
         model=config.model,
         base_url=config.base_url,
         timeout=settings.LLM_TIMEOUT_SECONDS,
         max_retries=settings.LLM_MAX_RETRIES,
-        **overrides,
+        **{**options, **overrides},
+    )
+
+
+def capability_probe_again(*, key: CapabilityKey, **overrides: Any) -> Capabilities:
+    """Probe a model again now, with the credentials of the platform or of an organization that uses it.
+
+    `overrides` go to the provider constructor, as for provider_for.
+    """
+    candidates = [None, *Organization.objects.exclude(llm_provider="", llm_model="", llm_base_url="")]
+    for organization in candidates:
+        try:
+            config = provider_config_for(organization=organization)
+        except LLMError:
+            continue
+        if (config.kind, config.model) != (key.kind, key.model) or config.kind == "offline":
+            continue
+        try:
+            provider = provider_for(organization=organization, **overrides)
+        except LLMError:
+            continue
+        if provider.capability_key == key:
+            return provider.probe()
+    raise LLMError(
+        f"neither the platform settings nor any organization uses {key} any more, so it cannot be probed; "
+        "delete the row instead",
+        code="not_configured",
     )
 
 

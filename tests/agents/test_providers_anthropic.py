@@ -255,5 +255,8 @@ def test_a_refusal_instead_of_the_structured_answer_is_an_error_not_an_empty_obj
     refusal["stop_reason"] = "refusal"
     server = ReplayServer((200, refusal))
 
-    with pytest.raises(LLMError, match="Anthropic did not return a structured answer"):
+    with pytest.raises(LLMError, match="the model declined to answer") as caught:
         ask(make_provider(server), response_schema=ENDPOINT_SCHEMA)
+
+    assert (caught.value.code, caught.value.retryable) == ("refused", False)
+    assert len(server.requests) == 1

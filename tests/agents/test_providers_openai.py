@@ -175,7 +175,8 @@ def test_server_without_json_schema_support_falls_back_to_a_forced_tool_and_reme
         assert "response_format" not in body
         assert body["tool_choice"] == {"type": "function", "function": {"name": "respond_with_json"}}
         assert body["tools"][-1]["function"]["parameters"] == ENDPOINT_SCHEMA
-    assert provider.structured_output == "tools"
+    assert provider.capabilities.json_schema is False
+    assert "json_schema" in provider.capabilities.failures["json_schema"]
 
 
 def test_openai_base_url_reaches_a_compatible_server_with_its_own_conventions():
@@ -309,15 +310,30 @@ def test_a_servers_error_text_that_echoes_the_key_is_redacted():
     assert "[redacted]" in str(caught.value)
 
 
-def test_tool_arguments_that_are_not_json_fail_with_a_retryable_error():
+def test_tool_arguments_that_are_not_json_go_back_to_the_model_with_the_parse_error():
     broken = recording("openai_tool_calls")
     broken["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = '{"table": "orders"'
-    server = ReplayServer((200, broken))
+    server = ReplayServer((200, broken), (200, "openai_tool_calls"))
+
+    completion = ask(make_provider(server), tools=[DESCRIBE_TABLE])
+
+    assert [call.name for call in completion.tool_calls] == ["describe_table", "sample_rows"]
+    repair = server.body()["messages"][-1]
+    assert repair["role"] == "user"
+    assert "arguments for describe_table that is not valid JSON" in repair["content"]
+    assert (completion.requests, completion.usage.input_tokens) == (2, 2 * 1180)
+
+
+def test_tool_arguments_still_broken_after_the_repair_turns_fail_clearly():
+    broken = recording("openai_tool_calls")
+    broken["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] = "describe orders"
+    server = ReplayServer((200, broken), (200, broken), (200, broken))
 
     with pytest.raises(LLMError, match="arguments for describe_table that is not valid JSON") as caught:
         ask(make_provider(server), tools=[DESCRIBE_TABLE])
 
-    assert caught.value.retryable is True
+    assert (caught.value.code, caught.value.retryable) == ("invalid_output", False)
+    assert caught.value.requests == 3 and caught.value.usage.input_tokens == 3 * 1180
 
 
 def test_a_server_error_with_a_validation_message_is_not_retried_and_falls_back_at_once(sleeps):

@@ -88,7 +88,8 @@ def test_the_organizations_override_and_its_encrypted_key_are_used_for_calls(pla
         assert ORG_KEY not in cursor.fetchone()[0]
     server = ReplayServer((200, "openai_text"))
 
-    provider = provider_for(organization=org, http_client=server.client())
+    # No capability store: this test is about whose key and server are used, not about probing.
+    provider = provider_for(organization=org, http_client=server.client(), capabilities=None)
     provider.complete(messages=[Message(role="user", content="hello")])
 
     assert provider_config_for(organization=org).source == "organization"

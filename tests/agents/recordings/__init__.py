@@ -18,21 +18,36 @@ def recording(name: str) -> dict[str, Any]:
     return json.loads((HERE / f"{name}.json").read_text())
 
 
-class ReplayServer:
-    """Answers each request with the next reply.
+NOT_FOUND = (404, {"detail": "Not Found"})
+CONVERSATION_PATHS = ("/chat/completions", "/v1/messages")
 
-    A reply is (status, recording name or body[, headers]), TIMEOUT or CONNECTION_REFUSED.
+
+class ReplayServer:
+    """Answers each conversation request (chat completions, messages) with the next reply.
+
+    A reply is (status, recording name or body[, headers]), TIMEOUT or CONNECTION_REFUSED. Other
+    paths (a probe's /v1/models, /api/version, tokenizers) are answered from `routes`, by path,
+    as often as they are asked, and 404 when they are not there.
     """
 
-    def __init__(self, *replies: tuple | str) -> None:
+    def __init__(self, *replies: tuple | str, routes: dict[str, tuple] | None = None) -> None:
         self.replies = list(replies)
+        self.routes = dict(routes or {})
         self.requests: list[httpx2.Request] = []
+
+    @property
+    def conversation(self) -> list[httpx2.Request]:
+        return [r for r in self.requests if r.url.path.endswith(CONVERSATION_PATHS)]
 
     def _handle(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
+        if not request.url.path.endswith(CONVERSATION_PATHS):
+            return self._reply(self.routes.get(request.url.path, NOT_FOUND), request)
         if not self.replies:
             raise AssertionError(f"unexpected extra request to {request.url}")
-        reply = self.replies.pop(0)
+        return self._reply(self.replies.pop(0), request)
+
+    def _reply(self, reply: tuple | str, request: httpx2.Request) -> httpx2.Response:
         if reply == TIMEOUT:
             raise httpx2.ReadTimeout("timed out", request=request)
         if reply == CONNECTION_REFUSED:
@@ -45,7 +60,8 @@ class ReplayServer:
         return httpx2.Client(transport=httpx2.MockTransport(self._handle))
 
     def body(self, index: int = -1) -> dict[str, Any]:
-        return json.loads(self.requests[index].content)
+        """The JSON body of a conversation request (the last by default)."""
+        return json.loads(self.conversation[index].content)
 
 
 class SleepRecorder:
