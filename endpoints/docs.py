@@ -8,6 +8,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 
 from endpoints.models import GeneratedEndpoint
+from endpoints.numbers import public_row_schema
 
 
 def _cell(text) -> str:
@@ -18,6 +19,9 @@ def _type_text(spec: dict) -> str:
     kind = spec.get("type", "string")
     if kind == "array":
         return f"array of {_type_text(spec.get('items') or {})}"
+    if "x-scale" in spec:
+        places = spec["x-scale"]
+        return f"{kind} (decimal, {places} place{'s' if places != 1 else ''})"
     return f"{kind} ({spec['format']})" if spec.get("format") else kind
 
 
@@ -90,7 +94,7 @@ def markdown_docs(endpoint: GeneratedEndpoint) -> str:
     else:
         lines.append("None.")
     lines += ["", "## Response", ""]
-    fields = (endpoint.response_schema or {}).get("properties", {})
+    fields = public_row_schema(endpoint.response_schema).get("properties", {})
     if endpoint.is_read_only:
         lines.append(
             "A page of rows: `{count, total, limit, offset, next, previous, truncated, columns, results: [row, ...]}`."

@@ -7,6 +7,7 @@ import copy
 from django.conf import settings
 
 from endpoints.models import GeneratedEndpoint
+from endpoints.numbers import public_row_schema
 
 SECURITY_SCHEME = "RoleApiKey"
 _ERROR = {
@@ -177,21 +178,54 @@ def postprocess_generated_endpoints(result, generator, request, public, **kwargs
     endpoints = list(_visible_endpoints(request))
     if not endpoints:
         return result
+    return _add_endpoints(result, endpoints)
+
+
+def organization_openapi(*, organization) -> dict:
+    """The OpenAPI 3 document of one organization's deployed endpoints: current and versioned paths."""
+    endpoints = list(
+        GeneratedEndpoint.objects.live()
+        .filter(organization=organization)
+        .select_related("organization")
+        .order_by("slug", "version")
+    )
+    document = {
+        "openapi": "3.0.3",
+        "info": {
+            "title": f"{organization.name}: generated APIs",
+            "version": str(max((e.deployed_at for e in endpoints if e.deployed_at), default="0") or "0"),
+            "description": (
+                f"Every deployed endpoint of {organization.name}. Call each one with an API key of its role "
+                "(`Authorization: Bearer nk_...`). `/v<N>` paths answer that version until it is retired; "
+                "the path without a version is the current one."
+            ),
+        },
+        "servers": [{"url": settings.PUBLIC_BASE_URL}],
+        "paths": {},
+        "components": {"schemas": {}, "securitySchemes": {}},
+    }
+    if not endpoints:
+        document["components"]["securitySchemes"][SECURITY_SCHEME] = _security_scheme()
+        return document
+    return _add_endpoints(document, endpoints)
+
+
+def _security_scheme() -> dict:
+    return {"type": "http", "scheme": "bearer", "description": "An API key of the endpoint's role (nk_...)."}
+
+
+def _add_endpoints(result: dict, endpoints: list[GeneratedEndpoint]) -> dict:
     paths = result.setdefault("paths", {})
     components = result.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
-    components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = {
-        "type": "http",
-        "scheme": "bearer",
-        "description": "An API key of the endpoint's role (nk_...).",
-    }
+    components.setdefault("securitySchemes", {})[SECURITY_SCHEME] = _security_scheme()
     current_version = {}
     for endpoint in endpoints:
         key = (endpoint.organization_id, endpoint.slug)
         current_version[key] = max(current_version.get(key, 0), endpoint.version)
     for endpoint in endpoints:
         name = _component_name(endpoint)
-        schemas[name] = copy.deepcopy(endpoint.response_schema or {"type": "object"})
+        schemas[name] = public_row_schema(endpoint.response_schema)
         row_ref = {"$ref": f"#/components/schemas/{name}"}
         method = endpoint.method.lower()
         paths.setdefault(endpoint.versioned_path, {})[method] = _operation(endpoint, row_ref, versioned=True)

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 
 from endpoints.models import GeneratedEndpoint
+from endpoints.numbers import numeric_columns, rows_with_numbers
 from endpoints.params import parameters_json_safe, parameters_parse
 from nectar.text import text_printable
 
@@ -178,7 +179,7 @@ def _run_read(endpoint: GeneratedEndpoint, params: dict, limit: int, offset: int
     cap = settings.QUERY_ROW_CAP
     wanted = min(offset + limit + 1, cap)
     result = endpoint_execute(endpoint=endpoint, params=params, limit=wanted)
-    rows = list(result.rows)
+    rows = rows_with_numbers(list(result.rows), numeric_columns(endpoint.response_schema))
     page = rows[offset : offset + limit]
     beyond = len(rows) > offset + limit or (result.truncated and offset + limit < cap)
     capped = bool(result.truncated) and wanted >= cap

@@ -66,3 +66,22 @@ def endpoint_resolve_live(*, organization_slug: str, slug: str, version: int | N
         hint = f" Use v{current.version} ({current.path})." if current else ""
         raise EndpointGone(endpoint, f"Version {version} of '{slug}' has been retired.{hint}")
     return endpoint
+
+
+def organization_for_openapi(*, principal, org_slug: str):
+    """The organization whose OpenAPI document the caller may read: a member's, or an API key's role's; else 404."""
+    from endpoints.api import ApiKeyPrincipal
+    from roles.models import Organization
+
+    organization = Organization.objects.filter(slug=org_slug).first()
+    if organization is None:
+        raise Http404("No such organization")
+    if isinstance(principal, ApiKeyPrincipal):
+        allowed = principal.api_key.role.organization_id == organization.pk
+    elif getattr(principal, "is_superuser", False) and principal.is_active:
+        allowed = True
+    else:
+        allowed = organization.pk in organization_ids_for_user(principal)
+    if not allowed:
+        raise Http404("No such organization")
+    return organization

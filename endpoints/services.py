@@ -15,6 +15,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from endpoints.models import EndpointStatus, GeneratedEndpoint, HttpMethod, ReviewDecision, endpoint_slug_validator
+from endpoints.numbers import decimal_scales, schema_with_scales
 from endpoints.params import parameters_parse, parameters_schema_check
 from endpoints.runtime import endpoint_execute, endpoint_run
 
@@ -337,7 +338,7 @@ def _run_write_case(endpoint: GeneratedEndpoint, params: dict) -> tuple[int, dic
     return 200, {}, rows, list(written.rows[0]) if written.rows else []
 
 
-def _run_case(endpoint: GeneratedEndpoint, case: dict) -> dict:
+def _run_case(endpoint: GeneratedEndpoint, case: dict, scales: dict | None = None) -> dict:
     name = str(case.get("name") or "unnamed")
     outcome: dict[str, Any] = {"name": name, "passed": False, "message": "", "status": None, "rows": None}
     problem = _check_case_shape(case)
@@ -352,6 +353,9 @@ def _run_case(endpoint: GeneratedEndpoint, case: dict) -> dict:
         result = endpoint_run(endpoint=endpoint, values=params, from_text=True)
         status, body = result.status, result.body
         rows, columns = body.get("results", []), body.get("columns", [])
+        if scales is not None:
+            for name, places in decimal_scales(rows).items():
+                scales[name] = max(scales.get(name, 0), places)
     else:
         try:
             status, body, rows, columns = _run_write_case(endpoint, params)
@@ -366,7 +370,8 @@ def _run_case(endpoint: GeneratedEndpoint, case: dict) -> dict:
 
 def endpoint_run_tests(*, endpoint: GeneratedEndpoint) -> dict:
     """Run every test case through the live runtime path (reads read-only; writes rolled back); store results."""
-    cases = [_run_case(endpoint, case) for case in (endpoint.tests or [])]
+    scales: dict[str, int] = {}
+    cases = [_run_case(endpoint, case, scales) for case in (endpoint.tests or [])]
     results = {
         "ran_at": timezone.now().isoformat(),
         "passed": bool(cases) and all(c["passed"] for c in cases),
@@ -375,7 +380,9 @@ def endpoint_run_tests(*, endpoint: GeneratedEndpoint) -> dict:
         "cases": cases,
     }
     endpoint.test_results = results
-    endpoint.save(update_fields=["test_results", "updated_at"])
+    # The decimal places the live data has, published with the row schema ("x-scale").
+    endpoint.response_schema = schema_with_scales(endpoint.response_schema, scales)
+    endpoint.save(update_fields=["test_results", "response_schema", "updated_at"])
     return results
 
 

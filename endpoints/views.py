@@ -5,14 +5,21 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import render
+from django.urls import reverse
+from drf_spectacular.views import SpectacularSwaggerView
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import ParseError
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from endpoints.api import ApiKeyRateThrottle, HasRoleApiKey, RoleApiKeyAuthentication
+from endpoints.openapi import organization_openapi
 from endpoints.runtime import endpoint_call, error_body
-from endpoints.selectors import EndpointGone, endpoint_get_for_user, endpoint_resolve_live
+from endpoints.selectors import EndpointGone, endpoint_get_for_user, endpoint_resolve_live, organization_for_openapi
 from endpoints.services import endpoint_export, endpoint_markdown_docs
+from nectar.markdown import markdown_html
 from nectar.text import query_string_values
 
 
@@ -93,7 +100,7 @@ def endpoint_docs_page(request, endpoint_id):
     return render(
         request,
         "endpoints/docs.html",
-        {"endpoint": endpoint, "markdown": endpoint_markdown_docs(endpoint=endpoint)},
+        {"endpoint": endpoint, "docs_html": markdown_html(endpoint_markdown_docs(endpoint=endpoint))},
     )
 
 
@@ -103,3 +110,30 @@ def endpoint_export_download(request, endpoint_id):
     response = HttpResponse(endpoint_export(endpoint=endpoint), content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{endpoint.slug}-v{endpoint.version}.zip"'
     return response
+
+
+class OrganizationOpenAPIView(APIView):
+    """/api/v1/x/<org>/openapi.json: members (session or token) and API keys of the organization's roles."""
+
+    authentication_classes = [RoleApiKeyAuthentication, TokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated]
+    renderer_classes = [JSONRenderer]
+    schema = None
+
+    def get(self, request, org_slug):
+        organization = organization_for_openapi(principal=request.user, org_slug=org_slug)
+        return Response(organization_openapi(organization=organization))
+
+
+class OrganizationSwaggerView(SpectacularSwaggerView):
+    """Swagger UI (assets served by Nectar through drf-spectacular-sidecar) over the organization's document."""
+
+    authentication_classes = [SessionAuthentication, TokenAuthentication]
+    permission_classes = [IsAuthenticated]
+    schema = None  # a page, not part of the integration API
+
+    def get(self, request, org_slug, *args, **kwargs):
+        organization = organization_for_openapi(principal=request.user, org_slug=org_slug)
+        self.url = reverse("endpoints:openapi", args=[organization.slug])
+        self.title = f"{organization.name}: generated APIs"
+        return super().get(request, *args, **kwargs)

@@ -252,7 +252,11 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Nectar API",
-    "DESCRIPTION": "Governed, AI-ready APIs over your databases.",
+    "DESCRIPTION": (
+        "Governed, AI-ready APIs over your databases. The generated endpoints of an organization have their "
+        "own OpenAPI document at /api/v1/x/<organization slug>/openapi.json (Swagger UI at "
+        "/api/v1/x/-/swagger/<organization slug>/), readable by its members and its roles' API keys."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,

@@ -60,3 +60,24 @@ def preference_remember_role(*, user, role) -> None:
     from web.models import UserPreference
 
     UserPreference.objects.update_or_create(user=user, defaults={"last_role": role})
+
+
+def result_csv(body: dict) -> str:
+    """Rows of a read result as CSV: a header of the columns, exact decimals, nested values as JSON."""
+    import csv
+    import io
+    import json
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = list(body.get("columns") or [])
+    writer.writerow(columns)
+    for row in body.get("results") or []:
+        cells = []
+        for column in columns:
+            value = row.get(column)
+            if isinstance(value, dict | list):
+                value = json.dumps(value, ensure_ascii=False, default=str)
+            cells.append("" if value is None else value)
+        writer.writerow(cells)
+    return out.getvalue()

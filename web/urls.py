@@ -20,6 +20,7 @@ urlpatterns = [
     path("apis/", views.apis, name="apis"),
     path("apis/<uuid:endpoint_id>/", views.endpoint_detail, name="endpoint-detail"),
     path("apis/<uuid:endpoint_id>/try/", views.endpoint_try_view, name="endpoint-try"),
+    path("apis/<uuid:endpoint_id>/try.csv", views.endpoint_try_csv_view, name="endpoint-try-csv"),
     path("apis/<uuid:endpoint_id>/approve/", views.endpoint_approve_view, name="endpoint-approve"),
     path("apis/<uuid:endpoint_id>/reject/", views.endpoint_reject_view, name="endpoint-reject"),
     path("apis/<uuid:endpoint_id>/deploy/", views.endpoint_deploy_view, name="endpoint-deploy"),

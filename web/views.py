@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseBadRequest
+from django.http import HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -23,9 +24,10 @@ from endpoints.services import (
     endpoint_rollback,
 )
 from web import selectors
+from web.charts import chart_for_result
 from web.context import nav_context, organization_choose, organization_current
 from web.forms import EXAMPLES, MemorySearchForm, RatingForm, RejectForm, RequirementForm
-from web.services import TryItError, endpoint_try, preference_remember_role
+from web.services import TryItError, endpoint_try, preference_remember_role, result_csv
 
 
 def _page(request, template: str, context: dict, *, section: str = "", status: int = 200):
@@ -320,7 +322,36 @@ def endpoint_try_view(request, endpoint_id):
         result = endpoint_try(endpoint=endpoint, values=values)
     except TryItError as exc:
         return render(request, "web/_try_result.html", {"error": exc.message}, status=400)
-    return render(request, "web/_try_result.html", {"result": result, "body": result.body})
+    body = result.body
+    chart = None
+    if result.status < 400 and body.get("results"):
+        found = chart_for_result(body.get("columns") or [], body["results"])
+        chart = found.render() if found else None
+    sent = {k: v for k, v in values.items() if v not in ("", None)}
+    return render(
+        request,
+        "web/_try_result.html",
+        {"result": result, "body": body, "chart": chart, "endpoint": endpoint, "sent": sent},
+    )
+
+
+@login_required
+@require_POST
+def endpoint_try_csv_view(request, endpoint_id):
+    """The same call as Try it, every row up to the cap, as a CSV download."""
+    endpoint = endpoint_get_for_user(user=request.user, endpoint_id=endpoint_id)
+    names = set((endpoint.parameters or {}).get("properties", {}))
+    values = {name: request.POST.get(name, "") for name in names}
+    values["limit"] = str(settings.QUERY_ROW_CAP)
+    try:
+        result = endpoint_try(endpoint=endpoint, values=values)
+    except TryItError as exc:
+        return HttpResponseBadRequest(exc.message)
+    if result.status >= 400:
+        return HttpResponseBadRequest((result.body.get("error") or {}).get("message", "The call failed."))
+    response = HttpResponse(result_csv(result.body), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{endpoint.slug}-v{endpoint.version}.csv"'
+    return response
 
 
 @login_required
@@ -330,7 +361,13 @@ def apis(request):
     endpoints = list(selectors.endpoints_of_organization(organization=organization))
     charts = selectors.endpoint_daily_calls(endpoints=endpoints)
     rows = [{"endpoint": e, "url": live_url(e), "calls": charts[e.pk], "recent": sum(charts[e.pk])} for e in endpoints]
-    return _page(request, "web/apis.html", {"rows": rows, "chart_days": selectors.CHART_DAYS}, section="apis")
+    openapi_url = settings.PUBLIC_BASE_URL + reverse("endpoints:openapi", args=[organization.slug])
+    return _page(
+        request,
+        "web/apis.html",
+        {"rows": rows, "chart_days": selectors.CHART_DAYS, "openapi_url": openapi_url},
+        section="apis",
+    )
 
 
 @login_required

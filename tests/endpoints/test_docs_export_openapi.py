@@ -114,3 +114,74 @@ def test_the_platform_schema_url_shows_a_user_only_their_organizations_endpoints
         assert response.status_code == 200
         assert ("/api/v1/x/acme/customers-by-region" in response.json()["paths"]) is visible
         client.logout()
+
+
+def test_each_organization_has_a_valid_openapi_document_of_its_deployed_endpoints(client, deployed, make_draft, member):
+    from openapi_spec_validator import validate
+
+    deployed()
+    deployed()
+    make_draft()  # a draft is not published
+    client.force_login(member)
+    response = client.get("/api/v1/x/acme/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    validate(document)
+    paths = document["paths"]
+    assert {"/api/v1/x/acme/customers-by-region", "/api/v1/x/acme/customers-by-region/v1"} <= set(paths)
+    assert "/api/v1/x/acme/customers-by-region/v2" in paths and "/api/v1/x/acme/customers-by-region/v3" not in paths
+    current = paths["/api/v1/x/acme/customers-by-region"]["get"]
+    assert current["security"] == [{"RoleApiKey": []}]
+    assert document["components"]["securitySchemes"]["RoleApiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key of the endpoint's role (nk_...).",
+    }
+    assert any(p["name"] == "region" and p["required"] for p in current["parameters"])
+    assert document["servers"] == [{"url": settings.PUBLIC_BASE_URL}]
+
+
+def test_an_empty_organization_document_is_valid_too(client, member):
+    from openapi_spec_validator import validate
+
+    client.force_login(member)
+    document = client.get("/api/v1/x/acme/openapi.json").json()
+    validate(document)
+    assert document["paths"] == {}
+
+
+def test_the_organization_document_is_for_its_members_and_its_role_keys_only(
+    client, deployed, outsider, api_key, other_org
+):
+    from roles.models import Role, RoleApiKey, Service
+
+    deployed()
+    assert client.get("/api/v1/x/acme/openapi.json", HTTP_AUTHORIZATION=f"Bearer {api_key}").status_code == 200
+    client.force_login(outsider)
+    assert client.get("/api/v1/x/acme/openapi.json").status_code == 404
+    assert client.get("/api/v1/x/-/swagger/acme/").status_code == 404
+    client.logout()
+    service = Service.objects.create(organization=other_org, name="Theirs", engine="sqlite", database="/tmp/x.db")
+    theirs = Role.objects.create(organization=other_org, service=service, name="Their role", permissions=[])
+    foreign_key = RoleApiKey.issue(role=theirs, name="theirs")[1]
+    assert client.get("/api/v1/x/acme/openapi.json", HTTP_AUTHORIZATION=f"Bearer {foreign_key}").status_code == 404
+    assert client.get("/api/v1/x/acme/openapi.json").status_code in (401, 403)
+
+
+def test_swagger_ui_loads_the_organization_document_with_assets_served_by_nectar(client, deployed, member):
+    deployed()
+    client.force_login(member)
+    page = client.get("/api/v1/x/-/swagger/acme/").content.decode()
+    assert "/api/v1/x/acme/openapi.json" in page
+    assert "drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in page
+    assert "cdn" not in page.lower()
+
+
+def test_the_docs_page_is_rendered_html_with_the_source_html_escaped(client, deployed, member):
+    endpoint = deployed(docs="Counts <script>alert(1)</script> customers. **Bold** note.")
+    client.force_login(member)
+    page = client.get(f"/api/v1/x/-/docs/{endpoint.pk}").content.decode()
+    assert '<pre class="markdown">' not in page
+    assert "<h2>Parameters</h2>" in page and "<table>" in page and "<strong>Bold</strong>" in page
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert "/api/v1/x/acme/openapi.json" in page

@@ -173,3 +173,34 @@ def test_a_write_endpoint_exports_to_code_that_compiles(org, writer_role):
         compile(text, name, "exec")
     view = sources["record-sale-v1/record_sale_v1/views.py"]
     assert "def post(self, request)" in view and "sa.insert(TABLE)" in view
+
+
+def test_decimals_come_back_as_json_numbers_with_their_scale_in_the_schema(client, org, pg_endpoint, owner):
+    from endpoints.numbers import public_row_schema
+    from endpoints.services import endpoint_approve, endpoint_deploy
+    from roles.models import RoleApiKey
+
+    pg_endpoint.response_schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "region": {"type": "string"},
+            "amount": {"type": "string", "format": "decimal"},
+        },
+    }
+    pg_endpoint.tests = [{"name": "eu", "params": {"region": "EU"}, "expect": {"status": 200, "min_rows": 1}}]
+    pg_endpoint.save()
+    assert endpoint_run_tests(endpoint=pg_endpoint)["passed"] is True
+    pg_endpoint.refresh_from_db()
+    assert pg_endpoint.response_schema["properties"]["amount"]["x-scale"] == 2
+    assert public_row_schema(pg_endpoint.response_schema)["properties"]["amount"]["type"] == "number"
+    endpoint_deploy(endpoint=endpoint_approve(endpoint=pg_endpoint, user=owner), user=owner)
+    secret = RoleApiKey.issue(role=pg_endpoint.role, name="numbers")[1]
+    response = client.get(
+        "/api/v1/x/acme/sales-by-region", {"region": "EU", "limit": 3}, HTTP_AUTHORIZATION=f"Bearer {secret}"
+    )
+    assert response.status_code == 200
+    raw = response.content.decode()
+    amounts = [row["amount"] for row in response.json()["results"]]
+    assert all(isinstance(a, int | float) and not isinstance(a, bool) for a in amounts)
+    assert '"amount":"' not in raw.replace(" ", "")

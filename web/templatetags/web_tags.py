@@ -7,14 +7,11 @@ import json
 from django import template
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
-from markdown_it import MarkdownIt
 
 from agents.models import Phase
+from nectar.markdown import markdown_html
 
 register = template.Library()
-
-# "js-default": no raw HTML (it is escaped), links are validated, tables on.
-_markdown = MarkdownIt("js-default")
 
 
 # What each phase is called on the pages, and each agent: plain words for business users.
@@ -88,8 +85,8 @@ def compact_json(value) -> str:
 
 @register.filter
 def markdown(text: str) -> str:
-    """Markdown to HTML with any HTML in the source escaped."""
-    return mark_safe(_markdown.render(text or ""))  # noqa: S308 - html is disabled in the parser
+    """Markdown to sanitized HTML (any HTML in the source is escaped)."""
+    return markdown_html(text or "")
 
 
 @register.filter
@@ -137,3 +134,10 @@ def sparkline(counts, width: int = 140, height: int = 32) -> str:
         label=f"{total} calls in the last {len(counts)} days",
         bars=mark_safe("".join(bars)),  # noqa: S308 - every part was built with format_html
     )
+
+
+@register.filter
+def is_number(value) -> bool:
+    from decimal import Decimal
+
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
