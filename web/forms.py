@@ -5,7 +5,7 @@ from django import forms
 from agents.services import MAX_REQUIREMENT_CHARS
 from learning.models import MemoryType
 from nectar.forms import TextSafeFormMixin
-from roles.models import Role
+from roles.models import Role, Service
 
 EXAMPLES = [
     "Customers in the EU with more than 5 orders",
@@ -77,3 +77,14 @@ class RatingForm(TextSafeFormMixin, forms.Form):
 class MemorySearchForm(TextSafeFormMixin, forms.Form):
     q = forms.CharField(label="Search", required=False, max_length=500)
     type = forms.ChoiceField(label="Type", required=False, choices=[("", "All types"), *MemoryType.choices])
+    service = forms.ModelChoiceField(
+        label="Database",
+        required=False,
+        queryset=Service.objects.none(),
+        empty_label="All databases",
+        error_messages={"invalid_choice": "Choose one of the databases listed."},
+    )
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["service"].queryset = Service.objects.filter(organization=organization).order_by("name")

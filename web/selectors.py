@@ -243,33 +243,43 @@ def mcp_roles_of_organization(*, organization) -> list:
     return list(roles)
 
 
-def memories_browse(*, organization, text: str = "", memory_type: str = "", limit: int = 30) -> list[dict]:
-    """Memories of the organization: the best matches for `text` (with similarity), else the newest."""
+def memories_browse(
+    *, organization, text: str = "", memory_type: str = "", service=None, limit: int = 30
+) -> list[dict]:
+    """Memories of the organization (of one Service if given): the best matches for `text`, else the newest."""
     from learning.models import AgentMemory
     from learning.services import memory_retrieve
+    from web.memory_display import memory_view
 
     if text.strip():
         retrieved = memory_retrieve(
-            organization=organization, text=text, types=[memory_type] if memory_type else None, k=limit
+            organization=organization,
+            text=text,
+            types=[memory_type] if memory_type else None,
+            k=limit,
+            service=service,
         )
         items = [{"memory": r.memory, "similarity": r.similarity, "score": r.score} for r in retrieved]
     else:
         queryset = AgentMemory.objects.filter(organization=organization, is_active=True).order_by("-created_at")
         if memory_type:
             queryset = queryset.filter(type=memory_type)
+        if service is not None:
+            queryset = queryset.filter(service=service)
         items = [{"memory": m, "similarity": None, "score": None} for m in queryset[:limit]]
     ids = [item["memory"].pk for item in items]
     memories = AgentMemory.objects.in_bulk(ids)
     with_uses = {
         m.pk: m
         for m in AgentMemory.objects.filter(pk__in=ids)
-        .select_related("source_execution", "source_execution__parent")
+        .select_related("source_execution", "source_execution__parent", "service")
         .prefetch_related("uses__execution__parent")
     }
     for item in items:
         memory = with_uses.get(item["memory"].pk, memories.get(item["memory"].pk))
         item["memory"] = memory
         item["source"] = _top_execution(memory.source_execution)
+        item["view"] = memory_view(memory=memory)
         item["uses"] = [
             {"use": use, "execution": _top_execution(use.execution)}
             for use in sorted(memory.uses.all(), key=lambda u: u.created_at, reverse=True)[:10]

@@ -383,23 +383,29 @@ def endpoint_detail(request, endpoint_id):
 @login_required
 @require_GET
 def mcp(request):
+    """One Role's MCP server at a time (a picker), remote configuration first."""
     from mcpservers.views import client_configs
 
     organization = organization_current(request)
-    servers = []
-    for role in selectors.mcp_roles_of_organization(organization=organization):
+    roles = selectors.mcp_roles_of_organization(organization=organization)
+    wanted = request.GET.get("role", "")
+    role = next((r for r in roles if str(r.pk) == wanted), None)
+    if role is None:
+        last = selectors.role_last_used(user=request.user, roles=roles)
+        role = last or (roles[0] if roles else None)
+    server = None
+    if role is not None:
         instance = getattr(role, "mcp_instance", None)
-        servers.append(
-            {
-                "role": role,
-                "instance": instance,
-                "tools": (instance.tools or []) if instance else [],
-                "configs": client_configs(instance) if instance else None,
-                "keys": sorted(role.api_keys.all(), key=lambda k: k.created_at, reverse=True),
-            }
-        )
+        server = {
+            "role": role,
+            "instance": instance,
+            "tools": (instance.tools or []) if instance else [],
+            "configs": client_configs(instance) if instance else None,
+            "keys": sorted(role.api_keys.all(), key=lambda k: k.created_at, reverse=True),
+        }
     can_manage = selectors.user_can_manage(user=request.user, organization_id=organization.pk)
-    return _page(request, "web/mcp.html", {"servers": servers, "can_manage": can_manage}, section="mcp")
+    context = {"roles": roles, "server": server, "can_manage": can_manage}
+    return _page(request, "web/mcp.html", context, section="mcp")
 
 
 @login_required
@@ -408,13 +414,16 @@ def memories(request):
     from learning.services import LearningInputError
 
     organization = organization_current(request)
-    form = MemorySearchForm(request.GET or None)
+    form = MemorySearchForm(request.GET or None, organization=organization)
     items, error = [], None
     if not request.GET or form.is_valid():
         data = form.cleaned_data if request.GET else {}
         try:
             items = selectors.memories_browse(
-                organization=organization, text=data.get("q", ""), memory_type=data.get("type", "")
+                organization=organization,
+                text=data.get("q", ""),
+                memory_type=data.get("type", ""),
+                service=data.get("service"),
             )
         except LearningInputError as exc:
             error = str(exc)

@@ -292,8 +292,73 @@ def test_memory_browser_searches_and_shows_where_a_memory_came_from(client, memb
     page = client.get(reverse("memories"), {"q": "customers by region"}).text
     assert "filter customers.region" in page
     assert reverse("execution-detail", args=[completed.pk]) in page
-    assert "by architect" in page
+    assert "by designer" in page
     filtered = client.get(reverse("memories"), {"type": "ANTI_PATTERN"}).text
     assert "filter customers.region" not in filtered
     bad = client.get(reverse("memories"), {"type": "NOPE"})
     assert bad.status_code == 200 and "Select a valid choice" in bad.text
+
+
+def test_memory_browser_shows_tags_as_chips_sql_as_code_and_fields_not_raw_json(client, member, completed, org):
+    from learning.services import memory_create
+
+    memory_create(
+        organization=org,
+        type="API_PATTERN",
+        content="GET eu-customers: customers of a region.\n\n```json\n"
+        '{"dialect": "sqlite", "objects": ["main.customers"], '
+        '"parameters": {"type": "object", "properties": {"region": {"type": "string"}}}, "sql": "SELECT 1"}\n```',
+        tags=["api", "object:main.customers"],
+        source_execution=completed,
+    )
+    memory_create(
+        organization=org, type="CODE_SNIPPET", content="-- EU customers\nSELECT * FROM customers", tags=["sql"]
+    )
+    page = login(client, member).get(reverse("memories")).text
+    assert '<span class="chip static tag">object:main.customers</span>' in page
+    assert "[&#x27;api&#x27;" not in page and '{"dialect"' not in page
+    assert "<dt>dialect</dt><dd>sqlite</dd>" in page
+    assert '<span class="chip static">region</span>' in page
+    assert '<pre class="code sql small">-- EU customers\nSELECT * FROM customers</pre>' in page
+
+
+def test_memory_browser_marks_rejected_patterns_and_filters_by_database(client, member, execution, org, demo_service):
+    from learning.services import learn_from_failure, memory_create
+    from roles.models import Service
+
+    learn_from_failure(
+        execution=execution,
+        reason="the security review rejected the design: reads the email column",
+        phase="security",
+        attempted={"design": {"method": "GET", "path": "/eu"}, "avoid": {"columns": ["customers.email"]}},
+    )
+    other = Service.objects.create(organization=org, name="Warehouse", engine="sqlite", database="/tmp/w.db")
+    memory_create(organization=org, type="BUSINESS_RULE", content="Warehouse rule about pallets", service=other)
+    client = login(client, member)
+    page = client.get(reverse("memories")).text
+    assert "Rejected: avoid" in page and "Steer away from" in page and "customers.email" in page
+    only_warehouse = client.get(reverse("memories"), {"service": str(other.pk)}).text
+    assert "Warehouse rule about pallets" in only_warehouse and "Rejected: avoid" not in only_warehouse
+    searched = client.get(reverse("memories"), {"service": str(other.pk), "q": "pallets rule"}).text
+    assert "Warehouse rule about pallets" in searched
+    assert client.get(reverse("memories"), {"service": "not-a-uuid"}).status_code == 200
+
+
+def test_mcp_page_shows_one_role_at_a_time_with_the_remote_configuration_first(client, owner, analyst_role, org):
+    from mcpservers.services import mcp_enable
+    from roles.models import Role
+
+    support = Role.objects.create(
+        organization=org, service=analyst_role.service, name="Support desk", permissions=[], mcp_enabled=True
+    )
+    mcp_enable(role=support)
+    client = login(client, owner)
+    page = client.get(reverse("mcp")).text
+    assert page.count('<section class="card server"') == 1
+    assert 'id="mcp-role"' in page and "Support desk" in page and "Sales analyst" in page
+    assert page.index('data-config="cursor"') < page.index('data-config="claude_desktop"')
+    assert "on the Nectar server host only" in page
+    picked = client.get(reverse("mcp"), {"role": str(support.pk)}).text
+    assert "<h2>Support desk" in picked and "<h2>Sales analyst" not in picked
+    # A role of another organization cannot be picked: the page shows one of the user's own.
+    assert client.get(reverse("mcp"), {"role": "00000000-0000-0000-0000-000000000000"}).status_code == 200
