@@ -52,3 +52,38 @@ def test_unknown_role_and_failures_are_reported_as_command_errors(analyst_role, 
             stdout=StringIO(),
             stderr=StringIO(),
         )
+
+
+def test_role_names_match_in_any_case(analyst_role, owner):
+    out = StringIO()
+    call_command("generate_api", "Customers in the EU", role="sales ANALYST", json=True, stdout=out)
+    assert json.loads(out.getvalue())["status"] == AgentStatus.COMPLETED
+
+
+def test_a_misspelt_role_gets_did_you_mean_suggestions(analyst_role):
+    with pytest.raises(CommandError, match=r"No role named 'Sales analist'\. Did you mean 'Sales analyst'\?"):
+        call_command("generate_api", "Customers in the EU", role="Sales analist")
+
+
+def test_a_wrong_organization_is_named_as_such(analyst_role):
+    slug = analyst_role.organization.slug
+    with pytest.raises(CommandError, match=rf"No organization with the slug '{slug}x'\. Did you mean '{slug}'\?"):
+        call_command("generate_api", "Customers in the EU", role="Sales analyst", org=f"{slug}x")
+
+
+def test_a_failure_is_printed_once_and_the_spinner_is_stopped(analyst_role, owner):
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command(
+            "generate_api",
+            "Predict which customers will churn next month",
+            role="Sales analyst",
+            stdout=out,
+            stderr=err,
+        )
+    reason = AgentExecution.objects.get(business_requirement__startswith="Predict").status_reason
+    assert reason and reason in str(raised.value)
+    assert reason not in out.getvalue() and reason not in err.getvalue()
+    assert "stopped during" in out.getvalue()
+    # Nothing is left drawing after the command returned: the last line is not a spinner frame.
+    assert "starting" not in out.getvalue().splitlines()[-1]

@@ -74,3 +74,15 @@ def test_exploration_counts_the_objects_looked_at_once_each(execution):
         )
     summary = phase_summaries(events=execution_events(execution=execution))["exploration"]
     assert summary == "Looked at 2 tables or views of the database."
+
+
+def test_a_failure_reason_is_shown_without_internal_names(client, member, execution):
+    execution.mark_failed(
+        "the architect could not get an answer from the language model: I cannot build this: it asks for a "
+        "prediction. This requirement needs an LLM provider; the offline planner reads data only."
+    )
+    page = login(client, member).get(reverse("execution-detail", args=[execution.pk])).text
+    shown = re.sub(r"<script.*?</script>|<[^>]+>", " ", page, flags=re.S)
+    assert "I cannot build this: it asks for a prediction" in shown
+    for word in ("architect", "language model", "offline planner", "LLM"):
+        assert word not in shown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from django import template
 from django.utils.html import format_html
@@ -141,3 +142,24 @@ def is_number(value) -> bool:
     from decimal import Decimal
 
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+# Internal names of the pipeline's parts, as a business user would say them.
+_PLAIN_WORDS = [
+    (re.compile(r"^\s*the \w+ could not get an answer from the language model:\s*", re.I), ""),
+    (re.compile(r"\bthe offline planner\b", re.I), "the built-in designer"),
+    (re.compile(r"\boffline planner\b", re.I), "built-in designer"),
+    (re.compile(r"\b(an? )?LLM provider\b", re.I), "an AI model provider"),
+    (re.compile(r"\blanguage model\b", re.I), "AI model"),
+    (re.compile(r"\barchitect(ure)?\b", re.I), "design"),
+]
+
+
+@register.filter
+def plain_reason(text) -> str:
+    """A run's status reason in the words of the pages (no internal component names)."""
+    text = str(text or "")
+    for pattern, words in _PLAIN_WORDS:
+        text = pattern.sub(words, text)
+    text = text.strip()
+    return text[:1].upper() + text[1:] if text else text

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
+import difflib
 import json
-import time
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
-from django.db.models import Q
 
 from agents.models import PHASE_ORDER, AgentStatus
 from agents.orchestrator import execution_run
 from agents.services import ExecutionError, execution_claim, execution_submit
-from roles.models import Membership, Role
+from roles.models import Membership, Organization, Role
 
 
 class Command(BaseCommand):
@@ -21,95 +20,61 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("requirement", help='What the API should answer, e.g. "top 10 products by revenue"')
-        parser.add_argument("--role", required=True, help="Role name or id")
+        parser.add_argument("--role", required=True, help="Role name (any case) or id")
         parser.add_argument("--org", help="Organization slug (when role names repeat across organizations)")
         parser.add_argument("--user", help="Username to run as (default: an owner of the role's organization)")
         parser.add_argument("--json", action="store_true", help="Print one machine-readable JSON result")
 
-    def _role(self, ref: str, org: str | None) -> Role:
-        roles = Role.objects.select_related("organization", "service")
-        query = Q(name=ref)
-        try:
-            query |= Q(pk=ref)
-            roles.filter(query).exists()
-        except (ValidationError, ValueError):
-            query = Q(name=ref)
-        if org:
-            roles = roles.filter(organization__slug=org)
-        matches = list(roles.filter(query))
-        if not matches:
-            raise CommandError(f"No role named or with id {ref!r}" + (f" in organization {org!r}" if org else ""))
-        if len(matches) > 1:
-            raise CommandError(f"Several roles are named {ref!r}; pass --org to choose the organization")
-        return matches[0]
-
-    def _user(self, role: Role, username: str | None):
-        if username:
-            user = get_user_model().objects.filter(username=username).first()
-            if user is None:
-                raise CommandError(f"No user {username!r}")
-            return user
-        membership = Membership.objects.filter(organization=role.organization).order_by("role", "created_at").first()
-        if membership is None:
-            raise CommandError(f"The organization {role.organization} has no members; pass --user")
-        return membership.user
+    # The run in steps: resolve who and what, submit, run (with progress), report. Each step is a method
+    # so that further steps (such as answering the run's questions) slot in between.
 
     def handle(self, *args, requirement: str, role: str, org: str | None, user: str | None, json: bool, **options):
-        role_obj = self._role(role, org)
-        user_obj = self._user(role_obj, user)
+        organization = _organization(org) if org else None
+        role_obj = _role(role, organization)
+        user_obj = _user(role_obj, user)
+        execution = self._submit(user_obj, role_obj, requirement)
+        if json:
+            execution_run(execution=execution)
+        else:
+            self._run_with_progress(execution, requirement)
+        execution.refresh_from_db()
+        self._report(execution, as_json=json)
+
+    def _submit(self, user, role: Role, requirement: str):
         try:
-            execution = execution_submit(user=user_obj, role=role_obj, requirement=requirement, enqueue=False)
+            execution = execution_submit(user=user, role=role, requirement=requirement, enqueue=False)
         except ExecutionError as exc:
             raise CommandError(exc.message) from exc
         claimed = execution_claim(execution_id=execution.pk)
         if claimed is None:
-            raise CommandError("The execution could not be started")
-        started = time.monotonic()
-        if json:
-            execution_run(execution=claimed)
-        else:
-            self._run_with_progress(claimed, requirement, started)
-        claimed.refresh_from_db()
-        if json:
-            self.stdout.write(_json_dump(_result(claimed)))
-        else:
-            self._print_result(claimed)
-        if claimed.status != AgentStatus.COMPLETED:
-            raise CommandError(f"Generation failed: {claimed.status_reason}")
+            raise CommandError("The run could not be started.")
+        return claimed
 
-    def _run_with_progress(self, execution, requirement: str, started: float) -> None:
+    def _run_with_progress(self, execution, requirement: str) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
         console = Console(file=self.stdout._out, highlight=False)
         console.print(f"[bold]Requirement:[/bold] {requirement}")
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as progress:
-            bar = progress.add_task("starting", total=len(PHASE_ORDER))
+        printer = ProgressPrinter(console)
+        try:
+            execution_run(execution=execution, on_progress=printer.on_event)
+        finally:
+            printer.stop()  # the spinner never outlives the run, whatever happened
 
-            def on_progress(kind: str, payload: dict) -> None:
-                if kind == "phase" and payload.get("status") == "started":
-                    progress.update(bar, description=str(payload["phase"]))
-                elif kind == "phase" and payload.get("status") == "completed":
-                    progress.advance(bar)
-                    progress.console.print(f"  [green]✓[/green] {payload['phase']} ({payload.get('seconds', 0):.1f}s)")
-                elif kind == "status" and payload.get("status") == AgentStatus.FAILED:
-                    progress.console.print(f"  [red]✗ {payload.get('reason')}[/red]")
-
-            execution_run(execution=execution, on_progress=on_progress)
-
-    def _print_result(self, execution) -> None:
+    def _report(self, execution, *, as_json: bool) -> None:
         result = _result(execution)
+        if as_json:
+            self.stdout.write(_json_dump(result))
+        elif execution.status == AgentStatus.COMPLETED:
+            self._print_endpoint(execution, result)
         if execution.status != AgentStatus.COMPLETED:
-            self.stderr.write(f"Failed in {result.get('failed_phase') or 'the pipeline'}: {execution.status_reason}")
-            return
+            # Said once: Django prints the CommandError; nothing else repeats it.
+            where = result.get("failed_phase")
+            raise CommandError(
+                f"The run stopped{f' during {where}' if where else ''}: {execution.status_reason or 'no reason given'}"
+            )
+
+    def _print_endpoint(self, execution, result: dict) -> None:
         endpoint = result["endpoint"]
         self.stdout.write(
             self.style.SUCCESS(
@@ -127,6 +92,87 @@ class Command(BaseCommand):
             f"\nDone in {metrics.get('duration_seconds', 0):.1f}s: {metrics.get('agent_steps', 0)} agent steps, "
             f"{metrics.get('llm_calls', 0)} LLM calls, {metrics.get('tool_calls', 0)} tool calls."
         )
+
+
+class ProgressPrinter:
+    """Live progress of one run in the terminal: a spinner and bar per phase, a line per finished phase."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.progress.start()
+        self.bar = self.progress.add_task("starting", total=len(PHASE_ORDER))
+
+    def on_event(self, kind: str, payload: dict) -> None:
+        if kind == "phase" and payload.get("status") == "started":
+            self.progress.update(self.bar, description=str(payload["phase"]))
+        elif kind == "phase" and payload.get("status") == "completed":
+            self.progress.advance(self.bar)
+            self.progress.console.print(f"  [green]✓[/green] {payload['phase']} ({payload.get('seconds') or 0:.1f}s)")
+        elif kind == "status" and payload.get("status") == AgentStatus.FAILED:
+            self.progress.console.print(f"  [red]✗[/red] stopped during {payload.get('phase') or 'the run'}")
+
+    def stop(self) -> None:
+        self.progress.stop()
+
+
+def _organization(slug: str) -> Organization:
+    organization = Organization.objects.filter(slug__iexact=slug.strip()).first()
+    if organization is None:
+        known = list(Organization.objects.values_list("slug", flat=True))
+        raise CommandError(f"No organization with the slug {slug!r}.{_did_you_mean(slug, known)}")
+    return organization
+
+
+def _role(ref: str, organization: Organization | None) -> Role:
+    """A Role by id, or by name in any letter case; a wrong name gets the closest names as suggestions."""
+    roles = Role.objects.select_related("organization", "service")
+    if organization is not None:
+        roles = roles.filter(organization=organization)
+    try:
+        by_id = list(roles.filter(pk=ref))
+    except (ValidationError, ValueError):
+        by_id = []
+    matches = by_id or list(roles.filter(name__iexact=ref.strip()))
+    where = f" in organization {organization.slug!r}" if organization is not None else ""
+    if not matches:
+        names = sorted(set(roles.values_list("name", flat=True)))
+        raise CommandError(f"No role named {ref!r}{where}.{_did_you_mean(ref, names)}")
+    if len(matches) > 1:
+        slugs = ", ".join(sorted({r.organization.slug for r in matches}))
+        raise CommandError(f"Several roles are named {ref!r} (organizations {slugs}); pass --org to choose one.")
+    return matches[0]
+
+
+def _did_you_mean(word: str, candidates: list[str]) -> str:
+    lowered = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(word.lower(), list(lowered), n=3, cutoff=0.5)
+    if close:
+        return " Did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
+    if candidates and len(candidates) <= 10:
+        return " Known: " + ", ".join(repr(c) for c in candidates) + "."
+    return ""
+
+
+def _user(role: Role, username: str | None):
+    if username:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"No user {username!r}.")
+        return user
+    membership = Membership.objects.filter(organization=role.organization).order_by("role", "created_at").first()
+    if membership is None:
+        raise CommandError(f"The organization {role.organization} has no members; pass --user.")
+    return membership.user
 
 
 def _json_dump(value) -> str:
