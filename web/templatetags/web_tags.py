@@ -158,8 +158,11 @@ _PLAIN_WORDS = [
 @register.filter
 def plain_reason(text) -> str:
     """A run's status reason in the words of the pages (no internal component names)."""
-    text = str(text or "")
+    original = str(text or "")
+    text = original
     for pattern, words in _PLAIN_WORDS:
         text = pattern.sub(words, text)
     text = text.strip()
-    return text[:1].upper() + text[1:] if text else text
+    if text != original.strip() and text:
+        text = text[:1].upper() + text[1:]  # it may now start mid-sentence
+    return text
