@@ -7,10 +7,11 @@ import logging
 from typing import Any
 
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.db import connection, transaction
 
 from agents.models import AgentExecution, ExecutionEvent
 from nectar.publish import publish_from_sync
+from nectar.text import text_printable
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,8 @@ def execution_group(execution_id) -> str:
 
 def _bounded(payload: dict[str, Any]) -> dict[str, Any]:
     """Keep events small enough for the channel layer; say so when something was cut."""
-    text = json.dumps(payload, default=str)
+    # text_printable: a NUL or lone surrogate (e.g. echoed from bad input) cannot break the insert.
+    text = json.dumps(text_printable(payload), default=str)
     if len(text) <= MAX_PAYLOAD_CHARS:
         return json.loads(text)
     return {"truncated": True, "preview": text[:MAX_PAYLOAD_CHARS], "original_chars": len(text)}
@@ -43,18 +45,23 @@ def event_serialize(event: ExecutionEvent) -> dict[str, Any]:
 def event_append(
     *, execution: AgentExecution, kind: str, phase: str = "", agent: str = "", payload: dict | None = None
 ) -> ExecutionEvent:
-    """Store the next event of an execution (gap-free sequence) and publish it."""
-    # One UPDATE ... RETURNING hands out the next number atomically, even across workers.
-    with connection.cursor() as cursor:
+    """Store the next event of an execution (gap-free sequence) and publish it.
+
+    The counter's UPDATE ... RETURNING hands out the next number atomically, even across workers,
+    and it commits together with the event's INSERT: a process that dies between the two leaves
+    neither, so the sequence never has a gap (concurrent appenders wait on the row lock).
+    """
+    bounded = _bounded(payload or {})
+    with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {AgentExecution._meta.db_table} SET event_seq = event_seq + 1 WHERE id = %s RETURNING event_seq",
             [execution.pk],
         )
         (seq,) = cursor.fetchone()
+        event = ExecutionEvent.objects.create(
+            execution_id=execution.pk, seq=seq, kind=kind, phase=phase, agent=agent, payload=bounded
+        )
     execution.event_seq = seq
-    event = ExecutionEvent.objects.create(
-        execution_id=execution.pk, seq=seq, kind=kind, phase=phase, agent=agent, payload=_bounded(payload or {})
-    )
     event_publish(execution_id=execution.pk, event=event)
     return event
 

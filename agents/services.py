@@ -145,11 +145,24 @@ def execution_claim(*, execution_id) -> AgentExecution | None:
     ).update(status=AgentStatus.RUNNING, heartbeat_at=now, attempts=F("attempts") + 1, started_at=now)
     if not claimed:
         return None
+    # Child agent runs left unfinished by a previous attempt's worker ran no further.
+    _finish_interrupted_children(
+        parents=[execution_id], reason="interrupted: the worker stopped responding; the phase runs again"
+    )
     execution = AgentExecution.objects.select_related("role__service", "organization").get(pk=execution_id)
     event_append(
         execution=execution, kind="status", payload={"status": AgentStatus.RUNNING, "attempt": execution.attempts}
     )
     return execution
+
+
+def _finish_interrupted_children(*, parents, reason: str) -> int:
+    """Fail the unfinished child agent runs of these orchestrations (their worker is gone); returns how many."""
+    return (
+        AgentExecution.objects.filter(parent__in=parents)
+        .unfinished()
+        .update(status=AgentStatus.FAILED, success=False, status_reason=reason, completed_at=timezone.now())
+    )
 
 
 def executions_recover_stale() -> dict:
@@ -168,6 +181,10 @@ def executions_recover_stale() -> dict:
                 status=AgentStatus.PENDING, status_reason="resuming after its worker stopped responding"
             )
             if moved:
+                # The agent that was running when the worker died ran no further; its phase runs again.
+                _finish_interrupted_children(
+                    parents=[execution.pk], reason="interrupted: the worker stopped responding; the phase runs again"
+                )
                 event_append(
                     execution=execution,
                     kind="status",
@@ -192,10 +209,12 @@ def executions_recover_stale() -> dict:
                     execution=execution, kind="status", payload={"status": AgentStatus.FAILED, "reason": reason}
                 )
                 failed.append(str(execution.pk))
-    # Children of a dead run are finished with it.
-    AgentExecution.objects.filter(parent__status=AgentStatus.FAILED, status=AgentStatus.RUNNING).update(
-        status=AgentStatus.FAILED, success=False, status_reason="the orchestration stopped", completed_at=timezone.now()
+    # Children are finished with their run: no child is left unfinished under a run that is not running
+    # (finished, paused, waiting to resume), whatever state the child was in when its worker died.
+    idle_parents = AgentExecution.objects.filter(parent__isnull=True).exclude(
+        status__in=[AgentStatus.RUNNING, AgentStatus.LEARNING]
     )
+    _finish_interrupted_children(parents=idle_parents, reason="the orchestration stopped")
     # A PENDING run whose task was lost (e.g. the broker restarted) is queued again.
     lost = AgentExecution.objects.filter(
         status=AgentStatus.PENDING, parent__isnull=True, updated_at__lt=_stale_before()

@@ -31,6 +31,7 @@ EXECUTOR_STATUS = {
     "constraint_violation": 409,
     "timeout": CUSTOMER_DATABASE_FAILED,
     "database_unavailable": CUSTOMER_DATABASE_FAILED,
+    "database_busy": CUSTOMER_DATABASE_FAILED,
     "database_error": CUSTOMER_DATABASE_FAILED,
 }
 # Service error codes that mean "not in this state" rather than "bad input".

@@ -34,6 +34,7 @@ STATUS_BY_CODE = {
     "invalid_sql": 500,
     "timeout": 504,
     "database_unavailable": 503,
+    "database_busy": 503,
     "database_error": 502,
 }
 SECRET_WORDS = ("password", "passwd", "secret", "token", "apikey", "api_key", "credential")

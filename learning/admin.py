@@ -68,7 +68,15 @@ class AgentMemoryAdmin(OrganizationScopedAdmin):
         "source",
         "is_active",
     )
-    list_filter = ("type", "is_active", "organization", "embedder", ("last_used", admin.EmptyFieldListFilter))
+    list_filter = (
+        "type",
+        "is_active",
+        "organization",
+        "service",
+        "role",
+        "embedder",
+        ("last_used", admin.EmptyFieldListFilter),
+    )
     search_fields = ("content",)
     readonly_fields = (
         "usage_count",

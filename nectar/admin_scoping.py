@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import get_fields_from_path
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 
 from nectar.forms import TextSafeFormMixin
 from roles.selectors import organization_ids_for_user
@@ -29,6 +30,13 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return self._scope(super().get_queryset(request), request)
+
+    def get_list_filter(self, request):
+        """Filters on related objects offer only what the user's own rows refer to (never other organizations)."""
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        return [_scoped_filter(self.model, entry) for entry in filters]
 
     def _may(self, request, obj, *, manage: bool) -> bool:
         if request.user.is_superuser:
@@ -82,6 +90,24 @@ class OrganizationScopedAdmin(admin.ModelAdmin):
             if org_id is not None and org_id not in self._org_ids(request, manage=True):
                 raise PermissionDenied("You can only manage objects of your own organization.")
         super().save_model(request, obj, form, change)
+
+
+def _scoped_filter(model, entry):
+    """A list_filter entry on a relation becomes RelatedOnlyFieldListFilter: its choices come from the scoped rows."""
+    name, filter_class = (
+        (entry, None) if isinstance(entry, str) else (entry if isinstance(entry, tuple) else (None, None))
+    )
+    if name is None:
+        return entry
+    try:
+        field = get_fields_from_path(model, name)[-1]
+    except FieldDoesNotExist:
+        return entry
+    if not field.is_relation:
+        return entry
+    if filter_class is None or filter_class is admin.RelatedFieldListFilter:
+        return (name, admin.RelatedOnlyFieldListFilter)
+    return entry
 
 
 def _object_organization_id(obj, path: str):

@@ -31,6 +31,7 @@ from roles.connectors import (
     write_connection,
 )
 from roles.connectors.base import driver_message
+from roles.connectors.errors import database_error_safe
 from roles.introspection import schema_find_object, service_schema
 from roles.jsonsafe import json_safe_row
 from roles.permissions import Grant, grant_find, role_grants
@@ -63,6 +64,7 @@ ERROR_CODES = (
     "constraint_violation",
     "timeout",
     "database_unavailable",
+    "database_busy",
     "database_error",
 )
 MAX_BATCH = 1000
@@ -457,32 +459,29 @@ def _connector_error(exc: ConnectorError) -> ExecutorError:
     return ExecutorError("database_unavailable", f"The database is unavailable ({exc.reason}).", retryable=True)
 
 
-# MySQL/MariaDB report some constraint failures (CHECK, NOT NULL without default) as OperationalError.
-_MYSQL_CONSTRAINT_CODES = frozenset({1048, 1062, 1364, 1451, 1452, 3819, 4025})
-
-
 def _db_error(exc: Exception, connector, *, context: str = "") -> ExecutorError:
+    """A driver error as an ExecutorError with a safe message (roles.connectors.errors; the driver text is logged)."""
     prefix = f"{context}: " if context else ""
     if isinstance(exc, ExecutorError):
         return exc
     if isinstance(exc, ConnectorError):
         return _connector_error(exc)
-    message = driver_message(exc)
-    orig_args = getattr(getattr(exc, "orig", None), "args", None) or (None,)
-    if isinstance(exc, sa.exc.IntegrityError) or orig_args[0] in _MYSQL_CONSTRAINT_CODES:
-        return ExecutorError("constraint_violation", f"{prefix}{message}")
     if isinstance(exc, sa.exc.DBAPIError):
-        reason = connector.classify(exc)
-        lowered = message.lower()
-        if reason == "timeout" or "statement timeout" in lowered or "max_statement_time" in lowered:
-            return ExecutorError("timeout", f"{prefix}the statement exceeded its time limit.", retryable=True)
-        if exc.connection_invalidated or reason == "host_unreachable":
+        if exc.connection_invalidated:
+            logger.warning("customer database connection lost: %s", driver_message(exc))
             return ExecutorError("database_unavailable", "The database connection was lost.", retryable=True)
-        if isinstance(exc, sa.exc.DataError):
-            return ExecutorError("invalid_argument", f"{prefix}{message}")
-        if "read-only" in lowered or "read only" in lowered or "readonly" in lowered:
-            return ExecutorError("forbidden", f"{prefix}writes are not allowed in a read-only query.")
-        return ExecutorError("database_error", f"{prefix}{message}")
+        reason = connector.classify(exc) if connector is not None else ""
+        if reason == "host_unreachable":
+            logger.warning("customer database unreachable: %s", driver_message(exc))
+            return ExecutorError("database_unavailable", "The database connection was lost.", retryable=True)
+        safe = database_error_safe(
+            exc,
+            classified=reason,
+            integrity=isinstance(exc, sa.exc.IntegrityError),
+            data=isinstance(exc, sa.exc.DataError),
+        )
+        field = f"{context}.{safe.field}" if context and safe.field else (safe.field or None)
+        return ExecutorError(safe.code, f"{prefix}{safe.message}", field=field, retryable=safe.retryable)
     logger.exception("Unexpected error from a customer database")
     return ExecutorError("database_error", f"{prefix}unexpected database error.")
 

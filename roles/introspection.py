@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from django.utils import timezone
 
 from roles.connectors import ConnectorError, read_connection
-from roles.connectors.base import driver_message
+from roles.connectors.errors import database_error_safe
 from roles.connectors.postgresql import SYSTEM_SCHEMAS
 from roles.connectors.types import json_type_for_sa_type
 
@@ -30,7 +30,8 @@ def service_refresh_schema(*, service) -> dict:
         with read_connection(service=service) as (conn, engines):
             schema = _introspect(conn, engines)
     except sa.exc.DBAPIError as exc:
-        raise ConnectorError("error", f"Introspection failed: {driver_message(exc)}", retryable=True) from exc
+        safe = database_error_safe(exc)
+        raise ConnectorError("error", f"Introspection failed: {safe.message}", retryable=True) from exc
     service.schema_cache = schema
     service.schema_refreshed_at = timezone.now()
     # update() rather than save(): updated_at must not change, or the engine pool would be rebuilt.

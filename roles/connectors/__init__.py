@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import logging
 import threading
 import time
 import uuid
@@ -25,6 +26,9 @@ from roles.connectors.base import (
     ConnectorError,
     driver_message,
 )
+from roles.connectors.errors import CONNECT_TEXT, connect_error_text
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "ConnectionSettings",
@@ -106,7 +110,10 @@ def service_engines(*, service) -> ServiceEngines:
         try:
             read, write = connector.engines(config)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
-            raise ConnectorError("error", f"Invalid connection settings: {driver_message(exc)}") from exc
+            logger.warning("invalid connection settings of service %s: %s", service.pk, driver_message(exc))
+            raise ConnectorError(
+                "error", "Invalid connection settings: check the engine, host, port, database and URL."
+            ) from exc
         entry = ServiceEngines(connector, config, read, write, version)
         _cache[key] = entry
         if cached is not None:
@@ -129,8 +136,10 @@ def _connect(engines: ServiceEngines, engine: sa.Engine) -> sa.Connection:
         return engine.connect()
     except sa.exc.DBAPIError as exc:
         reason = engines.connector.classify(exc)
+        # The driver's text can name hosts, socket paths and users: logged, never shown.
+        logger.warning("cannot connect to a customer database (%s): %s", reason, driver_message(exc))
         raise ConnectorError(
-            reason, f"Cannot connect to the database ({reason}): {driver_message(exc)}", retryable=True
+            reason, f"Cannot connect to the database: {connect_error_text(reason)}", retryable=True
         ) from exc
     except sa.exc.TimeoutError as exc:
         raise ConnectorError("timeout", "No free connection to the database in time.", retryable=True) from exc
@@ -174,13 +183,7 @@ def write_connection(*, service, dry_run: bool = False) -> Iterator[tuple[sa.Con
         conn.close()
 
 
-_REASON_TEXT = {
-    "authentication_failed": "The database rejected the user name or password.",
-    "host_unreachable": "The database server could not be reached at that host and port.",
-    "unknown_database": "The server has no database by that name.",
-    "timeout": "The database did not answer in time.",
-    "driver_missing": "The database driver is not installed on this server.",
-}
+_REASON_TEXT = CONNECT_TEXT
 
 
 def service_test_connection_unsaved(*, service) -> ConnectionTestResult:
@@ -211,7 +214,6 @@ def service_test_connection(*, service) -> ConnectionTestResult:
         return ConnectionTestResult(False, exc.reason, detail, (time.monotonic() - started) * 1000)
     except sa.exc.DBAPIError as exc:
         reason = engines.connector.classify(exc)
-        return ConnectionTestResult(
-            False, reason, _REASON_TEXT.get(reason, driver_message(exc)), (time.monotonic() - started) * 1000
-        )
+        logger.warning("connection test of a customer database failed (%s): %s", reason, driver_message(exc))
+        return ConnectionTestResult(False, reason, connect_error_text(reason), (time.monotonic() - started) * 1000)
     return ConnectionTestResult(True, "ok", "Connected.", (time.monotonic() - started) * 1000)

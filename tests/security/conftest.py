@@ -12,6 +12,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from endpoints.services import endpoint_approve, endpoint_create_draft, endpoint_deploy
+from tests.agents.conftest import analyst_role, demo_service, demo_sqlite_path  # noqa: F401 - fixtures
 from tests.mcpservers.conftest import (  # noqa: F401 - fixtures
     analyst,
     customer_database,
