@@ -16,7 +16,7 @@ from agents.providers import LLMError
 from agents.providers.capabilities import CapabilityKey
 from agents.providers.registry import capability_probe_again
 from nectar.admin_display import ADMIN_CSS, key_value_table, milliseconds, test_results_table
-from nectar.admin_scoping import OrganizationScopedAdmin
+from roles.admin_scoping import OrganizationScopedAdmin
 
 TIMELINE_LIMIT = 2000
 

@@ -22,6 +22,17 @@ from agents.models import AgentExecution, AgentStatus, Phase
 from agents.providers import MeteredProvider, UsageMeter, provider_for
 from agents.specialists import AGENTS, agent_for_task
 from agents.toolbox import McpToolbox
+from endpoints.models import GeneratedEndpoint
+from endpoints.services import (
+    endpoint_auto_deploy_if_allowed,
+    endpoint_create_draft,
+    endpoint_markdown_docs,
+    endpoint_run_tests,
+    endpoint_validate,
+)
+from learning.services import learn_from_failure, learn_from_success, memory_retrieve
+from mcpservers.services import instance_refresh_if_stale
+from roles.executor import ExecutorError, sql_check
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +96,6 @@ class Orchestrator:
         execution_touch(execution=self.execution, result=self.state, heartbeat_at=timezone.now())
 
     def _memories(self, agent: str, text: str) -> list[dict]:
-        from learning.services import memory_retrieve
-
         types = MEMORY_TYPES_FOR.get(agent)
         if not types:
             return []
@@ -136,7 +145,6 @@ class Orchestrator:
         instance = getattr(self.role, "mcp_instance", None) if self.role else None
         if instance is None:
             raise PipelineFailed("exploration", "the role has no MCP server: enable MCP on the role first")
-        from mcpservers.services import instance_refresh_if_stale
 
         instance = instance_refresh_if_stale(instance=instance)
         if instance.status not in ("ACTIVE",):
@@ -184,8 +192,6 @@ class Orchestrator:
         return design
 
     def _review(self, requirement: str, design: dict) -> dict:
-        from roles.executor import ExecutorError, sql_check
-
         automated: list[str] = []
         try:
             sql_check(role=self.role, sql=design.get("sql") or "", params=_defaults(design.get("parameters")))
@@ -215,7 +221,6 @@ class Orchestrator:
         self, requirement: str, exploration: dict, design: dict, *, failures: list | None = None, endpoint=None
     ) -> dict:
         """Have the implementer write the SQL, save it as a draft endpoint (or fix the given one) and validate it."""
-        from endpoints.services import endpoint_create_draft, endpoint_validate
 
         context = {
             "requirement": requirement,
@@ -268,15 +273,11 @@ class Orchestrator:
         raise PipelineFailed(Phase.IMPLEMENTATION, "the implementation failed validation: " + "; ".join(errors))
 
     def _run_tests(self, endpoint, cases: list[dict]) -> dict:
-        from endpoints.services import endpoint_run_tests
-
         endpoint.tests = cases
         endpoint.save(update_fields=["tests", "updated_at"])
         return endpoint_run_tests(endpoint=endpoint)
 
     def _test(self, requirement: str, exploration: dict, design: dict, implementation: dict) -> dict:
-        from endpoints.models import GeneratedEndpoint
-
         endpoint = GeneratedEndpoint.objects.get(pk=implementation["endpoint_id"])
         context = {"requirement": requirement, "design": design, "implementation": implementation}
         plan = self._agent("tester").execute(f"Test the endpoint GET /{endpoint.slug}", context)
@@ -300,9 +301,6 @@ class Orchestrator:
         return {"endpoint_id": str(endpoint.pk), "cases": plan["cases"], "results": results, **summary}
 
     def _document(self, requirement: str, design: dict, testing: dict) -> dict:
-        from endpoints.models import GeneratedEndpoint
-        from endpoints.services import endpoint_markdown_docs
-
         endpoint = GeneratedEndpoint.objects.get(pk=testing["endpoint_id"])
         implementation = self.state["phases"][Phase.IMPLEMENTATION]
         context = {
@@ -388,10 +386,6 @@ def _metrics(orchestrator: Orchestrator, started: float) -> dict:
 
 
 def _succeed(execution: AgentExecution, orchestrator: Orchestrator, outputs: dict, *, started: float) -> None:
-    from endpoints.models import GeneratedEndpoint
-    from endpoints.services import endpoint_auto_deploy_if_allowed
-    from learning.services import learn_from_success
-
     endpoint = GeneratedEndpoint.objects.get(pk=outputs["testing"]["endpoint_id"])
     execution_touch(execution=execution, status=AgentStatus.LEARNING, current_phase=Phase.LEARNING)
     orchestrator._emit("phase", phase=Phase.LEARNING, status="started")
@@ -473,8 +467,6 @@ def _avoid_from(reason: str, design: dict) -> dict:
 
 
 def _fail(execution: AgentExecution, orchestrator: Orchestrator, *, phase: str, reason: str, started: float) -> None:
-    from learning.services import learn_from_failure
-
     orchestrator.state["error"] = {"phase": phase, "reason": reason}
     try:
         learn_from_failure(

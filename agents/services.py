@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from agents.events import event_append
 from agents.models import AgentExecution, AgentStatus, AgentType
+from learning.services import RATING_STEP, LearningInputError, memories_shift_relevance
+from roles.selectors import membership_get, organization_ids_for_user
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +42,6 @@ def _enqueue(execution_id) -> None:
 
 def execution_submit(*, user, role, requirement: str, enqueue: bool = True) -> AgentExecution:
     """Create a PENDING execution for a requirement on a Role and queue its pipeline (unless enqueue=False)."""
-    from roles.selectors import organization_ids_for_user
 
     text = (requirement or "").strip()
     if not text:
@@ -224,3 +227,44 @@ def executions_recover_stale() -> dict:
         AgentExecution.objects.filter(pk=pk).update(updated_at=timezone.now())
         _enqueue(pk)
     return {"resumed": resumed, "failed": failed, "requeued": requeued}
+
+
+# --- feedback --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RatingResult:
+    rating: int
+    previous: int | None
+    memories_adjusted: int
+
+
+def execution_rate(*, execution, user, up: bool, comment: str = "") -> RatingResult:
+    """A member of the organization rates an execution up or down, with an optional comment.
+
+    The rating (+1/-1) and comment are stored on the execution; the relevance of every memory it
+    (or its child agent runs) produced or retrieved moves by RATING_STEP in the rating's
+    direction, clamped to [0, 1]. Giving the same rating again changes nothing; changing it
+    reverses the previous adjustment and applies the new one.
+    """
+    if not isinstance(up, bool):
+        raise LearningInputError("up", "expected true (thumbs up) or false (thumbs down)")
+    if not isinstance(comment, str) or len(comment) > 5000:
+        raise LearningInputError("comment", "expected text of at most 5000 characters")
+    if not user.is_superuser and membership_get(user=user, organization=execution.organization) is None:
+        raise PermissionDenied("You can only rate executions of your own organization.")
+    rating = 1 if up else -1
+    with transaction.atomic():
+        locked = AgentExecution.objects.select_for_update().get(pk=execution.pk)
+        previous = locked.rating
+        delta = (rating - (previous or 0)) * RATING_STEP
+        locked.rating = rating
+        if comment.strip():
+            locked.feedback = comment.strip()
+        locked.save(update_fields=["rating", "feedback", "updated_at"])
+        adjusted = 0
+        if delta:
+            executions = AgentExecution.objects.filter(Q(pk=locked.pk) | Q(parent_id=locked.pk)).values("pk")
+            adjusted = memories_shift_relevance(executions=executions, delta=delta)
+    execution.rating, execution.feedback = locked.rating, locked.feedback
+    return RatingResult(rating=rating, previous=previous, memories_adjusted=adjusted)

@@ -10,6 +10,8 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from agents.models import AgentExecution
+from agents.orchestrator import execution_run
+from agents.services import execution_claim, executions_recover_stale
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +47,6 @@ class Heartbeat:
 
 def run_execution_task(execution_id: str) -> str:
     """Run the pipeline of one execution; a duplicate delivery finds nothing to claim and returns."""
-    from agents.orchestrator import execution_run
-    from agents.services import execution_claim
 
     close_old_connections()
     execution = execution_claim(execution_id=execution_id)
@@ -59,6 +59,4 @@ def run_execution_task(execution_id: str) -> str:
 
 
 def recover_stale_executions_task() -> dict:
-    from agents.services import executions_recover_stale
-
     return executions_recover_stale()

@@ -14,6 +14,8 @@ from typing import Any
 
 from anyio.from_thread import start_blocking_portal
 
+from mcpservers.server import instance_server
+
 
 @dataclass(frozen=True)
 class ToolInfo:
@@ -56,8 +58,6 @@ class McpToolbox:
 
     def __enter__(self) -> McpToolbox:
         from mcp import Client
-
-        from mcpservers.server import instance_server
 
         stack = ExitStack()
         try:

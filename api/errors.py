@@ -16,6 +16,13 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from agents.services import ExecutionError
+from endpoints.runtime import error_body as endpoint_error_body
+from endpoints.services import EndpointError
+from learning.services import LearningInputError
+from roles.connectors.base import ConnectorError
+from roles.executor import ExecutorError
+
 logger = logging.getLogger(__name__)
 
 # A customer database that cannot be reached, refuses the credentials, lacks its driver or fails:
@@ -102,11 +109,6 @@ def _flatten(detail: Any, path: str | None) -> list[dict]:
 
 def _to_api_exception(exc: Exception) -> tuple[int, list[dict]] | None:
     """Map the services' own error types to (status, errors); None for anything else."""
-    from agents.services import ExecutionError
-    from endpoints.services import EndpointError
-    from learning.services import LearningInputError
-    from roles.connectors.base import ConnectorError
-    from roles.executor import ExecutorError
 
     if isinstance(exc, ExecutionError | EndpointError):
         code = exc.code or "invalid"
@@ -178,7 +180,6 @@ def _http404_text(exc: Http404) -> str:
 
 def _generated_endpoint_error(exc: Exception, context: dict) -> Response | None:
     """The live generated endpoints' own error body ({"error": {...}}), as their schema documents."""
-    from endpoints.runtime import error_body as endpoint_error_body
 
     response = drf_exception_handler(exc, context)
     if response is None:

@@ -10,8 +10,10 @@ from agents.models import AgentExecution, Phase
 from endpoints.models import GeneratedEndpoint, ReviewDecision
 from learning.models import AgentMemory, MemoryType
 from mcpservers.models import MCPServerInstance
+from mcpservers.platform import tool_stats
 from mcpservers.toolgen import tool_public
 from roles.models import Role, RoleApiKey, Service
+from roles.permissions import permissions_validate
 
 # --- Authentication ----------------------------------------------------------------------------
 
@@ -206,8 +208,6 @@ class RoleSerializer(serializers.ModelSerializer):
         return unique_name(self, value, model=Role, noun="role")
 
     def validate(self, attrs):
-        from roles.permissions import permissions_validate
-
         service = attrs.get("service", getattr(self.instance, "service", None))
         if "permissions" in attrs or "service" in attrs:
             permissions = attrs.get("permissions", getattr(self.instance, "permissions", []))
@@ -324,8 +324,6 @@ class McpInstanceDetailSerializer(McpInstanceSerializer):
 
     @extend_schema_field(ToolStatsSerializer(many=True))
     def get_metrics(self, obj) -> list:
-        from mcpservers.platform import tool_stats
-
         return tool_stats(organization=obj.role.organization, hours=24, instance_id=str(obj.pk))
 
 

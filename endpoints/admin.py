@@ -19,7 +19,7 @@ from nectar.admin_display import (
     schema_properties_table,
     test_results_table,
 )
-from nectar.admin_scoping import OrganizationScopedAdmin
+from roles.admin_scoping import OrganizationScopedAdmin
 
 
 def _each(modeladmin, request, queryset, verb: str, fn) -> None:

@@ -9,6 +9,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.permissions import BasePermission
 from rest_framework.throttling import SimpleRateThrottle
 
+from roles.models import RoleApiKey, hash_api_key
+
 
 class ApiKeyPrincipal:
     """The caller of a generated endpoint: one Role API key (no Django user)."""
@@ -34,8 +36,6 @@ class RoleApiKeyAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
     def authenticate(self, request):
-        from roles.models import RoleApiKey, hash_api_key
-
         parts = get_authorization_header(request).split()
         if not parts:
             return None

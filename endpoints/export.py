@@ -14,7 +14,9 @@ import zipfile
 
 from django.conf import settings
 
+from endpoints.docs import markdown_docs
 from endpoints.models import GeneratedEndpoint
+from endpoints.params import sql_bind_names
 from endpoints.runtime import page_size_default
 
 
@@ -289,9 +291,6 @@ def _summary(endpoint: GeneratedEndpoint) -> str:
 
 
 def export_files(endpoint: GeneratedEndpoint) -> dict[str, str]:
-    from endpoints.docs import markdown_docs
-    from endpoints.services import sql_bind_names
-
     package, cls = _package(endpoint), _class_name(endpoint.slug)
     schema = endpoint.parameters or {}
     required = set(schema.get("required", []))

@@ -8,6 +8,7 @@ from django.conf import settings
 
 from endpoints.models import GeneratedEndpoint
 from endpoints.numbers import public_row_schema
+from roles.selectors import organization_ids_for_user
 
 SECURITY_SCHEME = "RoleApiKey"
 _ERROR = {
@@ -54,7 +55,6 @@ def _visible_endpoints(request):
         return current.none()
     if getattr(user, "is_superuser", False):
         return current
-    from roles.selectors import organization_ids_for_user
 
     return current.filter(organization__in=organization_ids_for_user(user))
 

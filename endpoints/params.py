@@ -237,3 +237,16 @@ def parameters_json_safe(values: dict) -> dict:
         else:
             out[key] = value
     return out
+
+
+_STRIP_RE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
+_BIND_RE = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
+def sql_bind_names(sql: str) -> list[str]:
+    """Named binds (:name) of a statement, outside literals, comments and :: casts, in order of appearance."""
+    names: list[str] = []
+    for name in _BIND_RE.findall(_STRIP_RE.sub(" ", sql or "")):
+        if name not in names:
+            names.append(name)
+    return names

@@ -20,7 +20,11 @@ from django.conf import settings
 from endpoints.models import GeneratedEndpoint
 from endpoints.numbers import numeric_columns, rows_with_numbers
 from endpoints.params import parameters_json_safe, parameters_parse
+from mcpservers.models import CallOutcome, ToolCall
 from nectar.text import text_printable
+from roles import executor
+from roles.connectors import ConnectorError
+from roles.executor import ExecutorError
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +97,6 @@ def endpoint_execute(*, endpoint: GeneratedEndpoint, params: dict, limit: int | 
 
     Raises roles.executor.ExecutorError. `dry_run` (tests) performs writes in a rolled-back transaction.
     """
-    from roles import executor
 
     bound = bind_params(endpoint=endpoint, params=params)
     if not endpoint.write_action:
@@ -210,8 +213,6 @@ def _run_write(endpoint: GeneratedEndpoint, params: dict) -> EndpointResult:
 
 def endpoint_run(*, endpoint: GeneratedEndpoint, values: dict, from_text: bool) -> EndpointResult:
     """Parse, check and run one call (not logged). Every failure becomes a clear 4xx/5xx result."""
-    from roles.connectors import ConnectorError
-    from roles.executor import ExecutorError
 
     values = dict(values)
     limit, offset, problems = pagination_parse(values) if endpoint.is_read_only else (0, 0, [])
@@ -249,7 +250,6 @@ def endpoint_call(
 
     `invalid_body` says why the request's body could not be read (the call is refused and logged).
     """
-    from mcpservers.models import CallOutcome, ToolCall
 
     started = time.perf_counter()
     if api_key.role_id != endpoint.role_id:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.http import Http404
 
+from endpoints.api import ApiKeyPrincipal
 from endpoints.models import EndpointStatus, GeneratedEndpoint
+from roles.models import Organization
 from roles.selectors import organization_ids_for_user
 
 
@@ -70,8 +72,6 @@ def endpoint_resolve_live(*, organization_slug: str, slug: str, version: int | N
 
 def organization_for_openapi(*, principal, org_slug: str):
     """The organization whose OpenAPI document the caller may read: a member's, or an API key's role's; else 404."""
-    from endpoints.api import ApiKeyPrincipal
-    from roles.models import Organization
 
     organization = Organization.objects.filter(slug=org_slug).first()
     if organization is None:

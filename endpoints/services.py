@@ -14,10 +14,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from endpoints.docs import markdown_docs
+from endpoints.export import export_zip
 from endpoints.models import EndpointStatus, GeneratedEndpoint, HttpMethod, ReviewDecision, endpoint_slug_validator
 from endpoints.numbers import decimal_scales, schema_with_scales
-from endpoints.params import parameters_parse, parameters_schema_check
-from endpoints.runtime import endpoint_execute, endpoint_run
+from endpoints.params import parameters_parse, parameters_schema_check, sql_bind_names
+from endpoints.runtime import bind_params, endpoint_execute, endpoint_run
+from roles.connectors import ConnectorError
+from roles.executor import ExecutorError, sql_check, sql_explain_cost
+from roles.permissions import role_grants
+from roles.selectors import organization_ids_for_user
 
 logger = logging.getLogger(__name__)
 
@@ -115,18 +121,6 @@ def endpoint_create_draft(
 
 # --- Validation -----------------------------------------------------------------------------
 
-_STRIP_RE = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.S)
-_BIND_RE = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-
-
-def sql_bind_names(sql: str) -> list[str]:
-    """Named binds (:name) of a statement, outside literals, comments and :: casts, in order of appearance."""
-    names: list[str] = []
-    for name in _BIND_RE.findall(_STRIP_RE.sub(" ", sql or "")):
-        if name not in names:
-            names.append(name)
-    return names
-
 
 def _sample_value(spec: dict) -> Any:
     if spec.get("default") is not None:
@@ -161,8 +155,6 @@ def _explain_params(endpoint: GeneratedEndpoint) -> dict:
 
 
 def _validate_write(endpoint: GeneratedEndpoint) -> list[str]:
-    from roles.permissions import role_grants
-
     action = endpoint.write_action
     if not isinstance(action, dict):
         return ["write_action must be an object."]
@@ -212,8 +204,6 @@ def _validate_write(endpoint: GeneratedEndpoint) -> list[str]:
 
 
 def _validate_read(endpoint: GeneratedEndpoint) -> list[str]:
-    from roles.executor import ExecutorError, sql_check, sql_explain_cost
-
     errors: list[str] = []
     binds: list[str] | tuple = sql_bind_names(endpoint.sql)
     try:
@@ -230,7 +220,6 @@ def _validate_read(endpoint: GeneratedEndpoint) -> list[str]:
         errors.append(f"Parameters not used by the SQL: {', '.join(unused)}.")
     if errors:
         return errors
-    from endpoints.runtime import bind_params
 
     try:
         cost = sql_explain_cost(
@@ -255,8 +244,6 @@ def endpoint_validate(*, endpoint: GeneratedEndpoint) -> list[str]:
         try:
             errors += _validate_write(endpoint) if endpoint.write_action else _validate_read(endpoint)
         except Exception as exc:  # a connector failure: report it, do not crash the pipeline
-            from roles.connectors import ConnectorError
-
             if not isinstance(exc, ConnectorError):
                 raise
             errors.append(f"The database could not be reached: {exc.message}")
@@ -324,8 +311,6 @@ def _judge(expect: dict, status: int, body: dict, rows: list[dict], columns: lis
 
 
 def _run_write_case(endpoint: GeneratedEndpoint, params: dict) -> tuple[int, dict, list[dict], list[str]]:
-    from roles.executor import ExecutorError
-
     parsed, problems = parameters_parse(schema=endpoint.parameters, values=params, from_text=False)
     if problems:
         return 400, {"error": {"message": "; ".join(f"{p['field']}: {p['message']}" for p in problems)}}, [], []
@@ -390,8 +375,6 @@ def endpoint_run_tests(*, endpoint: GeneratedEndpoint) -> dict:
 
 
 def _ensure_reviewer(*, endpoint: GeneratedEndpoint, user) -> None:
-    from roles.selectors import organization_ids_for_user
-
     if user is None or not getattr(user, "is_authenticated", False):
         raise PermissionDenied("Sign in to review endpoints.")
     if user.is_superuser and user.is_active:
@@ -545,13 +528,11 @@ def endpoint_rollback(*, organization, slug: str, user=None) -> GeneratedEndpoin
 
 def endpoint_export(*, endpoint: GeneratedEndpoint) -> bytes:
     """A zip of standalone code: a DRF view, urls, pytest tests and a README."""
-    from endpoints.export import export_zip
 
     return export_zip(endpoint)
 
 
 def endpoint_markdown_docs(*, endpoint: GeneratedEndpoint) -> str:
     """Markdown docs: description, parameters, response fields, curl and Python examples."""
-    from endpoints.docs import markdown_docs
 
     return markdown_docs(endpoint)

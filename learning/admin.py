@@ -6,7 +6,7 @@ from django.utils.html import format_html, format_html_join
 
 from learning.models import AgentMemory, ImprovementReport, MemoryType, MemoryUse
 from learning.services import embed_texts, memory_embed
-from nectar.admin_scoping import OrganizationScopedAdmin
+from roles.admin_scoping import OrganizationScopedAdmin
 from roles.selectors import organization_ids_for_user
 
 

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from learning.extraction import dedupe
 from learning.models import AgentMemory, ImprovementReport, MemoryType, MemoryUse
+from roles.models import Organization
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,6 @@ def _change(action: str, memory: AgentMemory, reason: str) -> dict:
 
 def improvement_run(*, organization=None, now: datetime | None = None) -> ImprovementReport:
     """Run every improvement step for one organization (or all) and record what changed."""
-    from roles.models import Organization
 
     now = now or timezone.now()
     report = ImprovementReport.objects.create(organization=organization)

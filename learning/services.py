@@ -23,7 +23,7 @@ from datetime import datetime
 
 from django.core.exceptions import PermissionDenied
 from django.db import connection, transaction
-from django.db.models import F, Q, Value
+from django.db.models import F, Value
 from django.db.models.functions import Greatest, Least
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ from learning.extraction import (
     sql_tables,
 )
 from learning.models import AgentMemory, MemoryType, MemoryUse
+from roles.selectors import membership_get
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +73,6 @@ class RetrievedMemory:
     memory: AgentMemory
     similarity: float
     score: float
-
-
-@dataclass(frozen=True)
-class RatingResult:
-    rating: int
-    previous: int | None
-    memories_adjusted: int
 
 
 # --- storing ---------------------------------------------------------------------------------
@@ -190,7 +184,6 @@ def business_rule_create(
     *, organization, user, content: str, tags: Iterable[str] = (), service=None, role=None
 ) -> AgentMemory:
     """An owner or admin of the organization records a BUSINESS_RULE memory (of a Service or Role, if given)."""
-    from roles.selectors import membership_get
 
     membership = membership_get(user=user, organization=organization)
     if not user.is_superuser and (membership is None or not membership.can_manage):
@@ -524,38 +517,14 @@ def learn_from_failure(*, execution, reason: str, phase: str, attempted: dict | 
 # --- feedback --------------------------------------------------------------------------------
 
 
-def execution_rate(*, execution, user, up: bool, comment: str = "") -> RatingResult:
-    """A member of the organization rates an execution up or down, with an optional comment.
+def memories_shift_relevance(*, executions, delta: float) -> int:
+    """Move the relevance of every memory these executions produced or retrieved by delta, clamped to [0, 1].
 
-    The rating (+1/-1) and comment are stored on the execution; the relevance of every memory it
-    (or its child agent runs) produced or retrieved moves by RATING_STEP in the rating's
-    direction, clamped to [0, 1]. Giving the same rating again changes nothing; changing it
-    reverses the previous adjustment and applies the new one.
+    `executions` is a queryset of execution primary keys; returns how many memories moved.
     """
-    from agents.models import AgentExecution
-    from roles.selectors import membership_get
-
-    if not isinstance(up, bool):
-        raise LearningInputError("up", "expected true (thumbs up) or false (thumbs down)")
-    if not isinstance(comment, str) or len(comment) > 5000:
-        raise LearningInputError("comment", "expected text of at most 5000 characters")
-    if not user.is_superuser and membership_get(user=user, organization=execution.organization) is None:
-        raise PermissionDenied("You can only rate executions of your own organization.")
-    rating = 1 if up else -1
-    with transaction.atomic():
-        locked = AgentExecution.objects.select_for_update().get(pk=execution.pk)
-        previous = locked.rating
-        delta = (rating - (previous or 0)) * RATING_STEP
-        locked.rating = rating
-        if comment.strip():
-            locked.feedback = comment.strip()
-        locked.save(update_fields=["rating", "feedback", "updated_at"])
-        adjusted = 0
-        if delta:
-            executions = AgentExecution.objects.filter(Q(pk=locked.pk) | Q(parent_id=locked.pk)).values("pk")
-            ids = list(AgentMemory.objects.produced_or_used_by(executions).values_list("pk", flat=True))
-            adjusted = AgentMemory.objects.filter(pk__in=ids).update(
-                relevance_score=Least(Greatest(F("relevance_score") + Value(delta), Value(0.0)), Value(1.0))
-            )
-    execution.rating, execution.feedback = locked.rating, locked.feedback
-    return RatingResult(rating=rating, previous=previous, memories_adjusted=adjusted)
+    if not delta:
+        return 0
+    ids = list(AgentMemory.objects.produced_or_used_by(executions).values_list("pk", flat=True))
+    return AgentMemory.objects.filter(pk__in=ids).update(
+        relevance_score=Least(Greatest(F("relevance_score") + Value(delta), Value(0.0)), Value(1.0))
+    )

@@ -5,8 +5,8 @@ from django.utils.html import format_html, format_html_join
 from mcpservers.models import MCPServerInstance, MCPServerStatus, ToolCall
 from mcpservers.services import instance_regenerate, mcp_disable, mcp_enable
 from nectar.admin_display import ADMIN_CSS, key_value_table, milliseconds, rows_table
-from nectar.admin_scoping import OrganizationScopedAdmin
 from roles.admin import RoleAdmin as BaseRoleAdmin
+from roles.admin_scoping import OrganizationScopedAdmin
 from roles.models import Role
 
 

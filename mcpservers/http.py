@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+from mcpservers.platform import platform_server_for_key
+from mcpservers.server import instance_server
 from mcpservers.services import McpAccessError, instance_authorize
 from mcpservers.workers import run_in_worker, worker_pool_close  # noqa: F401  (worker_pool_close: shutdown)
 
@@ -79,7 +81,6 @@ async def _lifespan(receive, send) -> None:
 
 def _authorised_server(*, path: str, secret: str | None):
     """The Server for this path and key (runs in a worker thread: it reads the database)."""
-    from mcpservers.server import instance_server
 
     match = INSTANCE_PATH.match(path)
     if match:
@@ -87,8 +88,6 @@ def _authorised_server(*, path: str, secret: str | None):
         return instance_server(instance=instance, api_key=key)
     match = PLATFORM_PATH.match(path)
     if match:
-        from mcpservers.platform import platform_server_for_key
-
         return platform_server_for_key(org_slug=match["org"], server_name=match["server"], secret=secret)
     raise McpAccessError(404, "No such MCP server.")
 

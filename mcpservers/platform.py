@@ -22,8 +22,10 @@ from django.db.models import Avg, Count, FloatField, Q
 from django.db.models.aggregates import Aggregate
 from django.utils import timezone
 
+from learning.models import AgentMemory
 from mcpservers.models import CallOutcome, MCPServerInstance, ToolCall
-from mcpservers.services import McpAccessError, ToolResult, api_key_authenticate, redact
+from mcpservers.server import build_server
+from mcpservers.services import McpAccessError, ToolResult, _validate_arguments, api_key_authenticate, redact
 from nectar.text import text_printable
 
 logger = logging.getLogger(__name__)
@@ -70,7 +72,6 @@ def memories_search(*, organization, text: str, types: list[str] | None, k: int)
             else:
                 items.append(_memory_payload(item, getattr(item, "similarity", None)))
         return items, "vector"
-    from learning.models import AgentMemory
 
     # Without learning.services (or without a text) fall back to a plain text match, best rated first.
     queryset = AgentMemory.objects.for_organization(organization).active()
@@ -305,7 +306,6 @@ PLATFORM_SERVERS = {
 
 def platform_tool_call(*, organization, api_key, server_name: str, name: str, arguments: dict) -> ToolResult:
     """Run and record one call of a platform server's tool."""
-    from mcpservers.services import _validate_arguments
 
     started = time.perf_counter()
     tools = {t["name"]: t for t in PLATFORM_SERVERS[server_name]()}
@@ -353,8 +353,6 @@ def platform_authorize(*, org_slug: str, server_name: str, secret: str | None):
 
 
 def platform_server_for_key(*, org_slug: str, server_name: str, secret: str | None):
-    from mcpservers.server import build_server
-
     organization, key = platform_authorize(org_slug=org_slug, server_name=server_name, secret=secret)
 
     def list_tools() -> list[dict]:

@@ -36,6 +36,12 @@ from mcpservers.toolgen import (
     tools_search,
 )
 from nectar.text import data_text_problem, text_printable
+from roles import executor
+from roles.connectors import ConnectorError
+from roles.executor import ExecutorError, service_test_connection
+from roles.introspection import service_schema
+from roles.models import API_KEY_PREFIX, RoleApiKey, hash_api_key
+from roles.permissions import role_grants
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +55,6 @@ def instance_server_url(instance: MCPServerInstance) -> str:
 
 def role_schema_fingerprint(*, role, refresh: bool = False) -> str:
     """Fingerprint of what the Role's tools are generated from (its cached schema, no network)."""
-    from roles.introspection import service_schema
 
     service = role.service
     schema = service_schema(service=service, refresh=refresh) if refresh or not service.schema_cache else None
@@ -178,9 +183,6 @@ def redact(value: Any) -> Any:
 
 
 def _error_text(exc: Exception, fallback: str) -> str:
-    from roles.connectors import ConnectorError
-    from roles.executor import ExecutorError
-
     if isinstance(exc, ExecutorError):
         return str(exc)
     if isinstance(exc, ConnectorError):
@@ -250,8 +252,6 @@ def _query_payload(result) -> dict:
 
 
 def _run_binding(*, role, binding: dict, arguments: dict) -> tuple[dict, int | None]:
-    from roles import executor
-
     action = binding["action"]
     target = {"role": role, "object_name": binding["object"], "schema": binding.get("schema")}
     if action in ("analyze", "signature"):
@@ -300,7 +300,6 @@ def tool_invoke(*, instance: MCPServerInstance, name: str, arguments: dict | Non
 
     `try_sql` makes try_sql callable whatever the Role's setting (Nectar's own agents).
     """
-    from roles.executor import ExecutorError
 
     arguments = arguments or {}
     tools = instance.tools or []
@@ -330,16 +329,11 @@ def try_sql_allowed(*, role, try_sql: bool) -> bool:
 
 
 def _role_objects(role) -> RoleObjects:
-    from roles.introspection import service_schema
-    from roles.permissions import role_grants
-
     schema = service_schema(service=role.service)
     return RoleObjects.of(grants=role_grants(role=role), default_schema=schema.get("default_schema") or "")
 
 
 def _fixed_payload(*, role, name: str, arguments: dict) -> tuple[dict, int | None]:
-    from roles import executor
-
     objects = _role_objects(role)
     if name == "search_objects":
         payload = fixedtools.search_objects(objects, arguments)
@@ -371,8 +365,6 @@ def _fixed_payload(*, role, name: str, arguments: dict) -> tuple[dict, int | Non
 
 
 def _invoke_fixed(*, instance: MCPServerInstance, name: str, arguments: dict, try_sql: bool) -> ToolResult:
-    from roles.executor import ExecutorError
-
     role = instance.role
     if name == fixedtools.TRY_SQL and not try_sql_allowed(role=role, try_sql=try_sql):
         return ToolResult(None, f"Unknown tool '{name}': this role has no such tool.", True, CallOutcome.DENIED)
@@ -493,7 +485,6 @@ class McpAccessError(Exception):
 
 def _key_lookup(secret: str, queryset):
     """The key whose hash matches, found through the unique `prefix` index when the secret carries one."""
-    from roles.models import API_KEY_PREFIX, hash_api_key
 
     key_hash = hash_api_key(secret)
     if secret.startswith(API_KEY_PREFIX):
@@ -518,7 +509,6 @@ def _key_checked(key):
 
 def api_key_authenticate(secret: str | None):
     """The usable RoleApiKey for a bearer secret, or McpAccessError(401)."""
-    from roles.models import RoleApiKey
 
     if not secret:
         raise McpAccessError(401, "Missing API key: send 'Authorization: Bearer <key>'.")
@@ -585,8 +575,6 @@ def instance_authorize(*, instance_id: str, secret: str | None) -> tuple[MCPServ
     from django.db.models import TextField
     from django.db.models.functions import MD5, Cast
 
-    from roles.models import RoleApiKey
-
     if not secret:
         raise McpAccessError(401, "Missing API key: send 'Authorization: Bearer <key>'.")
     try:
@@ -623,7 +611,6 @@ def instance_authorize(*, instance_id: str, secret: str | None) -> tuple[MCPServ
 
 def instance_health_check(*, instance: MCPServerInstance) -> bool:
     """Test the instance's database connection and record the outcome (ERROR when unreachable)."""
-    from roles.executor import service_test_connection
 
     try:
         result = service_test_connection(service=instance.role.service)

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from mcpservers.services import role_sync_mcp, tools_regenerate_for_service
 from roles.models import Role, Service
 
 logger = logging.getLogger(__name__)
@@ -19,8 +20,6 @@ def role_saved(sender, instance: Role, **kwargs) -> None:
     role_id = instance.pk
 
     def sync() -> None:
-        from mcpservers.services import role_sync_mcp
-
         role = Role.objects.select_related("service", "organization").filter(pk=role_id).first()
         if role is None:
             return
@@ -40,8 +39,6 @@ def service_saved(sender, instance: Service, update_fields=None, **kwargs) -> No
     service_id = instance.pk
 
     def regenerate() -> None:
-        from mcpservers.services import tools_regenerate_for_service
-
         service = Service.objects.filter(pk=service_id).first()
         if service is None:
             return

@@ -15,6 +15,9 @@ from typing import Any
 
 from django.conf import settings
 
+from mcpservers.fixedtools import fixed_tools_listed
+from roles.permissions import role_grants
+
 TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 MAX_TOOL_NAME = 128
 # Fields of a stored definition that are MCP's; everything else stays on the server.
@@ -572,7 +575,6 @@ def tools_from_grants(grants) -> list[dict]:
 
 def role_generate_tools(*, role) -> list[dict]:
     """Every tool the Role may use, from its grants and the introspected schema."""
-    from roles.permissions import role_grants
 
     return tools_from_grants(role_grants(role=role))
 
@@ -656,7 +658,6 @@ def tools_listed(tools: list[dict], *, try_sql: bool = False) -> list[dict]:
 
     `try_sql` lists the try_sql tool (the Role allows it, or the caller is Nectar's own agent).
     """
-    from mcpservers.fixedtools import fixed_tools_listed
 
     fixed = fixed_tools_listed(try_sql=try_sql)
     if is_compact(tools):

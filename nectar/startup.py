@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from nectar.health import check_database
+
 # Commands that only read code or print help need no services.
 _OFFLINE_COMMANDS = {"help", "--help", "-h", "version", "--version", "makemigrations", "check", "collectstatic"}
 
@@ -32,8 +34,6 @@ def check_services_or_exit(argv: list[str]) -> None:
 
 def check_platform_services_or_exit() -> None:
     from django.conf import settings
-
-    from nectar.health import check_database
 
     db = settings.DATABASES["default"]
     if not check_database().ok:

@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from nectar.admin_display import ADMIN_CSS, key_value_table
-from nectar.admin_scoping import OrganizationScopedAdmin
+from roles.admin_scoping import OrganizationScopedAdmin
 from roles.connectors import ConnectorError
 from roles.forms import PermissionEditorWidget, PermissionsField, PermissionsJSONWidget, permissions_form_errors
 from roles.models import Membership, Organization, Role, RoleApiKey, Service

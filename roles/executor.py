@@ -8,16 +8,10 @@ transactions, writes in one transaction that rolls back entirely on any error.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import decimal
-import json
 import logging
 import re
-import uuid
-from dataclasses import dataclass
-from dataclasses import field as dc_field
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,6 +20,7 @@ from django.conf import settings
 from roles.connectors import (
     ConnectionTestResult,
     ConnectorError,
+    connector_for_engine,
     read_connection,
     service_test_connection,
     write_connection,
@@ -35,6 +30,9 @@ from roles.connectors.errors import database_error_safe
 from roles.introspection import schema_find_object, service_schema
 from roles.jsonsafe import json_safe_row
 from roles.permissions import Grant, grant_find, role_grants
+from roles.results import CheckedSQL, ExecutorError, QueryResult, WriteResult
+from roles.sqlcheck import check_sql, internal_binds
+from roles.values import coerce_value, value_type_error
 
 logger = logging.getLogger(__name__)
 
@@ -55,65 +53,11 @@ __all__ = [
     "sql_explain_cost",
 ]
 
-ERROR_CODES = (
-    "unknown_object",
-    "forbidden",
-    "unknown_column",
-    "invalid_argument",
-    "invalid_sql",
-    "constraint_violation",
-    "timeout",
-    "database_unavailable",
-    "database_busy",
-    "database_error",
-)
 MAX_BATCH = 1000
 MAX_IN_VALUES = 1000
 MAX_FILTER_DEPTH = 8
 MAX_CONDITIONS = 200
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "like", "ilike", "is_null", "between")
-
-
-class ExecutorError(Exception):
-    """A refused or failed data access; `code` says which kind, `message` is safe to show."""
-
-    def __init__(self, code: str, message: str, *, field: str | None = None, retryable: bool = False):
-        assert code in ERROR_CODES, code
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
-        self.retryable = retryable
-
-    def __str__(self) -> str:
-        return self.message
-
-    def as_dict(self) -> dict:
-        return {"code": self.code, "message": self.message, "field": self.field, "retryable": self.retryable}
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    columns: list[str]
-    rows: list[dict]
-    row_count: int
-    total: int | None
-    truncated: bool
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    row_count: int
-    rows: list[dict]
-
-
-@dataclass(frozen=True)
-class CheckedSQL:
-    sql: str
-    bind_names: tuple
-    objects: tuple  # ((schema, name), ...)
-    # Values Nectar binds itself (row filters, literals): never shown to callers, always sent.
-    internal_params: dict = dc_field(default_factory=dict, compare=False, repr=False)
 
 
 # ---------------------------------------------------------------- grants and identifiers
@@ -166,92 +110,6 @@ def _readable_column(grant: Grant, name, field: str) -> dict:
     if grant.allowed_columns is not None and name not in grant.allowed_columns:
         raise ExecutorError("forbidden", f"Column {name!r} of {grant.object_name!r} is not granted.", field=field)
     return col
-
-
-# ---------------------------------------------------------------- values
-
-
-def _type_error(col: dict, field: str, expected: str, value) -> ExecutorError:
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
-    return ExecutorError(
-        "invalid_argument",
-        f"{field}: column {col['name']!r} ({col.get('type')}) expects {expected}, got {shown}.",
-        field=field,
-    )
-
-
-def coerce_value(col: dict, value, field: str, engine: str) -> Any:
-    """Check a value against a column's JSON type and return what to bind; raise invalid_argument."""
-    if value is None:
-        return None
-    json_type, fmt = col.get("json_type"), col.get("format")
-    if json_type == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _type_error(col, field, "an integer", value)
-        if abs(value) >= 2**63:
-            raise _type_error(col, field, "an integer within 64 bits", value)
-        return value
-    if json_type == "number":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _type_error(col, field, "a number", value)
-        return value
-    if json_type == "boolean":
-        if not isinstance(value, bool):
-            raise _type_error(col, field, "true or false", value)
-        return value
-    if json_type == "object":
-        if not isinstance(value, dict | list):
-            raise _type_error(col, field, "a JSON object or array", value)
-        return json.dumps(value)
-    if json_type == "array":
-        if not isinstance(value, list):
-            raise _type_error(col, field, "an array", value)
-        return value
-    # strings, possibly with a format
-    if fmt == "decimal":
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise _type_error(col, field, "a decimal number (string or number)", value)
-        try:
-            number = decimal.Decimal(str(value))
-        except decimal.InvalidOperation:
-            raise _type_error(col, field, "a decimal number", value) from None
-        if not number.is_finite():
-            raise _type_error(col, field, "a finite decimal number", value)
-        return str(number)
-    if not isinstance(value, str):
-        raise _type_error(col, field, "a string" + (f" ({fmt})" if fmt else ""), value)
-    if "\x00" in value:
-        raise _type_error(col, field, "a string without NUL characters", value)
-    try:
-        if fmt == "date-time":
-            parsed = dt.datetime.fromisoformat(value)
-            if engine == "mysql":
-                if parsed.tzinfo is not None:
-                    parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-                return parsed.isoformat(sep=" ")
-            return parsed.isoformat(sep=" ")
-        if fmt == "date":
-            return dt.date.fromisoformat(value).isoformat()
-        if fmt == "time":
-            return dt.time.fromisoformat(value).isoformat()
-        if fmt == "uuid":
-            return str(uuid.UUID(value))
-        if fmt == "binary":
-            return base64.b64decode(value, validate=True)
-    except (ValueError, binascii.Error):
-        expected = {
-            "date-time": "an ISO 8601 date-time",
-            "date": "an ISO 8601 date (YYYY-MM-DD)",
-            "time": "an ISO 8601 time (HH:MM[:SS])",
-            "uuid": "a UUID",
-            "binary": "base64-encoded bytes",
-        }[fmt]
-        raise _type_error(col, field, expected, value) from None
-    if col.get("enum") and value not in col["enum"]:
-        raise _type_error(col, field, f"one of {', '.join(col['enum'])}", value)
-    return value
 
 
 # ---------------------------------------------------------------- filters and ordering
@@ -318,7 +176,7 @@ class _FilterBuilder:
             if col["json_type"] != "string" or col.get("format") not in (None,):
                 raise ExecutorError("invalid_argument", f"{field}: {op} applies to text columns only.", field=field)
             if not isinstance(value, str):
-                raise _type_error(col, field, "a pattern string", value)
+                raise value_type_error(col, field, "a pattern string", value)
             return column.like(_bind(value)) if op == "like" else column.ilike(_bind(value))
         if op == "in":
             if not isinstance(value, list) or not value or len(value) > MAX_IN_VALUES:
@@ -502,8 +360,6 @@ def _run(service, work, *, write: bool, context: str = "", dry_run: bool = False
 
 
 def _connector_for(service):
-    from roles.connectors import connector_for_engine
-
     return connector_for_engine(service.engine)
 
 
@@ -792,8 +648,6 @@ def executor_call(*, role, object_name: str, schema: str | None = None, paramete
 
 def sql_check(*, role, sql: str, params: dict | None = None) -> CheckedSQL:
     """Parse and check read-only SQL against the Role's grants; return the SQL that will run."""
-    from roles.sqlcheck import check_sql
-
     schema, grants = _schema_and_grants(role)
     return check_sql(sql=sql, params=params, schema=schema, grants=grants)
 
@@ -817,8 +671,6 @@ def executor_run_sql(*, role, sql: str, params: dict, limit: int | None = None) 
 
 
 def _binds(checked: CheckedSQL, params: dict | None, engine: str) -> dict:
-    from roles.sqlcheck import internal_binds
-
     out = dict(params or {})
     out.update(internal_binds(checked))
     if engine == "sqlite":

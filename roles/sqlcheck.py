@@ -21,8 +21,9 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.optimizer.scope import Scope, build_scope
 
-from roles.executor import CheckedSQL, ExecutorError, coerce_value
 from roles.permissions import Grant
+from roles.results import CheckedSQL, ExecutorError
+from roles.values import coerce_value
 
 logger = logging.getLogger(__name__)
 

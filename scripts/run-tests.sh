@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The whole suite: lint, then pytest. pytest's "no tests collected" (exit 5) is a failure.
+# The whole suite: lint, the import contracts of the apps' layering, then pytest.
+# pytest's "no tests collected" (exit 5) is a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 .venv/bin/ruff check . || exit 1
+.venv/bin/lint-imports || exit 1
 mkdir -p artifacts
 .venv/bin/python -m pytest "$@"
 code=$?

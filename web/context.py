@@ -6,6 +6,7 @@ from django.http import Http404
 
 from roles.models import Organization
 from roles.selectors import organizations_for_user
+from web.selectors import approvals_pending, notifications_unread_count, user_can_manage
 
 SESSION_KEY = "nectar_organization_id"
 
@@ -32,7 +33,6 @@ def organization_choose(request, *, organization_id: str) -> Organization:
 
 
 def nav_context(request, *, section: str = "") -> dict:
-    from web.selectors import approvals_pending, notifications_unread_count, user_can_manage
 
     organizations = list(organizations_for_user(user=request.user).order_by("name"))
     current = organization_current(request) if organizations else None

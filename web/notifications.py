@@ -10,6 +10,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from roles.models import Membership
 from web.models import Notification, NotificationKind
 
 logger = logging.getLogger(__name__)
@@ -84,7 +85,6 @@ def _requester(endpoint):
 
 def notify_approval_needed(*, endpoint) -> list[Notification]:
     """Tell the organization's owners and admins that an endpoint waits for their review."""
-    from roles.models import Membership
 
     requester = _requester(endpoint)
     managers = [

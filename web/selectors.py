@@ -13,7 +13,14 @@ from django.utils import timezone
 from agents.events import event_serialize, events_since
 from agents.models import PHASE_ORDER, AgentExecution, AgentStatus, Phase
 from agents.selectors import execution_get_for_user
+from endpoints.models import EndpointStatus, GeneratedEndpoint, ReviewDecision
+from learning.models import AgentMemory
+from learning.services import memory_retrieve
+from mcpservers.models import ToolCall
+from roles.models import Role
 from roles.selectors import organization_ids_for_user
+from web.memory_display import memory_view
+from web.models import Notification, UserPreference
 
 REPLAY_LIMIT = 5000
 CHART_DAYS = 14
@@ -179,7 +186,6 @@ def execution_controls(*, execution: AgentExecution) -> dict:
 
 def execution_endpoint(*, execution: AgentExecution):
     """The endpoint an execution produced: the one named in its result, else its latest draft."""
-    from endpoints.models import GeneratedEndpoint
 
     versions = GeneratedEndpoint.objects.filter(source_execution=execution).select_related(
         "organization", "role", "role__service"
@@ -193,8 +199,6 @@ def execution_endpoint(*, execution: AgentExecution):
 
 
 def endpoints_of_organization(*, organization):
-    from endpoints.models import GeneratedEndpoint
-
     return (
         GeneratedEndpoint.objects.filter(organization=organization)
         .select_related("organization", "role", "source_execution")
@@ -204,7 +208,6 @@ def endpoints_of_organization(*, organization):
 
 def endpoint_daily_calls(*, endpoints, days: int = CHART_DAYS, today=None) -> dict:
     """Calls per day over the last `days` days for each endpoint, keyed by endpoint id (oldest day first)."""
-    from mcpservers.models import ToolCall
 
     today = today or timezone.localdate()
     first = today - timedelta(days=days - 1)
@@ -232,7 +235,6 @@ def endpoint_daily_calls(*, endpoints, days: int = CHART_DAYS, today=None) -> di
 
 def mcp_roles_of_organization(*, organization) -> list:
     """MCP-enabled roles with their instance, tools and API keys."""
-    from roles.models import Role
 
     roles = (
         Role.objects.filter(organization=organization, mcp_enabled=True)
@@ -247,9 +249,6 @@ def memories_browse(
     *, organization, text: str = "", memory_type: str = "", service=None, limit: int = 30
 ) -> list[dict]:
     """Memories of the organization (of one Service if given): the best matches for `text`, else the newest."""
-    from learning.models import AgentMemory
-    from learning.services import memory_retrieve
-    from web.memory_display import memory_view
 
     if text.strip():
         retrieved = memory_retrieve(
@@ -296,7 +295,6 @@ def _top_execution(execution):
 
 def approvals_pending(*, organization):
     """Endpoints of the organization that wait for an owner or admin: drafts and approved-not-deployed, not rejected."""
-    from endpoints.models import EndpointStatus, GeneratedEndpoint, ReviewDecision
 
     return (
         GeneratedEndpoint.objects.filter(
@@ -310,20 +308,15 @@ def approvals_pending(*, organization):
 
 
 def notifications_of_user(*, user, limit: int = 50):
-    from web.models import Notification
-
     return Notification.objects.filter(user=user).select_related("organization")[:limit]
 
 
 def notifications_unread_count(*, user) -> int:
-    from web.models import Notification
-
     return Notification.objects.filter(user=user).unread().count()
 
 
 def role_last_used(*, user, roles) -> object | None:
     """The Role this user chose last time, if it is still among `roles` (never another user's choice)."""
-    from web.models import UserPreference
 
     last_role_id = UserPreference.objects.filter(user=user).values_list("last_role_id", flat=True).first()
     if last_role_id is None:
@@ -334,8 +327,6 @@ def role_last_used(*, user, roles) -> object | None:
 def notification_get_for_user(*, user, notification_id: int):
     """One of the user's own notifications; 404 for anyone else's."""
     from django.http import Http404
-
-    from web.models import Notification
 
     item = Notification.objects.filter(user=user, pk=notification_id).first()
     if item is None:

@@ -7,6 +7,8 @@ import time
 
 from endpoints.models import EndpointStatus, GeneratedEndpoint
 from endpoints.runtime import EndpointResult, endpoint_run, error_body, redact
+from mcpservers.models import CallOutcome, ToolCall
+from web.models import UserPreference
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +26,6 @@ def endpoint_try(*, endpoint: GeneratedEndpoint, values: dict) -> EndpointResult
     No API key leaves the server: the caller's access was checked by the view. Empty fields are
     left out (so defaults apply). The call is written to the audit log like a live call.
     """
-    from mcpservers.models import CallOutcome, ToolCall
 
     if endpoint.status == EndpointStatus.RETIRED:
         raise TryItError("This version is retired; try the current one.", field="endpoint")
@@ -57,7 +58,6 @@ def endpoint_try(*, endpoint: GeneratedEndpoint, values: dict) -> EndpointResult
 
 def preference_remember_role(*, user, role) -> None:
     """Remember the Role this user just chose, for their next requirement."""
-    from web.models import UserPreference
 
     UserPreference.objects.update_or_create(user=user, defaults={"last_role": role})
 

@@ -12,7 +12,14 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from agents.selectors import execution_get_for_user, executions_for_user
-from agents.services import ExecutionError, execution_cancel, execution_pause, execution_resume, execution_submit
+from agents.services import (
+    ExecutionError,
+    execution_cancel,
+    execution_pause,
+    execution_rate,
+    execution_resume,
+    execution_submit,
+)
 from endpoints.docs import example_params, live_url
 from endpoints.selectors import endpoint_get_for_user
 from endpoints.services import (
@@ -23,10 +30,13 @@ from endpoints.services import (
     endpoint_reject,
     endpoint_rollback,
 )
+from learning.services import LearningInputError
+from mcpservers.views import client_configs
 from web import selectors
 from web.charts import chart_for_result
 from web.context import nav_context, organization_choose, organization_current
 from web.forms import EXAMPLES, MemorySearchForm, RatingForm, RejectForm, RequirementForm
+from web.notifications import notifications_mark_read
 from web.services import TryItError, endpoint_try, preference_remember_role, result_csv
 
 
@@ -218,8 +228,6 @@ def execution_cancel_view(request, execution_id):
 @login_required
 @require_POST
 def execution_rate_view(request, execution_id):
-    from learning.services import LearningInputError, execution_rate
-
     execution = execution_get_for_user(user=request.user, execution_id=execution_id)
     form = RatingForm(request.POST)
     if not form.is_valid():
@@ -384,7 +392,6 @@ def endpoint_detail(request, endpoint_id):
 @require_GET
 def mcp(request):
     """One Role's MCP server at a time (a picker), remote configuration first."""
-    from mcpservers.views import client_configs
 
     organization = organization_current(request)
     roles = selectors.mcp_roles_of_organization(organization=organization)
@@ -411,8 +418,6 @@ def mcp(request):
 @login_required
 @require_GET
 def memories(request):
-    from learning.services import LearningInputError
-
     organization = organization_current(request)
     form = MemorySearchForm(request.GET or None, organization=organization)
     items, error = [], None
@@ -455,8 +460,6 @@ def _review_page(endpoint) -> str:
 
 @login_required
 def notifications(request):
-    from web.notifications import notifications_mark_read
-
     if request.method == "POST":
         ids = [int(i) for i in request.POST.getlist("id") if i.isdigit()] or None
         count = notifications_mark_read(user=request.user, notification_ids=ids)
@@ -470,7 +473,6 @@ def notifications(request):
 @require_POST
 def notification_open(request, notification_id):
     """Mark one notification read and go to the page it is about."""
-    from web.notifications import notifications_mark_read
 
     item = selectors.notification_get_for_user(user=request.user, notification_id=notification_id)
     notifications_mark_read(user=request.user, notification_ids=[item.pk])

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from endpoints.interpretation import Interpretation, interpretation_parse
 
+from .dates import fact_date
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
+from .sql import ROW_LIMIT_PARAM
 from .vocabulary import variants
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -176,7 +178,6 @@ def window_span(a: Analysis, span: tuple[int, int], column: Column) -> tuple[int
 
 def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dict[str, Any]) -> Interpretation:
     """The Interpretation of an analysed requirement; `labels` names the output columns the design uses."""
-    from .planner import ROW_LIMIT_PARAM, _fact_date
 
     b = _Builder(index, a.requirement)
     p = a.phrases
@@ -211,7 +212,7 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
         b.root(fact, mention_phrase(fact.key))
         targets = [t.key for t, _ in a.group_columns] + ([a.group_entity.key] if a.group_entity else [])
         targets += [f.table for f in a.filters]
-        dated = a.window_column or (_fact_date(a, index, fact) if p.grain else None)
+        dated = a.window_column or (fact_date(a, index, fact) if p.grain else None)
         if dated is not None:
             targets.append(dated[0].key)
         for target in targets:

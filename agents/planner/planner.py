@@ -9,7 +9,9 @@ from typing import Any
 
 from endpoints.interpretation import Interpretation, Question
 
+from .dates import date_column, fact_date
 from .intent import Metric, Phrases, TimeWindow, read_phrases
+from .meaning import interpretation_from_analysis
 from .questions import (
     measure_choices,
     question_confirm_value,
@@ -19,6 +21,7 @@ from .questions import (
 )
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
 from .sql import (
+    ROW_LIMIT_PARAM,
     bind_names,
     date_param,
     normalize_dialect,
@@ -54,7 +57,6 @@ STRICT_LIMIT = 50
 STRICT_MAX_LIMIT = 200
 # The bound parameter that caps how many rows a generated query returns. Not "limit": generated
 # endpoints reserve limit/offset/page for paging through those rows.
-ROW_LIMIT_PARAM = "top_n"
 # Date parameters travel as ISO text checked by a pattern and are cast in SQL (CAST(:since AS DATE)).
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 REUSABLE_TYPES = ("SUCCESS_PATTERN", "API_PATTERN")
@@ -731,7 +733,7 @@ def _resolve_entity(a: Analysis, index: SchemaIndex) -> None:
                 raise PlanningError(
                     f"{table.name} has no foreign key to {a.entity.name}, so 'no {table.name}' is unclear"
                 )
-            a.activity = (table, fk, _date_column(table, a))
+            a.activity = (table, fk, date_column(table, a))
             a.steps.append(
                 f"'{_span_text(a, mention)}' names the activity table {table.name} (joined on "
                 f"{', '.join(fk.child_columns)})."
@@ -792,7 +794,7 @@ def _resolve_activity(a: Analysis, index: SchemaIndex) -> bool:
     candidates = []
     for fk in index.children(a.entity.key):
         table = index.tables[fk.child]
-        date = _date_column(table, a)
+        date = date_column(table, a)
         if date is None:
             continue
         score = max((1.0 if w in ACTIVITY_WORDS else 0.0) for w in table.tokens) + max(
@@ -1208,31 +1210,6 @@ def _safe_path(index: SchemaIndex, start: Key, goal: Key) -> list[ForeignKey] | 
     return chain
 
 
-def _fact_date(a: Analysis, index: SchemaIndex, fact: Table) -> tuple[Table, Column] | None:
-    """The date of a fact row: its own, else that of a parent it belongs to (an order line's order date)."""
-    column = _date_column(fact, a)
-    if column is not None:
-        return fact, column
-    # A line's date is its header's: the parent named in the fact's own name (order_items -> orders) first,
-    # then the parent date that best says when something happened (an order date over a product's creation).
-    frontier = [fact]
-    for _ in range(2):
-        found, nxt = [], []
-        for table in frontier:
-            for fk in table.foreign_keys:
-                parent = index.tables[fk.parent]
-                column = _date_column(parent, a)
-                nxt.append(parent)
-                if column is not None:
-                    header = singular(parent.name) in {singular(t) for t in fact.tokens} | set(fact.tokens)
-                    found.append((header, _date_score(parent, column, a), parent.name, parent, column))
-        if found:
-            found.sort(key=lambda f: (not f[0], -f[1], f[2]))
-            return found[0][3], found[0][4]
-        frontier = nxt
-    return None
-
-
 def _rebase_groups(a: Analysis, fact: Table) -> list[tuple[Table, Column]]:
     """Group columns moved onto the fact when it has a column of the same name (a view that carries it)."""
     out = []
@@ -1315,7 +1292,7 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
                     break
                 score -= 0.15 * len(chain)
             if score > 0 and needs_date:
-                dated = _fact_date(a, index, table)
+                dated = fact_date(a, index, table)
                 if dated is None:
                     score = -1
                 elif dated[0] is not table:
@@ -1402,53 +1379,17 @@ def _ask_business_measure(a: Analysis, index: SchemaIndex, metric: Metric, table
     )
 
 
-def _date_column(table: Table, a: Analysis) -> Column | None:
-    words = {v for t in a.tokens for v in variants(t.lower)}
-    best = None
-    for column in table.columns.values():
-        if not column.is_temporal or column.name.lower() in a.avoid_columns:
-            continue
-        tokens = set(column.tokens)
-        score = 0.0
-        if tokens & words:
-            score += 2.0
-        if tokens & set(table.tokens) or tokens & {singular(table.name)}:
-            score += 1.0
-        if tokens & {"created", "occurred", "date", "time", "timestamp", "placed", "happened", "logged"}:
-            score += 0.8  # when the row came to be
-        elif tokens & {"at", "on", "start", "started"}:
-            score += 0.5
-        if tokens & {"updated", "modified", "deleted", "birth", "dob", "expires", "expiry", "due", "end", "ended"}:
-            score -= 1.5
-        candidate = (score, -list(table.columns).index(column.name), column)
-        if best is None or candidate[:2] > best[:2]:
-            best = candidate
-    return best[2] if best else None
-
-
-def _date_score(table: Table, column: Column, a: Analysis) -> float:
-    """How surely a date tells when a row of `table` happened (the same scoring as _date_column)."""
-    words = {v for t in a.tokens for v in variants(t.lower)}
-    tokens = set(column.tokens)
-    score = 2.0 if tokens & words else 0.0
-    if tokens & set(table.tokens) or tokens & {singular(table.name)}:
-        score += 1.0
-    if tokens & {"created", "occurred", "date", "time", "timestamp", "placed", "happened", "logged"}:
-        score += 0.8
-    return score
-
-
 def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
     if a.phrases.window is None or a.activity is not None:
         return
     table = a.fact or a.entity
     if table is None:
         raise PlanningError("a time window was given but no table was named")
-    found = _fact_date(a, index, table)
+    found = fact_date(a, index, table)
     if found is None:
         for child in a.children:
             child_table = index.tables[child.child]
-            column = _date_column(child_table, a)
+            column = date_column(child_table, a)
             if column is not None:
                 found = (child_table, column)
                 break
@@ -1643,7 +1584,7 @@ def _same_question(a: Analysis, index: SchemaIndex, sql: str, needed: dict[str, 
         ours |= {c.lower() for c in a.group_entity.primary_key}
         ours |= {c.name.lower() for c in a.group_entity.label_columns()}
     if a.phrases.grain and a.fact is not None:
-        dated = a.window_column or _fact_date(a, index, a.fact)
+        dated = a.window_column or fact_date(a, index, a.fact)
         if dated is not None:
             ours.add(dated[1].name.lower())
     return theirs <= ours
@@ -1875,7 +1816,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         q.start(fact)
         targets = [t.key for t, _ in a.group_columns] + ([a.group_entity.key] if a.group_entity else [])
         targets += [f.table for f in a.filters]
-        dated = a.window_column or (_fact_date(a, index, fact) if a.phrases.grain else None)
+        dated = a.window_column or (fact_date(a, index, fact) if a.phrases.grain else None)
         if dated is not None:
             targets.append(dated[0].key)
         for target in targets:
@@ -2022,7 +1963,6 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
     )
     rationale = a.steps + steps
     parameters = {"type": "object", "properties": params, "required": []}
-    from .meaning import interpretation_from_analysis
 
     interpretation = interpretation_from_analysis(a, index, labels=labels)
     columns = tuple(

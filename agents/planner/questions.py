@@ -12,7 +12,7 @@ import re
 from endpoints.interpretation import Choice, Question
 
 from .schema_index import Column, SchemaIndex, Table
-from .vocabulary import variants, word_score
+from .vocabulary import semantic_similarity, variants, word_score
 
 MAX_CHOICES = 8
 
@@ -98,7 +98,6 @@ def _ranked(candidates: list[tuple[float, str, dict]]) -> list[tuple[float, str,
 
 def entity_choices(word: str, index: SchemaIndex) -> list[tuple[float, str, dict]]:
     """Tables the word may mean by sense, not spelling ('clients' -> customers), ranked by the embedder."""
-    from .vocabulary import semantic_similarity
 
     tables = list(index.tables.values())
     matrix = semantic_similarity([word], [" ".join(t.tokens) for t in tables])

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import re
 
+# The bound parameter that carries a ranking's row count ("top 10 ...").
+ROW_LIMIT_PARAM = "top_n"
+
 DIALECTS = {
     "postgres": "postgres",
     "postgresql": "postgres",

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from learning.embedders import embedder_create
+
 logger = logging.getLogger(__name__)
 
 STOPWORDS = frozenset(
@@ -411,8 +413,6 @@ def semantic_similarity(texts_a: list[str], texts_b: list[str]) -> list[list[flo
     """Cosine similarity of every a against every b with the built-in local embedder; None if unavailable."""
     if "embedder" not in _embedder_state:
         try:
-            from learning.embedders import embedder_create
-
             _embedder_state["embedder"] = embedder_create(kind="local")
         except Exception:  # the learning app is optional for planning; lexical matching still works
             logger.info("local embedder unavailable; the planner matches words lexically only")

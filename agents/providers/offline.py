@@ -55,9 +55,20 @@ import re
 from typing import Any
 
 from agents.planner import Plan, PlanningError, plan_requirement
-from agents.planner.planner import ROW_LIMIT_PARAM
-from agents.planner.sql import bind_names, normalize_dialect, sql_parses
-from agents.planner.vocabulary import SECRET_WORDS, SENSITIVE_WORDS, STOPWORDS, name_tokens, tokenize, word_score
+from agents.planner.intent import read_phrases
+from agents.planner.planner import _memory_content
+from agents.planner.sql import ROW_LIMIT_PARAM, bind_names, normalize_dialect, sql_parses
+from agents.planner.vocabulary import (
+    FILLER_WORDS,
+    MONEY_WORDS,
+    SECRET_WORDS,
+    SENSITIVE_WORDS,
+    STOPWORDS,
+    name_tokens,
+    tokenize,
+    variants,
+    word_score,
+)
 
 from .base import Completion, LLMError, Message, ToolCall, ToolSpec, Usage
 
@@ -329,8 +340,6 @@ def _shape_hint(shape: set[str]) -> set[str]:
 
 
 def _requirement_hint(requirement: str) -> set[str]:
-    from agents.planner.intent import read_phrases
-
     p = read_phrases(requirement)
     shape = set()
     if p.metric or p.top_n is not None or p.grain:
@@ -344,7 +353,6 @@ def _requirement_hint(requirement: str) -> set[str]:
 
 def _pattern_tables(context: dict, tool_names: list[str]) -> list[str]:
     """Tables of the most similar learned pattern, when all of them are still reachable with these tools."""
-    from agents.planner.planner import _memory_content
 
     for memory in context.get("memories") or []:
         if memory.get("type") not in ("SUCCESS_PATTERN", "API_PATTERN"):
@@ -379,8 +387,6 @@ def _value_words(context: dict, tables: list[dict]) -> list[str]:
     Not: stopwords (unless written in capitals, like US), words explained by a phrase (a time window,
     a metric...), numbers, ordinary filler, names of tables or columns, and values already known.
     """
-    from agents.planner.intent import read_phrases
-    from agents.planner.vocabulary import FILLER_WORDS, MONEY_WORDS, variants
 
     requirement = str(context.get("requirement") or "")
     phrases = read_phrases(requirement)
@@ -433,9 +439,6 @@ def _pattern_probes(
     context: dict, messages: list[Message], tool_names: list[str], tables: list[str]
 ) -> list[tuple[str, dict]]:
     """Probes of the columns a learned pattern filters on (alias.column = :param), for this requirement's words."""
-    from agents.planner.intent import read_phrases
-    from agents.planner.planner import _memory_content
-    from agents.planner.vocabulary import FILLER_WORDS, MONEY_WORDS
 
     memory = next(
         (

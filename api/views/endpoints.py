@@ -19,6 +19,15 @@ from api.serializers import (
 )
 from api.views.base import ApiViewMixin
 from endpoints.models import EndpointStatus, GeneratedEndpoint, HttpMethod, ReviewDecision
+from endpoints.services import (
+    endpoint_approve,
+    endpoint_deploy,
+    endpoint_export,
+    endpoint_markdown_docs,
+    endpoint_reject,
+    endpoint_retire,
+    endpoint_rollback,
+)
 
 
 class EndpointFilter(filters.FilterSet):
@@ -66,8 +75,6 @@ class EndpointViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def approve(self, request, pk=None):
-        from endpoints.services import endpoint_approve
-
         endpoint = self.get_object()
         data = ReviewSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -80,8 +87,6 @@ class EndpointViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        from endpoints.services import endpoint_reject
-
         endpoint = self.get_object()
         data = RejectSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -94,8 +99,6 @@ class EndpointViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def deploy(self, request, pk=None):
-        from endpoints.services import endpoint_deploy
-
         return self._answer(endpoint_deploy(endpoint=self.get_object(), user=request.user))
 
     @extend_schema(
@@ -105,8 +108,6 @@ class EndpointViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def retire(self, request, pk=None):
-        from endpoints.services import endpoint_retire
-
         return self._answer(endpoint_retire(endpoint=self.get_object(), user=request.user))
 
     @extend_schema(
@@ -118,8 +119,6 @@ class EndpointViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def rollback(self, request, pk=None):
-        from endpoints.services import endpoint_rollback
-
         endpoint = self.get_object()
         current = endpoint_rollback(organization=endpoint.organization, slug=endpoint.slug, user=request.user)
         return self._answer(current)
@@ -130,8 +129,6 @@ class EndpointViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["get"])
     def export(self, request, pk=None):
-        from endpoints.services import endpoint_export
-
         endpoint = self.get_object()
         response = HttpResponse(endpoint_export(endpoint=endpoint), content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="{endpoint.slug}-v{endpoint.version}.zip"'
@@ -140,6 +137,4 @@ class EndpointViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     @extend_schema(summary="Markdown documentation of the endpoint", responses={200: EndpointDocsSerializer})
     @action(detail=True, methods=["get"])
     def docs(self, request, pk=None):
-        from endpoints.services import endpoint_markdown_docs
-
         return Response({"markdown": endpoint_markdown_docs(endpoint=self.get_object())})

@@ -13,7 +13,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from agents.events import events_since
 from agents.models import AgentExecution, AgentStatus, Phase
+from agents.services import execution_cancel, execution_pause, execution_rate, execution_resume, execution_submit
 from api.serializers import (
     EventsPageSerializer,
     EventsQuerySerializer,
@@ -102,8 +104,6 @@ class ExecutionViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModel
         responses={202: ExecutionSubmittedSerializer},
     )
     def create(self, request):
-        from agents.services import execution_submit
-
         data = ExecutionCreateSerializer(data=request.data, context=self.get_serializer_context())
         data.is_valid(raise_exception=True)
         execution = execution_submit(
@@ -133,8 +133,6 @@ class ExecutionViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModel
     )
     @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None, ordering_fields=[])
     def events(self, request, pk=None):
-        from agents.events import events_since
-
         execution = self.get_object()
         query = EventsQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -162,22 +160,16 @@ class ExecutionViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModel
     )
     @action(detail=True, methods=["post"])
     def pause(self, request, pk=None):
-        from agents.services import execution_pause
-
         return self._steer(execution_pause)
 
     @extend_schema(summary="Resume a paused execution", request=None, responses={200: ExecutionDetailSerializer})
     @action(detail=True, methods=["post"])
     def resume(self, request, pk=None):
-        from agents.services import execution_resume
-
         return self._steer(execution_resume)
 
     @extend_schema(summary="Cancel an unfinished execution", request=None, responses={200: ExecutionDetailSerializer})
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        from agents.services import execution_cancel
-
         return self._steer(execution_cancel)
 
     @extend_schema(
@@ -187,8 +179,6 @@ class ExecutionViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModel
     )
     @action(detail=True, methods=["post"])
     def rating(self, request, pk=None):
-        from learning.services import execution_rate
-
         execution = self.get_object()
         data = RatingSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -12,6 +12,7 @@ from api.errors import ApiError
 from api.serializers import McpInstanceDetailSerializer, McpInstanceSerializer
 from api.views.base import ApiViewMixin
 from mcpservers.models import MCPServerInstance, MCPServerStatus
+from mcpservers.services import instance_regenerate
 
 
 class McpInstanceFilter(filters.FilterSet):
@@ -51,8 +52,6 @@ class McpInstanceViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def regenerate(self, request, pk=None):
-        from mcpservers.services import instance_regenerate
-
         instance = self.get_object()
         if not (instance.role.mcp_enabled and instance.role.is_active):
             raise ApiError(

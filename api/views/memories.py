@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from api.serializers import BusinessRuleCreateSerializer, MemorySerializer
 from api.views.base import ApiViewMixin
 from learning.models import AgentMemory, MemoryType
+from learning.services import business_rule_create, memory_retrieve
 
 MAX_SEARCH_RESULTS = 100
 
@@ -68,7 +69,6 @@ class MemoryViewSet(
         text = (request.query_params.get("q") or "").strip()
         if not text:
             return super().list(request, *args, **kwargs)
-        from learning.services import memory_retrieve
 
         # Validate type/tag/is_active through the filter set, then search semantically.
         filtered = self.filter_queryset(self.get_queryset())
@@ -90,8 +90,6 @@ class MemoryViewSet(
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def create(self, request, *args, **kwargs):
-        from learning.services import business_rule_create
-
         data = BusinessRuleCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         memory = business_rule_create(organization=self.organization, user=request.user, **data.validated_data)

@@ -19,6 +19,7 @@ from api.serializers import (
     RoleSerializer,
 )
 from api.views.base import ApiViewMixin
+from mcpservers.services import mcp_disable, mcp_enable
 from roles.models import Role, RoleApiKey
 
 
@@ -66,8 +67,6 @@ class RoleViewSet(ApiViewMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"])
     def mcp(self, request, pk=None):
-        from mcpservers.services import mcp_disable, mcp_enable
-
         role = self.get_object()
         data = McpToggleSerializer(data=request.data)
         data.is_valid(raise_exception=True)

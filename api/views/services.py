@@ -12,6 +12,9 @@ from rest_framework.response import Response
 from api.errors import ApiError
 from api.serializers import ConnectionTestSerializer, IntrospectedSchemaSerializer, ServiceSerializer
 from api.views.base import ApiViewMixin
+from mcpservers.services import tools_regenerate_for_service
+from roles.executor import service_test_connection
+from roles.introspection import service_refresh_schema, service_schema
 from roles.models import Engine, Service
 
 
@@ -74,8 +77,6 @@ class ServiceViewSet(ApiViewMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"], url_path="test-connection")
     def test_connection(self, request, pk=None):
-        from roles.executor import service_test_connection
-
         result = service_test_connection(service=self.get_object())
         body = {"ok": result.ok, "reason": result.reason, "detail": result.detail, "latency_ms": result.latency_ms}
         return Response(ConnectionTestSerializer(body).data)
@@ -86,8 +87,6 @@ class ServiceViewSet(ApiViewMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["get"], url_path="schema")
     def introspected_schema(self, request, pk=None):
-        from roles.introspection import service_schema
-
         service = self.get_object()
         return Response(IntrospectedSchemaSerializer(_schema_body(service, service_schema(service=service))).data)
 
@@ -98,9 +97,6 @@ class ServiceViewSet(ApiViewMixin, viewsets.ModelViewSet):
     )
     @action(detail=True, methods=["post"], url_path="refresh-schema")
     def refresh_schema(self, request, pk=None):
-        from mcpservers.services import tools_regenerate_for_service
-        from roles.introspection import service_refresh_schema
-
         service = self.get_object()
         schema = service_refresh_schema(service=service)
         tools_regenerate_for_service(service=service)

@@ -6,17 +6,18 @@ from django.conf import settings
 
 from endpoints.compiler import Catalog, CompileError, interpretation_check_joins, interpretation_compile
 from endpoints.interpretation import Interpretation
+from endpoints.runtime import bind_params
 from endpoints.sqldialect import ENGINE_DIALECTS
 from endpoints.verification.coverage import coverage_check, shape_check
 from endpoints.verification.findings import Finding
 from endpoints.verification.meaning import MeaningReport, MeaningTester, Runner
 from endpoints.verification.realization import realization_check
+from roles.introspection import service_schema
+from roles.permissions import role_grants
 
 
 def role_catalog(*, role) -> Catalog:
     """The Role's readable objects and columns, from its Service's introspected schema."""
-    from roles.introspection import service_schema
-    from roles.permissions import role_grants
 
     readable: dict[str, set[str] | None] = {}
     for grant in role_grants(role=role):
@@ -54,7 +55,6 @@ def design_verify(
 
 def endpoint_meaning_tests(*, endpoint, interpretation: Interpretation) -> MeaningReport:
     """Run the meaning tests of a read endpoint against its live database, with its Role."""
-    from endpoints.runtime import bind_params
 
     role = endpoint.role
     tester = MeaningTester(

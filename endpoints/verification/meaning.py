@@ -26,9 +26,10 @@ from decimal import Decimal
 from typing import Any
 
 from endpoints.compiler import Catalog, CompileError, interpretation_compile, measure_check
-from endpoints.interpretation import Bound, Filter, Interpretation
+from endpoints.interpretation import Bound, Filter, Interpretation, OutputColumn
 from endpoints.params import parameters_parse
-from endpoints.sqldialect import bucket_bounds
+from endpoints.sqldialect import bucket_bounds, qualified, quote
+from roles.executor import executor_run_sql
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +86,6 @@ class Runner:
         self.row_cap = row_cap
 
     def rows(self, sql: str, params: dict) -> tuple[list[dict], bool]:
-        from roles.executor import executor_run_sql
 
         result = executor_run_sql(role=self.role, sql=sql, params=params, limit=self.row_cap)
         return list(result.rows), bool(result.truncated)
@@ -223,7 +223,6 @@ class MeaningTester:
     def _distinct_values(self, f: Filter, limit: int = 6) -> list[Any]:
         entity = self.interp.entity(f.column.entity)
         info = self.catalog.get(entity.object)
-        from endpoints.sqldialect import qualified, quote
 
         column = quote(f.column.column, self.dialect)
         table = qualified(info.key, self.dialect, default_schema=self.catalog.default_schema)
@@ -395,7 +394,6 @@ class MeaningTester:
             else:
                 probe = self.interp.model_copy(deep=True)
                 probe_label = "nx_window_date"
-                from endpoints.interpretation import OutputColumn
 
                 if probe.is_aggregate:
                     continue

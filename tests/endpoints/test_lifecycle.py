@@ -6,6 +6,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from endpoints.models import EndpointStatus, GeneratedEndpoint
+from endpoints.params import sql_bind_names
 from endpoints.services import (
     EndpointError,
     endpoint_approve,
@@ -15,7 +16,6 @@ from endpoints.services import (
     endpoint_reject,
     endpoint_run_tests,
     endpoint_validate,
-    sql_bind_names,
 )
 from tests.endpoints.conftest import CUSTOMERS_PARAMETERS
 

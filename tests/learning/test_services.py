@@ -5,11 +5,11 @@ import pytest
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 
+from agents.services import execution_rate
 from learning.models import AgentMemory, MemoryType, MemoryUse
 from learning.services import (
     LearningInputError,
     business_rule_create,
-    execution_rate,
     learn_from_failure,
     learn_from_success,
     memory_create,

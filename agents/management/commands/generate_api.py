@@ -12,6 +12,9 @@ from django.core.management.base import BaseCommand, CommandError
 from agents.models import PHASE_ORDER, AgentStatus
 from agents.orchestrator import execution_run
 from agents.services import ExecutionError, execution_claim, execution_submit
+from endpoints.docs import live_url
+from endpoints.models import GeneratedEndpoint
+from endpoints.services import endpoint_markdown_docs
 from roles.models import Membership, Organization, Role
 
 
@@ -180,10 +183,6 @@ def _json_dump(value) -> str:
 
 
 def _result(execution) -> dict:
-    from endpoints.docs import live_url
-    from endpoints.models import GeneratedEndpoint
-    from endpoints.services import endpoint_markdown_docs
-
     state = execution.result or {}
     result = {
         "execution_id": str(execution.pk),

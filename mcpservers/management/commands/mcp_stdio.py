@@ -8,6 +8,7 @@ import anyio
 from django.core.management.base import BaseCommand, CommandError
 from django.db import close_old_connections
 
+from mcpservers.server import instance_server
 from mcpservers.services import McpAccessError, instance_authorize
 
 
@@ -30,8 +31,6 @@ class Command(BaseCommand):
 
     async def _serve(self, instance, api_key) -> None:
         from mcp.server.stdio import stdio_server
-
-        from mcpservers.server import instance_server
 
         server = instance_server(instance=instance, api_key=api_key)
         async with stdio_server() as (read_stream, write_stream):

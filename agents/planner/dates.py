@@ -1,0 +1,72 @@
+"""When a row of a table happened: the date column that says so, on the table or a parent it belongs to."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .schema_index import Column, SchemaIndex, Table
+from .vocabulary import singular, variants
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .planner import Analysis
+
+
+def date_column(table: Table, a: Analysis) -> Column | None:
+    words = {v for t in a.tokens for v in variants(t.lower)}
+    best = None
+    for column in table.columns.values():
+        if not column.is_temporal or column.name.lower() in a.avoid_columns:
+            continue
+        tokens = set(column.tokens)
+        score = 0.0
+        if tokens & words:
+            score += 2.0
+        if tokens & set(table.tokens) or tokens & {singular(table.name)}:
+            score += 1.0
+        if tokens & {"created", "occurred", "date", "time", "timestamp", "placed", "happened", "logged"}:
+            score += 0.8  # when the row came to be
+        elif tokens & {"at", "on", "start", "started"}:
+            score += 0.5
+        if tokens & {"updated", "modified", "deleted", "birth", "dob", "expires", "expiry", "due", "end", "ended"}:
+            score -= 1.5
+        candidate = (score, -list(table.columns).index(column.name), column)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    return best[2] if best else None
+
+
+def date_score(table: Table, column: Column, a: Analysis) -> float:
+    """How surely a date tells when a row of `table` happened (the same scoring as date_column)."""
+    words = {v for t in a.tokens for v in variants(t.lower)}
+    tokens = set(column.tokens)
+    score = 2.0 if tokens & words else 0.0
+    if tokens & set(table.tokens) or tokens & {singular(table.name)}:
+        score += 1.0
+    if tokens & {"created", "occurred", "date", "time", "timestamp", "placed", "happened", "logged"}:
+        score += 0.8
+    return score
+
+
+def fact_date(a: Analysis, index: SchemaIndex, fact: Table) -> tuple[Table, Column] | None:
+    """The date of a fact row: its own, else that of a parent it belongs to (an order line's order date)."""
+    column = date_column(fact, a)
+    if column is not None:
+        return fact, column
+    # A line's date is its header's: the parent named in the fact's own name (order_items -> orders) first,
+    # then the parent date that best says when something happened (an order date over a product's creation).
+    frontier = [fact]
+    for _ in range(2):
+        found, nxt = [], []
+        for table in frontier:
+            for fk in table.foreign_keys:
+                parent = index.tables[fk.parent]
+                column = date_column(parent, a)
+                nxt.append(parent)
+                if column is not None:
+                    header = singular(parent.name) in {singular(t) for t in fact.tokens} | set(fact.tokens)
+                    found.append((header, date_score(parent, column, a), parent.name, parent, column))
+        if found:
+            found.sort(key=lambda f: (not f[0], -f[1], f[2]))
+            return found[0][3], found[0][4]
+        frontier = nxt
+    return None
