@@ -28,6 +28,7 @@ from endpoints.services import (
     endpoint_create_draft,
     endpoint_markdown_docs,
     endpoint_run_tests,
+    endpoint_update_draft,
     endpoint_validate,
 )
 from learning.services import learn_from_failure, learn_from_success, memory_retrieve
@@ -252,9 +253,7 @@ class Orchestrator:
                     **fields,
                 )
             else:
-                for name, value in fields.items():
-                    setattr(endpoint, name, value)
-                endpoint.save(update_fields=[*fields, "updated_at"])
+                endpoint = endpoint_update_draft(endpoint=endpoint, **fields)
             errors = endpoint_validate(endpoint=endpoint)
             if not errors:
                 return {**output, "endpoint_id": str(endpoint.pk), "version": endpoint.version}
@@ -273,8 +272,7 @@ class Orchestrator:
         raise PipelineFailed(Phase.IMPLEMENTATION, "the implementation failed validation: " + "; ".join(errors))
 
     def _run_tests(self, endpoint, cases: list[dict]) -> dict:
-        endpoint.tests = cases
-        endpoint.save(update_fields=["tests", "updated_at"])
+        endpoint = endpoint_update_draft(endpoint=endpoint, tests=cases)
         return endpoint_run_tests(endpoint=endpoint)
 
     def _test(self, requirement: str, exploration: dict, design: dict, implementation: dict) -> dict:
@@ -314,8 +312,7 @@ class Orchestrator:
         written = self._agent("documenter").execute(f"Document the endpoint GET /{endpoint.slug}", context)
         # The endpoint keeps the agent's prose; the reference part (parameters, fields, live URLs,
         # examples) is rendered around it from the endpoint itself, so it never goes stale.
-        endpoint.docs = written["markdown"].strip()
-        endpoint.save(update_fields=["docs", "updated_at"])
+        endpoint = endpoint_update_draft(endpoint=endpoint, docs=written["markdown"].strip())
         return {"markdown": endpoint_markdown_docs(endpoint=endpoint), "endpoint_id": str(endpoint.pk)}
 
 

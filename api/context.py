@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import exceptions
 
 from roles.models import Membership
+from roles.selectors import memberships_for_user
 
 ORGANIZATION_HEADER = "X-Nectar-Organization"
 ORGANIZATION_QUERY = "org"
@@ -23,7 +24,7 @@ def caller_membership(request) -> Membership:
     user = request.user
     if not getattr(user, "is_authenticated", False) or not getattr(user, "pk", None):
         raise exceptions.NotAuthenticated()
-    memberships = Membership.objects.filter(user=user).select_related("organization").order_by("created_at", "pk")
+    memberships = memberships_for_user(user=user)
     slug = request.headers.get(ORGANIZATION_HEADER) or request.query_params.get(ORGANIZATION_QUERY)
     if slug:
         membership = memberships.filter(organization__slug=slug).first()
@@ -37,7 +38,3 @@ def caller_membership(request) -> Membership:
             )
     request._nectar_membership = membership
     return membership
-
-
-def caller_organization(request):
-    return caller_membership(request).organization

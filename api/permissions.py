@@ -33,7 +33,3 @@ class OrganizationAccess(BasePermission):
         if self._requires_manager(view):
             return caller_membership(request).can_manage
         return True
-
-
-def is_manager(request) -> bool:
-    return caller_membership(request).can_manage

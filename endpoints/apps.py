@@ -5,3 +5,10 @@ class EndpointsConfig(AppConfig):
     name = "endpoints"
     verbose_name = "Generated endpoints"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The platform's existing-apis MCP server (in mcpservers, below this app) lists deployed endpoints.
+        from endpoints.selectors import endpoints_deployed_describe
+        from mcpservers.platform import existing_apis_register
+
+        existing_apis_register(endpoints_deployed_describe)

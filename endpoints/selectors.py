@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from django.http import Http404
 
 from endpoints.api import ApiKeyPrincipal
 from endpoints.models import EndpointStatus, GeneratedEndpoint
 from roles.models import Organization
-from roles.selectors import organization_ids_for_user
+from roles.selectors import organization_ids_for_user, organization_scope
 
 
 class EndpointGone(Exception):
@@ -32,18 +33,11 @@ def endpoint_get_for_user(*, user, endpoint_id) -> GeneratedEndpoint:
         raise Http404("No such endpoint") from exc
 
 
-def endpoints_for_user(*, user):
-    return GeneratedEndpoint.objects.filter(organization__in=organization_ids_for_user(user))
-
-
-def endpoint_current(*, organization, slug: str) -> GeneratedEndpoint | None:
-    """The current (highest deployed) version of a slug."""
-    return (
-        GeneratedEndpoint.objects.live()
-        .filter(organization=organization, slug=slug)
-        .select_related("organization", "role", "role__service")
-        .order_by("-version")
-        .first()
+def endpoints_for_user(*, user, organization=None):
+    return organization_scope(
+        GeneratedEndpoint.objects.select_related("organization", "role", "role__service", "reviewed_by"),
+        user=user,
+        organization=organization,
     )
 
 
@@ -85,3 +79,22 @@ def organization_for_openapi(*, principal, org_slug: str):
     if not allowed:
         raise Http404("No such organization")
     return organization
+
+
+def endpoints_deployed_describe(*, organization, query: str = "", limit: int = 200) -> list[dict]:
+    """The organization's deployed endpoints (every live version), matching `query` in slug or description."""
+    endpoints = GeneratedEndpoint.objects.live().filter(organization=organization).select_related("organization")
+    if query:
+        endpoints = endpoints.filter(Q(slug__icontains=query) | Q(description__icontains=query))
+    return [
+        {
+            "id": str(e.pk),
+            "method": e.method,
+            "path": e.versioned_path,
+            "slug": e.slug,
+            "description": e.description,
+            "version": e.version,
+            "status": e.status,
+        }
+        for e in endpoints.order_by("slug", "-version")[:limit]
+    ]

@@ -119,6 +119,56 @@ def endpoint_create_draft(
     raise EndpointError("Could not allocate a version number; retry.", code="conflict", field="slug")
 
 
+DRAFT_FIELDS = ("description", "parameters", "sql", "response_schema", "tests", "docs")
+
+
+def endpoint_update_draft(*, endpoint: GeneratedEndpoint, **fields: Any) -> GeneratedEndpoint:
+    """Change fields of a draft (description, parameters, sql, response_schema, tests, docs), checked like a new one.
+
+    Anything but a draft is refused: an approved or deployed version never changes under its callers.
+    """
+    unknown = sorted(set(fields) - set(DRAFT_FIELDS))
+    if unknown:
+        raise EndpointError(
+            f"{', '.join(unknown)} cannot be changed on a draft; expected some of {', '.join(DRAFT_FIELDS)}.",
+            field=unknown[0],
+        )
+    values = {
+        "description": fields.get("description", endpoint.description) or "",
+        "parameters": fields.get("parameters", endpoint.parameters),
+        "sql": (fields.get("sql", endpoint.sql) or "").strip(),
+        "response_schema": fields.get("response_schema", endpoint.response_schema) or {},
+        "tests": fields.get("tests", endpoint.tests),
+        "docs": fields.get("docs", endpoint.docs) or "",
+    }
+    _check_draft_input(
+        organization=endpoint.organization,
+        role=endpoint.role,
+        execution=endpoint.source_execution,
+        method=endpoint.method,
+        slug=endpoint.slug,
+        parameters=values["parameters"],
+        sql=values["sql"],
+        write_action=endpoint.write_action,
+        tests=values["tests"],
+    )
+    with transaction.atomic():
+        locked = _locked(endpoint)
+        if locked.status != EndpointStatus.DRAFT:
+            raise EndpointError(
+                f"Only a draft can be changed; version {locked.version} of {locked.slug} is {locked.status}.",
+                code="conflict",
+                field="status",
+            )
+        for name in fields:
+            setattr(locked, name, values[name])
+        locked.save(update_fields=[*fields, "updated_at"])
+    for name in fields:
+        setattr(endpoint, name, values[name])
+    endpoint.updated_at = locked.updated_at
+    return endpoint
+
+
 # --- Validation -----------------------------------------------------------------------------
 
 

@@ -3,7 +3,7 @@
 pattern-library       search the organization's learned memories
 compliance-rules      the organization's business rules (BUSINESS_RULE memories)
 performance-metrics   tool-call statistics per tool and per MCP server instance
-existing-apis         deployed generated endpoints (empty until an `endpoints` app exists)
+existing-apis         deployed generated endpoints (read through the reader the endpoints app registers)
 
 Served at /mcp/platform/<org slug>/<server>/ with a bearer RoleApiKey of any active Role of that
 organization; a key of another organization gets 403.
@@ -15,14 +15,15 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
-from django.apps import apps
 from django.db.models import Avg, Count, FloatField, Q
 from django.db.models.aggregates import Aggregate
 from django.utils import timezone
 
 from learning.models import AgentMemory
+from learning.services import memory_retrieve
 from mcpservers.models import CallOutcome, MCPServerInstance, ToolCall
 from mcpservers.server import build_server
 from mcpservers.services import McpAccessError, ToolResult, _validate_arguments, api_key_authenticate, redact
@@ -56,33 +57,15 @@ def _memory_payload(memory, similarity: float | None = None) -> dict:
 
 
 def memories_search(*, organization, text: str, types: list[str] | None, k: int) -> tuple[list[dict], str]:
-    """Memories most relevant to `text`: learning.services.memory_retrieve when present, else a text match."""
-    try:
-        from learning.services import memory_retrieve
-    except ImportError:
-        memory_retrieve = None
-    if memory_retrieve is not None and (text or "").strip():
+    """Memories most relevant to `text` (learning.services.memory_retrieve); without a text, the best rated."""
+    if (text or "").strip():
         found = memory_retrieve(organization=organization, text=text, types=types or None, k=k)
-        items = []
-        for item in found:
-            if isinstance(item, tuple):
-                items.append(_memory_payload(item[0], item[1]))
-            elif hasattr(item, "memory"):
-                items.append(_memory_payload(item.memory, getattr(item, "similarity", None)))
-            else:
-                items.append(_memory_payload(item, getattr(item, "similarity", None)))
-        return items, "vector"
+        return [_memory_payload(r.memory, r.similarity) for r in found], "vector"
 
-    # Without learning.services (or without a text) fall back to a plain text match, best rated first.
+    # Without a text: the best rated first.
     queryset = AgentMemory.objects.for_organization(organization).active()
     if types:
         queryset = queryset.filter(type__in=types)
-    words = [w for w in (text or "").split() if len(w) > 2]
-    if words:
-        condition = Q()
-        for word in words:
-            condition |= Q(content__icontains=word) | Q(tags__icontains=word)
-        queryset = queryset.filter(condition)
     memories = list(queryset.order_by("-relevance_score", "-created_at")[:k])
     return [_memory_payload(m) for m in memories], "text"
 
@@ -245,25 +228,20 @@ def instance_stats(*, organization) -> list[dict]:
     ]
 
 
+# The existing-apis server lists what the endpoints app (above this one) deploys: that app
+# registers the reader when it loads, so this module never imports it.
+_existing_apis: list[Callable[..., list[dict]]] = []
+
+
+def existing_apis_register(reader: Callable[..., list[dict]]) -> None:
+    """Install the reader of deployed APIs: reader(*, organization, query) -> [{id, method, path, ...}]."""
+    _existing_apis[:] = [reader]
+
+
 def endpoints_list(*, organization, query: str = "") -> dict:
-    if not apps.is_installed("endpoints"):
-        return {
-            "endpoints": [],
-            "note": "No generated endpoints are deployed yet (the endpoints app is not installed).",
-        }
-    try:
-        model = apps.get_model("endpoints", "GeneratedEndpoint")
-    except LookupError:
-        return {"endpoints": [], "note": "The endpoints app has no GeneratedEndpoint model yet."}
-    queryset = model.objects.filter(organization=organization)
-    field_names = {f.name for f in model._meta.get_fields()}
-    if "status" in field_names:
-        queryset = queryset.filter(status__iexact="deployed")
-    if query and "description" in field_names:
-        queryset = queryset.filter(Q(description__icontains=query) | Q(path__icontains=query))
-    wanted = [f for f in ("id", "method", "path", "name", "description", "version", "status") if f in field_names]
-    endpoints = [{k: (str(v) if k == "id" else v) for k, v in row.items()} for row in queryset.values(*wanted)[:200]]
-    return {"endpoints": endpoints, "note": ""}
+    if not _existing_apis:
+        return {"endpoints": [], "note": "No generated endpoints can be listed: the endpoints app is not installed."}
+    return {"endpoints": _existing_apis[0](organization=organization, query=query), "note": ""}
 
 
 def _dispatch(organization, server_name: str, name: str, arguments: dict) -> dict:

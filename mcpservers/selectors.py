@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.http import Http404
 
 from mcpservers.models import MCPServerInstance
-from roles.selectors import organization_ids_for_user
+from roles.selectors import organization_ids_for_user, organization_scope
 
 
 def mcp_instance_get_for_user(*, user, instance_id) -> MCPServerInstance:
@@ -18,9 +18,10 @@ def mcp_instance_get_for_user(*, user, instance_id) -> MCPServerInstance:
         raise Http404("No such MCP server") from exc
 
 
-def mcp_instances_for_user(*, user):
-    return (
-        MCPServerInstance.objects.filter(role__organization__in=organization_ids_for_user(user))
-        .select_related("role", "role__organization")
-        .order_by("role__name")
+def mcp_instances_for_user(*, user, organization=None):
+    return organization_scope(
+        MCPServerInstance.objects.select_related("role", "role__organization", "role__service").order_by("role__name"),
+        user=user,
+        organization=organization,
+        path="role__organization",
     )

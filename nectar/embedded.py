@@ -88,7 +88,3 @@ def embedded_socket_dir(server) -> str:
 def embedded_database_url(data_dir: Path, database: str = PLATFORM_DATABASE) -> str:
     server = embedded_server(data_dir)
     return f"postgresql://postgres@/{database}?host={quote(embedded_socket_dir(server), safe='/')}"
-
-
-def is_embedded_url(url: str) -> bool:
-    return "host=" in url and url.startswith("postgresql://postgres@/")

@@ -51,7 +51,7 @@ def _page(request, template: str, context: dict, *, section: str = "", status: i
 @require_GET
 def home(request):
     organization = organization_current(request)
-    executions = executions_for_user(user=request.user).filter(organization=organization)[:20]
+    executions = executions_for_user(user=request.user, organization=organization)[:20]
     return _page(request, "web/home.html", {"executions": executions}, section="home")
 
 

@@ -12,11 +12,11 @@ from api.errors import ApiError
 from api.serializers import MeSerializer, TokenRequestSerializer, TokenResponseSerializer
 from api.services import CredentialsError, user_token_issue, user_token_revoke
 from api.views.base import ApiViewMixin
-from roles.models import Membership
+from roles.selectors import memberships_for_user
 
 
 def _memberships(user) -> list[dict]:
-    rows = Membership.objects.filter(user=user).select_related("organization").order_by("created_at", "pk")
+    rows = memberships_for_user(user=user)
     return [{"slug": m.organization.slug, "name": m.organization.name, "role": m.role} for m in rows]
 
 

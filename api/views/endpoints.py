@@ -19,6 +19,7 @@ from api.serializers import (
 )
 from api.views.base import ApiViewMixin
 from endpoints.models import EndpointStatus, GeneratedEndpoint, HttpMethod, ReviewDecision
+from endpoints.selectors import endpoints_for_user
 from endpoints.services import (
     endpoint_approve,
     endpoint_deploy,
@@ -57,9 +58,7 @@ class EndpointViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return GeneratedEndpoint.objects.none()
-        return GeneratedEndpoint.objects.filter(organization=self.organization).select_related(
-            "organization", "role", "role__service", "reviewed_by"
-        )
+        return endpoints_for_user(user=self.request.user, organization=self.organization)
 
     def get_serializer_class(self):
         return GeneratedEndpointSerializer if self.action == "list" else GeneratedEndpointDetailSerializer

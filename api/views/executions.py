@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from agents.events import events_since
 from agents.models import AgentExecution, AgentStatus, Phase
+from agents.selectors import executions_for_user
 from agents.services import execution_cancel, execution_pause, execution_rate, execution_resume, execution_submit
 from api.serializers import (
     EventsPageSerializer,
@@ -86,9 +87,7 @@ class ExecutionViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModel
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return AgentExecution.objects.none()
-        return AgentExecution.objects.filter(organization=self.organization, parent__isnull=True).select_related(
-            "role", "user"
-        )
+        return executions_for_user(user=self.request.user, organization=self.organization)
 
     def get_serializer_class(self):
         return ExecutionSerializer if self.action == "list" else ExecutionDetailSerializer

@@ -12,6 +12,7 @@ from api.errors import ApiError
 from api.serializers import McpInstanceDetailSerializer, McpInstanceSerializer
 from api.views.base import ApiViewMixin
 from mcpservers.models import MCPServerInstance, MCPServerStatus
+from mcpservers.selectors import mcp_instances_for_user
 from mcpservers.services import instance_regenerate
 
 
@@ -38,9 +39,7 @@ class McpInstanceViewSet(ApiViewMixin, viewsets.ReadOnlyModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return MCPServerInstance.objects.none()
-        return MCPServerInstance.objects.filter(role__organization=self.organization).select_related(
-            "role", "role__organization", "role__service"
-        )
+        return mcp_instances_for_user(user=self.request.user, organization=self.organization)
 
     def get_serializer_class(self):
         return McpInstanceSerializer if self.action == "list" else McpInstanceDetailSerializer

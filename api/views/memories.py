@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from api.serializers import BusinessRuleCreateSerializer, MemorySerializer
 from api.views.base import ApiViewMixin
 from learning.models import AgentMemory, MemoryType
+from learning.selectors import memories_for_user
 from learning.services import business_rule_create, memory_retrieve
 
 MAX_SEARCH_RESULTS = 100
@@ -63,7 +64,7 @@ class MemoryViewSet(
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return AgentMemory.objects.none()
-        return AgentMemory.objects.filter(organization=self.organization)
+        return memories_for_user(user=self.request.user, organization=self.organization)
 
     def list(self, request, *args, **kwargs):
         text = (request.query_params.get("q") or "").strip()

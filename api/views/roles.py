@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.http import Http404
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
@@ -21,6 +22,7 @@ from api.serializers import (
 from api.views.base import ApiViewMixin
 from mcpservers.services import mcp_disable, mcp_enable
 from roles.models import Role, RoleApiKey
+from roles.selectors import role_api_keys_for_user, role_get_for_user, roles_for_user
 
 
 class RoleFilter(filters.FilterSet):
@@ -53,7 +55,7 @@ class RoleViewSet(ApiViewMixin, viewsets.ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Role.objects.none()
-        return Role.objects.filter(organization=self.organization).select_related("service", "created_by")
+        return roles_for_user(user=self.request.user, organization=self.organization)
 
     def perform_create(self, serializer):
         serializer.save(organization=self.organization, created_by=self.request.user)
@@ -109,15 +111,19 @@ class RoleApiKeyViewSet(
     def get_role(self) -> Role:
         if not hasattr(self, "_role"):
             try:
-                self._role = Role.objects.get(pk=self.kwargs["role_pk"], organization=self.organization)
-            except (Role.DoesNotExist, ValueError, TypeError) as exc:
+                self._role = role_get_for_user(
+                    user=self.request.user, role_id=self.kwargs["role_pk"], organization=self.organization
+                )
+            except Http404 as exc:
                 raise NotFound("No such role.") from exc
         return self._role
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return RoleApiKey.objects.none()
-        return RoleApiKey.objects.filter(role=self.get_role()).select_related("created_by")
+        return role_api_keys_for_user(
+            user=self.request.user, role_id=self.get_role().pk, organization=self.organization
+        )
 
     def create(self, request, *args, **kwargs):
         role = self.get_role()

@@ -16,6 +16,7 @@ from mcpservers.services import tools_regenerate_for_service
 from roles.executor import service_test_connection
 from roles.introspection import service_refresh_schema, service_schema
 from roles.models import Engine, Service
+from roles.selectors import services_for_user
 
 
 class ServiceFilter(filters.FilterSet):
@@ -55,7 +56,7 @@ class ServiceViewSet(ApiViewMixin, viewsets.ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Service.objects.none()
-        return Service.objects.filter(organization=self.organization)
+        return services_for_user(user=self.request.user, organization=self.organization)
 
     def perform_create(self, serializer):
         serializer.save(organization=self.organization)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -42,29 +42,6 @@ class ConnectionSettings:
     connect_timeout: int
     statement_timeout_ms: int
     pool_size: int
-
-
-class Connector(Protocol):
-    kind: str
-    sqlglot_dialect: str
-
-    def engines(self, cfg: ConnectionSettings) -> tuple[sa.Engine, sa.Engine]:
-        """Return (read_engine, write_engine); they may be the same engine."""
-
-    def begin_read(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
-        """Make the connection's current transaction read-only with a statement timeout."""
-
-    def begin_write(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
-        """Set a statement timeout on the connection's current (writable) transaction."""
-
-    def classify(self, exc: BaseException) -> str:
-        """Map a driver error to a reason: authentication_failed, host_unreachable, unknown_database, ..."""
-
-    def default_schema(self, conn: sa.Connection, cfg: ConnectionSettings) -> str: ...
-
-    def routines(self, conn: sa.Connection, schemas: list[str]) -> list[dict]: ...
-
-    def explain_cost(self, conn: sa.Connection, sql: str, params: dict) -> float: ...
 
 
 def driver_message(exc: BaseException) -> str:
