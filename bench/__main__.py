@@ -7,6 +7,7 @@ import sys
 
 BENCHES = {
     "pipeline": "bench.bench_pipeline",  # share of correct endpoints, time to a live endpoint
+    "accuracy": "bench.bench_accuracy",  # correct, wrong, declined on Sakila, Northwind and demo, three engines
     "learning": "bench.bench_learning",  # steps and LLM calls, first run against a similar second one
     "mcp": "bench.bench_mcp",  # tool-call latency and throughput against psycopg
     "memory": "bench.bench_memory",  # retrieval latency and recall at 100k memories against exact search

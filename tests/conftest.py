@@ -50,12 +50,17 @@ def outsider(other_org):
 
 @pytest.fixture(scope="session", autouse=True)
 def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
-    """Channel-layer pools and live servers keep connections open; end them so the test DB can be dropped."""
+    """Channel-layer pools and live servers keep connections open; end them so the test DB can be dropped.
+
+    Only on the test database: when no test of the session used one, the connection is the platform's
+    own database, whose sessions belong to other processes (a running server, a benchmark).
+    """
     yield
     from django.db import connection
 
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND datname = %s AND pid <> pg_backend_pid()",
+            [connection.creation._get_test_db_name()],
         )

@@ -58,6 +58,8 @@ REVENUE_STATUSES = frozenset({"paid", "shipped", "delivered"})
 DAY = 86_400
 YEAR = 365 * DAY
 DORMANT_DAYS = 91
+DOUBLE_CHARGE_SHARE = 0.004  # paid orders charged a second time
+OVER_LIMIT_SHARE = 0.03  # open accounts whose balance is over their credit limit
 
 
 @dataclass(frozen=True)
@@ -272,6 +274,8 @@ class _Generator:
             key=lambda item: (item[0], item[1]),
         )
         n_products = len(self.products)
+        # A separate stream, so that the few double charges leave every other row as it was.
+        double_charges = _stream(self.seed, "double-charges")
         orders, items, payments = [], [], []
         spend: dict[int, int] = {}
         for order_id, (order_date, _, customer) in enumerate(dated, start=1):
@@ -310,7 +314,14 @@ class _Generator:
             self.order_customer.append(customer["id"])
             if status in REVENUE_STATUSES and order_date >= self.year_ago:
                 spend[customer["id"]] = spend.get(customer["id"], 0) + total
-            payments.extend(self._payments(rng, order_id, order_date, status, total, customer["segment"]))
+            paid = self._payments(rng, order_id, order_date, status, total, customer["segment"])
+            if status in REVENUE_STATUSES and double_charges.random() < DOUBLE_CHARGE_SHARE:
+                # The same amount taken twice (a retried checkout): orders that were paid twice.
+                _order, method, amount, payment_status, paid_at, created = paid[-1]
+                again = timedelta(seconds=_int(double_charges, 30, 900))
+                later = min(created + again, self.anchor)
+                paid.append((order_id, method, amount, payment_status, min(paid_at + again, self.anchor), later))
+            payments.extend(paid)
         self.orders = orders
         self.spend = spend
         payments = [(payment_id, *row) for payment_id, row in enumerate(payments, start=1)]
@@ -338,6 +349,7 @@ class _Generator:
 
     def gen_accounts(self) -> list[tuple]:
         rng = _stream(self.seed, "accounts")
+        over_limit = _stream(self.seed, "accounts-over-limit")  # its own stream: other balances stay as they were
         limits = {"consumer": (5, 50), "small_business": (50, 500), "enterprise": (500, 5000)}  # hundreds of dollars
         rows = []
         for customer in self.customers:
@@ -347,6 +359,8 @@ class _Generator:
             status = _ACCOUNT_STATUS(rng)
             closed_at = self.between(rng, opened_at, self.anchor) if status == "closed" else None
             balance = 0 if status == "closed" else int(credit_limit * rng.random() * 0.6)
+            if status != "closed" and over_limit.random() < OVER_LIMIT_SHARE:
+                balance = int(credit_limit * (1 + over_limit.random() * 0.25))  # over the limit by up to a quarter
             spend = self.spend.get(customer["id"], 0)
             tier = next(name for threshold, name in TIER_THRESHOLDS_CENTS if spend >= threshold)
             assert tier in LOYALTY_TIERS

@@ -1,0 +1,224 @@
+"""Answering a run's clarification questions like a user who knows what they meant.
+
+A run that cannot resolve a phrase pauses (status WAITING) with `execution.questions`:
+[{"id", "phrase", "text", "kind", "choices": [{"id", "label", "mapping": {"kind", "table", "column",
+"value", "func", ...}}], "allow_other"}], answered with
+agents.services.execution_answer(execution=, user=, answers={question_id: choice_id}).
+
+The oracle knows only the requirement's reference SQL (and its parameter values). It parses the
+SQL with sqlglot and picks, per question, the one choice whose mapping names tables, columns,
+values and functions the reference uses. When no choice fits, or more than one does, it gives up:
+a user who meant what the reference says could not answer either, so the run counts as declined.
+Nothing here knows a particular schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+
+WAITING = "WAITING"
+
+
+@dataclass
+class ReferenceFacts:
+    """What a reference query uses, lower-cased: tables, (table, column) pairs, values, filters, aggregates."""
+
+    tables: set[str] = field(default_factory=set)
+    columns: set[tuple[str | None, str]] = field(default_factory=set)
+    values: set[str] = field(default_factory=set)
+    filters: set[tuple[str | None, str, str]] = field(default_factory=set)
+    measures: set[tuple[str, str | None, str | None]] = field(default_factory=set)
+
+    def has_column(self, table: str | None, column: str) -> bool:
+        column = column.lower()
+        if table is None:
+            return any(c == column for _, c in self.columns)
+        table = table.lower()
+        return (table, column) in self.columns or ((None, column) in self.columns and table in self.tables)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(float(value))
+    text = str(value).strip().lower()
+    try:
+        return str(float(text))
+    except ValueError:
+        return text
+
+
+def _bare(name: str | None) -> str | None:
+    """A table name without schema or quotes: "public.Customer" -> "customer"."""
+    if not name:
+        return None
+    return str(name).split(".")[-1].strip('"`[]').lower()
+
+
+def reference_facts(*, sql: str, parameters: dict | None = None, dialect: str = "postgres") -> ReferenceFacts:
+    """Parse a reference query (named binds :name take their values from `parameters`)."""
+    parameters = {k.lower(): v for k, v in (parameters or {}).items()}
+    tree = sqlglot.parse_one(sql, read=dialect)
+    facts = ReferenceFacts()
+    aliases: dict[str, str] = {}
+    for table in tree.find_all(exp.Table):
+        name = table.name.lower()
+        facts.tables.add(name)
+        aliases[(table.alias_or_name or name).lower()] = name
+    single = next(iter(facts.tables)) if len(facts.tables) == 1 else None
+
+    def owner(column: exp.Column) -> str | None:
+        qualifier = column.table.lower() if column.table else ""
+        return aliases.get(qualifier, qualifier or None) if qualifier else single
+
+    for column in tree.find_all(exp.Column):
+        facts.columns.add((owner(column), column.name.lower()))
+
+    def value_of(node: exp.Expression) -> str | None:
+        if isinstance(node, exp.Literal):
+            return _text(node.this)
+        if isinstance(node, exp.Boolean):
+            return _text(node.this)
+        if isinstance(node, exp.Placeholder) and node.name and node.name.lower() in parameters:
+            return _text(parameters[node.name.lower()])
+        if isinstance(node, exp.Parameter):
+            name = node.name.lower() if node.name else ""
+            if name in parameters:
+                return _text(parameters[name])
+        if isinstance(node, exp.Cast):
+            return value_of(node.this)
+        return None
+
+    for node in tree.walk():
+        value = value_of(node)
+        if value is not None:
+            facts.values.add(value)
+    for predicate in tree.find_all(exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike):
+        left, right = predicate.left, predicate.right
+        for col, other in ((left, right), (right, left)):
+            if isinstance(col, exp.Column):
+                value = value_of(other)
+                if value is not None:
+                    facts.filters.add((owner(col), col.name.lower(), value))
+    for predicate in tree.find_all(exp.In):
+        if isinstance(predicate.this, exp.Column):
+            for item in predicate.expressions:
+                value = value_of(item)
+                if value is not None:
+                    facts.filters.add((owner(predicate.this), predicate.this.name.lower(), value))
+    for aggregate in tree.find_all(exp.AggFunc):
+        func = aggregate.key.lower()
+        columns = list(aggregate.find_all(exp.Column))
+        if not columns:
+            facts.measures.add((func, None, None))
+        for column in columns:
+            facts.measures.add((func, owner(column), column.name.lower()))
+    return facts
+
+
+def _filter_fits(table: str | None, column: str, values: list, facts: ReferenceFacts) -> bool:
+    column = column.lower()
+    return all(
+        any(c == column and v == _text(one) and (table is None or t in (table, None)) for t, c, v in facts.filters)
+        for one in values
+    )
+
+
+def choice_fits(mapping: dict, facts: ReferenceFacts) -> bool:
+    """Whether every part the mapping names (table, column, value, filters, func) is what the reference uses.
+
+    The table may be given as "table" or "object" (optionally schema-qualified); a mapping that names
+    nothing ("leave it out") never fits: the oracle cannot tell that a word adds nothing.
+    """
+    if not isinstance(mapping, dict) or not mapping:
+        return False
+    table = _bare(mapping.get("table") or mapping.get("object"))
+    column = mapping.get("column")
+    column = str(column).lower() if column else None
+    value = mapping.get("value", mapping.get("values"))
+    func = mapping.get("func")
+    filters = mapping.get("filters")
+    named = False
+    if table is not None:
+        named = True
+        if table not in facts.tables:
+            return False
+    if column is not None:
+        named = True
+        if not facts.has_column(table, column):
+            return False
+    if value is not None:
+        named = True
+        wanted = value if isinstance(value, list) else [value]
+        if column is not None:
+            if not _filter_fits(table, column, wanted, facts):
+                return False
+        elif any(_text(one) not in facts.values for one in wanted):
+            return False
+    if isinstance(filters, list) and filters:
+        named = True
+        for entry in filters:
+            if not isinstance(entry, dict) or not entry.get("column"):
+                return False
+            values = entry.get("values", entry.get("value"))
+            values = values if isinstance(values, list) else [values]
+            if not _filter_fits(_bare(entry.get("object")) or table, str(entry["column"]), values, facts):
+                return False
+    if func is not None:
+        named = True
+        func = str(func).lower()
+        if not any(
+            f == func and (column is None or c == column) and (table is None or t in (table, None))
+            for f, t, c in facts.measures
+        ):
+            return False
+    return named
+
+
+def _no_filter(mapping: dict) -> bool:
+    """A filter choice that filters nothing ("every status counts")."""
+    return isinstance(mapping, dict) and mapping.get("kind") == "filter" and mapping.get("filters") == []
+
+
+def answers_for(*, questions: list[dict], facts: ReferenceFacts) -> tuple[dict, str]:
+    """{question_id: choice_id} for every question, or ({}, why the oracle cannot answer).
+
+    A filter question ("which statuses count? choose one or more") is answered with every choice the
+    reference filters on, as a list; its "every value counts" choice only when the reference filters
+    on none of the others. Any other question needs exactly one fitting choice.
+    """
+    answers: dict = {}
+    for question in questions or []:
+        choices = question.get("choices") or []
+        fitting = [
+            c for c in choices if not _no_filter(c.get("mapping")) and choice_fits(c.get("mapping") or {}, facts)
+        ]
+        phrase = question.get("phrase") or question.get("text") or question.get("id")
+        several = question.get("kind") == "filter"
+        if several and not fitting:
+            fitting = [c for c in choices if _no_filter(c.get("mapping"))][:1]
+        if len(fitting) == 1:
+            answers[question.get("id")] = fitting[0].get("id")
+            continue
+        if several and fitting:
+            answers[question.get("id")] = [c.get("id") for c in fitting]
+            continue
+        labels = ", ".join(str(c.get("label") or c.get("id")) for c in choices) or "no choices"
+        if not fitting:
+            return {}, f"asked about '{phrase}' and no choice fits the reference ({labels})"
+        return {}, f"asked about '{phrase}' and {len(fitting)} choices fit the reference ({labels})"
+    return answers, ""
+
+
+def execution_answer_available():
+    """The platform's answer service, or None while the clarification dialog does not exist."""
+    try:
+        from agents import services
+    except ImportError:
+        return None
+    return getattr(services, "execution_answer", None)

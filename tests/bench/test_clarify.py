@@ -1,0 +1,83 @@
+"""The bench's oracle for clarification questions: it answers like a user who knows what they meant."""
+
+from __future__ import annotations
+
+from bench.clarify import answers_for, choice_fits, reference_facts
+
+SQL = (
+    "SELECT c.customer_id, c.first_name, SUM(p.amount) AS spent FROM customer c "
+    "JOIN address a ON a.address_id = c.address_id JOIN city ci ON ci.city_id = a.city_id "
+    "JOIN country co ON co.country_id = ci.country_id JOIN payment p ON p.customer_id = c.customer_id "
+    "WHERE co.country = :country AND p.status IN ('completed', 'refunded') GROUP BY 1, 2"
+)
+FACTS = reference_facts(sql=SQL, parameters={"country": "Canada"})
+
+
+def _question(*choices, qid="q1", phrase="live"):
+    return {"id": qid, "phrase": phrase, "text": f"'{phrase}': which?", "kind": "column", "choices": list(choices)}
+
+
+def _choice(cid, **mapping):
+    return {"id": cid, "label": cid, "mapping": mapping}
+
+
+def test_it_picks_the_column_the_reference_filters_on():
+    question = _question(
+        _choice("city", kind="column", table="city", column="city"),
+        _choice("country", kind="column", table="country", column="country"),
+    )
+    assert answers_for(questions=[question], facts=FACTS) == ({"q1": "country"}, "")
+
+
+def test_values_measures_and_filters_must_be_the_reference_s_own():
+    assert choice_fits({"kind": "value", "table": "country", "column": "country", "value": "canada"}, FACTS)
+    assert not choice_fits({"kind": "value", "table": "country", "column": "country", "value": "Mexico"}, FACTS)
+    assert choice_fits({"kind": "filter", "column": "status", "value": ["completed", "refunded"]}, FACTS)
+    assert choice_fits({"kind": "measure", "func": "sum", "table": "payment", "column": "amount"}, FACTS)
+    assert not choice_fits({"kind": "measure", "func": "avg", "column": "amount"}, FACTS)
+    assert not choice_fits({"kind": "column"}, FACTS)
+
+
+def test_it_gives_up_when_no_choice_or_several_fit():
+    none_fit = _question(_choice("city", kind="column", table="city", column="city"))
+    answers, why = answers_for(questions=[none_fit], facts=FACTS)
+    assert answers == {} and "no choice fits" in why
+    both = _question(
+        _choice("a", kind="column", table="customer", column="first_name"),
+        _choice("b", kind="column", column="first_name"),
+    )
+    answers, why = answers_for(questions=[both], facts=FACTS)
+    assert answers == {} and "2 choices fit" in why
+
+
+def test_the_planner_s_own_mapping_shapes_are_understood():
+    assert choice_fits({"kind": "entity", "object": "public.customer"}, FACTS)
+    assert choice_fits({"kind": "column", "object": "country", "column": "country"}, FACTS)
+    assert choice_fits(
+        {"kind": "value", "object": "country", "column": "country", "op": "eq", "value": "Canada"}, FACTS
+    )
+    statuses = {
+        "kind": "filter",
+        "object": "payment",
+        "filters": [{"column": "status", "op": "in", "values": ["completed"]}],
+    }
+    assert choice_fits(statuses, FACTS)
+    assert not choice_fits({"term": "live", "kind": "ignore"}, FACTS)
+
+
+def test_a_which_values_count_question_is_answered_with_every_value_the_reference_uses():
+    def status(value):
+        filters = [{"column": "status", "op": "in", "values": [value]}]
+        return _choice(value, kind="filter", object="payment", filters=filters)
+
+    question = {
+        "id": "statuses_1",
+        "phrase": "spent",
+        "text": "'spent': which payment.status values count? Choose one or more.",
+        "kind": "filter",
+        "choices": [_choice("all", kind="filter", object="payment", filters=[]), status("completed"),
+                    status("refunded"), status("failed")],
+    }  # fmt: skip
+    assert answers_for(questions=[question], facts=FACTS) == ({"statuses_1": ["completed", "refunded"]}, "")
+    unfiltered = reference_facts(sql="SELECT SUM(p.amount) FROM payment p")
+    assert answers_for(questions=[question], facts=unfiltered) == ({"statuses_1": "all"}, "")
