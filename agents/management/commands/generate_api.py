@@ -93,7 +93,7 @@ class Command(BaseCommand):
         metrics = execution.performance_metrics or {}
         self.stdout.write(
             f"\nDone in {metrics.get('duration_seconds', 0):.1f}s: {metrics.get('agent_steps', 0)} agent steps, "
-            f"{metrics.get('llm_calls', 0)} LLM calls, {metrics.get('tool_calls', 0)} tool calls."
+            f"{metrics.get('llm_calls', 0)} model calls, {metrics.get('tool_calls', 0)} tool calls."
         )
 
 
