@@ -8,7 +8,10 @@ class EndpointsConfig(AppConfig):
 
     def ready(self) -> None:
         # The platform's existing-apis MCP server (in mcpservers, below this app) lists deployed endpoints.
+        from endpoints.models import GeneratedEndpoint
         from endpoints.selectors import endpoints_deployed_describe
+        from mcpservers.audit import register_counter
         from mcpservers.platform import existing_apis_register
 
         existing_apis_register(endpoints_deployed_describe)
+        register_counter(field="endpoint_id", model=GeneratedEndpoint, count="call_count", average="avg_latency_ms")

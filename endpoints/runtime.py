@@ -20,7 +20,8 @@ from django.conf import settings
 from endpoints.models import GeneratedEndpoint
 from endpoints.numbers import numeric_columns, rows_with_numbers
 from endpoints.params import parameters_json_safe, parameters_parse
-from mcpservers.models import CallOutcome, ToolCall
+from mcpservers.audit import audit_record
+from mcpservers.models import CallOutcome
 from nectar.text import text_printable
 from roles import executor
 from roles.connectors import ConnectorError
@@ -275,16 +276,16 @@ def endpoint_call(
         outcome = CallOutcome.DENIED
     else:
         outcome = CallOutcome.ERROR
-    ToolCall.objects.create(
+    # Batched off the request path (mcpservers.audit): the ToolCall row and the endpoint's counters.
+    audit_record(
         organization_id=endpoint.organization_id,
-        instance=None,
-        api_key=api_key,
-        tool=endpoint.tool_name[:200],
+        endpoint_id=endpoint.pk,
+        api_key_id=api_key.pk,
+        tool=endpoint.tool_name,
         arguments=redact({k: (v[0] if isinstance(v, list) and len(v) == 1 else v) for k, v in values.items()}),
         outcome=outcome,
         error=text_printable(result.error[:2000]),
         rows=result.rows,
         duration_ms=duration_ms,
     )
-    endpoint.record_call(duration_ms)
     return result

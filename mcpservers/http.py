@@ -3,25 +3,30 @@
 /mcp/<instance id>/                      one Role's generated MCP server
 /mcp/platform/<org slug>/<server name>/  the platform's own servers for one organization
 
-Each request is authorised (Origin, then the bearer RoleApiKey), then served by the SDK's
-StreamableHTTPSessionManager in stateless mode with a Server built for that caller. Stateless
-mode keeps no state in the process, so any number of web replicas can serve the same instance;
-daphne sends no lifespan events, so the manager's task group lives for exactly one request.
+Each request is checked (Host against ALLOWED_HOSTS, Origin, method), authorised (the bearer
+RoleApiKey: from the in-process cache keyed by the key's hash when it can be trusted, else in
+a worker thread through the database), rate limited, then served by the process's single SDK
+StreamableHTTPSessionManager in stateless mode, whose one Server reads the caller's tools from
+a context variable. Stateless mode keeps no state in the process, so any number of web
+replicas can serve the same instance.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.http.request import split_domain_port, validate_host
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-from mcpservers.platform import platform_server_for_key
-from mcpservers.server import instance_server
-from mcpservers.services import McpAccessError, instance_authorize
+from mcpservers.limits import mcp_rate_check
+from mcpservers.platform import platform_served_for_key
+from mcpservers.server import CURRENT, dispatching_server, instance_served
+from mcpservers.services import McpAccessError, cached_caller, instance_authorize_cached
 from mcpservers.workers import run_in_worker, worker_pool_close  # noqa: F401  (worker_pool_close: shutdown)
 
 logger = logging.getLogger(__name__)
@@ -44,6 +49,14 @@ def origin_allowed(origin: str | None) -> bool:
     return origin in allowed or origin == _origin_of(settings.PUBLIC_BASE_URL)
 
 
+def host_allowed(host: str | None) -> bool:
+    """The Host header must name one of ALLOWED_HOSTS, as Django requires of every other route."""
+    if not host:
+        return False
+    domain, _port = split_domain_port(host)
+    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
+
+
 def _header(scope, name: bytes) -> str | None:
     for key, value in scope.get("headers") or []:
         if key.lower() == name:
@@ -59,55 +72,116 @@ def bearer_secret(scope) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def _refuse(send, status: int, message: str) -> None:
-    body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": message}}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def _refuse(send, status: int, message: str, *, headers: list | None = None, code: int = -32001) -> None:
+    body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}).encode()
+    sent = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
     if status == 401:
         error = "invalid_request" if "Missing" in message else "invalid_token"
-        headers.append((b"www-authenticate", f'Bearer realm="nectar", error="{error}"'.encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+        sent.append((b"www-authenticate", f'Bearer realm="nectar", error="{error}"'.encode()))
+    await send({"type": "http.response.start", "status": status, "headers": sent})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _lifespan(receive, send) -> None:
+# --- The process's one session manager ---------------------------------------------------------
+
+_manager: dict = {"loop": None, "manager": None, "ready": None, "stop": None, "task": None}
+
+
+async def _session_manager() -> StreamableHTTPSessionManager:
+    """The SDK session manager of this process (of this event loop), started on first use."""
+    loop = asyncio.get_running_loop()
+    if _manager["loop"] is not loop:
+        manager = StreamableHTTPSessionManager(app=dispatching_server(), stateless=True, json_response=True)
+        ready, stop = asyncio.Event(), asyncio.Event()
+
+        async def run() -> None:
+            async with manager.run():
+                ready.set()
+                await stop.wait()
+
+        _manager.update(loop=loop, manager=manager, ready=ready, stop=stop)
+        _manager["task"] = loop.create_task(run(), name="nectar-mcp-session-manager")
+    await _manager["ready"].wait()
+    return _manager["manager"]
+
+
+async def session_manager_stop() -> None:
+    if _manager["loop"] is asyncio.get_running_loop() and _manager["stop"] is not None:
+        _manager["stop"].set()
+        await _manager["task"]
+    _manager.update(loop=None, manager=None, ready=None, stop=None, task=None)
+
+
+async def lifespan(scope, receive, send) -> None:
+    """ASGI lifespan: start the session manager; at shutdown stop it and flush the audit batch."""
+    from mcpservers.audit import audit_shutdown
+
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            await _session_manager()
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            await session_manager_stop()
+            await asyncio.get_running_loop().run_in_executor(None, audit_shutdown)
             await send({"type": "lifespan.shutdown.complete"})
             return
 
 
-def _authorised_server(*, path: str, secret: str | None):
-    """The Server for this path and key (runs in a worker thread: it reads the database)."""
+# --- Authorisation --------------------------------------------------------------------------------
 
+
+def _served_for(caller):
+    served = caller.extra.get("served")
+    if served is None:
+        served = caller.extra["served"] = instance_served(instance=caller.instance, api_key=caller.key)
+    return served
+
+
+def _authorised(*, path: str, secret: str | None):
+    """The Served for this path and key (runs in a worker thread: it may read the database)."""
     match = INSTANCE_PATH.match(path)
     if match:
-        instance, key = instance_authorize(instance_id=match["instance"], secret=secret)
-        return instance_server(instance=instance, api_key=key)
+        return _served_for(instance_authorize_cached(instance_id=match["instance"], secret=secret))
     match = PLATFORM_PATH.match(path)
     if match:
-        return platform_server_for_key(org_slug=match["org"], server_name=match["server"], secret=secret)
+        return platform_served_for_key(org_slug=match["org"], server_name=match["server"], secret=secret)
     raise McpAccessError(404, "No such MCP server.")
 
 
-async def serve(server, scope, receive, send) -> None:
-    """Answer one HTTP request with `server` through the SDK's stateless Streamable HTTP transport."""
-    manager = StreamableHTTPSessionManager(app=server, stateless=True, json_response=True)
-    async with manager.run():
-        await manager.handle_request(scope, receive, send)
+def _served_from_cache(path: str, secret: str | None):
+    match = INSTANCE_PATH.match(path)
+    if match is None:
+        return None
+    caller = cached_caller(instance_id=match["instance"], secret=secret)
+    return _served_for(caller) if caller is not None else None
 
 
 async def application(scope, receive, send) -> None:
     if scope["type"] == "lifespan":
-        return await _lifespan(receive, send)
+        return await lifespan(scope, receive, send)
     if scope["type"] != "http":
         return None
+    if not host_allowed(_header(scope, b"host")):
+        return await _refuse(send, 400, "Invalid Host header.", code=-32600)
     if not origin_allowed(_header(scope, b"origin")):
         return await _refuse(send, 403, "Origin not allowed for this MCP server.")
+    if scope.get("method") != "POST":
+        # Stateless: no session to resume or delete, and no idle server-sent event stream to hold open.
+        return await _refuse(
+            send, 405, "This MCP endpoint answers POST only.", headers=[(b"allow", b"POST")], code=-32600
+        )
+    path, secret = scope.get("path", ""), bearer_secret(scope)
     try:
-        server = await run_in_worker(_authorised_server, path=scope.get("path", ""), secret=bearer_secret(scope))
+        served = _served_from_cache(path, secret)
+        if served is None:
+            served = await run_in_worker(_authorised, path=path, secret=secret)
+        await mcp_rate_check(served)
     except McpAccessError as exc:
-        return await _refuse(send, exc.status, exc.message)
-    return await serve(server, scope, receive, send)
+        return await _refuse(send, exc.status, exc.message, headers=exc.headers)
+    manager = await _session_manager()
+    token = CURRENT.set(served)
+    try:
+        await manager.handle_request(scope, receive, send)
+    finally:
+        CURRENT.reset(token)

@@ -112,3 +112,28 @@ class ToolCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool} ({self.outcome}, {self.duration_ms:.1f} ms)"
+
+
+class AuditBatch(models.Model):
+    """A batch of audit records already written, so that a journal replayed after a crash is applied once."""
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"audit batch {self.id}"
+
+
+class RateCounter(models.Model):
+    """Calls counted in one window of one rate-limit bucket (see mcpservers.limits), shared by every replica."""
+
+    bucket = models.CharField(max_length=200)
+    window_index = models.BigIntegerField()
+    count = models.BigIntegerField(default=0)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["bucket", "window_index"], name="rate_counter_unique_window")]
+
+    def __str__(self) -> str:
+        return f"{self.bucket} #{self.window_index}: {self.count}"

@@ -24,8 +24,9 @@ from django.utils import timezone
 
 from learning.models import AgentMemory
 from learning.services import memory_retrieve
+from mcpservers.audit import audit_record
 from mcpservers.models import CallOutcome, MCPServerInstance, ToolCall
-from mcpservers.server import build_server
+from mcpservers.server import Served
 from mcpservers.services import McpAccessError, ToolResult, _validate_arguments, api_key_authenticate, redact
 from nectar.text import text_printable
 
@@ -305,10 +306,10 @@ def platform_tool_call(*, organization, api_key, server_name: str, name: str, ar
         except Exception:
             logger.exception("platform MCP tool %s/%s failed", server_name, name)
             result = ToolResult(None, "Internal error while running the tool; it has been logged.", True, "error")
-    ToolCall.objects.create(
-        organization=organization,
-        api_key=api_key,
-        tool=f"{server_name}/{name}"[:200],
+    audit_record(
+        organization_id=organization.pk,
+        api_key_id=getattr(api_key, "pk", None),
+        tool=f"{server_name}/{name}",
         arguments=redact(arguments),
         outcome=result.outcome,
         error=text_printable(result.text) if result.is_error else "",
@@ -330,7 +331,7 @@ def platform_authorize(*, org_slug: str, server_name: str, secret: str | None):
     return organization, key
 
 
-def platform_server_for_key(*, org_slug: str, server_name: str, secret: str | None):
+def platform_served_for_key(*, org_slug: str, server_name: str, secret: str | None):
     organization, key = platform_authorize(org_slug=org_slug, server_name=server_name, secret=secret)
 
     def list_tools() -> list[dict]:
@@ -341,9 +342,11 @@ def platform_server_for_key(*, org_slug: str, server_name: str, secret: str | No
             organization=organization, api_key=key, server_name=server_name, name=name, arguments=arguments
         )
 
-    return build_server(
+    return Served(
         name=f"nectar-{server_name}",
         instructions=f"Nectar's {server_name} server for the organization '{organization.name}'.",
         list_tools=list_tools,
         call=call,
+        organization_id=str(organization.pk),
+        key_id=str(key.pk),
     )

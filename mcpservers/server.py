@@ -1,15 +1,22 @@
-"""Low-level MCP Server objects for one authorised caller, shared by Streamable HTTP and stdio."""
+"""Low-level MCP Server objects, shared by Streamable HTTP and stdio.
+
+A `Served` is what one authorised caller sees: a name, instructions, its tool definitions and
+a synchronous `call`. Over stdio and for Nectar's own agents a Server is bound to one Served
+(`build_server`). Over Streamable HTTP one Server (and one SDK session manager) serves every
+request of the process: it reads the request's Served from a context variable that the HTTP
+layer sets after authorising the request (`dispatching_server`).
+"""
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
 import mcp.types as types
 from mcp.server.lowlevel import Server
 
-from mcpservers.services import ToolResult, tool_call, try_sql_allowed
-from mcpservers.toolgen import tools_listed
+from mcpservers.services import ToolResult, instance_compiled, tool_call, try_sql_allowed
 from mcpservers.workers import run_in_worker
 
 SERVER_VERSION = "1.0"
@@ -23,9 +30,106 @@ def call_result(result: ToolResult) -> types.CallToolResult:
     )
 
 
-async def _in_thread(function: Callable[..., Any], /, **kwargs) -> Any:
-    """Run synchronous (ORM) work in the MCP worker pool (bounded threads, reused connections)."""
-    return await run_in_worker(function, **kwargs)
+class Served:
+    """One caller's server: identity, tool definitions (built once) and the synchronous call."""
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        instructions: str,
+        list_tools: Callable[[], list[dict]],
+        call: Callable[..., ToolResult],
+        organization_id: str | None = None,
+        key_id: str | None = None,
+    ):
+        self.name = name
+        self.key_id = key_id
+        self.instructions = instructions
+        self._list_tools = list_tools
+        self.call = call
+        self.organization_id = organization_id
+        self._definitions: list[dict] | None = None
+        self._listed: types.ListToolsResult | None = None
+        self._schemas: dict[str, dict] | None = None
+
+    def definitions(self) -> list[dict]:
+        if self._definitions is None:
+            self._definitions = self._list_tools()
+        return self._definitions
+
+    def listed(self) -> types.ListToolsResult:
+        if self._listed is None:
+            self._listed = types.ListToolsResult(tools=[types.Tool.model_validate(t) for t in self.definitions()])
+        return self._listed
+
+    def input_schema(self, tool_name: str) -> dict | None:
+        if self._schemas is None:
+            self._schemas = {t["name"]: t.get("inputSchema") for t in self.definitions()}
+        return self._schemas.get(tool_name)
+
+
+class _NectarServer(Server):
+    """A Server whose identity and tools are those of the Served that `resolve()` returns."""
+
+    def __init__(self, resolve: Callable[[], Served], default_name: str):
+        self._resolve = resolve
+        self._default_name = default_name
+
+        async def on_list_tools(ctx, params) -> types.ListToolsResult:
+            return self._resolve().listed()
+
+        async def on_call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
+            served = self._resolve()
+            result = await run_in_worker(
+                served.call, name=params.name, arguments=dict(params.arguments or {}), _tenant=served.organization_id
+            )
+            return call_result(result)
+
+        super().__init__(
+            default_name,
+            version=SERVER_VERSION,
+            get_tool_input_schema=lambda name: self._resolve().input_schema(name),
+            on_list_tools=on_list_tools,
+            on_call_tool=on_call_tool,
+        )
+
+    # Identity follows the caller; the SDK sets these in __init__, and reads them per request.
+    @property
+    def name(self) -> str:
+        served = self._resolve_or_none()
+        return served.name if served is not None else self._default_name
+
+    @name.setter
+    def name(self, value: str) -> None:
+        self._default_name = value
+
+    @property
+    def title(self) -> str | None:
+        return self.name
+
+    @title.setter
+    def title(self, value) -> None:
+        pass
+
+    @property
+    def instructions(self) -> str | None:
+        served = self._resolve_or_none()
+        return served.instructions if served is not None else None
+
+    @instructions.setter
+    def instructions(self, value) -> None:
+        pass
+
+    @property
+    def _server_info_stamp_source(self) -> dict[str, Any]:
+        return self.server_info.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+    def _resolve_or_none(self) -> Served | None:
+        try:
+            return self._resolve()
+        except LookupError:
+            return None
 
 
 def build_server(
@@ -34,64 +138,54 @@ def build_server(
     instructions: str,
     list_tools: Callable[[], list[dict]],
     call: Callable[..., ToolResult],
+    organization_id: str | None = None,
 ) -> Server:
-    """A Server whose tools come from `list_tools()` (public definitions) and run through `call(name, arguments)`.
+    """A Server bound to one caller (stdio, in-process clients).
 
-    `list_tools` must be cheap and must not touch the database: it runs on the event loop, at
-    most once per Server (its answer also serves the SDK's Mcp-Param header checks). `call` is
-    synchronous (it uses the ORM) and runs in the MCP worker pool.
+    `list_tools` must not touch the database: it runs on the event loop, once per Server.
+    `call` is synchronous (it uses the ORM) and runs in the MCP worker pool.
     """
-    listed: list[dict] | None = None
-
-    def definitions() -> list[dict]:
-        nonlocal listed
-        if listed is None:
-            listed = list_tools()
-        return listed
-
-    def input_schema(tool_name: str) -> dict | None:
-        return next((t.get("inputSchema") for t in definitions() if t.get("name") == tool_name), None)
-
-    async def on_list_tools(ctx, params) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=[types.Tool.model_validate(t) for t in definitions()])
-
-    async def on_call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-        result = await _in_thread(call, name=params.name, arguments=dict(params.arguments or {}))
-        return call_result(result)
-
-    return Server(
-        name,
-        version=SERVER_VERSION,
-        title=name,
-        instructions=instructions,
-        get_tool_input_schema=input_schema,
-        on_list_tools=on_list_tools,
-        on_call_tool=on_call_tool,
+    served = Served(
+        name=name, instructions=instructions, list_tools=list_tools, call=call, organization_id=organization_id
     )
+    return _NectarServer(lambda: served, name)
 
 
-def instance_server(*, instance, api_key, agent: bool = False) -> Server:
-    """The MCP server of one Role's instance, as seen through one API key.
+CURRENT: contextvars.ContextVar[Served] = contextvars.ContextVar("nectar_mcp_served")
+
+
+def dispatching_server() -> Server:
+    """The one Server of the HTTP transport: each request's Served comes from CURRENT."""
+    return _NectarServer(CURRENT.get, "nectar")
+
+
+def instance_served(*, instance, api_key, agent: bool = False) -> Served:
+    """What one Role's instance offers through one API key.
 
     `agent` is for Nectar's own agents (in process): they always get try_sql, whatever the
     Role's setting for external clients.
     """
     role = instance.role
-    tools = list(instance.tools or [])
     try_sql = try_sql_allowed(role=role, try_sql=agent)
-
-    def list_tools() -> list[dict]:
-        return tools_listed(tools, try_sql=try_sql)
+    compiled = instance_compiled(instance)
 
     def call(*, name: str, arguments: dict) -> ToolResult:
         return tool_call(instance=instance, api_key=api_key, name=name, arguments=arguments, try_sql=agent)
 
-    return build_server(
+    return Served(
         name=f"nectar-{role.name}",
         instructions=(
             f"Tools of the Nectar role '{role.name}' on the database '{role.service.name}'. "
             "Every call is checked against the role's permissions and recorded."
         ),
-        list_tools=list_tools,
+        list_tools=lambda: compiled.listed(try_sql=try_sql),
         call=call,
+        organization_id=str(role.organization_id),
+        key_id=str(api_key.pk) if api_key is not None else None,
     )
+
+
+def instance_server(*, instance, api_key, agent: bool = False) -> Server:
+    """The MCP server of one Role's instance, as seen through one API key (stdio, agents)."""
+    served = instance_served(instance=instance, api_key=api_key, agent=agent)
+    return _NectarServer(lambda: served, served.name)

@@ -21,20 +21,22 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from mcpservers import fixedtools
+from mcpservers.audit import audit_record
 from mcpservers.fixedtools import FIXED_BY_NAME, FIXED_NAMES, FixedToolError, RoleObjects
-from mcpservers.models import CallOutcome, MCPServerInstance, MCPServerStatus, ToolCall
+from mcpservers.models import CallOutcome, MCPServerInstance, MCPServerStatus
 from mcpservers.toolgen import (
     COMPACT_NAMES,
     is_compact,
     role_generate_tools,
     schema_fingerprint,
     tool_public,
+    tools_listed,
     tools_search,
 )
+from nectar import invalidation
 from nectar.text import data_text_problem, text_printable
 from roles import executor
 from roles.connectors import ConnectorError
@@ -190,6 +192,8 @@ def _error_text(exc: Exception, fallback: str) -> str:
     return f"{fallback} ({type(exc).__name__})."
 
 
+_NO_VALIDATOR = object()
+
 # Compiled argument validators, by (owner, tool name): jsonschema_rs checks a call in microseconds;
 # the schema is kept beside it and compared, so a regenerated tool never meets a stale validator.
 _VALIDATORS: OrderedDict[tuple, tuple[dict, Any]] = OrderedDict()
@@ -218,7 +222,9 @@ def _compiled_validator(schema: dict, cache_key: tuple | None):
     return validator
 
 
-def _validate_arguments(schema: dict, arguments: dict, *, cache_key: tuple | None = None) -> str | None:
+def _validate_arguments(
+    schema: dict, arguments: dict, *, cache_key: tuple | None = None, validator: Any = _NO_VALIDATOR
+) -> str | None:
     """None when `arguments` satisfy `schema`, else which argument is wrong and why.
 
     Valid calls are decided by a cached compiled validator; a refused one is explained by
@@ -229,7 +235,8 @@ def _validate_arguments(schema: dict, arguments: dict, *, cache_key: tuple | Non
 
     if bad := data_text_problem(arguments, "arguments"):
         return f"Invalid {bad[0]}: {bad[1]}"
-    validator = _compiled_validator(schema, cache_key)
+    if validator is _NO_VALIDATOR:
+        validator = _compiled_validator(schema, cache_key)
     if validator is not None:
         with contextlib.suppress(Exception):  # a value the fast validator cannot represent: jsonschema decides
             if validator.is_valid(arguments):
@@ -295,6 +302,61 @@ def _find_tool(tools: list[dict], name: str) -> dict | None:
     return None
 
 
+class CompiledInstance:
+    """What serving an instance needs, built once per instance version (the instance object carries it).
+
+    Tools by name, compact mode, lazily compiled argument validators and listed definitions,
+    and the Role's objects for the fixed tools: nothing per call grows with the catalog.
+    """
+
+    def __init__(self, instance: MCPServerInstance):
+        self.tools = list(instance.tools or [])
+        self.by_name = {t["name"]: t for t in self.tools}
+        self.compact = is_compact(self.tools)
+        self._validators: dict[str, Any] = {}
+        self._listed: dict[bool, list[dict]] = {}
+        self._objects: RoleObjects | None = None
+        self._lock = threading.Lock()
+
+    def validator(self, name: str, schema: dict):
+        validator = self._validators.get(name, _NO_VALIDATOR)
+        if validator is _NO_VALIDATOR:
+            import jsonschema_rs
+
+            try:
+                validator = jsonschema_rs.validator_for(schema, validate_formats=False)
+            except Exception:  # a schema the fast validator does not take: jsonschema alone decides
+                validator = None
+            self._validators[name] = validator
+        return validator
+
+    def validate(self, name: str, schema: dict, arguments: dict) -> str | None:
+        return _validate_arguments(schema, arguments, validator=self.validator(name, schema))
+
+    def listed(self, *, try_sql: bool) -> list[dict]:
+        listed = self._listed.get(try_sql)
+        if listed is None:
+            listed = self._listed[try_sql] = tools_listed(self.tools, try_sql=try_sql)
+        return listed
+
+    def objects(self, role) -> RoleObjects:
+        if self._objects is None:
+            with self._lock:
+                if self._objects is None:
+                    self._objects = _role_objects(role)
+        return self._objects
+
+
+def instance_compiled(instance: MCPServerInstance) -> CompiledInstance:
+    """The instance's compiled form, kept on the instance object (rebuilt when its tools list is replaced)."""
+    compiled = getattr(instance, "_nectar_compiled", None)
+    if compiled is None or compiled.source is not instance.tools:
+        compiled = CompiledInstance(instance)
+        compiled.source = instance.tools
+        instance._nectar_compiled = compiled
+    return compiled
+
+
 def tool_invoke(*, instance: MCPServerInstance, name: str, arguments: dict | None, try_sql: bool = False) -> ToolResult:
     """Run one tool of the instance (not recorded). Errors come back as ToolResult(is_error=True).
 
@@ -302,15 +364,15 @@ def tool_invoke(*, instance: MCPServerInstance, name: str, arguments: dict | Non
     """
 
     arguments = arguments or {}
-    tools = instance.tools or []
+    compiled = instance_compiled(instance)
     if name in FIXED_NAMES:
         return _invoke_fixed(instance=instance, name=name, arguments=arguments, try_sql=try_sql)
-    if name in COMPACT_NAMES and is_compact(tools):
+    if name in COMPACT_NAMES and compiled.compact:
         return _invoke_meta(instance=instance, name=name, arguments=arguments, try_sql=try_sql)
-    tool = _find_tool(tools, name)
+    tool = compiled.by_name.get(name)
     if tool is None:
         return ToolResult(None, f"Unknown tool '{name}': this role has no such tool.", True, CallOutcome.DENIED)
-    problem = _validate_arguments(tool.get("inputSchema") or {}, arguments, cache_key=(instance.pk, name))
+    problem = compiled.validate(name, tool.get("inputSchema") or {}, arguments)
     if problem:
         return ToolResult(None, problem, True, CallOutcome.ERROR)
     try:
@@ -333,8 +395,9 @@ def _role_objects(role) -> RoleObjects:
     return RoleObjects.of(grants=role_grants(role=role), default_schema=schema.get("default_schema") or "")
 
 
-def _fixed_payload(*, role, name: str, arguments: dict) -> tuple[dict, int | None]:
-    objects = _role_objects(role)
+def _fixed_payload(*, instance, name: str, arguments: dict) -> tuple[dict, int | None]:
+    role = instance.role
+    objects = instance_compiled(instance).objects(role)
     if name == "search_objects":
         payload = fixedtools.search_objects(objects, arguments)
         return payload, len(payload["objects"])
@@ -369,11 +432,11 @@ def _invoke_fixed(*, instance: MCPServerInstance, name: str, arguments: dict, tr
     if name == fixedtools.TRY_SQL and not try_sql_allowed(role=role, try_sql=try_sql):
         return ToolResult(None, f"Unknown tool '{name}': this role has no such tool.", True, CallOutcome.DENIED)
     schema = FIXED_BY_NAME[name]["inputSchema"]
-    problem = _validate_arguments(schema, arguments, cache_key=("fixed", name))
+    problem = instance_compiled(instance).validate(name, schema, arguments)
     if problem:
         return ToolResult(None, problem, True, CallOutcome.ERROR)
     try:
-        payload, rows = _fixed_payload(role=role, name=name, arguments=arguments)
+        payload, rows = _fixed_payload(instance=instance, name=name, arguments=arguments)
     except FixedToolError as exc:
         return ToolResult(None, exc.message, True, CallOutcome.DENIED if exc.denied else CallOutcome.ERROR)
     except ExecutorError as exc:
@@ -386,7 +449,8 @@ def _invoke_fixed(*, instance: MCPServerInstance, name: str, arguments: dict, tr
 
 
 def _invoke_meta(*, instance: MCPServerInstance, name: str, arguments: dict, try_sql: bool) -> ToolResult:
-    tools = instance.tools or []
+    compiled = instance_compiled(instance)
+    tools = compiled.tools
     if name == "search_tools":
         limit = arguments.get("limit", 20)
         if not isinstance(limit, int) or limit < 1:
@@ -400,7 +464,7 @@ def _invoke_meta(*, instance: MCPServerInstance, name: str, arguments: dict, try
         fixed = FIXED_BY_NAME.get(target)
         if fixed is not None and (target != fixedtools.TRY_SQL or try_sql_allowed(role=instance.role, try_sql=try_sql)):
             return ToolResult(dict(fixed), _result_text(fixed), False)
-        tool = _find_tool(tools, target)
+        tool = compiled.by_name.get(target)
         if tool is None:
             return ToolResult(None, f"Unknown tool '{target}': this role has no such tool.", True, CallOutcome.DENIED)
         payload = tool_public(tool)
@@ -413,42 +477,6 @@ def _invoke_meta(*, instance: MCPServerInstance, name: str, arguments: dict, try
     return tool_invoke(instance=instance, name=target, arguments=inner, try_sql=try_sql)
 
 
-def _record_call(
-    *, instance: MCPServerInstance, api_key, tool: str, arguments: dict, result: ToolResult, duration_ms: float
-) -> None:
-    """Insert the ToolCall and fold it into the instance's counters in one statement (one round trip).
-
-    Synchronous and atomic: once the caller sees the result, the call is on record.
-    """
-    call, server = ToolCall._meta, MCPServerInstance._meta
-    qn = connection.ops.quote_name
-    columns = ["organization", "instance", "api_key", "tool", "arguments", "outcome", "error", "rows", "duration_ms"]
-    names = ", ".join(qn(call.get_field(c).column) for c in [*columns, "created_at"])
-    count, average = qn(server.get_field("request_count").column), qn(server.get_field("avg_response_time").column)
-    sql = (
-        f"WITH recorded AS (INSERT INTO {qn(call.db_table)} ({names}) "
-        "VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s) RETURNING 1) "
-        f"UPDATE {qn(server.db_table)} SET {average} = (COALESCE({average}, 0.0) * {count} + %s) / ({count} + 1.0), "
-        f"{count} = {count} + 1 WHERE {qn(server.pk.column)} = %s"
-    )
-    params = [
-        instance.role.organization_id,
-        instance.pk,
-        getattr(api_key, "pk", None),
-        tool[:200],
-        json.dumps(arguments),
-        result.outcome,
-        text_printable(result.text) if result.is_error else "",
-        result.rows,
-        duration_ms,
-        timezone.now(),
-        duration_ms,
-        instance.pk,
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
 def tool_call(
     *, instance: MCPServerInstance, api_key, name: str, arguments: dict | None, try_sql: bool = False
 ) -> ToolResult:
@@ -458,14 +486,17 @@ def tool_call(
     duration_ms = (time.perf_counter() - started) * 1000.0
     recorded = name
     inner = arguments or {}
-    if name == "call_tool" and is_compact(instance.tools or []) and isinstance(inner.get("name"), str):
+    if name == "call_tool" and instance_compiled(instance).compact and isinstance(inner.get("name"), str):
         recorded, inner = inner["name"], inner.get("arguments") or {}
-    _record_call(
-        instance=instance,
-        api_key=api_key,
+    audit_record(
+        organization_id=instance.role.organization_id,
+        instance_id=instance.pk,
+        api_key_id=getattr(api_key, "pk", None),
         tool=recorded,
         arguments=redact(inner if isinstance(inner, dict) else {}),
-        result=result,
+        outcome=result.outcome,
+        error=text_printable(result.text) if result.is_error else "",
+        rows=result.rows,
         duration_ms=duration_ms,
     )
     return result
@@ -477,10 +508,11 @@ def tool_call(
 class McpAccessError(Exception):
     """A request refused before MCP handles it, with its HTTP status."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, *, headers: list | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or []
 
 
 def _key_lookup(secret: str, queryset):
@@ -604,6 +636,86 @@ def instance_authorize(*, instance_id: str, secret: str | None) -> tuple[MCPServ
     if instance.status == MCPServerStatus.ERROR and not instance.tools:
         raise McpAccessError(503, f"This MCP server is unavailable: {instance.status_reason}")
     return instance, key
+
+
+# --- Authorisation from a cache keyed by the key's hash ----------------------------------------
+
+
+@dataclass
+class CachedCaller:
+    """One key's authorisation for one instance, as served until something of its organization changes."""
+
+    instance_id: uuid.UUID
+    organization_id: str
+    expires_at: Any
+    instance: MCPServerInstance
+    key: Any
+    extra: dict
+
+
+_callers: dict[str, CachedCaller] = {}
+_callers_lock = threading.Lock()
+CALLERS_MAX = 10_000
+
+
+def _drop_callers(scope: str) -> None:
+    with _callers_lock:
+        if scope == invalidation.EVERYTHING:
+            _callers.clear()
+            return
+        for key_hash in [h for h, c in _callers.items() if c.organization_id == scope]:
+            _callers.pop(key_hash, None)
+
+
+invalidation.subscribe(_drop_callers)
+
+
+def cached_caller(*, instance_id: str, secret: str | None) -> CachedCaller | None:
+    """The cached authorisation of this key for this instance, when it can be trusted (no database access)."""
+    if not secret:
+        return None
+    from roles.models import hash_api_key
+
+    caller = _callers.get(hash_api_key(secret))
+    if caller is None or not invalidation.healthy():
+        return None
+    if str(caller.instance_id) != str(instance_id).lower() and caller.instance_id != _as_uuid(instance_id):
+        return None  # the full path says why (403 or 404)
+    if caller.expires_at is not None and caller.expires_at <= timezone.now():
+        return None  # the full path refuses it (401)
+    return caller
+
+
+def _as_uuid(value) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
+def instance_authorize_cached(*, instance_id: str, secret: str | None) -> CachedCaller:
+    """instance_authorize through the cache: a hit touches no database; a miss takes the full path and fills it."""
+    caller = cached_caller(instance_id=instance_id, secret=secret)
+    if caller is not None:
+        return caller
+    from roles.models import hash_api_key
+
+    generation = invalidation.generation()
+    instance, key = instance_authorize(instance_id=instance_id, secret=secret)
+    caller = CachedCaller(
+        instance_id=instance.pk,
+        organization_id=str(instance.role.organization_id),
+        expires_at=key.expires_at,
+        instance=instance,
+        key=key,
+        extra={},
+    )
+    if invalidation.healthy() and generation == invalidation.generation():
+        with _callers_lock:
+            if len(_callers) >= CALLERS_MAX:
+                _callers.clear()
+            _callers[hash_api_key(secret)] = caller
+    return caller
 
 
 # --- Health ---------------------------------------------------------------------------------

@@ -12,16 +12,20 @@ tasks for MCP_DB_CONN_MAX_AGE seconds, whatever DB_CONN_MAX_AGE says, with Djang
 rules: a connection left inside a transaction, or one that saw an error and no longer answers,
 is closed after the task; one idle for longer than MCP_DB_HEALTH_CHECK_IDLE seconds is checked
 (SELECT 1) before its next task. `worker_pool_close()` closes the connections and stops the threads.
+
+The threads are shared fairly by organizations (FairPool): each has its own queue and at most
+MCP_TENANT_SHARE of the threads, so one tenant's slow calls cannot stall another's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import math
 import threading
 import time
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from django.conf import settings
@@ -29,7 +33,7 @@ from django.db import connections
 
 _state = threading.local()
 _lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
+_pool = None
 
 
 def _max_age() -> float:
@@ -92,19 +96,95 @@ def _close_thread_connections() -> None:
     _state.opened = {}
 
 
-def worker_pool() -> ThreadPoolExecutor:
+class FairPool:
+    """A fixed set of threads shared fairly by tenants (organizations).
+
+    Each tenant has its own queue; free threads take tasks from the tenants in turn, and no
+    tenant holds more than `cap` threads at once, so one organization's slow calls leave the
+    other threads to everyone else.
+    """
+
+    def __init__(self, size: int, cap: int):
+        self.size = size
+        self.cap = max(1, min(cap, size))
+        self._queues: OrderedDict[str, deque] = OrderedDict()
+        self._running: Counter = Counter()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._threads = [threading.Thread(target=self._work, name=f"mcp-worker-{i}", daemon=True) for i in range(size)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, tenant: str | None, function: Callable[..., Any], kwargs: dict) -> Future:
+        future: Future = Future()
+        with self._cond:
+            if self._closing:
+                raise RuntimeError("the MCP worker pool is closed")
+            self._queues.setdefault(tenant or "", deque()).append((future, function, kwargs))
+            self._cond.notify()
+        return future
+
+    def queued(self) -> dict[str, int]:
+        with self._cond:
+            return {tenant: len(queue) for tenant, queue in self._queues.items()}
+
+    def _take(self):
+        with self._cond:
+            while True:
+                for tenant in list(self._queues):
+                    if self._running[tenant] < self.cap:
+                        queue = self._queues.pop(tenant)
+                        task = queue.popleft()
+                        if queue:
+                            self._queues[tenant] = queue  # to the back: the others go first next time
+                        self._running[tenant] += 1
+                        return tenant, task
+                if self._closing and not self._queues:
+                    return None, None
+                self._cond.wait()
+
+    def _work(self) -> None:
+        while True:
+            tenant, task = self._take()
+            if task is None:
+                _close_thread_connections()
+                return
+            future, function, kwargs = task
+            try:
+                if future.set_running_or_notify_cancel():
+                    try:
+                        future.set_result(_run(function, kwargs))
+                    except BaseException as exc:
+                        future.set_exception(exc)
+            finally:
+                with self._cond:
+                    self._running[tenant] -= 1
+                    self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+
+def worker_pool() -> FairPool:
     global _pool
     with _lock:
         if _pool is None:
             size = max(1, int(getattr(settings, "MCP_WORKER_THREADS", 8)))
-            _pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="mcp-worker")
-            _pool.size = size  # type: ignore[attr-defined]
+            share = float(getattr(settings, "MCP_TENANT_SHARE", 0.5))
+            _pool = FairPool(size, math.ceil(size * share))
         return _pool
 
 
-async def run_in_worker(function: Callable[..., Any], /, **kwargs) -> Any:
-    """Run `function(**kwargs)` in the pool and await its result (it keeps running if the caller is cancelled)."""
-    future: Future = worker_pool().submit(_run, function, kwargs)
+async def run_in_worker(function: Callable[..., Any], /, _tenant: str | None = None, **kwargs) -> Any:
+    """Run `function(**kwargs)` in the pool, in `_tenant`'s share, and await its result.
+
+    The task keeps running if the caller is cancelled.
+    """
+    future = worker_pool().submit(_tenant, function, kwargs)
     return await asyncio.wrap_future(future)
 
 
@@ -113,21 +193,8 @@ def worker_pool_close() -> None:
     global _pool
     with _lock:
         pool, _pool = _pool, None
-    if pool is None:
-        return
-    size = getattr(pool, "size", 1)
-    barrier = threading.Barrier(size)
-
-    def close_here() -> None:
-        # The barrier makes each of the `size` tasks land on a different thread.
-        with contextlib.suppress(threading.BrokenBarrierError):
-            barrier.wait(timeout=5)
-        _close_thread_connections()
-
-    futures = [pool.submit(close_here) for _ in range(size)]
-    for future in futures:
-        future.exception(timeout=30)
-    pool.shutdown(wait=True)
+    if pool is not None:
+        pool.close()
 
 
-__all__ = ["run_in_worker", "worker_pool", "worker_pool_close"]
+__all__ = ["FairPool", "run_in_worker", "worker_pool", "worker_pool_close"]

@@ -14,10 +14,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from nectar.routing import http_router, websocket_routes  # noqa: E402
+from nectar.routing import http_router, lifespan_app, websocket_routes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
+        "lifespan": lifespan_app(),
         "http": http_router(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_routes()))),
     }

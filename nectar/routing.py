@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from agents.routing import websocket_urlpatterns
 from mcpservers.http import application as mcp_application
+from mcpservers.http import lifespan as mcp_lifespan
 
 # (path prefix, ASGI app) pairs mounted before Django handles the rest.
 HTTP_MOUNTS = [
     ("/mcp/", mcp_application),
 ]
+
+
+def lifespan_app():
+    """Start-up and shutdown of the ASGI application (servers that send lifespan events: uvicorn)."""
+    return mcp_lifespan
 
 
 def websocket_routes() -> list:

@@ -296,8 +296,21 @@ MCP_HEALTH_INTERVAL_MINUTES = env_int("MCP_HEALTH_INTERVAL_MINUTES", 5, minimum=
 # Threads doing the MCP servers' synchronous work (each keeps one platform connection), and how long
 # such a connection is reused whatever DB_CONN_MAX_AGE says (see mcpservers/workers.py).
 MCP_WORKER_THREADS = env_int("MCP_WORKER_THREADS", 8, minimum=1)
+# The largest share of those threads one organization may hold at once (its other calls queue).
+MCP_TENANT_SHARE = float(env_str("MCP_TENANT_SHARE", "0.5"))
+# Calls per key and per organization (N/second, N/minute or N/hour; 0 for none), shared by every replica.
+MCP_RATE_LIMIT_PER_KEY = env_str("MCP_RATE_LIMIT_PER_KEY", "1200/min")
+MCP_RATE_LIMIT_PER_ORGANIZATION = env_str("MCP_RATE_LIMIT_PER_ORGANIZATION", "6000/min")
+# Longest like/ilike pattern and longest text value a filter may carry (refused up front with a clear error).
+MAX_PATTERN_LENGTH = env_int("NECTAR_MAX_PATTERN_LENGTH", 1000, minimum=1)
+MAX_VALUE_LENGTH = env_int("NECTAR_MAX_VALUE_LENGTH", 10000, minimum=1)
 MCP_DB_CONN_MAX_AGE = env_int("MCP_DB_CONN_MAX_AGE", 60, minimum=0)
 MCP_DB_HEALTH_CHECK_IDLE = env_int("MCP_DB_HEALTH_CHECK_IDLE", 5, minimum=0)
+# Audit records of tool and endpoint calls: journaled per process, written in batches (mcpservers/audit.py).
+AUDIT_JOURNAL_DIR = env_str("NECTAR_AUDIT_JOURNAL_DIR", str(DATA_DIR / "audit"))
+AUDIT_FLUSH_SECONDS = float(env_int("NECTAR_AUDIT_FLUSH_MS", 200, minimum=10)) / 1000.0
+AUDIT_BATCH_SIZE = env_int("NECTAR_AUDIT_BATCH_SIZE", 500, minimum=1)
+AUDIT_SYNCHRONOUS = env_bool("NECTAR_AUDIT_SYNCHRONOUS", False)
 
 # LLM providers: "offline" (default, no key), "anthropic" or "openai".
 LLM_PROVIDER = env_str("LLM_PROVIDER", "offline")

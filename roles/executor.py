@@ -177,6 +177,13 @@ class _FilterBuilder:
                 raise ExecutorError("invalid_argument", f"{field}: {op} applies to text columns only.", field=field)
             if not isinstance(value, str):
                 raise value_type_error(col, field, "a pattern string", value)
+            if len(value) > settings.MAX_PATTERN_LENGTH:
+                raise ExecutorError(
+                    "invalid_argument",
+                    f"{field}: a {op} pattern may have at most {settings.MAX_PATTERN_LENGTH} characters "
+                    f"(this one has {len(value)}).",
+                    field=field,
+                )
             return column.like(_bind(value)) if op == "like" else column.ilike(_bind(value))
         if op == "in":
             if not isinstance(value, list) or not value or len(value) > MAX_IN_VALUES:
@@ -203,6 +210,13 @@ class _FilterBuilder:
     def _scalar(self, col, value, field):
         if value is None:
             raise ExecutorError("invalid_argument", f"{field}: use is_null to match null values.", field=field)
+        if isinstance(value, str) and len(value) > settings.MAX_VALUE_LENGTH:
+            raise ExecutorError(
+                "invalid_argument",
+                f"{field}: a filter value may have at most {settings.MAX_VALUE_LENGTH} characters "
+                f"(this one has {len(value)}).",
+                field=field,
+            )
         return coerce_value(col, value, field, self.engine)
 
 
@@ -347,8 +361,9 @@ def _db_error(exc: Exception, connector, *, context: str = "") -> ExecutorError:
 def _run(service, work, *, write: bool, context: str = "", dry_run: bool = False):
     connector = None
     try:
-        opened = write_connection(service=service, dry_run=dry_run) if write else read_connection(service=service)
-        with opened as (conn, engines):
+        if not write:
+            return _run_read(service, work)
+        with write_connection(service=service, dry_run=dry_run) as (conn, engines):
             connector = engines.connector
             return work(conn, engines)
     except ExecutorError:
@@ -357,6 +372,17 @@ def _run(service, work, *, write: bool, context: str = "", dry_run: bool = False
         raise _connector_error(exc) from exc
     except sa.exc.SQLAlchemyError as exc:
         raise _db_error(exc, connector or _connector_for(service), context=context) from exc
+
+
+def _run_read(service, work):
+    """A read; retried once on a fresh connection when the pooled one turns out to be dead (no pre-ping)."""
+    for attempt in (1, 2):
+        try:
+            with read_connection(service=service) as (conn, engines):
+                return work(conn, engines)
+        except sa.exc.DBAPIError as exc:
+            if attempt == 2 or not exc.connection_invalidated:
+                raise
 
 
 def _connector_for(service):

@@ -7,6 +7,7 @@ import logging
 import sqlalchemy as sa
 from django.utils import timezone
 
+from nectar import invalidation
 from roles.connectors import ConnectorError, read_connection
 from roles.connectors.errors import database_error_safe
 from roles.connectors.postgresql import SYSTEM_SCHEMAS
@@ -27,7 +28,7 @@ def service_schema(*, service, refresh: bool = False) -> dict:
 def service_refresh_schema(*, service) -> dict:
     """Introspect the database now and store the result in Service.schema_cache."""
     try:
-        with read_connection(service=service) as (conn, engines):
+        with read_connection(service=service, transaction=True) as (conn, engines):
             schema = _introspect(conn, engines)
     except sa.exc.DBAPIError as exc:
         safe = database_error_safe(exc)
@@ -38,6 +39,7 @@ def service_refresh_schema(*, service) -> dict:
     type(service).objects.filter(pk=service.pk).update(
         schema_cache=schema, schema_refreshed_at=service.schema_refreshed_at
     )
+    invalidation.changed(service.organization_id)  # other processes hear it from the database at commit
     return schema
 
 

@@ -176,6 +176,10 @@ class Role(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs):
+        self.__dict__.pop("_nectar_grants", None)  # grants resolved for the old permissions
+        super().save(*args, **kwargs)
+
 
 class ApiKeyQuerySet(models.QuerySet):
     def usable(self):

@@ -158,9 +158,32 @@ def permissions_validate(*, service, permissions) -> list[dict]:
     return errors
 
 
+class GrantList(list):
+    """Grants with an index by (schema, name), so that finding one does not scan the Role's catalog."""
+
+    _index: dict | None = None
+    _by_name: dict | None = None
+
+    def find(self, *, object_name: str, schema: str | None, default_schema: str) -> Grant | None:
+        if self._index is None:
+            by_name: dict[str, list[Grant]] = {}
+            for grant in self:
+                by_name.setdefault(grant.object_name, []).append(grant)
+            self._by_name = by_name
+            self._index = {(g.schema, g.object_name): g for g in reversed(self)}
+        found = self._index.get((schema or default_schema, object_name))
+        if found is not None:
+            return found
+        if schema is None:
+            matches = self._by_name.get(object_name) or []
+            if len(matches) == 1:
+                return matches[0]
+        return None
+
+
 def grants_from_permissions(*, schema: dict, permissions) -> list[Grant]:
     """Valid grants only: an invalid entry grants nothing (fail closed) and is logged."""
-    grants = []
+    grants = GrantList()
     for index, entry in enumerate(permissions if isinstance(permissions, list) else []):
         errors, grant = _check_entry(schema, index, entry)
         if grant is None:
@@ -171,13 +194,30 @@ def grants_from_permissions(*, schema: dict, permissions) -> list[Grant]:
 
 
 def role_grants(*, role) -> list[Grant]:
-    """The Role's grants, resolved against its Service's (cached) schema; none when the Role is inactive."""
+    """The Role's grants, resolved against its Service's (cached) schema; none when the Role is inactive.
+
+    Kept on the role object while its schema and permissions are the same objects, so the
+    requests served by one cached Role resolve its grants once.
+    """
     if not role.is_active:
         return []
-    return grants_from_permissions(schema=service_schema(service=role.service), permissions=role.permissions)
+    schema = service_schema(service=role.service)
+    permissions = role.permissions
+    memo = getattr(role, "_nectar_grants", None)
+    if memo is not None and memo[0] is schema and memo[1] is permissions and memo[2] == _shape(permissions):
+        return memo[3]
+    grants = grants_from_permissions(schema=schema, permissions=permissions)
+    role._nectar_grants = (schema, permissions, _shape(permissions), grants)
+    return grants
+
+
+def _shape(permissions) -> int:
+    return len(permissions) if isinstance(permissions, list) else -1
 
 
 def grant_find(grants: list[Grant], *, object_name: str, schema: str | None, default_schema: str) -> Grant | None:
+    if isinstance(grants, GrantList):
+        return grants.find(object_name=object_name, schema=schema, default_schema=default_schema)
     for grant in grants:
         if grant.object_name == object_name and grant.schema == (schema or default_schema):
             return grant

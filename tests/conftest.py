@@ -10,6 +10,15 @@ from roles.models import Membership, MembershipRole, Organization
 PASSWORD = "correct-horse-battery-staple"
 
 
+@pytest.fixture(autouse=True)
+def _audit_written_before_the_answer(settings):
+    """Audit records reach the database before a call returns, so tests can read them at once.
+
+    The same journal and batch code runs; the batching tests turn this off and flush themselves.
+    """
+    settings.AUDIT_SYNCHRONOUS = True
+
+
 @pytest.fixture
 def org(db):
     return Organization.objects.create(name="Acme Retail", slug="acme")
@@ -58,6 +67,9 @@ def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
     yield
     from django.db import connection
 
+    from nectar.invalidation import stop_listening
+
+    stop_listening()
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

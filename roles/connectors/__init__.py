@@ -128,7 +128,8 @@ def service_engines_dispose(*, service) -> None:
         cached = _cache.pop(str(service.id), None)
     if cached is not None:
         cached.read.dispose()
-        cached.write.dispose()
+        if cached.write is not cached.read:
+            cached.write.dispose()
 
 
 def _connect(engines: ServiceEngines, engine: sa.Engine) -> sa.Connection:
@@ -146,12 +147,21 @@ def _connect(engines: ServiceEngines, engine: sa.Engine) -> sa.Connection:
 
 
 @contextmanager
-def read_connection(*, service) -> Iterator[tuple[sa.Connection, ServiceEngines]]:
-    """A connection inside a read-only transaction with a statement timeout; always rolled back."""
+def read_connection(*, service, transaction: bool = False) -> Iterator[tuple[sa.Connection, ServiceEngines]]:
+    """A read-only connection with a statement timeout; always rolled back.
+
+    `transaction` keeps several statements in one transaction (introspection); otherwise the
+    connector may serve each statement as its own read-only transaction (one round trip).
+    """
     engines = service_engines(service=service)
-    conn = _connect(engines, engines.read)
+    if transaction and engines.read is not engines.write:
+        conn = _connect(engines, engines.write)
+        begin = engines.connector.begin_read_transaction
+    else:
+        conn = _connect(engines, engines.read)
+        begin = engines.connector.begin_read
     try:
-        engines.connector.begin_read(conn, engines.config)
+        begin(conn, engines.config)
         yield conn, engines
     finally:
         try:

@@ -90,6 +90,10 @@ class BaseConnector:
     def begin_write(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
         return None
 
+    def begin_read_transaction(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
+        """A read-only transaction on a connection of the write pool (several statements, one snapshot)."""
+        self.begin_read(conn, cfg)
+
     def classify(self, exc: BaseException) -> str:
         text = driver_message(exc).lower()
         if "timeout" in text or "timed out" in text:

