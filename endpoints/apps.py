@@ -8,6 +8,7 @@ class EndpointsConfig(AppConfig):
 
     def ready(self) -> None:
         # The platform's existing-apis MCP server (in mcpservers, below this app) lists deployed endpoints.
+        from endpoints import cache
         from endpoints.models import GeneratedEndpoint
         from endpoints.selectors import endpoints_deployed_describe
         from mcpservers.audit import register_counter
@@ -15,3 +16,4 @@ class EndpointsConfig(AppConfig):
 
         existing_apis_register(endpoints_deployed_describe)
         register_counter(field="endpoint_id", model=GeneratedEndpoint, count="call_count", average="avg_latency_ms")
+        cache.connect_signals()

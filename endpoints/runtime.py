@@ -101,7 +101,8 @@ def endpoint_execute(*, endpoint: GeneratedEndpoint, params: dict, limit: int | 
 
     bound = bind_params(endpoint=endpoint, params=params)
     if not endpoint.write_action:
-        return executor.executor_run_sql(role=endpoint.role, sql=endpoint.sql, params=bound, limit=limit)
+        checked = executor.sql_check_once(role=endpoint.role, sql=endpoint.sql, holder=endpoint)
+        return executor.executor_run_checked(role=endpoint.role, checked=checked, params=bound, limit=limit)
     action = endpoint.write_action
     mapping = action.get("mapping") or {}
     target = {"role": endpoint.role, "object_name": action["object"], "schema": action.get("schema")}

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from endpoints.api import ApiKeyRateThrottle, HasRoleApiKey, RoleApiKeyAuthentication
+from endpoints.cache import endpoint_cached
 from endpoints.openapi import organization_openapi
 from endpoints.runtime import endpoint_call, error_body
 from endpoints.selectors import EndpointGone, endpoint_get_for_user, endpoint_resolve_live, organization_for_openapi
@@ -42,7 +43,10 @@ class GeneratedEndpointView(APIView):
     def _handle(self, request, org_slug: str, slug: str, version: int | None = None):
         api_key = request.auth
         try:
-            endpoint = endpoint_resolve_live(organization_slug=org_slug, slug=slug, version=version)
+            endpoint = endpoint_cached(
+                (org_slug, slug, version),
+                lambda: endpoint_resolve_live(organization_slug=org_slug, slug=slug, version=version),
+            )
         except EndpointGone as gone:
             return Response(error_body(410, gone.message, code="gone"), status=410)
         except Http404:

@@ -304,9 +304,10 @@ def _ensure_process() -> None:
 def _flush_forever() -> None:
     interval = float(getattr(settings, "AUDIT_FLUSH_SECONDS", 0.2))
     recovered_at = 0.0
-    while not _state["stop"].is_set():
-        _state["wake"].wait(interval)
-        _state["wake"].clear()
+    stop, wake = _state["stop"], _state["wake"]
+    while not stop.is_set():
+        wake.wait(interval)
+        wake.clear()
         try:
             with _lock:
                 segment = _state["segment"]
@@ -327,6 +328,8 @@ def _flush_forever() -> None:
                 _recover_orphans()
                 _forget_old_batches()
         except Exception:
+            if stop.is_set():
+                return  # shutting down: audit_shutdown flushes what is left
             logger.exception("audit flusher failed; retrying")
 
 

@@ -289,10 +289,10 @@ def _run_binding(*, role, binding: dict, arguments: dict) -> tuple[dict, int | N
 
 
 def _result_text(payload: dict) -> str:
-    text = json.dumps(payload, default=str, ensure_ascii=False)
-    if payload.get("truncated"):
-        text += f"\n(Results were truncated at {payload.get('row_count')} rows; narrow the filters or page on.)"
-    return text
+    """The text content: the same JSON as structuredContent (notes travel inside it, never after it)."""
+    if payload.get("truncated") and "note" not in payload:
+        payload["note"] = f"Results were truncated at {payload.get('row_count')} rows; narrow the filters or page on."
+    return json.dumps(payload, default=str, ensure_ascii=False)
 
 
 def _find_tool(tools: list[dict], name: str) -> dict | None:
@@ -379,11 +379,19 @@ def tool_invoke(*, instance: MCPServerInstance, name: str, arguments: dict | Non
         payload, rows = _run_binding(role=instance.role, binding=tool["binding"], arguments=arguments)
     except ExecutorError as exc:
         outcome = CallOutcome.DENIED if exc.code == "forbidden" else CallOutcome.ERROR
-        return ToolResult(None, str(exc), True, outcome)
+        return ToolResult(None, _executor_error_text(exc), True, outcome)
     except Exception:
         logger.exception("MCP tool %s of instance %s failed", name, instance.pk)
         return ToolResult(None, "Internal error while running the tool; it has been logged.", True, CallOutcome.ERROR)
     return ToolResult(payload, _result_text(payload), False, CallOutcome.OK, rows)
+
+
+def _executor_error_text(exc) -> str:
+    """The executor's message, led by the argument it is about (the schemas no longer list columns)."""
+    field = exc.field
+    if field and exc.code in ("invalid_argument", "unknown_column", "forbidden") and field != "object_name":
+        return f"Invalid arguments.{field}: {exc}"
+    return str(exc)
 
 
 def try_sql_allowed(*, role, try_sql: bool) -> bool:

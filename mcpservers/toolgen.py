@@ -29,6 +29,8 @@ BASE_OPS = ["eq", "ne", "in", "is_null"]
 RANGE_OPS = ["lt", "lte", "gt", "gte", "between"]
 
 READ = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
+# destructiveHint and idempotentHint only mean something for tools that write.
+READ_SHORT = {"readOnlyHint": True}
 
 
 # --- Names -------------------------------------------------------------------------------
@@ -227,62 +229,79 @@ def _row_filter_note(grant) -> str:
     if not grant.row_filter:
         return ""
     conditions = ", ".join(f"{k} = {v!r}" for k, v in sorted(grant.row_filter.items()))
-    return f" Only rows where {conditions} are visible to this role; the server enforces it."
+    return f" Only rows where {conditions} (enforced)."
 
 
 def _binding(grant, action: str) -> dict:
     return {"action": action, "schema": grant.schema, "object": grant.object_name, "kind": grant.kind}
 
 
-def _query_tool(grant, label: str, columns: list[dict], noun: str) -> dict:
+def _column_note(column: dict, hints: dict[str, str]) -> str:
+    """One column as the description lists it: name, type, and what says more (pk, null, values, link, comment)."""
+    parts = [column["name"], column.get("type") or column.get("json_type") or "text"]
+    if column.get("primary_key"):
+        parts.append("pk")
+    elif column.get("nullable"):
+        parts.append("null")
+    if column.get("enum"):
+        parts.append("=" + "|".join(str(v) for v in column["enum"]))
+    if column["name"] in hints:
+        parts.append("->" + hints[column["name"]])
+    note = " ".join(parts)
+    if column.get("comment"):
+        note += f" ({column['comment'][:80]})"
+    return note
+
+
+def _link_hints(grant, readable: set | None) -> dict[str, str]:
+    """Foreign-key hints (column -> table.column), only towards objects the Role may read."""
+    hints = {}
+    for fk in (grant.object or {}).get("foreign_keys") or []:
+        if len(fk.get("columns") or []) != 1:
+            continue
+        target = (fk.get("ref_schema") or grant.schema, fk.get("ref_table"))
+        if readable is not None and target not in readable:
+            continue
+        hints[fk["columns"][0]] = f"{fk['ref_table']}.{fk['ref_columns'][0]}"
+    return hints
+
+
+QUERY_OPS = "eq ne lt lte gt gte in between like ilike is_null"
+
+
+def _query_tool(grant, label: str, columns: list[dict], noun: str, readable: set | None = None) -> dict:
+    """The read tool of a table or view: the columns and their meanings once, in the description.
+
+    The schema stays small and portable (no $ref, no per-column copies); the executor checks
+    column names, operators and value types and answers a wrong one with a clear error.
+    """
     cap = settings.QUERY_ROW_CAP
-    names = [c["name"] for c in columns]
-    filters, defs = filters_schema(columns, required=False)
+    hints = _link_hints(grant, readable)
+    listed = "; ".join(_column_note(c, hints) for c in columns)
     return {
         "name": _fit(f"query_{label}"),
-        "title": f"Query {_qualified(grant)}",
         "description": (
-            f"Read rows of the {noun} {_qualified(grant)} with typed filters, column selection, ordering and paging "
-            f"(at most {cap} rows per call). Columns: {', '.join(names)}.{_row_filter_note(grant)}"
+            f"Read the {noun} {_qualified(grant)} (max {cap} rows). Columns: {listed}.{_row_filter_note(grant)}"
         ),
         "inputSchema": {
             "type": "object",
             "properties": {
-                "columns": {
-                    "type": "array",
-                    "items": {"enum": names},
-                    "uniqueItems": True,
-                    "description": "Columns to return (default: all allowed columns)",
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "filters": {
+                    "description": f"[{{column,op,value}}] ANDed, op: {QUERY_OPS}; {{or:[...]}}; or {{col:value}}",
+                    "anyOf": [{"type": "array"}, {"type": "object"}],
                 },
-                "filters": filters,
                 "order_by": {
-                    "description": "A column ('name', or '-name' for descending) or a list of {column, direction}",
-                    "anyOf": [
-                        {"enum": names + [f"-{n}" for n in names]},
-                        {
-                            "type": "array",
-                            "items": {
-                                "type": "object",
-                                "properties": {"column": {"enum": names}, "direction": {"enum": ["asc", "desc"]}},
-                                "required": ["column"],
-                                "additionalProperties": False,
-                            },
-                        },
-                    ],
+                    "description": "col, -col or [{column,direction}]",
+                    "anyOf": [{"type": "string"}, {"type": "array"}],
                 },
-                "limit": {"type": "integer", "minimum": 1, "maximum": cap, "default": min(100, cap)},
-                "offset": {"type": "integer", "minimum": 0, "default": 0},
-                "include_total": {
-                    "type": "boolean",
-                    "default": False,
-                    "description": "Also count all matching rows",
-                },
+                "limit": {"type": "integer", "minimum": 1, "maximum": cap},
+                "offset": {"type": "integer", "minimum": 0},
+                "include_total": {"type": "boolean"},
             },
             "additionalProperties": False,
-            "$defs": defs,
         },
-        "outputSchema": query_output_schema(columns),
-        "annotations": {"title": f"Query {_qualified(grant)}", **READ},
+        "annotations": dict(READ_SHORT),
         "binding": _binding(grant, "query"),
     }
 
@@ -312,29 +331,9 @@ def _analysis(grant, columns: list[dict]) -> dict:
 def _analyze_tool(grant, label: str, columns: list[dict], noun: str) -> dict:
     return {
         "name": _fit(f"analyze_{label}_schema"),
-        "title": f"Describe {_qualified(grant)}",
-        "description": (
-            f"Columns (with database types, nullability, defaults and enums), keys, indexes and the approximate "
-            f"row count of the {noun} {_qualified(grant)}, as far as this role may see it."
-        ),
+        "description": f"Columns, keys, indexes and estimated row count of the {noun} {_qualified(grant)}.",
         "inputSchema": {"type": "object", "properties": {}, "additionalProperties": False},
-        "outputSchema": {
-            "type": "object",
-            "properties": {
-                "schema": {"type": ["string", "null"]},
-                "name": {"type": "string"},
-                "kind": {"type": "string"},
-                "columns": {"type": "array", "items": {"type": "object"}},
-                "primary_key": {"type": "array", "items": {"type": "string"}},
-                "foreign_keys": {"type": "array", "items": {"type": "object"}},
-                "indexes": {"type": "array", "items": {"type": "object"}},
-                "row_count": {"type": ["integer", "null"]},
-                "row_filter": {"type": "object"},
-                "actions": {"type": "array", "items": {"type": "string"}},
-            },
-            "required": ["name", "kind", "columns"],
-        },
-        "annotations": {"title": f"Describe {_qualified(grant)}", **READ},
+        "annotations": dict(READ_SHORT),
         "binding": {**_binding(grant, "analyze"), "result": _analysis(grant, columns)},
     }
 
@@ -531,7 +530,7 @@ def _signature_tool(grant, label: str) -> dict:
     }
 
 
-def grant_tools(grant, label: str) -> list[dict]:
+def grant_tools(grant, label: str, readable: set | None = None) -> list[dict]:
     """Tools for one granted object: only the actions the grant allows."""
     actions = {a.upper() for a in grant.actions}
     kind = (grant.kind or "").lower()
@@ -543,7 +542,7 @@ def grant_tools(grant, label: str) -> list[dict]:
     columns = _allowed_columns(grant)
     noun = "view" if kind == "view" else "table"
     if "SELECT" in actions:
-        tools += [_query_tool(grant, label, columns, noun), _analyze_tool(grant, label, columns, noun)]
+        tools += [_query_tool(grant, label, columns, noun, readable), _analyze_tool(grant, label, columns, noun)]
     if kind == "view":
         return tools
     if "INSERT" in actions:
@@ -558,9 +557,10 @@ def grant_tools(grant, label: str) -> list[dict]:
 def tools_from_grants(grants) -> list[dict]:
     """Tool definitions for a list of grants, with valid and unique names."""
     labels = _object_labels(grants)
+    readable = {(g.schema, g.object_name) for g in grants if "SELECT" in g.actions}
     tools: list[dict] = []
     for grant in grants:
-        tools += grant_tools(grant, labels[(grant.schema, grant.object_name)])
+        tools += grant_tools(grant, labels[(grant.schema, grant.object_name)], readable)
     seen: set[str] = set()
     for tool in tools:
         name = tool["name"]
@@ -661,7 +661,11 @@ def tools_listed(tools: list[dict], *, try_sql: bool = False) -> list[dict]:
 
     fixed = fixed_tools_listed(try_sql=try_sql)
     if is_compact(tools):
-        return [*fixed, *(dict(t) for t in COMPACT_TOOLS)]
+        meta = [dict(t) for t in COMPACT_TOOLS]
+        if all((t.get("annotations") or {}).get("readOnlyHint") for t in tools):
+            # The Role only reads: call_tool can do nothing else, and clients that gate writes may use it freely.
+            meta[-1]["annotations"] = {"title": "Call a tool", **READ}
+        return [*fixed, *meta]
     return [*fixed, *(tool_public(t) for t in tools)]
 
 

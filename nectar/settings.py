@@ -125,7 +125,12 @@ if EMBEDDED_DATABASE:
     DATABASE_URL = embedded_database_url(DATA_DIR)
 
 try:
-    _db = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 0))
+    # Persistent platform connections (checked before reuse), so a request does not pay a new connection.
+    _db = dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60),
+        conn_health_checks=env_bool("DB_CONN_HEALTH_CHECKS", True),
+    )
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from exc
 if _db.get("ENGINE") != "django.db.backends.postgresql":
@@ -136,7 +141,6 @@ for _key, _default in {
     "TIME_ZONE": None,
     "AUTOCOMMIT": True,
     "ATOMIC_REQUESTS": False,
-    "CONN_HEALTH_CHECKS": False,
 }.items():
     _db.setdefault(_key, _default)
 DATABASES = {"default": _db}

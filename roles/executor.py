@@ -46,10 +46,12 @@ __all__ = [
     "executor_delete",
     "executor_insert",
     "executor_query",
+    "executor_run_checked",
     "executor_run_sql",
     "executor_update",
     "service_test_connection",
     "sql_check",
+    "sql_check_once",
     "sql_explain_cost",
 ]
 
@@ -681,6 +683,50 @@ def sql_check(*, role, sql: str, params: dict | None = None) -> CheckedSQL:
 def executor_run_sql(*, role, sql: str, params: dict, limit: int | None = None) -> QueryResult:
     """Run checked read-only SQL with bound parameters in a read-only transaction, capped at the row cap."""
     checked = sql_check(role=role, sql=sql, params=params)
+    return executor_run_checked(role=role, checked=checked, params=params, limit=limit)
+
+
+def sql_check_once(*, role, sql: str, holder) -> CheckedSQL:
+    """sql_check without params, remembered on `holder` while the Role's grants are the same objects.
+
+    Generated endpoints check their SQL once per version and process instead of on every call;
+    the call's params are then checked against the bind names (executor_run_checked).
+    """
+    _, grants = _schema_and_grants(role)
+    memo = getattr(holder, "_nectar_checked_sql", None)
+    if memo is not None and memo[0] is grants and memo[1] == sql:
+        return memo[2]
+    checked = sql_check(role=role, sql=sql)
+    holder._nectar_checked_sql = (grants, sql, checked)
+    return checked
+
+
+def _params_checked(checked: CheckedSQL, params) -> None:
+    from roles.sqlcheck import BIND_TYPES
+
+    if not isinstance(params, dict):
+        raise ExecutorError("invalid_argument", "params must be an object of name: value.", field="params")
+    missing = [n for n in checked.bind_names if n not in params]
+    extra = [n for n in params if n not in checked.bind_names]
+    if missing:
+        raise ExecutorError("invalid_argument", f"Missing value for bind(s): {', '.join(missing)}.", field="params")
+    if extra:
+        raise ExecutorError(
+            "invalid_argument", f"Unknown param(s) not used by the SQL: {', '.join(extra)}.", field="params"
+        )
+    for name in checked.bind_names:
+        value = params[name]
+        if not (value is None or isinstance(value, BIND_TYPES)):
+            raise ExecutorError(
+                "invalid_argument",
+                f"params.{name} must be a string, number, boolean, date, time, UUID or null.",
+                field=f"params.{name}",
+            )
+
+
+def executor_run_checked(*, role, checked: CheckedSQL, params: dict, limit: int | None = None) -> QueryResult:
+    """Run SQL that sql_check accepted for this Role, with its params checked against the bind names."""
+    _params_checked(checked, params)
     row_limit = _limit(limit)
     binds = _binds(checked, params, role.service.engine)
 

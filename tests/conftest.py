@@ -19,6 +19,15 @@ def _audit_written_before_the_answer(settings):
     settings.AUDIT_SYNCHRONOUS = True
 
 
+@pytest.fixture(autouse=True)
+def _caches_start_empty():
+    """A rolled-back test announces nothing; start every test with empty hot-path caches."""
+    from nectar import invalidation
+
+    invalidation.changed(None)
+    yield
+
+
 @pytest.fixture
 def org(db):
     return Organization.objects.create(name="Acme Retail", slug="acme")

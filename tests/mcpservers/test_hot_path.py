@@ -312,3 +312,14 @@ def test_a_huge_ilike_pattern_is_refused_before_the_database(reader):
     assert result.is_error
     assert "at most 1000 characters" in result.text
     assert ToolCall.objects.get(tool="query_customers").outcome == CallOutcome.ERROR
+
+
+def test_the_text_content_is_the_json_of_the_result_with_its_notes_inside(reader):
+    import json
+
+    result = tool_call(
+        instance=reader["instance"], api_key=reader["key"], name="query_customers", arguments={"limit": 1}
+    )
+    assert result.structured["truncated"] is True
+    assert json.loads(result.text) == result.structured
+    assert "truncated at 1 rows" in result.structured["note"]

@@ -64,27 +64,52 @@ def test_only_granted_actions_and_allowed_columns_appear():
     grant = _grant("orders", actions=("SELECT", "DELETE"), allowed=("id", "state"), row_filter={"state": "open"})
     tools = {t["name"]: t for t in tools_from_grants([grant])}
     assert set(tools) == {"query_orders", "analyze_orders_schema", "delete_orders"}
-    assert tools["query_orders"]["inputSchema"]["properties"]["columns"]["items"]["enum"] == ["id", "state"]
+    assert "Columns: id integer pk; state status =open|closed." in tools["query_orders"]["description"]
+    assert "placed at" not in tools["query_orders"]["description"]
     assert "state = 'open'" in tools["query_orders"]["description"]
     assert tools["delete_orders"]["inputSchema"]["required"] == ["filters"]
     assert tools["delete_orders"]["annotations"]["idempotentHint"] is True
 
 
-def test_filter_schemas_are_typed_per_column():
+def test_query_tools_are_small_and_portable_and_write_schemas_stay_typed():
+    import json
+    import statistics
+
+    read_only = tools_from_grants([_grant("orders")])
+    sizes = [len(json.dumps({k: v for k, v in t.items() if k != "binding"}, separators=(",", ":"))) for t in read_only]
+    assert statistics.median(sizes) <= 600 and max(sizes) <= 1000
     tools = {t["name"]: t for t in tools_from_grants([_grant("orders", actions=("SELECT", "INSERT", "UPDATE"))])}
-    schema = tools["query_orders"]["inputSchema"]
-    validator = Draft202012Validator(schema)
+    query = tools["query_orders"]
+    public = json.dumps({k: v for k, v in query.items() if k != "binding"})
+    assert "$defs" not in public and "$ref" not in public
+    validator = Draft202012Validator(query["inputSchema"])
     assert validator.is_valid({"filters": [{"column": "state", "op": "eq", "value": "open"}]})
     assert validator.is_valid({"filters": [{"or": [{"column": "id", "op": "between", "value": [1, 5]}]}]})
-    assert not validator.is_valid({"filters": [{"column": "state", "op": "eq", "value": "lost"}]})
-    assert not validator.is_valid({"filters": [{"column": "state", "op": "gt", "value": "open"}]})
-    assert not validator.is_valid({"filters": [{"column": "nope", "op": "eq", "value": 1}]})
+    assert validator.is_valid({"filters": {"state": "open"}})
     assert not validator.is_valid({"limit": 10**9})
+    assert not validator.is_valid({"where": "1=1"})
     insert = tools["insert_orders"]["inputSchema"]["properties"]["rows"]["items"]
     assert insert["required"] == ["state"]
     assert insert["properties"]["placed at"]["format"] == "date-time"
     update = Draft202012Validator(tools["update_orders"]["inputSchema"])
     assert not update.is_valid({"values": {"state": "open"}, "filters": []})
+
+
+def test_foreign_keys_are_hinted_only_towards_readable_objects():
+    linked = {
+        "schema": "public",
+        "name": "lines",
+        "kind": "table",
+        "columns": COLUMNS,
+        "foreign_keys": [
+            {"columns": ["id"], "ref_schema": "public", "ref_table": "orders", "ref_columns": ["id"]},
+            {"columns": ["state"], "ref_schema": "public", "ref_table": "secrets", "ref_columns": ["code"]},
+        ],
+    }
+    tools = {t["name"]: t for t in tools_from_grants([_grant("lines", obj=linked), _grant("orders")])}
+    description = tools["query_lines"]["description"]
+    assert "id integer pk ->orders.id" in description
+    assert "secrets" not in description
 
 
 def test_procedures_get_execute_and_signature_tools_with_typed_parameters():
@@ -145,3 +170,11 @@ def test_large_catalogs_list_only_the_fixed_and_meta_tools(settings):
     ]
     assert [t["name"] for t in tools_listed(tools, try_sql=True)][3] == "try_sql"
     assert all("binding" not in t for t in tools_listed(tools[:2] if not is_compact(tools[:2]) else []))
+
+
+def test_compact_call_tool_is_read_only_when_the_role_only_reads(settings):
+    settings.MCP_COMPACT_THRESHOLD = 3
+    read = {t["name"]: t for t in tools_listed(tools_from_grants([_grant(f"t{i}") for i in range(4)]))}
+    assert read["call_tool"]["annotations"]["readOnlyHint"] is True
+    writes = tools_from_grants([_grant(f"t{i}", actions=("SELECT", "DELETE")) for i in range(4)])
+    assert {t["name"]: t for t in tools_listed(writes)}["call_tool"]["annotations"]["readOnlyHint"] is False
