@@ -11,6 +11,7 @@ BENCHES = {
     "learning": "bench.bench_learning",  # steps and LLM calls, first run against a similar second one
     "mcp": "bench.bench_mcp",  # tool-call latency and throughput against psycopg
     "memory": "bench.bench_memory",  # retrieval latency and recall at 100k memories against exact search
+    "peers": "bench.bench_peers",  # MCP tools and endpoints beside MCP Toolbox and DBHub, against psycopg
 }
 
 

@@ -392,6 +392,59 @@ def _nectar_setup(customer_db: str) -> dict:
     return {"instance": role.mcp_instance, "secret": secret}
 
 
+def compact_mode_timings(customer_db: str, tables: int, calls: int = 30) -> dict[str, float]:
+    """search_tools, describe_tool and call_tool on a Role granted `tables` tables (compact mode), in process."""
+    from mcpservers.audit import audit_flush
+    from mcpservers.services import instance_authorize_cached, tool_call
+    from roles.models import Organization, Role, RoleApiKey, Service
+
+    with psycopg.connect(f"{PG} dbname={customer_db}", autocommit=True) as conn:
+        for i in range(tables):
+            conn.execute(
+                f"CREATE TABLE wide_{i} (id int PRIMARY KEY, name text NOT NULL, region text, amount numeric(10,2), "
+                f"placed_at timestamptz, note text)"
+            )
+            conn.execute(f"INSERT INTO wide_{i} SELECT g, 'n' || g, 'EU', g, now(), NULL FROM generate_series(1, 20) g")
+    org = Organization.objects.create(name="Wide", slug="wide")
+    service = Service.objects.create(
+        organization=org,
+        name="wide",
+        engine="postgresql",
+        host="127.0.0.1",
+        port=5432,
+        database=customer_db,
+        username="postgres",
+    )
+    permissions = [
+        {"objectName": f"wide_{i}", "schema": "public", "path": f"/table/wide_{i}", "actions": ["SELECT"]}
+        for i in range(tables)
+    ]
+    role = Role.objects.create(
+        organization=org, service=service, name="Wide reader", mcp_enabled=True, permissions=permissions
+    )
+    role.refresh_from_db()
+    _, secret = RoleApiKey.issue(role=role, name="wide")
+    instance_id = str(role.mcp_instance.pk)
+    requests = {
+        "search_tools": {"query": "wide_42 query", "limit": 10},
+        "describe_tool": {"name": "query_wide_42"},
+        "call_tool": {"name": "query_wide_42", "arguments": {"filters": {"region": "EU"}, "limit": 5}},
+    }
+    timings = {}
+    for name, arguments in requests.items():
+        latencies = []
+        for _ in range(calls):
+            began = time.perf_counter()
+            caller = instance_authorize_cached(instance_id=instance_id, secret=secret)
+            result = tool_call(instance=caller.instance, api_key=caller.key, name=name, arguments=arguments)
+            latencies.append((time.perf_counter() - began) * 1000)
+            if result.is_error:
+                raise RuntimeError(f"{name}: {result.text}")
+        timings[name] = statistics.median(latencies[1:])
+    audit_flush()
+    return timings
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
@@ -399,6 +452,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes for Nectar")
     parser.add_argument("--only", default="nectar,toolbox,dbhub")
     parser.add_argument("--connections", default="1,16")
+    parser.add_argument("--catalog", type=int, default=500, help="tables of the compact-mode Role (0: skip)")
     args = parser.parse_args()
     wanted = set(args.only.split(","))
     connection_counts = [int(c) for c in args.connections.split(",")]
@@ -464,7 +518,7 @@ def main() -> None:
             port = _free_port()
             (workdir / "tools.yaml").write_text(
                 "sources:\n  bench:\n    kind: postgres\n    host: 127.0.0.1\n    port: 5432\n"
-                f"    database: {customer_db}\n    user: postgres\n    password: ''\n"
+                f"    database: {customer_db}\n    user: postgres\n    password: trust-auth-ignores-it\n"
                 "tools:\n  eu_customers:\n    kind: postgres-sql\n    source: bench\n"
                 "    description: Customers of a region, by id.\n"
                 "    parameters:\n      - name: region\n        type: string\n        description: The region.\n"
@@ -532,6 +586,10 @@ def main() -> None:
         for name in ("Nectar MCP", "Nectar endpoint"):
             if (name, 1) in summary:
                 print(f"{name} p50 at 1 connection: {summary[(name, 1)][1] - floor:+.2f} ms beside the psycopg floor")
+        if args.catalog and "nectar" in wanted:
+            print(f"\nCompact mode on a {args.catalog}-table Role (in process, median per call, warm caches):")
+            for name, ms in compact_mode_timings(customer_db, args.catalog).items():
+                print(f"  {name:<14}{ms:>8.2f} ms")
     finally:
         servers.stop()
         from roles.connectors import service_engines_dispose

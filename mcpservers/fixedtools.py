@@ -369,7 +369,7 @@ def describe_object(objects: RoleObjects, grant: Grant, *, read_sample) -> dict:
     if grant.row_filter:
         described["row_filter"] = dict(grant.row_filter)
     candidates = _sample_candidates(columns)
-    if candidates and objects.readable(grant):
+    if candidates and objects.readable(grant) and read_sample is not None:
         rows, complete = read_sample(grant, candidates, DESCRIBE_SAMPLE_ROWS)
         described["sample_values"] = low_cardinality_values(rows, candidates, complete=complete)
         described["sample_values_from_rows"] = len(rows)

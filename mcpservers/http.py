@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from mcpservers.limits import mcp_rate_check
 from mcpservers.platform import platform_served_for_key
@@ -31,6 +32,7 @@ from mcpservers.workers import run_in_worker, worker_pool_close  # noqa: F401  (
 
 logger = logging.getLogger(__name__)
 
+SUPPORTED_VERSIONS = tuple(sorted({*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS}, reverse=True))
 INSTANCE_PATH = re.compile(r"^/mcp/(?P<instance>[0-9a-fA-F-]{32,36})/?$")
 PLATFORM_PATH = re.compile(r"^/mcp/platform/(?P<org>[a-z0-9-]{1,64})/(?P<server>[a-z-]{1,64})/?$")
 
@@ -170,6 +172,14 @@ async def application(scope, receive, send) -> None:
         # Stateless: no session to resume or delete, and no idle server-sent event stream to hold open.
         return await _refuse(
             send, 405, "This MCP endpoint answers POST only.", headers=[(b"allow", b"POST")], code=-32600
+        )
+    version = _header(scope, b"mcp-protocol-version")
+    if version is not None and version not in SUPPORTED_VERSIONS:
+        return await _refuse(
+            send,
+            400,
+            f"Unsupported MCP-Protocol-Version {version[:40]!r}; this server supports {', '.join(SUPPORTED_VERSIONS)}.",
+            code=-32600,
         )
     path, secret = scope.get("path", ""), bearer_secret(scope)
     try:

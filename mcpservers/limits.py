@@ -65,13 +65,11 @@ def take_local(bucket: str, rate: Rate) -> bool | None:
     """Spend one call of this process's lease: True if spent, False if used up, None if a lease is needed."""
     index, _ = _window(rate, time.time())
     with _lock:
-        if (bucket, index) in _exhausted:
-            return False
         left = _leases.get((bucket, index), 0)
         if left > 0:
             _leases[(bucket, index)] = left - 1
             return True
-        return None
+        return False if (bucket, index) in _exhausted else None
 
 
 def take(bucket: str, rate: Rate) -> tuple[bool, int]:

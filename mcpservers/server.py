@@ -10,16 +10,19 @@ layer sets after authorising the request (`dispatching_server`).
 from __future__ import annotations
 
 import contextvars
+import json
 from collections.abc import Callable
 from typing import Any
 
 import mcp.types as types
 from mcp.server.lowlevel import Server
 
+from mcpservers.fixedtools import describe_object, qualified
 from mcpservers.services import ToolResult, instance_compiled, tool_call, try_sql_allowed
 from mcpservers.workers import run_in_worker
 
 SERVER_VERSION = "1.0"
+RESOURCE_PREFIX = "nectar://objects/"
 
 
 def call_result(result: ToolResult) -> types.CallToolResult:
@@ -42,9 +45,13 @@ class Served:
         call: Callable[..., ToolResult],
         organization_id: str | None = None,
         key_id: str | None = None,
+        resources: Callable[[], list[dict]] | None = None,
+        read_resource: Callable[..., str | None] | None = None,
     ):
         self.name = name
         self.key_id = key_id
+        self.resources = resources or (lambda: [])
+        self.read_resource = read_resource or (lambda uri: None)
         self.instructions = instructions
         self._list_tools = list_tools
         self.call = call
@@ -86,12 +93,35 @@ class _NectarServer(Server):
             )
             return call_result(result)
 
+        async def on_list_prompts(ctx, params) -> types.ListPromptsResult:
+            return types.ListPromptsResult(prompts=[])
+
+        async def on_list_resources(ctx, params) -> types.ListResourcesResult:
+            served = self._resolve()
+            listed = await run_in_worker(served.resources, _tenant=served.organization_id)
+            return types.ListResourcesResult(resources=[types.Resource.model_validate(r) for r in listed])
+
+        async def on_read_resource(ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+            from mcp.shared.exceptions import MCPError
+
+            served = self._resolve()
+            uri = str(params.uri)
+            text = await run_in_worker(served.read_resource, uri=uri, _tenant=served.organization_id)
+            if text is None:
+                raise MCPError(code=-32002, message=f"No such resource for this role: {uri[:200]}")
+            return types.ReadResourceResult(
+                contents=[types.TextResourceContents(uri=uri, mime_type="application/json", text=text)]
+            )
+
         super().__init__(
             default_name,
             version=SERVER_VERSION,
             get_tool_input_schema=lambda name: self._resolve().input_schema(name),
             on_list_tools=on_list_tools,
             on_call_tool=on_call_tool,
+            on_list_prompts=on_list_prompts,
+            on_list_resources=on_list_resources,
+            on_read_resource=on_read_resource,
         )
 
     # Identity follows the caller; the SDK sets these in __init__, and reads them per request.
@@ -172,6 +202,27 @@ def instance_served(*, instance, api_key, agent: bool = False) -> Served:
     def call(*, name: str, arguments: dict) -> ToolResult:
         return tool_call(instance=instance, api_key=api_key, name=name, arguments=arguments, try_sql=agent)
 
+    def resources() -> list[dict]:
+        return [
+            {
+                "uri": f"{RESOURCE_PREFIX}{grant.schema}/{grant.object_name}",
+                "name": qualified(grant),
+                "description": f"Schema of the {grant.kind} {qualified(grant)} as this role sees it",
+                "mimeType": "application/json",
+            }
+            for grant in compiled.objects(role).grants
+        ]
+
+    def read_resource(*, uri: str) -> str | None:
+        if not uri.startswith(RESOURCE_PREFIX):
+            return None
+        schema, _, name = uri[len(RESOURCE_PREFIX) :].partition("/")
+        objects = compiled.objects(role)
+        grant = objects.by_key(schema, name)
+        if grant is None:
+            return None
+        return json.dumps(describe_object(objects, grant, read_sample=None), default=str)
+
     return Served(
         name=f"nectar-{role.name}",
         instructions=(
@@ -182,6 +233,8 @@ def instance_served(*, instance, api_key, agent: bool = False) -> Served:
         call=call,
         organization_id=str(role.organization_id),
         key_id=str(api_key.pk) if api_key is not None else None,
+        resources=resources,
+        read_resource=read_resource,
     )
 
 

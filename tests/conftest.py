@@ -76,8 +76,11 @@ def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
     yield
     from django.db import connection
 
+    from mcpservers.audit import audit_shutdown
     from nectar.invalidation import stop_listening
 
+    with django_db_blocker.unblock():
+        audit_shutdown()
     stop_listening()
     with django_db_blocker.unblock(), connection.cursor() as cursor:
         cursor.execute(

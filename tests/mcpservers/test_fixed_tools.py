@@ -202,3 +202,23 @@ def test_nectars_own_agents_always_have_try_sql(analyst):
         outcome = toolbox.call("try_sql", {"sql": "SELECT count(*) AS n FROM customers"})
         assert outcome.ok, outcome.error
         assert outcome.structured["rows"] == [{"n": 4}]
+
+
+def test_prompts_and_resources_answer_with_the_roles_objects(live_mcp, reader):
+    url, secret = instance_url(live_mcp, reader["instance"]), reader["secret"]
+
+    async def scenario():
+        async with mcp_client(url, secret) as client:
+            prompts = await client.list_prompts()
+            resources = await client.list_resources()
+            read = await client.read_resource("nectar://objects/public/customers")
+            return prompts, resources, read
+
+    prompts, resources, read = run(scenario)
+    assert prompts.prompts == []
+    assert [r.name for r in resources.resources] == ["public.customers"]
+    import json
+
+    described = json.loads(read.contents[0].text)
+    assert {c["name"] for c in described["columns"]} == {"id", "name", "region"}
+    assert described["row_filter"] == {"region": "EU"}

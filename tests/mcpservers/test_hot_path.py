@@ -323,3 +323,15 @@ def test_the_text_content_is_the_json_of_the_result_with_its_notes_inside(reader
     assert result.structured["truncated"] is True
     assert json.loads(result.text) == result.structured
     assert "truncated at 1 rows" in result.structured["note"]
+
+
+def test_an_unsupported_protocol_version_gets_400_naming_the_supported_ones(live_mcp, reader):
+    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    response = raw_post(
+        instance_url(live_mcp, reader["instance"]),
+        secret=reader["secret"],
+        headers={"MCP-Protocol-Version": "1999-01-01"},
+        body=listing,
+    )
+    assert response.status_code == 400
+    assert "2025-06-18" in response.json()["error"]["message"]
