@@ -125,6 +125,7 @@ class Servers:
     def start(self, command: list[str], *, port: int, what: str, env: dict | None = None, cwd=None) -> None:
         log = open(os.environ.get("BENCH_SERVER_LOG", os.devnull), "a")  # noqa: SIM115
         process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=log, start_new_session=True)
+        process.port = port
         self.processes.append(process)
         _wait_port(port, process, what)
 
@@ -328,9 +329,30 @@ async def _drive(target, connections: int, seconds: float) -> tuple[list[float],
     return latencies, elapsed
 
 
-def measure(target, connections: int, seconds: float) -> tuple[float, float]:
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU of a server process and its children (its worker processes)."""
+    if pid is None:
+        return 0.0
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        total = 0.0
+        for process in [root, *root.children(recursive=True)]:
+            times = process.cpu_times()
+            total += times.user + times.system
+        return total
+    except psutil.Error:
+        return 0.0
+
+
+def measure(target, connections: int, seconds: float) -> tuple[float, float, float]:
+    """(calls/s, p50 ms, server CPU ms per call)."""
+    pid = getattr(target, "server_pid", None)
+    before = _cpu_seconds(pid)
     latencies, elapsed = asyncio.run(_drive(target, connections, seconds))
-    return len(latencies) / elapsed, statistics.median(latencies)
+    cpu = (_cpu_seconds(pid) - before) * 1000 / max(1, len(latencies) + connections)
+    return len(latencies) / elapsed, statistics.median(latencies), cpu
 
 
 def floor_p50(database: str, calls: int = 2000) -> float:
@@ -546,7 +568,11 @@ def main() -> None:
                 "DBHub MCP", port, "/mcp", "execute_sql", {"sql": SQL.replace("%s", "'EU'")}
             )
 
-        results: dict[tuple[str, int], list[tuple[float, float]]] = {}
+        for target in targets.values():
+            target.server_pid = next(
+                (p.pid for p in servers.processes if getattr(p, "port", None) == target.port), None
+            )
+        results: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
         floors = []
         for round_number in range(1, args.rounds + 1):
             print(f"Round {round_number}/{args.rounds} ...", flush=True)
@@ -560,18 +586,22 @@ def main() -> None:
             f"\nMedians of {args.rounds} interleaved rounds, {args.seconds:g} s each; {ROWS} rows per call; "
             f"Nectar: uvicorn --workers {args.workers}"
         )
-        header = f"{'server':<18}" + "".join(f"{f'calls/s @{c}':>14}{f'p50 ms @{c}':>13}" for c in connection_counts)
+        header = f"{'server':<18}" + "".join(
+            f"{f'calls/s @{c}':>14}{f'p50 ms @{c}':>13}{f'CPU ms @{c}':>12}" for c in connection_counts
+        )
         print(header)
         summary = {}
         for name in targets:
             cells = ""
             for connections in connection_counts:
-                rate = statistics.median(r for r, _ in results[(name, connections)])
-                p50 = statistics.median(p for _, p in results[(name, connections)])
+                rate = statistics.median(r for r, _, _ in results[(name, connections)])
+                p50 = statistics.median(p for _, p, _ in results[(name, connections)])
+                cpu = statistics.median(c for _, _, c in results[(name, connections)])
                 summary[(name, connections)] = (rate, p50)
-                cells += f"{rate:>14.0f}{p50:>13.2f}"
+                cells += f"{rate:>14.0f}{p50:>13.2f}{cpu:>12.2f}"
             print(f"{name:<18}{cells}")
         print(f"{'psycopg (floor)':<18}{'':>14}{floor:>13.2f}")
+        print("(CPU ms: user + system time of the server's processes per call; DBHub's and Toolbox's included)")
         print()
         for ours, theirs in (
             ("Nectar MCP", "Toolbox MCP"),
