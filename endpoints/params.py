@@ -1,7 +1,9 @@
 """Parameter JSON schemas of generated endpoints: checking a schema, and parsing a call's values against it.
 
 A schema is {"type": "object", "properties": {name: {"type", "format", "enum", "default", "minimum",
-"maximum", "minLength", "maxLength", "pattern", "items", "description"}}, "required": [...]}.
+"maximum", "minLength", "maxLength", "pattern", "items", "description"}}, "required": [...]}; what
+it may say is itself a JSON Schema (PARAMETERS_SCHEMA), and typed values are checked against their
+parameter's constraints with jsonschema.
 Values come from a query string (text to coerce) or a JSON body (typed already). Every problem is
 reported as {"field", "message", "code"}; a call with any problem runs nothing.
 """
@@ -13,6 +15,8 @@ import uuid
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
 
 from nectar.text import data_text_problem
 
@@ -26,53 +30,92 @@ _TRUE = ("true", "1", "yes", "on")
 _FALSE = ("false", "0", "no", "off")
 
 
+# What a parameter schema may say, as a JSON Schema checked by jsonschema.
+_NON_ARRAY_TYPES = [t for t in PARAMETER_TYPES if t != "array"]
+PARAMETER_SPEC_SCHEMA = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {
+        "type": {"enum": list(PARAMETER_TYPES)},
+        "format": {"enum": list(FORMATS)},
+        "enum": {"type": "array", "minItems": 1},
+        "minimum": {"type": "number"},
+        "maximum": {"type": "number"},
+        "minLength": {"type": "number"},
+        "maxLength": {"type": "number"},
+        "pattern": {"type": "string", "format": "regex"},
+        "items": {"type": "object", "required": ["type"], "properties": {"type": {"enum": _NON_ARRAY_TYPES}}},
+        "description": {"type": "string"},
+    },
+    "if": {"required": ["type"], "properties": {"type": {"const": "array"}}},
+    "then": {"required": ["items"]},
+}
+PARAMETERS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "type": {"const": "object"},
+        "properties": {
+            "type": "object",
+            "propertyNames": {"pattern": NAME_RE.pattern, "not": {"enum": list(RESERVED_NAMES)}},
+            "additionalProperties": PARAMETER_SPEC_SCHEMA,
+        },
+        "required": {"type": "array", "items": {"type": "string"}},
+    },
+}
+_SCHEMA_VALIDATOR = Draft202012Validator(PARAMETERS_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+_A = {"object": "an object", "array": "a list", "number": "a number", "string": "a string"}
+
+
 def _problem(field: str, message: str, code: str) -> dict:
     return {"field": field, "message": message, "code": code}
+
+
+def _schema_problem(error: ValidationError) -> str:
+    """One problem of a parameter schema, worded for the person who wrote it (which field, what was expected)."""
+    path = [str(p) for p in error.absolute_path]
+    where = ".".join(["parameters", *path])
+    rule, expected = error.validator, error.validator_value
+    if path == ["type"]:
+        return 'parameters.type must be "object".'
+    if path == ["properties"] and rule == "not":
+        name = error.instance
+        return f"{where}.{name}: {name!r} is reserved for pagination; choose another name (e.g. top_n)."
+    if path == ["properties"] and rule == "pattern":
+        return (
+            f"{where}.{error.instance}: a parameter name must be a letter or underscore followed by letters, digits, _."
+        )
+    if path[:1] == ["required"]:
+        return "parameters.required must list declared parameter names only."
+    if path == ["properties"] and rule == "type":
+        return "parameters.properties must be an object mapping names to schemas."
+    if path[2:3] == ["items"] or (rule == "required" and expected == ["items"]):
+        return f"{'.'.join(['parameters', *path[:2]])}.items must be the schema of one (non-array) item."
+    if rule == "required":
+        return f"{where}.type must be one of {', '.join(PARAMETER_TYPES)}."
+    if rule == "enum":
+        return f"{where} must be one of {', '.join(map(str, expected))}."
+    if rule == "minItems":
+        return f"{where} must be a non-empty list."
+    if rule == "format":
+        return f"{where} is not a valid regular expression."
+    if rule == "type":
+        return f"{where} must be {_A.get(expected, expected)}."
+    return f"{where}: {error.message}"
 
 
 def parameters_schema_check(schema: Any) -> list[str]:
     """Problems with a parameter schema itself (empty when it is usable)."""
     if not isinstance(schema, dict):
         return ["parameters must be a JSON schema object."]
-    if schema.get("type", "object") != "object":
-        return ['parameters.type must be "object".']
+    errors = [_schema_problem(e) for e in sorted(_SCHEMA_VALIDATOR.iter_errors(schema), key=lambda e: list(e.path))]
     properties = schema.get("properties", {})
-    if not isinstance(properties, dict):
-        return ["parameters.properties must be an object mapping names to schemas."]
-    errors: list[str] = []
+    if errors:
+        return errors
     for name, spec in properties.items():
-        where = f"parameters.properties.{name}"
-        if not NAME_RE.match(str(name)):
-            errors.append(f"{where}: a parameter name must be a letter or underscore followed by letters, digits, _.")
-        if name in RESERVED_NAMES:
-            errors.append(f"{where}: {name!r} is reserved for pagination; choose another name (e.g. top_n).")
-        if not isinstance(spec, dict):
-            errors.append(f"{where} must be an object.")
-            continue
-        kind = spec.get("type")
-        if kind not in PARAMETER_TYPES:
-            errors.append(f"{where}.type must be one of {', '.join(PARAMETER_TYPES)}.")
-            continue
-        fmt = spec.get("format")
-        if fmt is not None and fmt not in FORMATS:
-            errors.append(f"{where}.format must be one of {', '.join(FORMATS)}.")
-        if "enum" in spec and (not isinstance(spec["enum"], list) or not spec["enum"]):
-            errors.append(f"{where}.enum must be a non-empty list.")
-        for bound in ("minimum", "maximum", "minLength", "maxLength"):
-            if bound in spec and (not isinstance(spec[bound], int | float) or isinstance(spec[bound], bool)):
-                errors.append(f"{where}.{bound} must be a number.")
-        if "pattern" in spec:
-            try:
-                re.compile(str(spec["pattern"]))
-            except re.error:
-                errors.append(f"{where}.pattern is not a valid regular expression.")
-        if kind == "array" and (not isinstance(spec.get("items"), dict) or spec["items"].get("type") == "array"):
-            errors.append(f"{where}.items must be the schema of one (non-array) item.")
-        if "default" in spec and spec["default"] is not None and not errors:
+        if spec.get("default") is not None:
             _, problems = _coerce(name, spec, spec["default"], from_text=False)
-            errors.extend(f"{where}.default: {p['message']}" for p in problems)
-    required = schema.get("required", [])
-    if not isinstance(required, list) or any(r not in properties for r in required):
+            errors.extend(f"parameters.properties.{name}.default: {p['message']}" for p in problems)
+    if any(r not in properties for r in schema.get("required", [])):
         errors.append("parameters.required must list declared parameter names only.")
     return errors
 
@@ -138,24 +181,32 @@ def _coerce_scalar(spec: dict, value: Any, *, from_text: bool) -> Any:
     return value
 
 
+# Constraint keyword -> (error code, message) for a value that breaks it.
+_CONSTRAINTS = {
+    "enum": ("invalid_choice", lambda spec: f"Must be one of: {', '.join(str(v) for v in spec['enum'])}."),
+    "minimum": ("out_of_range", lambda spec: f"Must be at least {spec['minimum']}."),
+    "maximum": ("out_of_range", lambda spec: f"Must be at most {spec['maximum']}."),
+    "minLength": ("too_short", lambda spec: f"Must have at least {spec['minLength']} characters."),
+    "maxLength": ("too_long", lambda spec: f"Must have at most {spec['maxLength']} characters."),
+    "pattern": ("pattern_mismatch", lambda spec: f"Must match the pattern {spec['pattern']}."),
+}
+
+
 def _check_constraints(field: str, spec: dict, value: Any) -> list[dict]:
-    problems = []
-    if "enum" in spec and value not in spec["enum"] and str(value) not in [str(v) for v in spec["enum"]]:
-        choices = ", ".join(str(v) for v in spec["enum"])
-        problems.append(_problem(field, f"Must be one of: {choices}.", "invalid_choice"))
-    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
-        if "minimum" in spec and value < spec["minimum"]:
-            problems.append(_problem(field, f"Must be at least {spec['minimum']}.", "out_of_range"))
-        if "maximum" in spec and value > spec["maximum"]:
-            problems.append(_problem(field, f"Must be at most {spec['maximum']}.", "out_of_range"))
-    if isinstance(value, str):
-        if "minLength" in spec and len(value) < spec["minLength"]:
-            problems.append(_problem(field, f"Must have at least {spec['minLength']} characters.", "too_short"))
-        if "maxLength" in spec and len(value) > spec["maxLength"]:
-            problems.append(_problem(field, f"Must have at most {spec['maxLength']} characters.", "too_long"))
-        if "pattern" in spec and not re.search(str(spec["pattern"]), value):
-            problems.append(_problem(field, f"Must match the pattern {spec['pattern']}.", "pattern_mismatch"))
-    return problems
+    """The typed value's breaches of its spec's enum, bounds, lengths and pattern, checked by jsonschema."""
+    constraints = {key: spec[key] for key in _CONSTRAINTS if key in spec}
+    if "enum" in constraints and str(value) in [str(v) for v in constraints["enum"]]:
+        del constraints["enum"]  # "3" for [3, 4]: query strings are text
+    if not constraints:
+        return []
+    if isinstance(value, Decimal):
+        value = float(value)
+    elif isinstance(value, date | datetime | time):
+        value = value.isoformat()
+    return [
+        _problem(field, _CONSTRAINTS[e.validator][1](spec), _CONSTRAINTS[e.validator][0])
+        for e in Draft202012Validator(constraints).iter_errors(value)
+    ]
 
 
 def _coerce(field: str, spec: dict, value: Any, *, from_text: bool) -> tuple[Any, list[dict]]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 from nectar.envtools import (
     env_bool,
@@ -21,23 +21,35 @@ from nectar.envtools import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-def _load_dotenv(path: Path) -> None:
-    """Load KEY=VALUE lines from .env without overriding the real environment."""
-    if not path.is_file():
-        return
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
-
-
-_load_dotenv(BASE_DIR / ".env")
+# A .env file fills in what the real environment does not set.
+load_dotenv(BASE_DIR / ".env", override=False)
 
 DATA_DIR = Path(env_str("NECTAR_DATA_DIR") or BASE_DIR / ".nectar").resolve()
 
 DEBUG = env_bool("DEBUG", False)
+# Development mode (DEBUG, or NECTAR_DEV=1 as `make` and the test settings set it) may generate
+# local keys and start the embedded database. Anything else is a deployment: every replica must be
+# given the same keys and database, so a missing one stops start-up instead of splitting it.
+DEVELOPMENT = DEBUG or env_bool("NECTAR_DEV", False)
+_missing = [
+    name
+    for name, given in (
+        ("SECRET_KEY", env_secret("SECRET_KEY")),
+        (
+            "NECTAR_ENCRYPTION_KEY (or NECTAR_ENCRYPTION_KEYS)",
+            env_list("NECTAR_ENCRYPTION_KEYS") or env_secret("NECTAR_ENCRYPTION_KEY"),
+        ),
+        ("DATABASE_URL", env_secret("DATABASE_URL")),
+    )
+    if not given
+]
+if _missing and not DEVELOPMENT:
+    raise ImproperlyConfigured(
+        f"{', '.join(_missing)} must be set: DEBUG is off, so this is a deployment, and every web and worker "
+        "replica needs the same values (Nectar generates no keys and starts no embedded database for it). "
+        "For local development set NECTAR_DEV=1 (make run and make test do)."
+    )
+
 SECRET_KEY = env_secret("SECRET_KEY") or local_secret(DATA_DIR, "secret_key")
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 from django import template
+from django.utils.duration import duration_string
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
@@ -53,17 +55,10 @@ def agent_label(name: str) -> str:
 
 @register.filter
 def duration(seconds) -> str:
-    """12 s, 3 min 04 s, 1 h 02 min."""
+    """Elapsed time as Django writes durations: 00:00:12, 00:03:04, 01:02:00."""
     if seconds in (None, ""):
         return ""
-    seconds = int(float(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return duration_string(timedelta(seconds=int(float(seconds))))
 
 
 @register.filter
