@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -153,8 +155,12 @@ def execution_claim(*, execution_id) -> AgentExecution | None:
         parents=[execution_id], reason="interrupted: the worker stopped responding; the phase runs again"
     )
     execution = AgentExecution.objects.select_related("role__service", "organization").get(pk=execution_id)
+    # Which worker process took it: operators (and the multi-replica test) see where a run went.
+    worker = f"{socket.gethostname()}:{os.getpid()}"
     event_append(
-        execution=execution, kind="status", payload={"status": AgentStatus.RUNNING, "attempt": execution.attempts}
+        execution=execution,
+        kind="status",
+        payload={"status": AgentStatus.RUNNING, "attempt": execution.attempts, "worker": worker},
     )
     return execution
 
