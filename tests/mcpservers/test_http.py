@@ -19,7 +19,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @asynccontextmanager
 async def mcp_client(url: str, secret: str, *, mode: str = "auto", headers: dict | None = None):
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}", **(headers or {})})
+    # A generous read timeout: concurrent calls on a loaded two-core machine (xdist, CI) queue up.
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {secret}", **(headers or {})}, timeout=60)
     async with http, Client(streamable_http_client(url, http_client=http), mode=mode) as client:
         yield client
 
