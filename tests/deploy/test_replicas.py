@@ -52,6 +52,9 @@ READY_SECONDS = 120
 STALE_SECONDS = 10
 RESUME_SECONDS = STALE_SECONDS + 60 + 120
 REQUIREMENT = "Customers in the EU"
+# README, Deployment: a revoked key or changed permission is refused on every replica within 5 s
+# (the per-process authorisation cache is trusted only while its NOTIFY listener is fresh).
+REVOCATION_BOUND_SECONDS = 5.0
 
 
 # --- the proxy -----------------------------------------------------------------------------
@@ -349,6 +352,18 @@ def _session_cookie(user) -> str:
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
+def _refused_within_bound(attempt) -> bool:
+    """Poll `attempt()` (True once refused); a request started later than the bound must be refused."""
+    revoked_at = time.monotonic()
+    while True:
+        started = time.monotonic()
+        if attempt():
+            return True
+        if started - revoked_at > REVOCATION_BOUND_SECONDS:
+            return False
+        time.sleep(0.1)
+
+
 def _worker_of_claim(execution, attempt: int) -> int:
     event = ExecutionEvent.objects.get(execution=execution, kind="status", payload__attempt=attempt)
     return int(event.payload["worker"].rsplit(":", 1)[1])
@@ -384,7 +399,7 @@ def test_mcp_calls_and_the_rest_api_answer_alike_on_both_web_replicas(deployment
     assert all(count >= 2 for count in served.values()), served
 
 
-def test_a_key_revoked_through_one_replica_is_refused_by_the_other_at_once(deployment, shop, owner):
+def test_a_key_revoked_through_one_replica_is_refused_by_the_other_within_the_bound(deployment, shop, owner):
     first, second = deployment.web_ports
     assert _mcp_status(second, shop["instance"], shop["secret"]) == 200
     token = _token(first, owner)
@@ -397,11 +412,10 @@ def test_a_key_revoked_through_one_replica_is_refused_by_the_other_at_once(deplo
     )
 
     assert revoked.status_code == 200, revoked.text
-    # Key checks read the database on every request: the very next call on the other replica is refused.
-    assert _mcp_status(second, shop["instance"], shop["secret"]) == 401
+    assert _refused_within_bound(lambda: _mcp_status(second, shop["instance"], shop["secret"]) == 401)
 
 
-def test_a_grant_removed_through_one_replica_is_enforced_by_the_other_at_once(deployment, shop, owner):
+def test_a_grant_removed_through_one_replica_is_enforced_by_the_other_within_the_bound(deployment, shop, owner):
     first, second = deployment.web_ports
     assert not _mcp_call(second, shop["instance"], shop["secret"], "query_customers", {"limit": 1}).is_error
     token = _token(first, owner)
@@ -416,7 +430,9 @@ def test_a_grant_removed_through_one_replica_is_enforced_by_the_other_at_once(de
     )
 
     assert changed.status_code == 200, changed.text
-    assert _refused(second, shop["instance"], shop["secret"], "query_customers", {"limit": 1})
+    assert _refused_within_bound(
+        lambda: _refused(second, shop["instance"], shop["secret"], "query_customers", {"limit": 1})
+    )
     assert not AgentExecution.objects.exists()
 
 
