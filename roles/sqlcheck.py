@@ -291,6 +291,16 @@ def check_sql(*, sql: str, params, schema: dict, grants: list[Grant]) -> Checked
 
 
 def _check_columns(ast, scopes, restricted: dict[int, Grant], resolver: _Resolver) -> None:
+    """Every column reference in every clause is resolved against its table; denied or ungranted ones refuse.
+
+    Every Column node of the tree is checked (not sqlglot's per-scope column lists, which leave out
+    unqualified HAVING columns and ORDER BY names shared with a select alias), and so is every
+    name of a JOIN ... USING. A qualified reference is checked against the table its qualifier
+    names (in its scope or an enclosing one); an unqualified one against every restricted table
+    visible from its scope, enclosing scopes included (correlated subqueries). This is
+    deliberately conservative: a select alias named like a denied column cannot be ordered or
+    grouped by (rename the alias), and NATURAL joins are refused on restricted tables.
+    """
     names = ", ".join(sorted({g.object_name for g in restricted.values()}))
     for star in ast.find_all(exp.Star):
         if isinstance(star.parent, exp.Count):
@@ -298,28 +308,73 @@ def _check_columns(ast, scopes, restricted: dict[int, Grant], resolver: _Resolve
         raise _refuse(
             "forbidden", f"SELECT * is not allowed on {names}, which has column restrictions; name the columns."
         )
-    for scope in scopes:
-        for col in scope.columns:
-            if isinstance(col.this, exp.Star):
-                raise _refuse("forbidden", f"t.* is not allowed on {names}, which has column restrictions.")
-            if col.table:
-                source = _scope_source(scope, col.table)
+    scope_of = {id(scope.expression): scope for scope in scopes}
+
+    def enclosing(node) -> Scope | None:
+        current = node.parent
+        while current is not None:
+            scope = scope_of.get(id(current))
+            if scope is not None:
+                return scope
+            current = current.parent
+        return None
+
+    def visible(scope: Scope | None) -> list[tuple[str, Grant]]:
+        """(alias, grant) of every restricted table visible from `scope` (all of them when unknown)."""
+        if scope is None:
+            return [(g.object_name, g) for g in restricted.values()]
+        found = []
+        while scope is not None:
+            for alias, source in scope.sources.items():
                 grant = restricted.get(id(source)) if isinstance(source, exp.Table) else None
                 if grant is not None:
+                    found.append((alias, grant))
+            scope = scope.parent
+        return found
+
+    for join in ast.find_all(exp.Join):
+        if join.text("method").upper() == "NATURAL":
+            raise _refuse("forbidden", f"NATURAL joins are not allowed on {names} (column restrictions).")
+        for ident in join.args.get("using") or []:
+            name = ident.this if isinstance(ident, exp.Column) else ident
+            for _alias, grant in visible(enclosing(join)):
+                _check_name(grant, name, resolver)
+
+    for col in ast.find_all(exp.Column):
+        if isinstance(col.this, exp.Star):
+            raise _refuse("forbidden", f"t.* is not allowed on {names}, which has column restrictions.")
+        scope = enclosing(col)
+        if col.table:
+            source = _scope_source(scope, col.table) if scope is not None else None
+            if isinstance(source, exp.Table):
+                grant = restricted.get(id(source))
+                if grant is not None:
                     _check_column(grant, col, resolver)
-                continue
-            # Unqualified: check against every restricted table visible in this scope.
-            for alias, (_node, source) in scope.selected_sources.items():
-                grant = restricted.get(id(source)) if isinstance(source, exp.Table) else None
-                if grant is None:
-                    continue
-                if any(resolver.name_matches(c, col.this, table=False) for c in grant.column_names):
-                    _check_column(grant, col, resolver)
-                elif resolver.name_matches(alias, col.this, table=False):
-                    raise _refuse(
-                        "forbidden",
-                        f"Whole-row references to {grant.object_name} are not allowed (column restrictions).",
-                    )
+            elif source is None:
+                # A qualifier that names no source of the scope: the table's own name, or unknown.
+                for _alias, grant in visible(scope):
+                    if resolver.name_matches(grant.object_name, exp.to_identifier(col.table), table=True):
+                        _check_column(grant, col, resolver)
+            continue
+        for alias, grant in visible(scope):
+            if any(resolver.name_matches(c, col.this, table=False) for c in grant.column_names):
+                _check_column(grant, col, resolver)
+            elif resolver.name_matches(alias, col.this, table=False) or resolver.name_matches(
+                grant.object_name, col.this, table=False
+            ):
+                raise _refuse(
+                    "forbidden",
+                    f"Whole-row references to {grant.object_name} are not allowed (column restrictions).",
+                )
+
+
+def _check_name(grant: Grant, ident, resolver: _Resolver) -> None:
+    """A bare name (e.g. of JOIN ... USING) that is a column of `grant` must be granted."""
+    for name in grant.column_names:
+        if resolver.name_matches(name, ident, table=False):
+            if name not in grant.allowed_columns:
+                raise _refuse("forbidden", f"Column {name!r} of {grant.object_name!r} is not granted.")
+            return
 
 
 def _check_column(grant: Grant, col: exp.Column, resolver: _Resolver) -> None:

@@ -171,3 +171,28 @@ def test_payloads_written_as_values_are_stored_verbatim_and_touch_nothing_else(s
     assert err.value.code == "invalid_argument"
     after = {name: rows for name, rows in data_checksum(service) if name != "customers"}
     assert after == before
+
+
+# The three ways a denied column once got through the SQL checker (issue 12): an unqualified
+# HAVING, an ORDER BY name shadowed by a select alias, and JOIN ... USING.
+DENIED_COLUMN_BYPASSES = [
+    "SELECT id FROM customers GROUP BY id HAVING max(secret) LIKE :p",
+    "SELECT name AS secret FROM customers ORDER BY CASE WHEN secret LIKE :p THEN 0 ELSE 1 END",
+    "SELECT o.id FROM orders o JOIN customers c USING (secret)",
+    "SELECT o.id FROM orders o JOIN customers c USING (id, secret)",
+    "SELECT id FROM customers ORDER BY secret",
+    "SELECT row_number() OVER (PARTITION BY secret ORDER BY id) AS n FROM customers",
+    "SELECT o.id FROM orders o WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = o.customer_id AND secret = :p)",
+]
+
+
+@pytest.mark.parametrize("sql", DENIED_COLUMN_BYPASSES)
+def test_denied_column_bypasses_are_refused_and_change_nothing(service, make_role, sql):
+    role = make_role(
+        service, [table_perm("customers", ["SELECT"], columns={"deny": ["secret"]}), table_perm("orders", ["SELECT"])]
+    )
+    before = data_checksum(service)
+    with pytest.raises(ExecutorError) as refused:
+        executor_run_sql(role=role, sql=sql, params={"p": "s%"} if ":p" in sql else {})
+    assert refused.value.code == "forbidden", refused.value.message
+    assert data_checksum(service) == before
