@@ -12,6 +12,7 @@ from learning.models import AgentMemory, MemoryType
 from mcpservers.models import MCPServerInstance
 from mcpservers.platform import tool_stats
 from mcpservers.toolgen import tool_public
+from roles.connectors.targets import TargetRefused, service_target_check
 from roles.models import Role, RoleApiKey, Service
 from roles.permissions import permissions_validate
 
@@ -124,6 +125,18 @@ class ServiceSerializer(serializers.ModelSerializer):
             )
         if engine != "sqlite" and not url and not attrs.get("host", getattr(self.instance, "host", "")):
             raise serializers.ValidationError({"host": "Give the database server's host name."}, code="required")
+        try:
+            service_target_check(
+                engine=engine,
+                host=attrs.get("host", getattr(self.instance, "host", "")),
+                port=attrs.get("port", getattr(self.instance, "port", None)),
+                database=database,
+                username=attrs.get("username", getattr(self.instance, "username", "")),
+                url=url,
+                options=attrs.get("options", getattr(self.instance, "options", None)),
+            )
+        except TargetRefused as refused:
+            raise serializers.ValidationError({refused.field: refused.message}, code="target_refused") from None
         return attrs
 
 
@@ -137,6 +150,7 @@ class ConnectionTestSerializer(serializers.Serializer):
             "unknown_database",
             "timeout",
             "driver_missing",
+            "target_refused",
             "error",
         ]
     )

@@ -10,13 +10,31 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import secrets
+import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+from nectar.envtools import local_secret
+
 logger = logging.getLogger(__name__)
 
 PLATFORM_DATABASE = "nectar"
+# The platform's own login (owner of its database) and the demo Service's least-privilege login.
+PLATFORM_ROLE = "nectar"
+DEMO_DATABASE = "nectar_demo"
+DEMO_ROLE = "nectar_demo"
+
+# Every connection needs a password (the demo login only reaches the demo database). pgserver
+# listens on its socket only (no TCP), so these lines cover every way in.
+PG_HBA = f"""# Written by Nectar (nectar/embedded.py): every login needs its password.
+local   {DEMO_DATABASE}   {DEMO_ROLE}   scram-sha-256
+local   all   {DEMO_ROLE}   reject
+local   all   all   scram-sha-256
+host    all   all   127.0.0.1/32   scram-sha-256
+host    all   all   ::1/128   scram-sha-256
+"""
 
 _server = None
 
@@ -49,13 +67,96 @@ def embedded_server(data_dir: Path):
     # Serialise start-up: pgserver's initdb/pg_ctl are not safe to race.
     with _exclusive(data_dir / "pgserver.lock"):
         server = pgserver.get_server(pgdata, cleanup_mode="stop")
-        _ensure_max_connections(server)
-        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{PLATFORM_DATABASE}';")
+        converted = _secure(server, data_dir)
+        _ensure_max_connections(server, data_dir)
+        exists = _psql(server, data_dir, f"SELECT 1 FROM pg_database WHERE datname = '{PLATFORM_DATABASE}';")
         if "(1 row)" not in exists:
-            server.psql(f'CREATE DATABASE "{PLATFORM_DATABASE}";')
+            _psql(server, data_dir, f'CREATE DATABASE "{PLATFORM_DATABASE}" OWNER "{PLATFORM_ROLE}";')
             logger.info("created the platform database %s in %s", PLATFORM_DATABASE, pgdata)
+        if converted or "(1 row)" not in exists:
+            _own_platform_database(server, data_dir)
     _server = server
     return server
+
+
+def embedded_password(data_dir: Path, role: str) -> str:
+    """The generated password of one of the embedded server's logins (kept in data_dir, owner-only)."""
+    return local_secret(data_dir, f"pg_{role}_password", lambda: secrets.token_urlsafe(24))
+
+
+def _psql(server, data_dir: Path, command: str, *, database: str = "postgres") -> str:
+    """Run SQL as the embedded server's superuser, with its password (pgserver's own psql has none)."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    socket_dir = embedded_socket_dir(server)
+    env = {**os.environ, "PGPASSWORD": embedded_password(data_dir, "postgres")}
+    result = subprocess.run(
+        [str(POSTGRES_BIN_PATH / "psql"), "-h", socket_dir, "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1"],
+        input=command.encode(),
+        env=env,
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return result.stdout.decode("utf-8")
+
+
+def _secure(server, data_dir: Path) -> bool:
+    """Give the superuser, the platform and the demo logins passwords, then require them (pg_hba.conf).
+
+    A data directory made before this (trust for everyone) is converted on its first start: the
+    passwords are set while trust still holds, then pg_hba.conf is rewritten and reloaded.
+    """
+    hba = Path(server.pgdata) / "pg_hba.conf"
+    if hba.read_text() == PG_HBA:
+        return False
+    logins = {name: embedded_password(data_dir, name) for name in ("postgres", PLATFORM_ROLE, DEMO_ROLE)}
+    statements = [f"ALTER ROLE postgres PASSWORD '{logins['postgres']}';"]
+    for role, attributes in ((PLATFORM_ROLE, "LOGIN CREATEDB"), (DEMO_ROLE, "LOGIN")):
+        statements.append(
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
+            f'CREATE ROLE "{role}" {attributes}; END IF; END $$;'
+        )
+        statements.append(f"ALTER ROLE \"{role}\" {attributes} PASSWORD '{logins[role]}';")
+    # The extension needs a superuser: in template1, every database made later (tests too) has it.
+    statements.append("\\c template1\nCREATE EXTENSION IF NOT EXISTS vector;")
+    server.psql("\n".join(statements))  # still trust: pgserver's own psql connects
+    # Keep the file's owner and mode (the server's system user reads it).
+    with open(hba, "w") as handle:
+        handle.write(PG_HBA)
+    server.psql("SELECT pg_reload_conf();")
+    logger.info("the embedded PostgreSQL now requires passwords (kept in %s)", data_dir)
+    return True
+
+
+def _own_platform_database(server, data_dir: Path) -> None:
+    """The platform database and every object in it belong to the platform login, not the superuser."""
+    statements = f"""
+    ALTER DATABASE "{PLATFORM_DATABASE}" OWNER TO "{PLATFORM_ROLE}";
+    REVOKE CONNECT ON DATABASE "{PLATFORM_DATABASE}" FROM PUBLIC;
+    REVOKE CONNECT ON DATABASE postgres FROM PUBLIC;
+    GRANT CONNECT ON DATABASE postgres TO "{PLATFORM_ROLE}";
+    \\c {PLATFORM_DATABASE}
+    CREATE EXTENSION IF NOT EXISTS vector;
+    ALTER SCHEMA public OWNER TO "{PLATFORM_ROLE}";
+    DO $$
+    DECLARE item record;
+    BEGIN
+      FOR item IN
+        SELECT c.relname, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+          AND pg_get_userbyid(c.relowner) = 'postgres'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+      LOOP
+        EXECUTE format(
+          'ALTER %s public.%I OWNER TO {PLATFORM_ROLE}',
+          CASE item.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                            WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
+          item.relname);
+      END LOOP;
+    END $$;
+    """
+    _psql(server, data_dir, statements)
 
 
 # The web server, the worker's processes and threads, MCP and channel-layer pools share one
@@ -63,12 +164,12 @@ def embedded_server(data_dir: Path):
 MAX_CONNECTIONS = 300
 
 
-def _ensure_max_connections(server) -> None:
-    current = server.psql("SHOW max_connections;")
+def _ensure_max_connections(server, data_dir: Path) -> None:
+    current = _psql(server, data_dir, "SHOW max_connections;")
     numbers = [int(token) for token in current.split() if token.isdigit()]
     if numbers and numbers[0] >= MAX_CONNECTIONS:
         return
-    server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
+    _psql(server, data_dir, f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
     # Only restart when no other process is attached; otherwise the setting applies at the next start.
     if server.global_process_id_list.get() == [os.getpid()]:
         from pgserver._commands import pg_ctl
@@ -85,6 +186,8 @@ def embedded_socket_dir(server) -> str:
     return str(info.socket_dir)
 
 
-def embedded_database_url(data_dir: Path, database: str = PLATFORM_DATABASE) -> str:
+def embedded_database_url(data_dir: Path, database: str = PLATFORM_DATABASE, role: str = PLATFORM_ROLE) -> str:
+    """A URL for a login of the embedded server (the platform's own by default), with its password."""
     server = embedded_server(data_dir)
-    return f"postgresql://postgres@/{database}?host={quote(embedded_socket_dir(server), safe='/')}"
+    password = quote(embedded_password(data_dir, role), safe="")
+    return f"postgresql://{role}:{password}@/{database}?host={quote(embedded_socket_dir(server), safe='/')}"

@@ -301,6 +301,29 @@ CONNECTOR_POOL_SIZE = env_int("NECTAR_POOL_SIZE", 5, minimum=1)
 QUERY_ROW_CAP = env_int("NECTAR_ROW_CAP", 1000, minimum=1)
 # The demo customer database (seed_demo); unset: a database "nectar_demo" on the platform's server.
 DEMO_DATABASE_URL = env_str("DEMO_DATABASE_URL")
+# Which targets Services may reach (roles/connectors/targets.py). Never the platform's own database;
+# loopback, link-local and local sockets only when listed here (host names, addresses, CIDRs,
+# socket directories); SQLite files only inside NECTAR_SQLITE_DIR (unset: no SQLite Services).
+SERVICE_ALLOWED_HOSTS = env_list("NECTAR_SERVICE_ALLOWED_HOSTS", [])
+SERVICE_SQLITE_DIR = env_str("NECTAR_SQLITE_DIR", "")
+# The demo set-up's own target. On the embedded server the demo database is reached by its own
+# least-privilege login (the one exception to "never the platform's server"); a DEMO_DATABASE_URL's
+# host is allowed explicitly, since the operator chose it.
+SERVICE_DEMO_TARGET: dict = {}
+if EMBEDDED_DATABASE and not DEMO_DATABASE_URL:
+    from nectar.embedded import DEMO_DATABASE, DEMO_ROLE
+
+    SERVICE_DEMO_TARGET = {"host": _db["HOST"] or _db["OPTIONS"].get("host", ""), "database": DEMO_DATABASE,
+                           "username": DEMO_ROLE}  # fmt: skip
+elif DEMO_DATABASE_URL:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        _demo_host = str(conninfo_to_dict(DEMO_DATABASE_URL).get("host") or "")
+    except Exception:  # reported by seed_demo with the field named
+        _demo_host = ""
+    if _demo_host and _demo_host not in SERVICE_ALLOWED_HOSTS:
+        SERVICE_ALLOWED_HOSTS = [*SERVICE_ALLOWED_HOSTS, _demo_host]
 SQL_COST_LIMIT = env_float("NECTAR_SQL_COST_LIMIT", 5_000_000.0)
 # Generated endpoints: requests per API key (DRF rate syntax, e.g. "120/min").
 ENDPOINT_RATE_LIMIT = env_str("NECTAR_ENDPOINT_RATE_LIMIT", "120/min")

@@ -10,6 +10,7 @@ from django.utils.safestring import mark_safe
 from nectar.admin_display import ADMIN_CSS, key_value_table
 from roles.admin_scoping import OrganizationScopedAdmin
 from roles.connectors import ConnectorError
+from roles.connectors.targets import TargetRefused, service_target_check
 from roles.forms import PermissionEditorWidget, PermissionsField, PermissionsJSONWidget, permissions_form_errors
 from roles.models import Membership, Organization, Role, RoleApiKey, Service
 from roles.selectors import organization_ids_for_user
@@ -107,6 +108,19 @@ class ServiceForm(forms.ModelForm):
                 self.add_error("database", "Give the SQLite database file's path (or a URL below).")
             elif engine and engine != "sqlite" and not cleaned.get("host") and not cleaned.get("database"):
                 self.add_error("host", "Give the host and database, or a URL below.")
+        if engine and not self.errors:
+            try:
+                service_target_check(
+                    engine=engine,
+                    host=cleaned.get("host") or "",
+                    port=cleaned.get("port"),
+                    database=cleaned.get("database") or "",
+                    username=cleaned.get("username") or "",
+                    url=cleaned.get("url") or "",
+                    options=cleaned.get("options") or {},
+                )
+            except TargetRefused as refused:
+                self.add_error(refused.field if refused.field in self.fields else None, refused.message)
         return cleaned
 
     def is_valid(self):

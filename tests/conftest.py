@@ -67,6 +67,24 @@ def outsider(other_org):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _service_targets_of_the_suite(tmp_path_factory):
+    """Opt in, explicitly, to the targets the suite's customer databases use.
+
+    Service targets are governed (roles/connectors/targets.py): loopback addresses and SQLite
+    files are refused unless an operator allows them. The suite's PostgreSQL and MariaDB run on
+    127.0.0.1 and its SQLite files live under pytest's temporary directory, so this allows exactly
+    those (and tests of the rule itself override these settings).
+    """
+    from django.conf import settings
+
+    previous = settings.SERVICE_ALLOWED_HOSTS, settings.SERVICE_SQLITE_DIR
+    settings.SERVICE_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.SERVICE_SQLITE_DIR = str(tmp_path_factory.getbasetemp())
+    yield
+    settings.SERVICE_ALLOWED_HOSTS, settings.SERVICE_SQLITE_DIR = previous
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _close_stray_test_database_sessions(django_db_setup, django_db_blocker):
     """Channel-layer pools and live servers keep connections open; end them so the test DB can be dropped.
 

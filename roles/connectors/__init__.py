@@ -27,6 +27,7 @@ from roles.connectors.base import (
     driver_message,
 )
 from roles.connectors.errors import CONNECT_TEXT, connect_error_text
+from roles.connectors.targets import Target, TargetRefused, check_host, service_target_problem
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +108,9 @@ def service_engines(*, service) -> ServiceEngines:
                 importlib.import_module(driver)
             except ImportError as exc:
                 raise ConnectorError("driver_missing", f"The {driver} driver is not installed.") from exc
+        refused = service_target_problem(service)
+        if refused is not None:
+            raise ConnectorError("target_refused", f"{refused.field}: {refused.message}")
         try:
             read, write = connector.engines(config)
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ValueError) as exc:
@@ -114,6 +118,8 @@ def service_engines(*, service) -> ServiceEngines:
             raise ConnectorError(
                 "error", "Invalid connection settings: check the engine, host, port, database and URL."
             ) from exc
+        for engine in {id(read): read, id(write): write}.values():
+            _guard_connections(engine, service.engine)
         entry = ServiceEngines(connector, config, read, write, version)
         _cache[key] = entry
         if cached is not None:
@@ -121,6 +127,38 @@ def service_engines(*, service) -> ServiceEngines:
             if cached.write is not cached.read:
                 cached.write.dispose()
         return entry
+
+
+def _guard_connections(engine: sa.Engine, kind: str) -> None:
+    """Check the target again each time a connection is opened, and pin it to the address checked.
+
+    The check at save time resolved the host then; a name may resolve elsewhere now (DNS rebinding).
+    SQLite files are checked by the SQLite connector itself when it opens them.
+    """
+    if kind == "sqlite":
+        return
+
+    @sa.event.listens_for(engine, "do_connect")
+    def _check(dialect, connection_record, cargs, cparams):
+        host = str(cparams.get("host") or cparams.get("unix_socket") or "")
+        target = Target(
+            engine=kind,
+            hosts=(host,),
+            port=int(cparams["port"]) if cparams.get("port") else None,
+            database=str(cparams.get("dbname") or cparams.get("database") or cparams.get("db") or ""),
+            username=str(cparams.get("user") or ""),
+            options={},
+        )
+        if "," in host or "hostaddr" in cparams or "unix_socket" in cparams:
+            raise ConnectorError("target_refused", "host: several hosts or a host address cannot be used here.")
+        try:
+            addresses = check_host(target, host)
+        except TargetRefused as refused:
+            raise ConnectorError("target_refused", f"{refused.field}: {refused.message}") from None
+        if addresses and kind == "postgresql":
+            cparams["hostaddr"] = str(addresses[0])  # libpq connects there and still verifies TLS by `host`
+        elif addresses and kind == "mysql" and not cparams.get("ssl"):
+            cparams["host"] = str(addresses[0])
 
 
 def service_engines_dispose(*, service) -> None:
@@ -219,7 +257,7 @@ def service_test_connection(*, service) -> ConnectionTestResult:
             conn.close()
     except ConnectorError as exc:
         detail = _REASON_TEXT.get(exc.reason, exc.message)
-        if exc.reason == "error":
+        if exc.reason in ("error", "target_refused"):
             detail = exc.message
         return ConnectionTestResult(False, exc.reason, detail, (time.monotonic() - started) * 1000)
     except sa.exc.DBAPIError as exc:

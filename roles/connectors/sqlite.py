@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from urllib.request import pathname2url
 
 import sqlalchemy as sa
 
-from roles.connectors.base import BaseConnector, ConnectionSettings, driver_message
+from roles.connectors.base import BaseConnector, ConnectionSettings, ConnectorError, driver_message
+from roles.connectors.targets import TargetRefused, check_sqlite_path
 
 
 class SQLiteConnector(BaseConnector):
@@ -24,12 +26,19 @@ class SQLiteConnector(BaseConnector):
         path = self._path(cfg)
         timeout = cfg.connect_timeout
 
+        def checked() -> str:
+            # Checked on every open: the file (or a symbolic link on its way) may have changed since it was saved.
+            try:
+                return pathname2url(str(check_sqlite_path(path)))
+            except TargetRefused as refused:
+                raise ConnectorError("target_refused", f"{refused.field}: {refused.message}") from None
+
         def connect_rw():
             # mode=rw: never create a missing file, so a wrong path is reported, not papered over.
-            return sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=timeout, check_same_thread=False)
+            return sqlite3.connect(f"file:{checked()}?mode=rw", uri=True, timeout=timeout, check_same_thread=False)
 
         def connect_ro():
-            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
+            conn = sqlite3.connect(f"file:{checked()}?mode=ro", uri=True, timeout=timeout, check_same_thread=False)
             conn.execute("PRAGMA query_only = ON")
             return conn
 

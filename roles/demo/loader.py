@@ -326,3 +326,39 @@ __all__ = [
     "demo_postgres_metadata",
     "demo_sqlite_metadata",
 ]
+
+
+def demo_grant_service_login(*, url: str, login: str) -> None:
+    """Give the demo Service's login exactly what the demo Roles use, and nothing else.
+
+    It reads the business tables and views (not demo_metadata), runs the functions the Roles are
+    granted, and writes only where a demo Role writes: support tickets (EU support opens and
+    updates them) and an account's tier (the analyst's apply_loyalty_tier). Run as the database's owner.
+    """
+    import psycopg
+    from psycopg import sql
+
+    from roles.demo.schema import DEMO_TABLES, DEMO_VIEWS
+
+    business = [name for name in DEMO_TABLES if name != "demo_metadata"]
+    who = sql.Identifier(login)
+    statements = [
+        sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(who),
+        sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+            sql.Identifier(psycopg.conninfo.conninfo_to_dict(url)["dbname"]), who
+        ),
+        sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(who),
+        sql.SQL("GRANT SELECT ON {} TO {}").format(
+            sql.SQL(", ").join(map(sql.Identifier, business + list(DEMO_VIEWS))), who
+        ),
+        sql.SQL("GRANT INSERT, UPDATE ON support_tickets TO {}").format(who),
+        sql.SQL("GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {}").format(who),
+        sql.SQL("GRANT UPDATE (tier) ON accounts TO {}").format(who),
+    ]
+    try:
+        with _pg_connect(url) as conn:
+            for statement in statements:
+                conn.execute(statement)
+            conn.commit()
+    except psycopg.Error as exc:
+        raise DemoBuildError(f"granting the demo login its rights failed: {_first_line(exc)}") from exc

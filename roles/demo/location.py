@@ -18,6 +18,15 @@ class DemoLocation:
     database: str
     username: str
     password: str = field(default="", repr=False)
+    # The demo Service's own login (least privilege); empty: the same as the one that builds it.
+    service_username: str = ""
+    service_password: str = field(default="", repr=False)
+
+    @property
+    def service_login(self) -> tuple[str, str]:
+        if self.service_username:
+            return self.service_username, self.service_password
+        return self.username, self.password
 
     @property
     def url(self) -> str:
@@ -74,10 +83,18 @@ def demo_database_location() -> DemoLocation:
     # dj-database-url puts a socket directory given as ?host=... into OPTIONS.
     host = platform.get("HOST") or platform.get("OPTIONS", {}).get("host") or ""
     port = platform.get("PORT") or platform.get("OPTIONS", {}).get("port")
+    service_username = service_password = ""
+    if getattr(settings, "EMBEDDED_DATABASE", False):
+        # Built by the platform's login, used by the demo Service through its own least-privilege login.
+        from nectar.embedded import DEMO_ROLE, embedded_password
+
+        service_username, service_password = DEMO_ROLE, embedded_password(settings.DATA_DIR, DEMO_ROLE)
     return DemoLocation(
         host=str(host),
         port=int(port) if port else None,
         database=DEMO_DATABASE_NAME,
         username=str(platform.get("USER") or ""),
         password=str(platform.get("PASSWORD") or ""),
+        service_username=service_username,
+        service_password=service_password,
     )

@@ -134,25 +134,26 @@ def demo_platform_ensure(*, location: DemoLocation, logins_path: Path, reset_sch
             if made:
                 created.append(f"membership {username} ({membership_role})")
 
+        service_username, service_password = location.service_login
         connection = {
             "engine": Engine.POSTGRESQL,
             "host": location.host,
             "port": location.port,
             "database": location.database,
-            "username": location.username,
+            "username": service_username,
         }
         service = Service.objects.filter(organization=organization, name=DEMO_SERVICE_NAME).first()
         if service is None:
             service = Service.objects.create(
-                organization=organization, name=DEMO_SERVICE_NAME, password=location.password, **connection
+                organization=organization, name=DEMO_SERVICE_NAME, password=service_password, **connection
             )
             created.append(f"service {service.name}")
         else:
             changed = [name for name, value in connection.items() if getattr(service, name) != value]
-            if service.password != location.password:
+            if service.password != service_password:
                 changed.append("password")
             for name in changed:
-                setattr(service, name, location.password if name == "password" else connection[name])
+                setattr(service, name, service_password if name == "password" else connection[name])
             if changed or reset_schema_cache:
                 service.schema_cache = None
                 service.schema_refreshed_at = None

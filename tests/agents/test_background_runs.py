@@ -181,21 +181,9 @@ def test_a_run_whose_worker_died_too_often_is_failed_with_a_reason(analyst_role,
 
 
 def _worker_env(tmp_path) -> dict:
-    import os
+    from tests.processes import process_env
 
-    from django.db import connection
-
-    db = connection.settings_dict
-    host = db["HOST"] or db["OPTIONS"].get("host", "")
-    url = f"postgresql://{db['USER']}@/{db['NAME']}?host={host}"
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
-    env.update(
-        DATABASE_URL=url,
-        EXECUTION_HEARTBEAT_SECONDS="1",
-        EXECUTION_STALE_SECONDS="10",
-        NECTAR_WORKERS="1",
-    )
-    return env
+    return process_env(EXECUTION_HEARTBEAT_SECONDS="1", EXECUTION_STALE_SECONDS="10", NECTAR_WORKERS="1")
 
 
 def test_a_worker_killed_mid_run_leaves_the_run_recoverable_and_it_completes(analyst_role, owner, tmp_path, settings):

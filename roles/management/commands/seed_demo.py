@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from roles.demo import DEMO_SEED, DemoBuildError, demo_build_postgres
 from roles.demo.generator import MAX_SCALE, MIN_SCALE, demo_validate_scale
+from roles.demo.loader import demo_grant_service_login
 from roles.demo.location import demo_database_location
 from roles.demo.platform import demo_platform_ensure
 
@@ -80,6 +81,8 @@ class Command(BaseCommand):
                 built = demo_build_postgres(
                     url=location.url, scale=scale, seed=seed, progress=progress, force=force, max_age_days=max_age_days
                 )
+            if location.service_username and location.service_username != location.username:
+                demo_grant_service_login(url=location.url, login=location.service_username)
         except DemoBuildError as exc:
             raise CommandError(str(exc)) from None
 
