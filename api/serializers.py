@@ -35,6 +35,24 @@ def unique_name(serializer, value: str, *, model, noun: str) -> str:
 class TokenRequestSerializer(serializers.Serializer):
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(max_length=4096, trim_whitespace=False, style={"input_type": "password"})
+    name = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, help_text="A name for the new token (e.g. 'CI script')"
+    )
+
+
+class PersonalTokenSerializer(serializers.Serializer):
+    """A personal token as listed: never its secret."""
+
+    id = serializers.UUIDField(read_only=True)
+    name = serializers.CharField(max_length=200)
+    prefix = serializers.CharField(read_only=True, help_text="The token's public first part, to recognise it")
+    created_at = serializers.DateTimeField(read_only=True)
+    last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    revoked_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class PersonalTokenCreatedSerializer(PersonalTokenSerializer):
+    token = serializers.CharField(read_only=True, help_text="The secret: shown once, stored only as a hash")
 
 
 class MembershipSummarySerializer(serializers.Serializer):
@@ -45,8 +63,10 @@ class MembershipSummarySerializer(serializers.Serializer):
 
 class TokenResponseSerializer(serializers.Serializer):
     token = serializers.CharField(
-        help_text="Send as 'Authorization: Token <token>'. Shown once; issuing again rotates it."
+        help_text="Send as 'Authorization: Token <token>'. Shown once; your other tokens stay valid."
     )
+    id = serializers.UUIDField(help_text="The token's id, to revoke it")
+    name = serializers.CharField()
     username = serializers.CharField()
     organizations = MembershipSummarySerializer(many=True)
 

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from axes.exceptions import AxesBackendPermissionDenied
 from django.contrib.auth import authenticate
-from django.db import transaction
 from django.db.models import Avg, Count, F, Min, Q
+from django.shortcuts import get_object_or_404
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from agents.models import AgentExecution, AgentStatus
+from api.models import PersonalToken
 from endpoints.models import GeneratedEndpoint
 from mcpservers.models import CallOutcome, MCPServerInstance, ToolCall
 from mcpservers.platform import PercentileCont
+from nectar.auth import LOCKOUT_MESSAGE
 
 ENDPOINT_TOOL_PREFIX = "endpoint:"
 
@@ -22,20 +24,49 @@ class CredentialsError(Exception):
     """Wrong username or password, or an inactive account."""
 
 
-def user_token_issue(*, request, username: str, password: str) -> Token:
-    """Check the credentials and issue the user's API token, replacing (rotating) any earlier one."""
-    user = authenticate(request=request, username=username, password=password)
+class LoginLocked(Exception):
+    """Too many failed logins for this account or from this address."""
+
+
+def user_token_issue(*, request, username: str, password: str, name: str = "") -> tuple[PersonalToken, str]:
+    """Check the credentials and issue a new named personal token (others stay valid); returns it with its secret.
+
+    The check goes through the login throttle (django-axes): too many failures for the account or
+    from the address raise LoginLocked.
+    """
+    http_request = getattr(request, "_request", request)
+    try:
+        user = authenticate(request=http_request, username=username, password=password)
+    except AxesBackendPermissionDenied as exc:
+        raise LoginLocked(LOCKOUT_MESSAGE) from exc
+    if getattr(http_request, "axes_locked_out", False):
+        raise LoginLocked(LOCKOUT_MESSAGE)
     if user is None or not user.is_active:
         raise CredentialsError("Unable to sign in with these credentials.")
-    with transaction.atomic():
-        Token.objects.filter(user=user).delete()
-        return Token.objects.create(user=user)
+    return personal_token_create(user=user, name=name or f"Token of {timezone.now():%Y-%m-%d %H:%M}")
 
 
-def user_token_revoke(*, user) -> bool:
-    """Revoke the user's API token; True when there was one."""
-    deleted, _ = Token.objects.filter(user=user).delete()
-    return bool(deleted)
+def personal_token_create(*, user, name: str) -> tuple[PersonalToken, str]:
+    """A new named token for the user; the secret is returned once and stored only as a hash."""
+    name = (name or "").strip()
+    if not name:
+        raise CredentialsError("Give the token a name.")
+    return PersonalToken.issue(user=user, name=name[:200])
+
+
+def personal_token_revoke(*, user, token_id) -> PersonalToken:
+    """Revoke one of the user's own tokens (404 for anyone else's)."""
+    token = get_object_or_404(PersonalToken.objects.filter(user=user), pk=token_id)
+    token.revoke()
+    return token
+
+
+def user_token_revoke(*, user, token=None) -> bool:
+    """Revoke the token the request came with (or, without one, every token of the user); True when one was."""
+    queryset = PersonalToken.objects.filter(user=user, revoked_at__isnull=True)
+    if isinstance(token, PersonalToken):
+        queryset = queryset.filter(pk=token.pk)
+    return bool(queryset.update(revoked_at=timezone.now()))
 
 
 def _call_metrics(calls) -> dict:

@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from api.views.auth import MeView, TokenView
+from api.views.auth import MeView, PersonalTokenDetailView, PersonalTokenListView, TokenView
 from api.views.endpoints import EndpointViewSet
 from api.views.executions import ExecutionViewSet
 from api.views.mcp import McpInstanceViewSet
@@ -31,6 +31,8 @@ router.register("memories", MemoryViewSet, basename="memory")
 
 urlpatterns = [
     path("auth/token/", TokenView.as_view(), name="token"),
+    path("auth/tokens/", PersonalTokenListView.as_view(), name="tokens"),
+    path("auth/tokens/<uuid:token_id>/", PersonalTokenDetailView.as_view(), name="token-detail"),
     path("me/", MeView.as_view(), name="me"),
     path("metrics/", MetricsView.as_view(), name="metrics"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -29,6 +29,7 @@ urlpatterns = [
     path("mcp-servers/", views.mcp, name="mcp"),
     path("memories/", views.memories, name="memories"),
     path("approvals/", views.approvals, name="approvals"),
+    path("tokens/", views.tokens, name="tokens"),
     path("notifications/", views.notifications, name="notifications"),
     path("notifications/<int:notification_id>/open/", views.notification_open, name="notification-open"),
 ]

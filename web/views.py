@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -478,3 +480,36 @@ def notification_open(request, notification_id):
     notifications_mark_read(user=request.user, notification_ids=[item.pk])
     target = item.url or reverse("notifications")
     return redirect(target if target.startswith("/") and not target.startswith("//") else reverse("notifications"))
+
+
+# --- personal API tokens ----------------------------------------------------------------------
+
+
+@login_required
+def tokens(request):
+    """List, create and revoke your own personal API tokens; a new token's secret is shown once."""
+    from api.models import PersonalToken
+    from api.services import CredentialsError, personal_token_create, personal_token_revoke
+
+    context: dict = {}
+    status = 200
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "create":
+            try:
+                context["new_token"], context["new_secret"] = personal_token_create(
+                    user=request.user, name=request.POST.get("name", "")
+                )
+            except CredentialsError as exc:
+                context["error"], status = str(exc), 400
+        elif action == "revoke":
+            try:
+                token = personal_token_revoke(user=request.user, token_id=uuid.UUID(request.POST.get("token", "")))
+            except ValueError:
+                return HttpResponseBadRequest("Give the id of the token to revoke.")
+            messages.success(request, f"Token “{token.name}” revoked; your other tokens still work.")
+            return redirect("tokens")
+        else:
+            return HttpResponseBadRequest("Unknown action.")
+    context["tokens"] = PersonalToken.objects.filter(user=request.user)
+    return _page(request, "web/tokens.html", context, section="tokens", status=status)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api.models import PersonalToken
 from roles.demo import demo_build_sqlite
 from roles.models import Role, Service
 
@@ -33,8 +33,8 @@ def _fresh_throttle_cache(db, django_db_blocker):
 
 def _client_for(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, secret = PersonalToken.issue(user=user, name="test client")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
     client.user = user
     return client
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api.models import PersonalToken
 from roles.models import Membership, MembershipRole
 from tests.api.conftest import errors_of
 from tests.conftest import PASSWORD
@@ -24,15 +24,19 @@ def test_a_user_exchanges_username_and_password_for_a_token_that_authenticates_r
     assert client.get("/api/v1/me/").json()["organization"]["slug"] == "acme"
 
 
-def test_issuing_a_token_again_rotates_it_and_the_old_one_stops_working(owner):
+def test_issuing_a_token_again_gives_a_new_named_one_and_the_first_keeps_working(owner):
     client = APIClient()
     first = client.post("/api/v1/auth/token/", {"username": "olivia", "password": PASSWORD}, format="json").json()
-    second = client.post("/api/v1/auth/token/", {"username": "olivia", "password": PASSWORD}, format="json").json()
-    assert first["token"] != second["token"]
-    client.credentials(HTTP_AUTHORIZATION=f"Token {first['token']}")
-    assert client.get("/api/v1/me/").status_code == 401
-    client.credentials(HTTP_AUTHORIZATION=f"Token {second['token']}")
-    assert client.get("/api/v1/me/").status_code == 200
+    second = client.post(
+        "/api/v1/auth/token/", {"username": "olivia", "password": PASSWORD, "name": "CI"}, format="json"
+    ).json()
+    assert first["token"] != second["token"] and second["name"] == "CI"
+    for secret in (first["token"], second["token"]):
+        client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
+        assert client.get("/api/v1/me/").status_code == 200
+    stored = PersonalToken.objects.filter(user=owner)
+    assert stored.count() == 2
+    assert all(second["token"] not in (t.key_hash, t.prefix, t.name) for t in stored), "stored hashed only"
 
 
 def test_wrong_credentials_get_a_400_with_the_error_body_and_no_token(owner):
@@ -41,7 +45,7 @@ def test_wrong_credentials_get_a_400_with_the_error_body_and_no_token(owner):
     assert errors_of(response) == [
         {"field": None, "message": "Unable to sign in with these credentials.", "code": "invalid_credentials"}
     ]
-    assert not Token.objects.filter(user=owner).exists()
+    assert not PersonalToken.objects.filter(user=owner).exists()
 
 
 def test_a_missing_password_names_the_field(owner):
@@ -50,10 +54,13 @@ def test_a_missing_password_names_the_field(owner):
     assert errors_of(response) == [{"field": "password", "message": "This field is required.", "code": "required"}]
 
 
-def test_delete_revokes_the_callers_token(owner_client, owner):
+def test_delete_revokes_the_callers_token_and_only_that_one(owner_client, owner):
+    _, other = PersonalToken.issue(user=owner, name="another script")
     assert owner_client.delete("/api/v1/auth/token/").status_code == 204
-    assert not Token.objects.filter(user=owner).exists()
     assert owner_client.get("/api/v1/me/").status_code == 401
+    assert PersonalToken.objects.filter(user=owner, revoked_at__isnull=True).count() == 1
+    owner_client.credentials(HTTP_AUTHORIZATION=f"Token {other}")
+    assert owner_client.get("/api/v1/me/").status_code == 200
 
 
 def test_anonymous_callers_get_401_with_the_error_body():

@@ -43,13 +43,13 @@ def test_updating_a_service_without_a_password_keeps_the_stored_one(owner_client
     assert (service.username, service.password) == ("bob", "keep-me")
 
 
-def test_the_organization_and_timestamps_of_a_service_cannot_be_assigned(owner_client, org, other_org):
+def test_the_organization_and_timestamps_of_a_service_cannot_be_assigned(owner_client, org, other_org, tmp_path):
     response = owner_client.post(
         "/api/v1/services/",
         {
             "name": "Mine",
             "engine": "sqlite",
-            "database": "/tmp/x.sqlite",
+            "database": str(tmp_path / "x.sqlite"),
             "organization": str(other_org.pk),
             "schema_refreshed_at": "2020-01-01T00:00:00Z",
             "id": "00000000-0000-0000-0000-000000000001",

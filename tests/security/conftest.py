@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 from django.core.cache import cache
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from api.models import PersonalToken
 from endpoints.services import endpoint_approve, endpoint_create_draft, endpoint_deploy
 from tests.agents.conftest import analyst_role, demo_service, demo_sqlite_path  # noqa: F401 - fixtures
 from tests.mcpservers.conftest import (  # noqa: F401 - fixtures
@@ -36,8 +36,8 @@ def _fresh_cache(django_db_blocker):
 
 def api_client(user) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    _, secret = PersonalToken.issue(user=user, name="security suite")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
     client.user = user
     return client
 
