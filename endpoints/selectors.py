@@ -81,9 +81,11 @@ def organization_for_openapi(*, principal, org_slug: str):
     return organization
 
 
-def endpoints_deployed_describe(*, organization, query: str = "", limit: int = 200) -> list[dict]:
-    """The organization's deployed endpoints (every live version), matching `query` in slug or description."""
+def endpoints_deployed_describe(*, organization, query: str = "", limit: int = 200, role=None) -> list[dict]:
+    """The organization's deployed endpoints (every live version; with `role`, that Role's only), matching `query`."""
     endpoints = GeneratedEndpoint.objects.live().filter(organization=organization).select_related("organization")
+    if role is not None:
+        endpoints = endpoints.filter(role=role)
     if query:
         endpoints = endpoints.filter(Q(slug__icontains=query) | Q(description__icontains=query))
     return [

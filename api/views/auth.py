@@ -95,6 +95,8 @@ class TokenView(ApiViewMixin, APIView):
 class PersonalTokenListView(ApiViewMixin, APIView):
     """Your personal tokens (never their secrets), and a new one."""
 
+    pagination_class = None  # a person has a handful of tokens: one plain list
+
     def get_permissions(self):
         return [IsAuthenticated()]
 

@@ -2,7 +2,7 @@
 
 Schemathesis loads /api/v1/schema/ from the Django WSGI application (with a deployed generated
 endpoint, so the endpoints app's schema hook is covered too) and sends a few generated requests
-per operation, authenticated with an owner's personal token.
+per operation, authenticated with an owner's personal token and again with a member's.
 """
 
 from __future__ import annotations
@@ -51,8 +51,14 @@ def wsgi_app():
     request_finished.connect(close_old_connections)
 
 
+@pytest.fixture(params=["owner", "member"])
+def caller(request):
+    """The run is made with an owner's personal token and again with a member's: neither ever gets a 5xx."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture
-def api_schema(db, org, owner, role, monkeypatch, wsgi_app):
+def api_schema(db, org, owner, caller, role, monkeypatch, wsgi_app):
     from rest_framework.throttling import SimpleRateThrottle
 
     # Hundreds of requests in a few seconds: lift the throttles for this run only.
@@ -81,7 +87,7 @@ def api_schema(db, org, owner, role, monkeypatch, wsgi_app):
     )
     endpoint_approve(endpoint=endpoint, user=owner)
     endpoint_deploy(endpoint=endpoint, user=owner)
-    _, token_secret = PersonalToken.issue(user=owner, name="schemathesis")
+    _, token_secret = PersonalToken.issue(user=caller, name="schemathesis")
     schema = schemathesis.openapi.from_wsgi(
         "/api/v1/schema/?format=json", wsgi_app, headers={"Authorization": f"Token {token_secret}"}
     )
@@ -137,7 +143,7 @@ def make_check(operation, auth: dict, real_ids: dict, ok: set):
     return check
 
 
-def test_the_api_answers_every_generated_request_within_its_schema(api_schema, owner, caplog):
+def test_the_api_answers_every_generated_request_within_its_schema(api_schema, caller, owner, caplog):
     caplog.set_level(logging.ERROR, logger="django.request")  # thousands of expected 4xx warnings
     headers = {"Authorization": f"Token {api_schema.token_secret}"}
     operations, failures, ok = 0, [], set()
@@ -165,5 +171,5 @@ def test_the_api_answers_every_generated_request_within_its_schema(api_schema, o
     assert not failures, "\n\n".join(failures)
     print(f"{len(ok)} of {operations} operations answered 2xx at least once:", *sorted(ok), sep="\n  ")
     # Real objects were reached, not only 404s; the generated endpoint (schema hook) answered too.
-    assert len(ok) >= 20
+    assert len(ok) >= (20 if caller == owner else 12)  # a member is refused what only managers may do
     assert "GET /api/v1/x/acme/eu-customers" in ok

@@ -44,7 +44,14 @@ def _platform_url(base: str, slug: str, server: str) -> str:
 
 
 def test_pattern_library_and_compliance_rules_answer_from_the_organizations_memories(live_mcp, analyst, org, other_org):
-    memory_create(organization=org, type="SUCCESS_PATTERN", content="Paginate customer lists by id", tags=["customers"])
+    # A key sees its own Role's memories (and the organization's business rules it can read).
+    memory_create(
+        organization=org,
+        type="SUCCESS_PATTERN",
+        content="Paginate customer lists by id",
+        tags=["customers"],
+        role=analyst["role"],
+    )
     memory_create(organization=org, type="BUSINESS_RULE", content="EU customers' emails are personal data")
     memory_create(organization=other_org, type="BUSINESS_RULE", content="Globex rule about customers")
     secret = analyst["secret"]

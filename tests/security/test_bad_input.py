@@ -212,7 +212,7 @@ def test_a_memory_embedded_as_a_zero_vector_never_yields_nan(owner_api, org):
 
 
 def test_the_platform_mcp_answers_a_stop_word_search_with_valid_json(live_mcp, analyst, org):
-    memory_create(organization=org, type="API_PATTERN", content="Monthly revenue per region")
+    memory_create(organization=org, type="API_PATTERN", content="Monthly revenue per region", role=analyst["role"])
     memory_create(organization=org, type="BUSINESS_RULE", content="a")
     url = f"{live_mcp}/mcp/platform/{org.slug}/pattern-library/"
 
