@@ -26,10 +26,12 @@ def process_env(**overrides: str) -> dict:
 
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(
-        DATABASE_URL=test_database_url(),
-        # The same explicit opt-in to the suite's customer databases as this process (tests/conftest.py).
-        NECTAR_SERVICE_ALLOWED_HOSTS=",".join(settings.SERVICE_ALLOWED_HOSTS),
-        NECTAR_SQLITE_DIR=settings.SERVICE_SQLITE_DIR,
-        **overrides,
+        {
+            "DATABASE_URL": test_database_url(),
+            # The same explicit opt-in to the suite's customer databases as this process (tests/conftest.py).
+            "NECTAR_SERVICE_ALLOWED_HOSTS": ",".join(settings.SERVICE_ALLOWED_HOSTS),
+            "NECTAR_SQLITE_DIR": settings.SERVICE_SQLITE_DIR,
+            **overrides,
+        }
     )
     return env

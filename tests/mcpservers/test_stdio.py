@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,6 +12,7 @@ from mcp import Client, StdioServerParameters
 
 from mcpservers.models import ToolCall
 from tests.mcpservers.conftest import run
+from tests.processes import process_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,7 +24,8 @@ def _test_database_url() -> str:
 
 
 def _server(instance_id, *, key: str | None) -> StdioServerParameters:
-    env = {**os.environ, "DATABASE_URL": _test_database_url(), "LOG_LEVEL": "WARNING"}
+    # The suite's explicit opt-in to its customer databases on 127.0.0.1 goes to the child too.
+    env = process_env(DATABASE_URL=_test_database_url(), LOG_LEVEL="WARNING")
     env.pop("NECTAR_MCP_KEY", None)
     if key:
         env["NECTAR_MCP_KEY"] = key
