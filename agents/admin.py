@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from agents.events import event_serialize
-from agents.models import AgentExecution, ExecutionEvent, ModelCapability
+from agents.models import AgentExecution, ExecutionEvent, LLMUsage, ModelCapability
 from agents.providers import LLMError
 from agents.providers.capabilities import CapabilityKey
 from agents.providers.registry import capability_probe_again
@@ -339,3 +339,40 @@ class ModelCapabilityAdmin(admin.ModelAdmin):
                 f"context window {found.context_length or 'unknown'}",
                 messages.SUCCESS,
             )
+
+
+@admin.register(LLMUsage)
+class LLMUsageAdmin(OrganizationScopedAdmin):
+    """Each organization's LLM tokens and cost per day and model: what its daily caps count."""
+
+    list_display = ("day", "organization", "model", "provider_kind", "calls", "tokens", "cost_usd", "unpriced_tokens")
+    list_filter = ("day", "provider_kind", "model")
+    date_hierarchy = "day"
+    list_select_related = ("organization",)
+    readonly_fields = (
+        "organization",
+        "day",
+        "provider_kind",
+        "model",
+        "calls",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "unpriced_tokens",
+        "updated_at",
+    )
+    fields = readonly_fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deleting today's row would lift the organization's cap: only an operator may.
+        return request.user.is_active and request.user.is_superuser
+
+    @admin.display(description="Tokens")
+    def tokens(self, obj):
+        return f"{obj.input_tokens + obj.output_tokens:,}"

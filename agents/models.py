@@ -178,3 +178,32 @@ class ModelCapability(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider_kind} {self.model} at {self.base_url}"
+
+
+class LLMUsage(models.Model):
+    """The LLM tokens and cost of one organization on one day with one model: what spending caps count."""
+
+    organization = models.ForeignKey("roles.Organization", on_delete=models.CASCADE, related_name="llm_usage")
+    day = models.DateField(help_text="In the platform's TIME_ZONE")
+    provider_kind = models.CharField(max_length=20)
+    model = models.CharField(max_length=200)
+    calls = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveBigIntegerField(default=0)
+    output_tokens = models.PositiveBigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=14, decimal_places=6, default=0)
+    unpriced_tokens = models.PositiveBigIntegerField(
+        default=0, help_text="Tokens of a model LLM_PRICES has no price for"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-day", "model"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "provider_kind", "model"], name="llm_usage_unique_org_day_model"
+            )
+        ]
+        verbose_name_plural = "LLM usage"
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model}: {self.input_tokens + self.output_tokens} tokens"

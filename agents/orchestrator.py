@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from agents.base import AgentFailed, AgentRuntime, BaseAgent, ExecutionStopped
 from agents.events import event_append, execution_touch
+from agents.llm_usage import llm_call_observers
 from agents.models import AgentExecution, AgentStatus, Phase
 from agents.providers import MeteredProvider, UsageMeter, provider_for
 from agents.specialists import AGENTS, agent_for_task
@@ -75,7 +76,12 @@ class Orchestrator:
         from django.conf import settings
 
         base = provider or provider_for(organization=execution.organization)
-        self.provider = MeteredProvider(base, self.meter, token_budget=settings.AGENT_TOKEN_BUDGET)
+        self.provider = MeteredProvider(
+            base,
+            self.meter,
+            token_budget=settings.AGENT_TOKEN_BUDGET,
+            observers=llm_call_observers(execution=execution, provider=base),
+        )
         self.on_progress = on_progress
         self.state: dict[str, Any] = dict(execution.result or {})
         self.state.setdefault("phases", {})

@@ -15,6 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from agents.events import event_append
+from agents.llm_usage import SpendingCapReached, spending_check_for_run
 from agents.models import AgentExecution, AgentStatus, AgentType
 from learning.services import RATING_STEP, LearningInputError, memories_shift_relevance
 from roles.selectors import membership_get, organization_ids_for_user
@@ -64,6 +65,10 @@ def execution_submit(*, user, role, requirement: str, enqueue: bool = True) -> A
             field="role",
             code="mcp_disabled",
         )
+    try:
+        spending_check_for_run(organization=role.organization)
+    except SpendingCapReached as exc:
+        raise ExecutionError(exc.message, code="spending_cap") from None
     with transaction.atomic():
         execution = AgentExecution.objects.create(
             business_requirement=text,

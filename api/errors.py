@@ -116,6 +116,8 @@ def _to_api_exception(exc: Exception) -> tuple[int, list[dict]] | None:
             return 404, [error(exc.message, code=code, field=exc.field)]
         if code == "forbidden":
             return 403, [error(exc.message, code=code, field=exc.field)]
+        if code == "spending_cap":
+            return 429, [error(exc.message, code=code, field=exc.field)]
         return (409 if code in CONFLICT_CODES else 400), [error(exc.message, code=code, field=exc.field)]
     if isinstance(exc, LearningInputError):
         message = str(exc)

@@ -379,6 +379,9 @@ LLM_PRICES = env_str("LLM_PRICES", "")
 LLM_CONTEXT_TOKENS = env_int("LLM_CONTEXT_TOKENS", 0, minimum=0)
 # Ollama's num_ctx, sent with every request to an Ollama server (0: Ollama's default, 4096).
 OLLAMA_NUM_CTX = env_int("OLLAMA_NUM_CTX", 0, minimum=0)
+# Daily LLM spending caps of every organization (an organization may set its own in admin); 0: none.
+LLM_DAILY_TOKEN_LIMIT = env_int("LLM_DAILY_TOKEN_LIMIT", 0, minimum=0)
+LLM_DAILY_COST_LIMIT_USD = env_float("LLM_DAILY_COST_LIMIT_USD", 0.0)
 # Turns in which a model may repair an answer that is not the JSON asked for.
 LLM_REPAIR_TURNS = env_int("LLM_REPAIR_TURNS", 2, minimum=0)
 # The most output tokens an answer cut off by max_tokens is asked for again with.

@@ -28,7 +28,17 @@ class OrganizationAdmin(OrganizationScopedAdmin):
     list_display = ("name", "slug", "llm_provider", "auto_deploy_read_only", "created_at")
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
-    fields = ("name", "slug", "auto_deploy_read_only", "llm_provider", "llm_model", "llm_base_url", "llm_api_key")
+    fields = (
+        "name",
+        "slug",
+        "auto_deploy_read_only",
+        "llm_provider",
+        "llm_model",
+        "llm_base_url",
+        "llm_api_key",
+        "llm_daily_token_limit",
+        "llm_daily_cost_limit",
+    )
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         if db_field.name == "llm_api_key":

@@ -35,6 +35,19 @@ class Organization(models.Model):
     llm_model = models.CharField(max_length=200, blank=True, default="")
     llm_api_key = EncryptedTextField(blank=True, default="")
     llm_base_url = models.URLField(blank=True, default="")
+    # Daily LLM spending caps; empty means the platform's LLM_DAILY_TOKEN_LIMIT / LLM_DAILY_COST_LIMIT_USD.
+    llm_daily_token_limit = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="LLM tokens (input + output) the organization may use per day; empty: the platform's",
+    )
+    llm_daily_cost_limit = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="LLM spending in USD per day, priced from LLM_PRICES; empty: the platform's",
+    )
     # Review policy: read-only endpoints whose tests all passed may deploy without a human.
     auto_deploy_read_only = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)

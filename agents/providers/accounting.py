@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from .base import Completion, LLMError, Message, ToolSpec, Usage
 
@@ -133,15 +134,48 @@ class UsageMeter:
             }
 
 
-class MeteredProvider:
-    """Wraps any LLMProvider: records every call on a meter and refuses calls past a token budget."""
+@dataclass(frozen=True)
+class CallRecord:
+    """One answer (or failure) of the language model, as an observer sees it."""
 
-    def __init__(self, provider: Any, meter: UsageMeter, *, token_budget: int | None = None) -> None:
+    model: str
+    usage: Usage
+    requests: int
+    seconds: float
+    completion: Completion | None = None
+    error: LLMError | None = None
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+class CallObserver(Protocol):
+    """Told before and after every LLM call; `before_call` may refuse it by raising an LLMError."""
+
+    def before_call(self) -> None: ...
+
+    def after_call(self, record: CallRecord) -> None: ...
+
+
+class MeteredProvider:
+    """Wraps any LLMProvider: records every call on a meter and refuses calls past a token budget.
+
+    `observers` see every call too: the organization's daily spending ledger (which may refuse a
+    call once a cap is reached) and the execution's log of LLM calls.
+    """
+
+    def __init__(
+        self,
+        provider: Any,
+        meter: UsageMeter,
+        *,
+        token_budget: int | None = None,
+        observers: Sequence[CallObserver] = (),
+    ) -> None:
         if token_budget is not None and token_budget <= 0:
             raise ValueError(f"token_budget must be a positive number of tokens, got {token_budget}")
         self.provider = provider
         self.meter = meter
         self.token_budget = token_budget
+        self.observers = list(observers)
 
     @property
     def name(self) -> str:
@@ -167,6 +201,8 @@ class MeteredProvider:
     ) -> Completion:
         if self.token_budget is not None and self.meter.total_tokens >= self.token_budget:
             raise BudgetExceeded(used=self.meter.total_tokens, budget=self.token_budget)
+        for observer in self.observers:
+            observer.before_call()
         started = time.monotonic()
         try:
             completion = self.provider.complete(
@@ -178,14 +214,36 @@ class MeteredProvider:
                 context=context,
             )
         except LLMError as error:
-            self.meter.record_failure(
-                model=self.provider.model, usage=getattr(error, "usage", None), seconds=time.monotonic() - started
+            seconds = time.monotonic() - started
+            usage = getattr(error, "usage", None) or Usage()
+            self.meter.record_failure(model=self.provider.model, usage=usage, seconds=seconds)
+            self._tell(
+                CallRecord(
+                    model=self.provider.model,
+                    usage=usage,
+                    requests=getattr(error, "requests", 0),
+                    seconds=seconds,
+                    error=error,
+                    context=context or {},
+                )
             )
             raise
-        self.meter.record(
-            model=completion.model or self.provider.model,
-            usage=completion.usage,
-            seconds=time.monotonic() - started,
-            requests=max(1, completion.requests),
+        seconds = time.monotonic() - started
+        model = completion.model or self.provider.model
+        requests = max(1, completion.requests)
+        self.meter.record(model=model, usage=completion.usage, seconds=seconds, requests=requests)
+        self._tell(
+            CallRecord(
+                model=model,
+                usage=completion.usage,
+                requests=requests,
+                seconds=seconds,
+                completion=completion,
+                context=context or {},
+            )
         )
         return completion
+
+    def _tell(self, record: CallRecord) -> None:
+        for observer in self.observers:
+            observer.after_call(record)
