@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from time import monotonic
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -28,6 +29,13 @@ from roles.models import Organization
 
 # Providers whose tokens cost nothing (the built-in planner).
 FREE_KINDS = frozenset({"offline"})
+
+
+class TimeBudgetExceeded(LLMError):
+    """The run has used its time budget; no further LLM call is made."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False, code="time_budget")
 
 
 class SpendingCapReached(LLMError):
@@ -237,9 +245,38 @@ class ExecutionCallLog:
         )
 
 
+class RunDeadline:
+    """A CallObserver: no LLM call starts once the run has used its time budget (AGENT_TIME_BUDGET_SECONDS).
+
+    Counted from when this worker took the run; each call is itself bounded by LLM_TIMEOUT_SECONDS.
+    """
+
+    def __init__(self, *, seconds: float, clock=None) -> None:
+        self.clock = clock or monotonic
+        self.seconds = seconds
+        self.started = self.clock()
+
+    def before_call(self) -> None:
+        elapsed = self.clock() - self.started
+        if elapsed >= self.seconds:
+            raise TimeBudgetExceeded(
+                f"the run has taken {_duration(elapsed)}, its whole time budget ({_duration(self.seconds)}); "
+                "try a simpler requirement, a faster model, or a larger AGENT_TIME_BUDGET_SECONDS"
+            )
+
+    def after_call(self, record: CallRecord) -> None:
+        return None
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest} s" if minutes else f"{rest} s"
+
+
 def llm_call_observers(*, execution: AgentExecution, provider) -> list:
-    """What watches the LLM calls of a run: the organization's ledger and the run's call log."""
+    """What watches the LLM calls of a run: its time budget, the organization's ledger, the run's call log."""
     return [
+        RunDeadline(seconds=settings.AGENT_TIME_BUDGET_SECONDS),
         SpendingLedger(organization=execution.organization, provider_kind=provider.name, model=provider.model),
         ExecutionCallLog(execution=execution),
     ]

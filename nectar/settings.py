@@ -390,6 +390,8 @@ LLM_MAX_OUTPUT_TOKENS = env_int("LLM_MAX_OUTPUT_TOKENS", 8192, minimum=256)
 # Agents.
 AGENT_MAX_ITERATIONS = env_int("AGENT_MAX_ITERATIONS", 50, minimum=1)
 AGENT_TOKEN_BUDGET = env_int("AGENT_TOKEN_BUDGET", 200_000, minimum=1000)
+# Wall-clock seconds a run may take in one worker; no LLM call starts after that.
+AGENT_TIME_BUDGET_SECONDS = env_int("AGENT_TIME_BUDGET_SECONDS", 1800, minimum=10)
 EXECUTION_HEARTBEAT_SECONDS = env_int("EXECUTION_HEARTBEAT_SECONDS", 10, minimum=1)
 EXECUTION_STALE_SECONDS = env_int("EXECUTION_STALE_SECONDS", 120, minimum=10)
 

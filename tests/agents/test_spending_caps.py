@@ -202,3 +202,27 @@ def test_every_llm_call_of_a_run_is_logged_with_its_tokens_and_counted_on_the_le
         metrics["llm_calls"],
         metrics["total_tokens"],
     )
+
+
+def test_no_llm_call_starts_once_the_run_has_used_its_time_budget():
+    from agents.llm_usage import RunDeadline, TimeBudgetExceeded
+    from agents.providers import Completion, Message, MeteredProvider, UsageMeter
+
+    now = [0.0]
+
+    class Instant:
+        name, model = "scripted", "scripted-model"
+
+        def complete(self, **kwargs):
+            now[0] += 40.0  # each answer takes 40 s
+            return Completion("ok", (), None, Usage(10, 5), "scripted-model", "end_turn")
+
+    provider = MeteredProvider(
+        Instant(), UsageMeter(prices={}), observers=[RunDeadline(seconds=100, clock=lambda: now[0])]
+    )
+    for _ in range(3):
+        provider.complete(messages=[Message("user", "go")])
+
+    with pytest.raises(TimeBudgetExceeded, match=r"the run has taken 2 min 0 s, its whole time budget \(1 min 40 s\)"):
+        provider.complete(messages=[Message("user", "go")])
+    assert provider.meter.calls == 3
