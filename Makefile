@@ -12,7 +12,7 @@ COMPILE := $(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --st
 # allowed (a production process without SECRET_KEY, NECTAR_ENCRYPTION_KEY or DATABASE_URL refuses to start).
 export NECTAR_DEV ?= 1
 
-.PHONY: run test install install-dev lock migrate seed lint format bench services clean
+.PHONY: run test test-llm install install-dev lock migrate seed lint format bench services clean
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -51,6 +51,11 @@ services:
 
 test: install-dev services
 	bash scripts/run-tests.sh
+
+# The tests against a real local model (scripts/llm-server.sh starts it; the first time it builds
+# llama.cpp, 15-25 minutes on two cores). Not part of `make test`: see README.
+test-llm: install-dev services
+	$(PY) -m pytest -m llm tests/llm
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -116,10 +116,12 @@ start() {
     port="${NECTAR_LLM_PORT:-$(free_port)}"
     url="http://127.0.0.1:$port/v1"
     say "starting $MODEL_ALIAS ($model) on $url, context $CTX tokens; log in $LOG_FILE"
-    # Requests are queued, never interrupted by the next one (the worker and the tests overlap).
+    # Requests are queued, never interrupted by the next one (the worker and the tests overlap). The
+    # RAM cache keeps evaluated prompts, so an agent's next turn only evaluates what is new.
     nohup "$VENV/bin/python" -m llama_cpp.server --model "$model" --model_alias "$MODEL_ALIAS" \
         --chat_format chatml-function-calling --host 127.0.0.1 --port "$port" --n_ctx "$CTX" \
-        --n_threads "$THREADS" --interrupt_requests False --verbose False >"$LOG_FILE" 2>&1 &
+        --n_threads "$THREADS" --interrupt_requests False --cache True --cache_size 1073741824 \
+        --verbose False >"$LOG_FILE" 2>&1 &
     pid=$!
     echo "$pid" >"$PID_FILE"
     echo "$url" >"$URL_FILE"

@@ -173,6 +173,23 @@ def context_size_in(detail: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+# How servers say how long the prompt was: OpenAI, vLLM and llama-cpp-python ("27816 in the messages",
+# "your messages resulted in 130000 tokens"), Anthropic ("prompt is too long: 210000 tokens > 200000").
+_PROMPT_SIZE = re.compile(
+    r"(\d[\d,]*) in the messages|messages resulted in (\d[\d,]*) tokens|prompt is too long: (\d[\d,]*) tokens"
+    r"|prompt tokens? \(?(\d[\d,]*)",
+    re.I,
+)
+
+
+def prompt_size_in(detail: str) -> int | None:
+    """The prompt length a server names in its error, when it names one."""
+    match = _PROMPT_SIZE.search(detail or "")
+    if not match:
+        return None
+    return int(next(group for group in match.groups() if group).replace(",", ""))
+
+
 def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     """Read Retry-After (seconds or an HTTP date) or retry-after-ms; None when absent or unreadable."""
     if not headers:
@@ -240,7 +257,7 @@ def error_from_status(
     elif status in (408, 409):
         message = f"{vendor} asked to try again ({status})"
     elif says_context_exceeded(detail) and status in (400, 413, 422, 500):
-        message = f"{vendor} says the prompt does not fit model {model!r}'s context ({status}): {detail}"
+        message = f"{vendor} says the prompt is too long for model {model!r} ({status}): {detail}"
         return LLMError(message, status=status, code="context_length")
     elif says_unsupported(status, detail):
         message = f"{vendor} rejected the request ({status}): {detail}"

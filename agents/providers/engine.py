@@ -27,7 +27,17 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .base import Completion, LLMError, Message, ToolCall, ToolSpec, Usage, context_size_in, ensure_object_schema
+from .base import (
+    Completion,
+    LLMError,
+    Message,
+    ToolCall,
+    ToolSpec,
+    Usage,
+    context_size_in,
+    ensure_object_schema,
+    prompt_size_in,
+)
 from .capabilities import (
     CHARS_PER_TOKEN,
     ESTIMATE_MARGIN,
@@ -51,6 +61,10 @@ FEATURE_WORDS = {
     "json_object": ("response_format", "json_object", "json mode", "format"),
     "tool_calling": ("tool", "function"),
 }
+WIDER_WINDOW = (
+    "Use a model with a larger context window, or give this one more (OLLAMA_NUM_CTX for Ollama; "
+    "LLM_CONTEXT_TOKENS when the server's window is larger than Nectar knows)"
+)
 REPAIR_PROMPT = (
     "Your previous answer could not be used: {problem}. Answer again with only the JSON object, "
     "no prose and no code fence, matching the schema you were given."
@@ -459,20 +473,22 @@ class ProviderEngine:
             return replace(request, max_tokens=room)
         raise LLMError(
             f"the prompt for {self.model} is about {prompt:,} tokens ({how}); with at least {needed:,} tokens for "
-            f"the answer it does not fit the model's context window of {window:,} tokens. Use a model with a "
-            "larger context window, or give this one more (OLLAMA_NUM_CTX for Ollama; LLM_CONTEXT_TOKENS when "
-            "the server's window is larger than Nectar knows)",
+            f"the answer it does not fit the model's context window of {window:,} tokens. {WIDER_WINDOW}",
             code="context_length",
         )
 
     def _context_error(self, error: LLMError) -> LLMError:
         """The server said the prompt is too long: remember its window and say so plainly."""
         window = context_size_in(error.message)
+        prompt = prompt_size_in(error.message)
         if window and window != self.capabilities.context_length:
             self._learn(replace(self.capabilities, context_length=window))
-        sizes = f" of {window:,} tokens" if window else ""
-        return LLMError(
-            f"the prompt does not fit {self.model}'s context window{sizes}: {error.message}",
-            status=error.status,
-            code="context_length",
-        )
+        if window and prompt:
+            message = (
+                f"the prompt for {self.model} is {prompt:,} tokens (as the server counted them), too long for the "
+                f"model's context window of {window:,} tokens. {WIDER_WINDOW}"
+            )
+        else:
+            sizes = f" of {window:,} tokens" if window else ""
+            message = f"the prompt does not fit {self.model}'s context window{sizes} ({error.message})"
+        return LLMError(message, status=error.status, code="context_length")

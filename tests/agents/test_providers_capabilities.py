@@ -460,8 +460,12 @@ def test_a_window_the_server_names_in_its_error_is_learned_and_checked_before_th
     provider = llama(server, store)
     provider._capabilities = Capabilities(tool_calling=True)
 
-    with pytest.raises(LLMError, match="does not fit smollm2-135m-instruct's context window of 2,048 tokens"):
+    with pytest.raises(LLMError) as first:
         ask(provider, content="orders " * 1200, max_tokens=500)
+    assert str(first.value).startswith(
+        "the prompt for smollm2-135m-instruct is 2,171 tokens (as the server counted them), too long for the "
+        "model's context window of 2,048 tokens. Use a model with a larger context window"
+    )
     with pytest.raises(LLMError, match="context window of 2,048 tokens") as caught:
         ask(provider, content="orders " * 1200, max_tokens=500)
 

@@ -360,7 +360,8 @@ def test_a_server_error_without_such_a_message_is_still_transient(sleeps):
 def test_a_prompt_the_server_says_is_too_long_fails_at_once_naming_the_context():
     server = ReplayServer((400, "llamacpp_context_length_exceeded"))
 
-    with pytest.raises(LLMError, match="maximum context length is 2048 tokens") as caught:
+    expected = r"is 2,171 tokens .as the server counted them.+window of 2,048 tokens"
+    with pytest.raises(LLMError, match=expected) as caught:
         ask(make_provider(server, api_key=None, model="smollm2", base_url=LOCAL_SERVER))
 
     assert (caught.value.code, caught.value.retryable) == ("context_length", False)
