@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from agents.llm_usage import SpendingCapReached, spending_check, spending_record, spending_today
@@ -74,7 +73,7 @@ def test_the_api_answers_429_with_the_reason(analyst_role, owner, org):
     org.save()
     used_today(org, 5000)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=owner).key}")
+    client.force_authenticate(user=owner)
 
     response = client.post(
         "/api/v1/executions/", {"requirement": REQUIREMENT, "role": str(analyst_role.pk)}, format="json"
