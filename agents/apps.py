@@ -23,4 +23,9 @@ class AgentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from agents import signals
+        from endpoints.signals import endpoint_approved, endpoint_rejected
+
         post_migrate.connect(ensure_schedules, sender=self)
+        endpoint_approved.connect(signals.on_endpoint_approved, dispatch_uid="agents.learn_approved")
+        endpoint_rejected.connect(signals.on_endpoint_rejected, dispatch_uid="agents.avoid_rejected")

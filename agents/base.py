@@ -1,7 +1,11 @@
-"""BaseAgent: think -> act -> observe -> reflect, over the Role's MCP tools, as in the spec.
+"""BaseAgent: think -> act -> observe -> reflect, over a small fixed set of the Role's MCP tools.
 
 Every step is appended to the agent's AgentExecution as it happens (thought process, tools
-invoked, discoveries, MCP servers used) and to the orchestration's event log.
+invoked, discoveries, MCP servers used) and to the orchestration's event log. Each phase's
+answer is validated against its typed contract (agents.contracts); an answer that does not match
+goes back to the model with the problems, for a bounded number of repair turns. Prompts are kept
+within the phase's token budget: tool results are truncated with a note, older history is
+compacted, and the prompt's size is counted before it is sent.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from pydantic import BaseModel
 
+from agents.contracts import ContractError, Reflection, contract_schema, contract_validate, json_from_text
 from agents.events import event_append, execution_touch
 from agents.models import AgentExecution, AgentStatus
 from agents.providers import LLMError, Message, ToolSpec
@@ -22,21 +28,16 @@ from agents.toolbox import McpToolbox, ToolInfo, ToolOutcome, tool_catalog
 
 logger = logging.getLogger(__name__)
 
-REFLECTION_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "goal_achieved": {"type": "boolean"},
-        "progress": {"type": "string"},
-        "next_steps": {"type": "array", "items": {"type": "string"}},
-        "blockers": {"type": "array", "items": {"type": "string"}},
-    },
-    "required": ["goal_achieved", "progress"],
-}
-
 REFLECT_PROMPT = (
     "Reflect on the latest observation. Is the goal achieved? What progress has been made, what should be "
     "done next, and are there blockers? Answer with the JSON object requested."
 )
+# Characters per token, for counting a prompt before it is sent (a deliberate overestimate of tokens).
+CHARS_PER_TOKEN = 3.5
+TOOL_RESULT_CHARS = 6000
+COMPACT_RESULT_CHARS = 300
+# Messages at the end of the history kept whole (about the last two steps).
+KEEP_RECENT = 8
 
 
 class ExecutionStopped(Exception):
@@ -52,16 +53,56 @@ class AgentFailed(Exception):
     """An agent could not reach its goal; the message says why, in words a user can act on."""
 
 
+# What each agent does, as the person who asked reads it.
+STEP_WORDS = {
+    "explorer": "looking through the database",
+    "architect": "designing the API",
+    "security": "the security review",
+    "implementer": "writing the query",
+    "tester": "testing",
+    "documenter": "writing the documentation",
+}
+
+
+def step_words(agent: str) -> str:
+    return STEP_WORDS.get(agent, agent)
+
+
+def estimate_tokens(messages: list[Message], tools: list[ToolSpec] | None = None) -> int:
+    chars = sum(
+        len(m.content) + sum(len(json.dumps(c.arguments)) + len(c.name) for c in m.tool_calls) for m in messages
+    )
+    chars += sum(len(t.name) + len(t.description) + len(json.dumps(t.input_schema)) for t in tools or [])
+    return int(chars / CHARS_PER_TOKEN) + 4 * len(messages)
+
+
+@dataclass
+class PhaseBudget:
+    """Tokens one phase may spend; counted on the orchestration's meter, so resuming continues it."""
+
+    phase: str
+    limit: int
+    start: int  # the meter's total when the phase began (stored, so a resumed run keeps counting)
+
+    def used(self, meter) -> int:
+        return max(0, meter.total_tokens - self.start)
+
+    def remaining(self, meter) -> int:
+        return self.limit - self.used(meter)
+
+
 @dataclass
 class AgentRuntime:
     """What every agent of one orchestration shares."""
 
     orchestration: AgentExecution
     provider: Any  # a MeteredProvider
-    toolbox: McpToolbox
+    toolbox: McpToolbox | None
     dialect: str
     max_iterations: int = field(default_factory=lambda: settings.AGENT_MAX_ITERATIONS)
     helper: Any = None  # callable(requesting_agent, agent_name, task, context) -> dict
+    budget: PhaseBudget | None = None
+    prompt_tokens: int = field(default_factory=lambda: settings.AGENT_PROMPT_TOKENS)
 
     def checkpoint(self) -> None:
         """Stop here if the user asked to pause or cancel; keep the worker's heartbeat fresh."""
@@ -97,7 +138,7 @@ class AgentRecord:
             parent=parent,
             current_phase=agent.phase,
             started_at=timezone.now(),
-            mcp_servers_used=[runtime.toolbox.server_label] if agent.uses_tools else [],
+            mcp_servers_used=[runtime.toolbox.server_label] if agent.tool_names and runtime.toolbox else [],
         )
 
     def _append(self, field_name: str, item: dict) -> None:
@@ -106,8 +147,10 @@ class AgentRecord:
         setattr(self.execution, field_name, items)
         self.execution.save(update_fields=[field_name, "updated_at"])
 
-    def thought(self, *, step: str, text: str, iteration: int, **extra) -> None:
+    def thought(self, *, step: str, text: str, iteration: int, tokens: int | None = None, **extra) -> None:
         entry = {"step": step, "iteration": iteration, "text": text, "at": timezone.now().isoformat(), **extra}
+        if tokens is not None:
+            entry["tokens"] = tokens
         self._append("thought_process", entry)
         self.runtime.event("thought", phase=self.agent.phase, agent=self.agent.name, step=step, text=text, **extra)
 
@@ -119,6 +162,7 @@ class AgentRecord:
             "error": outcome.error,
             "rows": outcome.rows,
             "duration_ms": round(duration_ms, 1),
+            "result_chars": len(outcome.summary(10**9)),
             "at": timezone.now().isoformat(),
         }
         self._append("tools_invoked", entry)
@@ -140,13 +184,13 @@ class AgentRecord:
     def discovery(self, item: dict) -> None:
         self._append("discoveries", item)
 
-    def finish(self, *, output: dict, success: bool, reason: str = "", steps: int = 0) -> None:
+    def finish(self, *, output: dict, success: bool, reason: str = "", steps: int = 0, tokens: int = 0) -> None:
         self.execution.result = output
         self.execution.success = success
         self.execution.status = AgentStatus.COMPLETED if success else AgentStatus.FAILED
         self.execution.status_reason = reason
         self.execution.completed_at = timezone.now()
-        self.execution.performance_metrics = {"iterations": steps}
+        self.execution.performance_metrics = {"iterations": steps, "tokens": tokens}
         self.execution.save(
             update_fields=[
                 "result",
@@ -161,19 +205,20 @@ class AgentRecord:
 
 
 class BaseAgent:
-    """One specialist. Subclasses set the prompts, the tools they may use and the output schema."""
+    """One specialist. Subclasses set the prompts, the tools they may use and the output contract."""
 
     name = "agent"
     agent_type = "ORCHESTRATOR"
     phase = ""
-    uses_tools = True
-    read_only = True  # every Nectar agent reads; writes happen only through reviewed endpoints
-    output_schema: dict = {"type": "object"}
+    tool_names: tuple[str, ...] = ()  # of the fixed toolset; an agent with none answers in one step
+    contract: type[BaseModel] = Reflection
+    repair_turns = 2
 
     def __init__(self, runtime: AgentRuntime):
         self.runtime = runtime
         self.steps = 0
         self.llm_calls = 0
+        self.tokens = 0
 
     # --- prompts (subclasses refine) ---
     def system_prompt(self, context: dict) -> str:
@@ -187,17 +232,17 @@ class BaseAgent:
 
     # --- hooks ---
     def available_tools(self) -> list[ToolInfo]:
-        if not self.uses_tools:
-            return []
         toolbox = self.runtime.toolbox
-        return toolbox.read_only_tools() if self.read_only else list(toolbox.tools)
+        if not self.tool_names or toolbox is None:
+            return []
+        return [t for t in toolbox.tools if t.name in self.tool_names]
 
     def observe(self, outcome: ToolOutcome, context: dict, record: AgentRecord) -> dict:
         """Turn a tool result into an observation; subclasses update the context with what they learned."""
-        return {"tool": outcome.name, "ok": outcome.ok, "summary": outcome.summary(400)}
+        return {"tool": outcome.name, "ok": outcome.ok, "result": outcome.summary(TOOL_RESULT_CHARS)}
 
-    def postprocess(self, output: dict, context: dict, record: AgentRecord) -> dict:
-        return output
+    def postprocess(self, output: BaseModel, context: dict, record: AgentRecord) -> dict:
+        return output.model_dump(by_alias=True, exclude_none=True)
 
     def llm_context(self, context: dict, *, step: str, iteration: int) -> dict:
         """What the offline planner needs to act like a model (ignored by the SDK providers)."""
@@ -210,31 +255,101 @@ class BaseAgent:
             "tools": tool_catalog(self.available_tools()),
         }
 
-    # --- the loop ---
+    # --- the model ---
+    def _fit(self, messages: list[Message], tools: list[ToolSpec] | None) -> list[Message]:
+        """Messages within the prompt allowance: what is older than the recent steps is shortened, then refused.
+
+        What an agent learned from older steps lives on in its context (the objects described, the
+        values sampled) and in its prompts; the history keeps their gist.
+        """
+        allowance = self.runtime.prompt_tokens
+        budget = self.runtime.budget
+        if budget is not None:
+            allowance = min(allowance, max(0, budget.remaining(self.runtime.provider.meter)))
+        compacted = list(messages)
+        for i in range(2, max(2, len(compacted) - KEEP_RECENT)):
+            m = compacted[i]
+            if len(m.content) > COMPACT_RESULT_CHARS:
+                note = f"... (shortened: {len(m.content)} characters in all)"
+                compacted[i] = Message(
+                    m.role, m.content[:COMPACT_RESULT_CHARS] + note, m.tool_calls, m.tool_call_id, m.name
+                )
+        size = estimate_tokens(compacted, tools)
+        if size <= allowance:
+            return compacted
+        if budget is not None and budget.remaining(self.runtime.provider.meter) < size:
+            raise AgentFailed(
+                f"{step_words(self.name)} used up its share of the token budget "
+                f"({budget.used(self.runtime.provider.meter)} of {budget.limit} tokens)"
+            )
+        raise AgentFailed(
+            f"{step_words(self.name)} needed a prompt of {size} tokens, more than the {allowance} allowed"
+        )
+
     def _complete(self, messages: list[Message], *, context: dict, step: str, iteration: int, **kwargs):
         self.llm_calls += 1
+        tools = kwargs.get("tools")
+        fitted = self._fit(messages, tools)
+        before = self.runtime.provider.meter.total_tokens
         try:
-            return self.runtime.provider.complete(
-                messages=messages, context=self.llm_context(context, step=step, iteration=iteration), **kwargs
+            completion = self.runtime.provider.complete(
+                messages=fitted, context=self.llm_context(context, step=step, iteration=iteration), **kwargs
             )
         except LLMError as exc:
-            raise AgentFailed(f"the {self.name} could not get an answer from the language model: {exc}") from exc
+            raise AgentFailed(_llm_failure(self.name, exc)) from exc
+        self.tokens += self.runtime.provider.meter.total_tokens - before
+        return completion
 
+    def _structured(
+        self, messages: list[Message], model: type[BaseModel], *, context: dict, step: str, iteration: int, **kwargs
+    ) -> tuple[BaseModel, Any]:
+        """An answer validated against `model`, repaired by the model itself when it does not match."""
+        conversation = list(messages)
+        problems: ContractError | None = None
+        for _turn in range(self.repair_turns + 1):
+            completion = self._complete(
+                conversation,
+                context=context,
+                step=step,
+                iteration=iteration,
+                response_schema=contract_schema(model),
+                **kwargs,
+            )
+            try:
+                data = completion.structured if completion.structured is not None else json_from_text(completion.text)
+                return contract_validate(model, data), completion
+            except ContractError as exc:
+                problems = exc
+                answer = completion.text or json.dumps(completion.structured, default=str)
+                self.runtime.event("repair", phase=self.phase, agent=self.name, step=step, problems=exc.problems[:10])
+                conversation = [
+                    *conversation,
+                    Message("assistant", answer[:4000]),
+                    Message("user", exc.repair_prompt()),
+                ]
+        assert problems is not None
+        raise AgentFailed(
+            f"{step_words(self.name)} kept producing answers in the wrong form: " + "; ".join(problems.problems[:5])
+        )
+
+    # --- the loop ---
     def execute(self, goal: str, context: dict) -> dict:
         record = AgentRecord(runtime=self.runtime, agent=self, goal=goal)
         try:
             output = self._loop(goal, context, record)
         except ExecutionStopped as stop:
-            record.finish(output={}, success=False, reason=stop.reason, steps=self.steps)
+            record.finish(output={}, success=False, reason=stop.reason, steps=self.steps, tokens=self.tokens)
             raise
         except AgentFailed as exc:
-            record.finish(output={}, success=False, reason=str(exc), steps=self.steps)
+            record.finish(output={}, success=False, reason=str(exc), steps=self.steps, tokens=self.tokens)
             raise
         except Exception as exc:
             logger.exception("%s agent crashed", self.name)
             record.finish(output={}, success=False, reason=f"internal error in the {self.name}", steps=self.steps)
-            raise AgentFailed(f"internal error in the {self.name} agent ({type(exc).__name__})") from exc
-        record.finish(output=output, success=True, steps=self.steps)
+            raise AgentFailed(
+                f"something went wrong on our side while {step_words(self.name)} ({type(exc).__name__}); it is logged"
+            ) from exc
+        record.finish(output=output, success=True, steps=self.steps, tokens=self.tokens)
         return output
 
     def _loop(self, goal: str, context: dict, record: AgentRecord) -> dict:
@@ -249,10 +364,13 @@ class BaseAgent:
             iteration += 1
             self.steps += 1
             # THINK
+            before = self.tokens
             thought = self._complete(
                 messages, context=context, step="think", iteration=iteration, tools=specs, temperature=0.7
             )
-            record.thought(step="think", text=thought.text or "(acting)", iteration=iteration)
+            record.thought(
+                step="think", text=thought.text or "(acting)", iteration=iteration, tokens=self.tokens - before
+            )
             messages.append(Message("assistant", thought.text, tool_calls=thought.tool_calls))
             if not thought.tool_calls:
                 break
@@ -263,44 +381,62 @@ class BaseAgent:
                 record.tool(outcome, duration_ms=(time.perf_counter() - started) * 1000)
                 context["called"].append(call.name)
                 observation = self.observe(outcome, context, record)
-                messages.append(
-                    Message("tool", json.dumps(observation, default=str), tool_call_id=call.id, name=call.name)
-                )
-            # REFLECT
-            reflection = self._complete(
+                text = json.dumps(observation, default=str)
+                if len(text) > TOOL_RESULT_CHARS:
+                    text = text[:TOOL_RESULT_CHARS] + f"... (truncated: {len(text)} characters in all)"
+                messages.append(Message("tool", text, tool_call_id=call.id, name=call.name))
+            # REFLECT: its verdict and next steps go into the conversation and guide the next step.
+            before = self.tokens
+            verdict, reflection = self._structured(
                 [*messages, Message("user", REFLECT_PROMPT)],
+                Reflection,
                 context=context,
                 step="reflect",
                 iteration=iteration,
-                response_schema=REFLECTION_SCHEMA,
                 temperature=0.3,
             )
-            verdict = reflection.structured or {}
-            achieved = bool(verdict.get("goal_achieved"))
+            achieved = verdict.goal_achieved
             record.thought(
                 step="reflect",
-                text=str(verdict.get("progress") or reflection.text or ""),
+                text=verdict.progress or reflection.text or "",
                 iteration=iteration,
+                tokens=self.tokens - before,
                 goal_achieved=achieved,
-                next_steps=verdict.get("next_steps") or [],
-                blockers=verdict.get("blockers") or [],
+                next_steps=verdict.next_steps,
+                blockers=verdict.blockers,
             )
+            messages.append(Message("user", REFLECT_PROMPT))
+            messages.append(Message("assistant", verdict.model_dump_json()))
         # SYNTHESIZE
         self.runtime.checkpoint()
-        final = self._complete(
+        before = self.tokens
+        output, final = self._structured(
             [*messages, Message("user", self.synthesis_prompt(context))],
+            self.contract,
             context=context,
             step="synthesize",
             iteration=iteration + 1,
-            response_schema=self.output_schema,
         )
-        if final.structured is None:
-            raise AgentFailed(f"the {self.name} did not return a result in the expected form")
-        record.thought(step="synthesize", text=final.text or f"{self.name} result ready", iteration=iteration + 1)
-        return self.postprocess(dict(final.structured), context, record)
+        record.thought(
+            step="synthesize",
+            text=final.text or f"{self.name} result ready",
+            iteration=iteration + 1,
+            tokens=self.tokens - before,
+        )
+        return self.postprocess(output, context, record)
 
     def ask_for_help(self, agent_name: str, task: str, context: dict) -> dict:
         """Multi-agent collaboration: ask another specialist to do a piece of work."""
         if self.runtime.helper is None:
             raise AgentFailed(f"the {self.name} needed help from the {agent_name}, but no orchestrator is present")
         return self.runtime.helper(self, agent_name, task, context)
+
+
+def _llm_failure(agent: str, exc: LLMError) -> str:
+    """Why a step could not be taken, in words for the person who asked (no vendor or model jargon)."""
+    message = str(exc)
+    if getattr(exc, "questions", None):
+        return message
+    if "budget" in message.lower():
+        return f"this request used up its budget before {step_words(agent)} was done ({message})"
+    return message if getattr(exc, "plain", False) else f"{step_words(agent).capitalize()} did not finish: {message}"

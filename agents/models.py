@@ -13,6 +13,7 @@ class AgentStatus(models.TextChoices):
     PENDING = "PENDING", "Pending"
     RUNNING = "RUNNING", "Running"
     PAUSED = "PAUSED", "Paused"
+    WAITING = "WAITING", "Waiting for your answer"
     COMPLETED = "COMPLETED", "Completed"
     FAILED = "FAILED", "Failed"
     LEARNING = "LEARNING", "Learning"
@@ -94,6 +95,10 @@ class AgentExecution(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     event_seq = models.PositiveIntegerField(default=0, editable=False, help_text="Sequence number of the last event")
+    questions = models.JSONField(
+        default=list, blank=True, help_text="What the run asks the requester before it can go on (WAITING)"
+    )
+    answers = models.JSONField(default=list, blank=True, help_text="Questions asked so far, with the answers given")
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = AgentExecutionQuerySet.as_manager()

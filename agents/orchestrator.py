@@ -1,9 +1,19 @@
-"""The orchestrator: a business requirement through the spec's phases to a tested, documented endpoint.
+"""The orchestrator: a business requirement through the spec's phases to a verified, documented endpoint.
 
-Phases run in the spec's order (exploration, architecture, security, implementation, testing,
-documentation, learning). Each phase's output is saved on the execution as soon as it is done,
-so a paused, interrupted or failed run keeps its partial results and a resumed run continues
-from the first unfinished phase.
+A small explicit state machine. The phases run in the spec's order (exploration, architecture,
+security, implementation, testing, documentation, learning); platform checks sit between them
+and send a design back with the reason when it falls short, for a bounded number of rounds:
+
+    exploration -> architecture --(questions)--> WAITING for the user's answers
+                   architecture --(coverage, shapes, compile or SQL realization fail)--> architecture
+                   security --(rejected)--> architecture
+                   implementation --(draft, SQL check or validation fail)--> implementation -> architecture
+                   testing --(a test case fails)--> implementation;  --(a meaning test fails)--> architecture
+                   documentation -> learning -> COMPLETED
+    any state --(rounds used up)--> FAILED, with the reason in plain words
+
+Each phase's output is saved on the execution as soon as it is done, with the token meter, so a
+paused, interrupted or resumed run keeps its partial results and its budget.
 """
 
 from __future__ import annotations
@@ -13,28 +23,42 @@ import re
 import time
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from agents.base import AgentFailed, AgentRuntime, BaseAgent, ExecutionStopped
+from agents.base import AgentFailed, AgentRuntime, BaseAgent, ExecutionStopped, PhaseBudget
 from agents.events import event_append, execution_touch
 from agents.llm_usage import llm_call_observers
 from agents.models import AgentExecution, AgentStatus, Phase
+from agents.planner.questions import question_unknown_word
+from agents.planner.schema_index import SchemaIndex
 from agents.providers import MeteredProvider, UsageMeter, provider_for
 from agents.specialists import AGENTS, agent_for_task
 from agents.toolbox import McpToolbox
+from endpoints.compiler import interpretation_compile
+from endpoints.interpretation import Question, design_fingerprint, interpretation_parse
 from endpoints.models import GeneratedEndpoint
 from endpoints.services import (
+    EndpointError,
     endpoint_auto_deploy_if_allowed,
     endpoint_create_draft,
     endpoint_markdown_docs,
+    endpoint_record_verification,
     endpoint_run_tests,
     endpoint_update_draft,
     endpoint_validate,
 )
-from learning.services import learn_from_failure, learn_from_success, memory_retrieve
+from endpoints.sqldialect import ENGINE_DIALECTS
+from endpoints.verification.checks import design_verify, endpoint_meaning_tests, role_catalog
+from endpoints.verification.findings import failed
+from endpoints.verification.policy import design_policy
+from endpoints.verification.realization import realization_check
+from endpoints.verification.wording import interpretation_describe
+from learning.glossary import glossary_for_prompt
+from learning.services import learn_from_failure, learn_from_success, memory_retrieve, rejected_designs
 from mcpservers.services import instance_refresh_if_stale
-from roles.executor import ExecutorError, sql_check
+from roles.permissions import role_grants
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +68,23 @@ MEMORY_TYPES_FOR = {
     "implementer": ["CODE_SNIPPET", "OPTIMIZATION", "SUCCESS_PATTERN"],
     "security": ["BUSINESS_RULE", "ANTI_PATTERN"],
 }
-
-ENGINE_DIALECTS = {"postgresql": "postgres", "mysql": "mysql", "sqlite": "sqlite", "mssql": "tsql", "oracle": "oracle"}
+# Shares of the execution's token budget; a phase past its share stops with that reason.
+PHASE_SHARES = {
+    Phase.EXPLORATION: 0.25,
+    Phase.ARCHITECTURE: 0.30,
+    Phase.SECURITY: 0.05,
+    Phase.IMPLEMENTATION: 0.15,
+    Phase.TESTING: 0.15,
+    Phase.DOCUMENTATION: 0.10,
+}
+ORDER = [
+    Phase.EXPLORATION,
+    Phase.ARCHITECTURE,
+    Phase.SECURITY,
+    Phase.IMPLEMENTATION,
+    Phase.TESTING,
+    Phase.DOCUMENTATION,
+]
 
 
 class PipelineFailed(Exception):
@@ -53,6 +92,25 @@ class PipelineFailed(Exception):
         super().__init__(reason)
         self.phase = phase
         self.reason = reason
+
+
+class NeedsAnswers(Exception):
+    """The run cannot go on without the requester: it waits with these questions."""
+
+    def __init__(self, phase: str, questions: list[Question], understood: str = ""):
+        super().__init__("; ".join(q.text for q in questions))
+        self.phase = phase
+        self.questions = questions
+        self.understood = understood
+
+
+class Retry(Exception):
+    """Go back to `phase` with `reasons` (a platform check or a reviewer found a problem)."""
+
+    def __init__(self, phase: str, reasons: list[str]):
+        super().__init__("; ".join(reasons))
+        self.phase = phase
+        self.reasons = reasons
 
 
 def _memory_dicts(retrieved) -> list[dict]:
@@ -72,9 +130,12 @@ class Orchestrator:
     def __init__(self, *, execution: AgentExecution, provider=None, on_progress=None):
         self.execution = execution
         self.role = execution.role
+        self.state: dict[str, Any] = dict(execution.result or {})
+        self.state.setdefault("phases", {})
+        self.state.setdefault("rounds", {})
+        self.state.setdefault("feedback", {})
         self.meter = UsageMeter()
-        from django.conf import settings
-
+        self.meter.restore(self.state.get("usage") or {})
         base = provider or provider_for(organization=execution.organization)
         self.provider = MeteredProvider(
             base,
@@ -83,9 +144,8 @@ class Orchestrator:
             observers=llm_call_observers(execution=execution, provider=base),
         )
         self.on_progress = on_progress
-        self.state: dict[str, Any] = dict(execution.result or {})
-        self.state.setdefault("phases", {})
-        self.started = time.monotonic()
+        self.requirement = self.state.get("requirement") or execution.business_requirement
+        self.runtime: AgentRuntime | None = None
 
     # --- shared helpers ---
     def _emit(self, kind: str, **payload) -> None:
@@ -100,6 +160,7 @@ class Orchestrator:
             self.on_progress(kind, payload)
 
     def _save_state(self) -> None:
+        self.state["usage"] = self.meter.as_dict()
         execution_touch(execution=self.execution, result=self.state, heartbeat_at=timezone.now())
 
     def _memories(self, agent: str, text: str) -> list[dict]:
@@ -114,6 +175,7 @@ class Orchestrator:
                 k=8,
                 execution=self.execution,
                 agent=agent,
+                service=self.role.service,
             )
         except Exception:
             logger.exception("memory retrieval failed; continuing without memories")
@@ -132,11 +194,19 @@ class Orchestrator:
         self._emit("collaboration", agent=requester.name, helper=chosen, task=task)
         return self._agent(chosen).execute(task, context)
 
+    def _budget(self, phase: str) -> PhaseBudget:
+        starts = self.state.setdefault("budget_starts", {})
+        if phase not in starts:
+            starts[phase] = self.meter.total_tokens
+        limit = int(settings.AGENT_TOKEN_BUDGET * PHASE_SHARES.get(phase, 0.1))
+        return PhaseBudget(phase=phase, limit=limit, start=int(starts[phase]))
+
     def _phase(self, phase: str, work) -> Any:
         """Run one phase once: skip it when a resumed run already has its output."""
         if phase in self.state["phases"]:
             return self.state["phases"][phase]
         self.runtime.checkpoint()
+        self.runtime.budget = self._budget(phase)
         execution_touch(execution=self.execution, current_phase=phase)
         self._emit("phase", phase=phase, status="started")
         started = time.monotonic()
@@ -147,107 +217,209 @@ class Orchestrator:
         self._emit("phase", phase=phase, status="completed", seconds=self.state["durations"][phase])
         return output
 
+    def _rewind(self, phase: str, reasons: list[str]) -> None:
+        """Drop the outputs from `phase` on and remember why, for the agent that redoes it."""
+        rounds = self.state["rounds"]
+        rounds[phase] = rounds.get(phase, 0) + 1
+        limit = settings.AGENT_DESIGN_ROUNDS if phase == Phase.ARCHITECTURE else settings.AGENT_FIX_ROUNDS
+        if rounds[phase] > limit:
+            raise PipelineFailed(phase, _plain_failure(phase, reasons))
+        self.state["feedback"][phase] = list(reasons)
+        if phase == Phase.ARCHITECTURE and self.state.get("last_design"):
+            self.state.setdefault("tried", []).append(self.state["last_design"])
+        for later in ORDER[ORDER.index(phase) :]:
+            self.state["phases"].pop(later, None)
+            self.state.get("budget_starts", {}).pop(later, None)
+        self._save_state()
+        self._emit("retry", phase=phase, round=rounds[phase], reasons=reasons[:10])
+
     # --- the pipeline ---
     def run(self) -> dict:
         instance = getattr(self.role, "mcp_instance", None) if self.role else None
         if instance is None:
-            raise PipelineFailed("exploration", "the role has no MCP server: enable MCP on the role first")
-
+            raise PipelineFailed("exploration", "the role has no MCP server: an admin must enable MCP on it first")
         instance = instance_refresh_if_stale(instance=instance)
         if instance.status not in ("ACTIVE",):
             raise PipelineFailed(
                 "exploration", f"the role's MCP server is {instance.status}: {instance.status_reason or 'not ready'}"
             )
-        dialect = ENGINE_DIALECTS.get(self.role.service.engine, "postgres")
+        self.dialect = ENGINE_DIALECTS.get(self.role.service.engine, "postgres")
+        self.catalog = role_catalog(role=self.role)
+        self.glossary = glossary_for_prompt(service=self.role.service)
         with McpToolbox(instance=instance) as toolbox:
             self.runtime = AgentRuntime(
                 orchestration=self.execution,
                 provider=self.provider,
                 toolbox=toolbox,
-                dialect=dialect,
+                dialect=self.dialect,
                 helper=self._help,
             )
             if not self.state.get("mcp_servers"):
                 self.state["mcp_servers"] = [toolbox.server_label]
                 execution_touch(execution=self.execution, mcp_servers_used=[toolbox.server_label])
-            return self._run_phases()
+            while True:
+                try:
+                    return self._run_phases()
+                except Retry as retry:
+                    self._rewind(retry.phase, retry.reasons)
 
     def _run_phases(self) -> dict:
-        requirement = self.execution.business_requirement
-        exploration = self._phase(Phase.EXPLORATION, lambda: self._explore(requirement))
-        design = self._phase(Phase.ARCHITECTURE, lambda: self._design(requirement, exploration))
-        self._phase(Phase.SECURITY, lambda: self._review(requirement, design))
-        implementation = self._phase(Phase.IMPLEMENTATION, lambda: self._implement(requirement, exploration, design))
-        testing = self._phase(Phase.TESTING, lambda: self._test(requirement, exploration, design, implementation))
-        docs = self._phase(Phase.DOCUMENTATION, lambda: self._document(requirement, design, testing))
+        exploration = self._phase(Phase.EXPLORATION, self._explore)
+        design = self._phase(Phase.ARCHITECTURE, lambda: self._design(exploration))
+        self._phase(Phase.SECURITY, lambda: self._review(design))
+        implementation = self._phase(Phase.IMPLEMENTATION, lambda: self._implement(exploration, design))
+        testing = self._phase(Phase.TESTING, lambda: self._test(design, implementation))
+        docs = self._phase(Phase.DOCUMENTATION, lambda: self._document(design, testing))
         return {"exploration": exploration, "design": design, "testing": testing, "documentation": docs}
 
-    def _explore(self, requirement: str) -> dict:
+    def _explore(self) -> dict:
         context = {
-            "requirement": requirement,
+            "requirement": self.requirement,
             "schema": {"engine": self.role.service.engine, "objects": []},
             "samples": {},
-            "memories": self._memories("explorer", requirement),
+            "glossary": self.glossary,
+            "memories": self._memories("explorer", self.requirement),
         }
-        return self._agent("explorer").execute(f"Find database objects relevant to: {requirement}", context)
+        return self._agent("explorer").execute(f"Find database objects relevant to: {self.requirement}", context)
 
-    def _design(self, requirement: str, exploration: dict) -> dict:
-        memories = self._memories("architect", requirement)
-        context = {"requirement": requirement, "exploration": exploration, "memories": memories}
-        design = self._agent("architect").execute(f"Design optimal API architecture for: {requirement}", context)
+    def _design(self, exploration: dict) -> dict:
+        memories = self._memories("architect", self.requirement)
+        context = {
+            "requirement": self.requirement,
+            "exploration": exploration,
+            "memories": memories,
+            "glossary": self.glossary,
+            "grants": role_grants(role=self.role),
+            "feedback": self.state["feedback"].get(Phase.ARCHITECTURE, []),
+        }
+        try:
+            design = self._agent("architect").execute(f"Design an API for: {self.requirement}", context)
+        except AgentFailed as exc:
+            questions = getattr(exc.__cause__, "questions", None) or []
+            if questions:
+                asked = [Question.model_validate(q) for q in questions]
+                raise NeedsAnswers(Phase.ARCHITECTURE, asked, understood=_understood(exc.__cause__)) from exc
+            raise
+        if design.get("questions"):
+            raise NeedsAnswers(Phase.ARCHITECTURE, [Question.model_validate(q) for q in design["questions"]])
+        interp = interpretation_parse(design["interpretation"])
+        fingerprint = design_fingerprint(interp)
+        if fingerprint in self.state.setdefault("tried", []):
+            # The same design again: another round would only repeat the same finding.
+            reasons = self.state["feedback"].get(Phase.ARCHITECTURE) or ["the same design came back"]
+            uncovered = self.state.get("uncovered") or []
+            if uncovered:
+                questions = self._questions_for(uncovered, exploration)
+                if questions:
+                    raise NeedsAnswers(Phase.ARCHITECTURE, questions)
+            raise PipelineFailed(Phase.ARCHITECTURE, _plain_failure(Phase.ARCHITECTURE, reasons))
+        self.state["last_design"] = fingerprint
+        findings = design_verify(
+            requirement=self.requirement,
+            interpretation=interp,
+            sql=design["sql"],
+            catalog=self.catalog,
+            dialect=self.dialect,
+        )
+        blocking = failed(findings)
+        self._emit(
+            "verification",
+            phase=Phase.ARCHITECTURE,
+            passed=not blocking,
+            findings=[f.as_dict() for f in findings if not f.passed][:20],
+            meaning=interpretation_describe(interp, requirement=self.requirement),
+        )
+        if blocking:
+            uncovered = [f.phrase for f in blocking if f.check == "coverage" and f.phrase]
+            self.state["uncovered"] = uncovered
+            rounds = self.state["rounds"].get(Phase.ARCHITECTURE, 0)
+            if uncovered and rounds + 1 >= settings.AGENT_DESIGN_ROUNDS:
+                questions = self._questions_for(uncovered, exploration)
+                if questions:
+                    raise NeedsAnswers(Phase.ARCHITECTURE, questions)
+            raise Retry(Phase.ARCHITECTURE, [f.message for f in blocking])
+        rejected = rejected_designs(
+            organization=self.execution.organization, service=self.role.service, requirement=self.requirement
+        )
+        if fingerprint in rejected:
+            raise Retry(
+                Phase.ARCHITECTURE,
+                [f"this design was rated not helpful before ({rejected[fingerprint]}): find a different one, or ask"],
+            )
+        design["fingerprint"] = fingerprint
         design["memories_used"] = [m["id"] for m in memories]
+        design["findings"] = [f.as_dict() for f in findings]
+        design["meaning"] = interpretation_describe(interp, requirement=self.requirement)
         return design
 
-    def _review(self, requirement: str, design: dict) -> dict:
-        automated: list[str] = []
-        try:
-            sql_check(role=self.role, sql=design.get("sql") or "", params=_defaults(design.get("parameters")))
-        except ExecutorError as exc:
-            automated.append(f"SQL check: {exc}")
-        if not re.search(r"\bLIMIT\b", design.get("sql") or "", re.I) and "lookup" not in (design.get("shape") or []):
-            automated.append("the result is not bounded by a LIMIT")
-        memories = self._memories("security", requirement)
+    def _questions_for(self, phrases: list[str], exploration: dict) -> list[Question]:
+        """'What does X mean here?' for phrases no element accounts for, with choices from the schema and data."""
+        index = SchemaIndex(
+            exploration.get("schema") or {}, grants=role_grants(role=self.role), samples=exploration.get("samples")
+        )
+        tables = list(index.tables.values())
+        questions = []
+        for i, phrase in enumerate(dict.fromkeys(phrases)):
+            if len(questions) >= 4:
+                break
+            questions.append(question_unknown_word(phrase, phrase, index, tables, qid=f"phrase_{i + 1}"))
+        return questions
+
+    def _review(self, design: dict) -> dict:
+        interp = interpretation_parse(design["interpretation"])
+        automated = design_policy(
+            requirement=self.requirement, interpretation=interp, sql=design["sql"], role=self.role
+        )
+        memories = self._memories("security", self.requirement)
         context = {
-            "requirement": requirement,
+            "requirement": self.requirement,
             "design": design,
             "rules": [m for m in memories if m["type"] == "BUSINESS_RULE"],
             "memories": memories,
             "automated_issues": automated,
         }
-        review = self._agent("security").execute(f"Review the security of the API design for: {requirement}", context)
+        review = self._agent("security").execute(
+            f"Review the security of the API design for: {self.requirement}", context
+        )
         if not review["approved"]:
-            self.state["phases"][Phase.SECURITY] = review
-            self._save_state()
-            raise PipelineFailed(
-                Phase.SECURITY,
-                "the security review rejected the design: " + "; ".join(review["issues"] or ["no reason"]),
+            self._emit("review_rejected", phase=Phase.SECURITY, issues=review["issues"][:10])
+            raise Retry(
+                Phase.ARCHITECTURE,
+                [f"the security review rejected it: {i}" for i in review["issues"] or ["no reason given"]],
             )
         return review
 
-    def _implement(
-        self, requirement: str, exploration: dict, design: dict, *, failures: list | None = None, endpoint=None
-    ) -> dict:
-        """Have the implementer write the SQL, save it as a draft endpoint (or fix the given one) and validate it."""
-
+    def _implement(self, exploration: dict, design: dict) -> dict:
+        """The implementer writes the final SQL; the platform checks it again and saves the draft endpoint."""
+        interp = interpretation_parse(design["interpretation"])
         context = {
-            "requirement": requirement,
+            "requirement": self.requirement,
             "exploration": exploration,
             "design": design,
-            "memories": self._memories("implementer", requirement),
-            "failures": failures or [],
+            "memories": self._memories("implementer", self.requirement),
+            "failures": self.state["feedback"].get(Phase.IMPLEMENTATION, []),
         }
-        implementer = self._agent("implementer")
-        goal = f"Implement the API: GET /{design.get('path')}"
-        errors: list[str] = []
-        for attempt in (1, 2):
-            output = implementer.execute(goal, context)
-            fields = {
-                "description": design.get("description", requirement),
-                "parameters": output.get("parameters") or design.get("parameters") or {},
-                "sql": output["sql"],
-                "response_schema": output.get("response_schema") or _row_schema(design),
-            }
-            if endpoint is None:
+        output = self._agent("implementer").execute(f"Implement the API: GET /{design.get('path')}", context)
+        sql = output["sql"].strip().rstrip(";")
+        problems = [
+            f.message
+            for f in failed(
+                realization_check(sql=sql, dialect=self.dialect, interpretation=interp, catalog=self.catalog)
+            )
+        ]
+        if problems:
+            raise Retry(Phase.IMPLEMENTATION, problems)
+        compiled = interpretation_compile(interp, catalog=self.catalog, dialect=self.dialect)
+        fields = {
+            "description": design.get("description") or self.requirement,
+            "parameters": compiled.parameters,
+            "sql": sql,
+            "response_schema": _row_schema(compiled.columns),
+        }
+        endpoint_id = self.state.get("endpoint_id")
+        endpoint = GeneratedEndpoint.objects.filter(pk=endpoint_id).first() if endpoint_id else None
+        try:
+            if endpoint is None or endpoint.status != "draft" or self.state.get("requested_slug") != design["path"]:
                 endpoint = endpoint_create_draft(
                     organization=self.execution.organization,
                     role=self.role,
@@ -260,78 +432,133 @@ class Orchestrator:
                 )
             else:
                 endpoint = endpoint_update_draft(endpoint=endpoint, **fields)
-            errors = endpoint_validate(endpoint=endpoint)
-            if not errors:
-                return {**output, "endpoint_id": str(endpoint.pk), "version": endpoint.version}
-            self._emit("validation_failed", phase=Phase.IMPLEMENTATION, errors=errors, attempt=attempt)
-            if attempt == 1 and any("column" in e or "object" in e for e in errors):
-                # Ask the explorer to look again at what the implementation got wrong.
-                help_context = {
-                    "requirement": requirement,
-                    "schema": {"engine": self.role.service.engine, "objects": []},
-                    "samples": {},
-                }
-                context["exploration"] = implementer.ask_for_help(
-                    "explorer", f"Describe the objects and columns needed to fix: {'; '.join(errors)}", help_context
-                )
-            context["failures"] = [{"validation": e} for e in errors]
-        raise PipelineFailed(Phase.IMPLEMENTATION, "the implementation failed validation: " + "; ".join(errors))
+        except EndpointError as exc:
+            raise Retry(
+                Phase.IMPLEMENTATION, [f"the endpoint could not be saved ({exc.field or exc.code}): {exc.message}"]
+            ) from exc
+        self.state["endpoint_id"] = str(endpoint.pk)
+        self.state["requested_slug"] = design["path"]
+        endpoint_record_verification(
+            endpoint=endpoint, interpretation=interp.model_dump(by_alias=True, exclude_none=True), verification=None
+        )
+        errors = endpoint_validate(endpoint=endpoint)
+        if errors:
+            self._emit("validation_failed", phase=Phase.IMPLEMENTATION, errors=errors)
+            raise Retry(Phase.IMPLEMENTATION, errors)
+        return {
+            "sql": sql,
+            "notes": output.get("notes", ""),
+            "endpoint_id": str(endpoint.pk),
+            "version": endpoint.version,
+        }
 
-    def _run_tests(self, endpoint, cases: list[dict]) -> dict:
-        endpoint = endpoint_update_draft(endpoint=endpoint, tests=cases)
-        return endpoint_run_tests(endpoint=endpoint)
-
-    def _test(self, requirement: str, exploration: dict, design: dict, implementation: dict) -> dict:
+    def _test(self, design: dict, implementation: dict) -> dict:
         endpoint = GeneratedEndpoint.objects.get(pk=implementation["endpoint_id"])
-        context = {"requirement": requirement, "design": design, "implementation": implementation}
+        interp = interpretation_parse(design["interpretation"])
+        context = {"requirement": self.requirement, "design": design, "implementation": implementation}
         plan = self._agent("tester").execute(f"Test the endpoint GET /{endpoint.slug}", context)
-        results = self._run_tests(endpoint, plan["cases"])
-        self._emit("tests", phase=Phase.TESTING, **_test_summary(results))
-        if _test_summary(results)["failed"]:
-            # One fix round: the implementer sees the failures, then everything is tested again.
-            failures = [c for c in results.get("cases", []) if not c.get("passed")]
-            self._emit("fix_round", phase=Phase.TESTING, failures=len(failures))
-            fixed = self._implement(requirement, exploration, design, failures=failures, endpoint=endpoint)
-            endpoint.refresh_from_db()
-            implementation.update(fixed)
-            self.state["phases"][Phase.IMPLEMENTATION] = implementation
-            results = self._run_tests(endpoint, plan["cases"])
-            self._emit("tests", phase=Phase.TESTING, retest=True, **_test_summary(results))
-            if _test_summary(results)["failed"]:
-                raise PipelineFailed(
-                    Phase.TESTING, "tests still failing after the fix round: " + _failure_text(results)
-                )
+        cases = baseline_cases(endpoint) + [
+            c for c in plan["cases"] if c.get("name") not in {b["name"] for b in baseline_cases(endpoint)}
+        ]
+        endpoint = endpoint_update_draft(endpoint=endpoint, tests=cases)
+        results = endpoint_run_tests(endpoint=endpoint)
         summary = _test_summary(results)
-        return {"endpoint_id": str(endpoint.pk), "cases": plan["cases"], "results": results, **summary}
+        self._emit("tests", phase=Phase.TESTING, **summary)
+        if summary["failed"]:
+            raise Retry(
+                Phase.IMPLEMENTATION,
+                [f"test '{c['name']}' failed: {c.get('message')}" for c in results["cases"] if not c.get("passed")],
+            )
+        report = endpoint_meaning_tests(endpoint=endpoint, interpretation=interp)
+        self._emit(
+            "meaning_tests",
+            phase=Phase.TESTING,
+            passed=report.passed,
+            derived=report.derived,
+            tests=[t.as_dict() for t in report.tests],
+        )
+        if not report.passed:
+            raise Retry(
+                Phase.ARCHITECTURE,
+                [f"the meaning test '{t.name}' failed: {t.detail}" for t in report.tests if not t.passed],
+            )
+        findings = design.get("findings") or []
+        review_reasons = [f["message"] for f in findings if not f["passed"] and not f.get("blocking", True)]
+        if not report.derived:
+            review_reasons.append("no meaning test could be derived from this design, so a person must check it")
+        verdict = "needs_review" if review_reasons else "verified"
+        verification = {
+            "verdict": verdict,
+            "review_reasons": review_reasons,
+            "meaning": design.get("meaning", ""),
+            "findings": findings,
+            "meaning_tests": report.as_dict(),
+            "requirement": self.requirement,
+            "verified_at": timezone.now().isoformat(),
+        }
+        endpoint_record_verification(endpoint=endpoint, interpretation=None, verification=verification)
+        return {"endpoint_id": str(endpoint.pk), "cases": cases, "results": results, "verdict": verdict, **summary}
 
-    def _document(self, requirement: str, design: dict, testing: dict) -> dict:
+    def _document(self, design: dict, testing: dict) -> dict:
         endpoint = GeneratedEndpoint.objects.get(pk=testing["endpoint_id"])
-        implementation = self.state["phases"][Phase.IMPLEMENTATION]
         context = {
-            "requirement": requirement,
+            "requirement": self.requirement,
             "design": design,
-            "implementation": implementation,
-            "test_results": {k: testing[k] for k in ("passed", "failed")},
-            # The platform renders the reference part (parameters, fields, live URLs, examples) itself.
+            "meaning": design.get("meaning", ""),
+            "implementation": self.state["phases"][Phase.IMPLEMENTATION],
+            "test_results": {k: testing[k] for k in ("passed", "failed", "verdict")},
             "reference_docs": True,
         }
         written = self._agent("documenter").execute(f"Document the endpoint GET /{endpoint.slug}", context)
-        # The endpoint keeps the agent's prose; the reference part (parameters, fields, live URLs,
-        # examples) is rendered around it from the endpoint itself, so it never goes stale.
         endpoint = endpoint_update_draft(endpoint=endpoint, docs=written["markdown"].strip())
         return {"markdown": endpoint_markdown_docs(endpoint=endpoint), "endpoint_id": str(endpoint.pk)}
 
 
-def _defaults(parameters: dict | None) -> dict:
-    props = (parameters or {}).get("properties") or {}
-    return {name: spec.get("default") for name, spec in props.items()}
+def baseline_cases(endpoint: GeneratedEndpoint) -> list[dict]:
+    """The platform's own test cases: every endpoint answers its defaults and refuses bad input."""
+    properties = (endpoint.parameters or {}).get("properties") or {}
+    required = list((endpoint.parameters or {}).get("required") or [])
+    columns = list((endpoint.response_schema or {}).get("properties") or {})
+    cases = []
+    if not required:
+        cases.append(
+            {
+                "name": "the defaults return the documented columns",
+                "params": {},
+                "expect": {"status": 200, "columns": columns},
+            }
+        )
+    for name in required:
+        others = {n: "x" for n in required if n != name}
+        cases.append({"name": f"without {name} the call is refused", "params": others, "expect": {"status": 400}})
+    for name, spec in properties.items():
+        if spec.get("type") == "integer":
+            cases.append(
+                {
+                    "name": f"a non-integer {name} is refused",
+                    "params": {name: "not-a-number"},
+                    "expect": {"status": 400},
+                }
+            )
+        if spec.get("format") == "date":
+            cases.append(
+                {
+                    "name": f"a {name} that is not a date is refused",
+                    "params": {name: "someday"},
+                    "expect": {"status": 400},
+                }
+            )
+    return cases
 
 
-def _row_schema(design: dict) -> dict:
-    return {
-        "type": "object",
-        "properties": {c["name"]: {"type": c.get("json_type") or "string"} for c in design.get("response_columns", [])},
-    }
+def _row_schema(columns: list[dict]) -> dict:
+    properties = {}
+    for c in columns:
+        spec = {"type": c.get("json_type") or "string"}
+        if c.get("format"):
+            spec["format"] = c["format"]
+        properties[c["name"]] = spec
+    return {"type": "object", "properties": properties}
 
 
 def _test_summary(results: dict) -> dict:
@@ -340,16 +567,26 @@ def _test_summary(results: dict) -> dict:
     return {"passed": passed, "failed": len(cases) - passed, "total": len(cases)}
 
 
-def _failure_text(results: dict) -> str:
-    failed = [f"{c.get('name')}: {c.get('message', 'failed')}" for c in results.get("cases", []) if not c.get("passed")]
-    return "; ".join(failed[:5])
+def _understood(error) -> str:
+    return getattr(error, "understood", "") or ""
+
+
+def _plain_failure(phase: str, reasons: list[str]) -> str:
+    """Why no endpoint is offered, in words for the person who asked."""
+    what = {
+        Phase.ARCHITECTURE: "I could not find a design that means exactly what you asked",
+        Phase.IMPLEMENTATION: "I could not write a query that passes every check",
+        Phase.SECURITY: "the design did not pass the security review",
+    }.get(phase, "the request could not be completed")
+    shown = "; ".join(dict.fromkeys(reasons[:4]))
+    return f"{what}: {shown}. Try rephrasing the request, or name the tables and columns you mean."
 
 
 # --- running an execution end to end ---------------------------------------------------------
 
 
 def execution_run(*, execution: AgentExecution, provider=None, on_progress=None) -> AgentExecution:
-    """Run (or resume) the pipeline of a claimed execution and leave it COMPLETED, FAILED or PAUSED."""
+    """Run (or resume) the pipeline of a claimed execution: COMPLETED, FAILED, PAUSED or WAITING."""
     orchestrator = Orchestrator(execution=execution, provider=provider, on_progress=on_progress)
     started = time.monotonic()
     try:
@@ -357,6 +594,9 @@ def execution_run(*, execution: AgentExecution, provider=None, on_progress=None)
     except ExecutionStopped as stop:
         orchestrator._save_state()
         _finish_stopped(execution, orchestrator, stop)
+        return execution
+    except NeedsAnswers as ask:
+        _wait(execution, orchestrator, ask)
         return execution
     except (PipelineFailed, AgentFailed) as exc:
         phase = getattr(exc, "phase", execution.current_phase)
@@ -368,7 +608,7 @@ def execution_run(*, execution: AgentExecution, provider=None, on_progress=None)
             execution,
             orchestrator,
             phase=execution.current_phase,
-            reason=f"internal error ({type(exc).__name__})",
+            reason=f"something went wrong on our side ({type(exc).__name__}); it has been logged",
             started=started,
         )
         return execution
@@ -385,62 +625,106 @@ def _metrics(orchestrator: Orchestrator, started: float) -> dict:
         "phase_seconds": orchestrator.state.get("durations", {}),
         "agent_steps": steps,
         "tool_calls": sum(len(a.tools_invoked or []) for a in agents_run),
+        "rounds": orchestrator.state.get("rounds", {}),
     }
+
+
+def success_results(*, execution: AgentExecution, endpoint: GeneratedEndpoint) -> dict:
+    """What learning stores of a verified, approved run (see learning.services.learn_from_success)."""
+    state = execution.result or {}
+    phases = state.get("phases") or {}
+    design = phases.get(Phase.ARCHITECTURE) or {}
+    exploration = phases.get(Phase.EXPLORATION) or {"schema": {"objects": []}}
+    testing = phases.get(Phase.TESTING) or {}
+    interp = endpoint.interpretation or design.get("interpretation") or {}
+    used = {e.get("object", "").rpartition(".")[2] for e in interp.get("entities", [])}
+    objects = [
+        {"schema": o.get("schema"), "name": o["name"], "kind": o.get("kind")}
+        for o in exploration["schema"]["objects"]
+        if o["name"] in used
+    ]
+    return {
+        "requirement": state.get("requirement") or execution.business_requirement,
+        "exploration": {"objects": objects},
+        "design": {
+            "method": "GET",
+            "path": endpoint.slug,
+            "description": endpoint.description,
+            "parameters": endpoint.parameters,
+            "shape": _shape(interp),
+        },
+        "sql": endpoint.sql,
+        "tests": {
+            "passed": testing.get("passed", 0),
+            "failed": testing.get("failed", 0),
+            "cases": testing.get("cases", []),
+        },
+        "performance": {
+            "duration_ms": 1000
+            * (state.get("durations") or {}).get(Phase.TESTING, 0.0)
+            / max(1, testing.get("total") or 1)
+        },
+        "pattern": {
+            "requirement": state.get("requirement") or execution.business_requirement,
+            "interpretation": interp,
+            "shape": _shape(interp),
+            "objects": sorted(used),
+            "sql": endpoint.sql,
+            "parameters": endpoint.parameters,
+            "path": endpoint.slug,
+            "dialect": ENGINE_DIALECTS.get(endpoint.role.service.engine, "postgres"),
+            "verdict": endpoint.verdict,
+        },
+    }
+
+
+def _shape(interp: dict) -> list[str]:
+    shape = []
+    if interp.get("measures") or interp.get("group_by"):
+        shape.append("aggregate")
+    if interp.get("windows"):
+        shape.append("time_window")
+    if any(x.get("negated") for x in interp.get("exists", [])):
+        shape.append("anti_join")
+    if interp.get("limit"):
+        shape.append("top_n")
+    if len(interp.get("entities", [])) > 1:
+        shape.append("join")
+    if interp.get("parameters"):
+        shape.append("parameterized")
+    return shape or ["list"]
 
 
 def _succeed(execution: AgentExecution, orchestrator: Orchestrator, outputs: dict, *, started: float) -> None:
     endpoint = GeneratedEndpoint.objects.get(pk=outputs["testing"]["endpoint_id"])
-    execution_touch(execution=execution, status=AgentStatus.LEARNING, current_phase=Phase.LEARNING)
-    orchestrator._emit("phase", phase=Phase.LEARNING, status="started")
-    design = outputs["design"]
     metrics = _metrics(orchestrator, started)
-    learned = learn_from_success(
-        execution=execution,
-        results={
-            "requirement": execution.business_requirement,
-            "exploration": {
-                "objects": [
-                    {"schema": o.get("schema"), "name": o["name"], "kind": o.get("kind")}
-                    for o in outputs["exploration"]["schema"]["objects"]
-                    if any(o["name"] == d.get("name") for d in design.get("objects", []))
-                ]
-                or outputs["exploration"]["schema"]["objects"]
-            },
-            "design": design,
-            "sql": endpoint.sql,
-            "tests": {k: outputs["testing"][k] for k in ("passed", "failed")} | {"cases": outputs["testing"]["cases"]},
-            # The query's own time (testing ran it once per case), not the whole pipeline's.
-            "performance": {
-                "duration_ms": 1000
-                * metrics["phase_seconds"].get(Phase.TESTING, 0.0)
-                / max(1, outputs["testing"].get("total") or 1),
-                "steps": metrics["agent_steps"],
-            },
-            "pattern": {
-                "requirement": execution.business_requirement,
-                "shape": list(design.get("shape") or []),
-                "objects": [
-                    f"{o.get('schema')}.{o['name']}" if o.get("schema") else o["name"]
-                    for o in design.get("objects", [])
-                ],
-                "sql": endpoint.sql,
-                "parameters": endpoint.parameters,
-                "path": endpoint.slug,
-                "response_columns": design.get("response_columns") or [],
-                "dialect": orchestrator.runtime.dialect,
-                "steps": design.get("steps"),
-            },
-        },
+    orchestrator.state["usage"] = orchestrator.meter.as_dict()
+    # Results first, so learning (at once, or when a person approves) reads the whole run.
+    execution_touch(
+        execution=execution, result=orchestrator.state, status=AgentStatus.LEARNING, current_phase=Phase.LEARNING
     )
-    orchestrator._emit("phase", phase=Phase.LEARNING, status="completed", memories=len(learned))
+    orchestrator._emit("phase", phase=Phase.LEARNING, status="started")
     deployed = endpoint_auto_deploy_if_allowed(endpoint=endpoint)
     endpoint.refresh_from_db()
+    learned = []
+    if deployed:
+        learned = learn_from_success(
+            execution=execution, results=success_results(execution=execution, endpoint=endpoint)
+        )
+    orchestrator._emit(
+        "phase",
+        phase=Phase.LEARNING,
+        status="completed",
+        memories=len(learned),
+        note="" if deployed else "the design is learned once it is approved",
+    )
     orchestrator.state["endpoint"] = {
         "id": str(endpoint.pk),
         "slug": endpoint.slug,
         "version": endpoint.version,
         "status": endpoint.status,
         "auto_deployed": deployed,
+        "verdict": endpoint.verdict,
     }
     with transaction.atomic():
         execution_touch(
@@ -450,6 +734,7 @@ def _succeed(execution: AgentExecution, orchestrator: Orchestrator, outputs: dic
             completed_at=timezone.now(),
             current_phase="",
             status_reason="",
+            questions=[],
             result=orchestrator.state,
             generated_code=endpoint.sql,
             test_results=outputs["testing"]["results"],
@@ -463,10 +748,23 @@ def _succeed(execution: AgentExecution, orchestrator: Orchestrator, outputs: dic
 def _avoid_from(reason: str, design: dict) -> dict:
     """What the next design should stay away from, read from why this one failed."""
     columns = sorted({name.split(".")[-1] for name in re.findall(r"'([\w.]+)'", reason) if "." in name})
-    unbounded = []
-    if re.search(r"\b(LIMIT|unbounded|not bounded|too many rows)\b", reason, re.I):
-        unbounded = [o["name"] for o in design.get("objects", []) if o.get("name")]
-    return {"columns": columns, "unbounded": unbounded}
+    return {"columns": columns, "unbounded": []}
+
+
+def _wait(execution: AgentExecution, orchestrator: Orchestrator, ask: NeedsAnswers) -> None:
+    questions = [q.model_dump() for q in ask.questions]
+    orchestrator.state["waiting"] = {"phase": ask.phase, "understood": ask.understood}
+    orchestrator._save_state()
+    reason = "waiting for your answer: " + " ".join(q.text for q in ask.questions[:3])
+    execution_touch(
+        execution=execution,
+        status=AgentStatus.WAITING,
+        status_reason=reason[:1000],
+        questions=questions,
+        result=orchestrator.state,
+    )
+    orchestrator._emit("questions", phase=ask.phase, questions=questions, understood=ask.understood)
+    orchestrator._emit("status", status=AgentStatus.WAITING, reason=reason[:300])
 
 
 def _fail(execution: AgentExecution, orchestrator: Orchestrator, *, phase: str, reason: str, started: float) -> None:
@@ -484,6 +782,7 @@ def _fail(execution: AgentExecution, orchestrator: Orchestrator, *, phase: str, 
         )
     except Exception:
         logger.exception("could not record the anti-pattern of execution %s", execution.pk)
+    orchestrator.state["usage"] = orchestrator.meter.as_dict()
     execution_touch(
         execution=execution,
         status=AgentStatus.FAILED,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
@@ -17,7 +18,10 @@ from django.utils import timezone
 from agents.events import event_append
 from agents.llm_usage import SpendingCapReached, spending_check_for_run
 from agents.models import AgentExecution, AgentStatus, AgentType
-from learning.services import RATING_STEP, LearningInputError, memories_shift_relevance
+from endpoints.interpretation import design_fingerprint
+from endpoints.models import GeneratedEndpoint
+from learning.glossary import glossary_define, mapping_parse
+from learning.services import RATING_STEP, LearningInputError, design_reject, memories_shift_relevance
 from roles.selectors import membership_get, organization_ids_for_user
 
 logger = logging.getLogger(__name__)
@@ -122,7 +126,7 @@ def execution_cancel(*, execution: AgentExecution) -> AgentExecution:
     if execution.is_finished:
         raise ExecutionError(f"The execution has already finished ({execution.status}).", code="invalid_state")
     stopped = AgentExecution.objects.filter(
-        pk=execution.pk, status__in=[AgentStatus.PENDING, AgentStatus.PAUSED]
+        pk=execution.pk, status__in=[AgentStatus.PENDING, AgentStatus.PAUSED, AgentStatus.WAITING]
     ).update(
         status=AgentStatus.FAILED, success=False, status_reason="cancelled by the user", completed_at=timezone.now()
     )
@@ -278,4 +282,177 @@ def execution_rate(*, execution, user, up: bool, comment: str = "") -> RatingRes
             executions = AgentExecution.objects.filter(Q(pk=locked.pk) | Q(parent_id=locked.pk)).values("pk")
             adjusted = memories_shift_relevance(executions=executions, delta=delta)
     execution.rating, execution.feedback = locked.rating, locked.feedback
+    if rating < 0:
+        _avoid_rated_down(execution=locked, comment=comment)
     return RatingResult(rating=rating, previous=previous, memories_adjusted=adjusted)
+
+
+def _avoid_rated_down(*, execution: AgentExecution, comment: str) -> None:
+    """A design rated not helpful is never offered again for the same or a similar requirement on its Service."""
+    endpoint_info = (execution.result or {}).get("endpoint") or {}
+    endpoint = GeneratedEndpoint.objects.filter(pk=endpoint_info.get("id")).first() if endpoint_info else None
+    interpretation = endpoint.interpretation if endpoint is not None else None
+    if not interpretation:
+        return
+    design_reject(
+        execution=execution,
+        fingerprint=design_fingerprint(interpretation),
+        reason=f"rated not helpful: {comment.strip()}" if comment.strip() else "rated not helpful",
+        requirement=(execution.result or {}).get("requirement") or execution.business_requirement,
+        sql=endpoint.sql,
+        interpretation=interpretation,
+    )
+
+
+# --- answering a run's questions ---------------------------------------------------------------
+
+
+def _merged(question: dict, picked: list[dict]) -> dict:
+    """Several choices of one question as one: their conditions' values add up ('delivered' and 'shipped')."""
+    if len(picked) == 1:
+        return picked[0]
+    mappings = [dict(c.get("mapping") or {}) for c in picked]
+    merged = dict(mappings[0])
+    conditions: dict[tuple, dict] = {}
+    for mapping in mappings:
+        for condition in mapping.get("filters") or []:
+            key = (condition.get("column"), condition.get("op"))
+            entry = conditions.setdefault(key, {**condition, "values": []})
+            for value in condition.get("values") or [condition.get("value")]:
+                if value is not None and value not in entry["values"]:
+                    entry["values"].append(value)
+        if mapping.get("values") or mapping.get("value") is not None:
+            merged.setdefault("values", [])
+            for value in mapping.get("values") or [mapping.get("value")]:
+                if value not in merged["values"]:
+                    merged["values"].append(value)
+    if conditions:
+        merged["filters"] = [{k: v for k, v in c.items() if k != "value"} for c in conditions.values()]
+    if merged.get("values"):
+        merged.pop("value", None)
+        merged["op"] = "in"
+    label = ", ".join(c["label"] for c in picked)
+    return {"id": "+".join(c["id"] for c in picked), "label": label, "mapping": merged}
+
+
+def _answer_of(question: dict, value) -> tuple[dict | None, str]:
+    """(the chosen choice, or None) and the free-text answer, for one question; raises on a bad answer."""
+    choices = {c["id"]: c for c in question.get("choices") or []}
+    if isinstance(value, list):
+        if not question.get("multiple") and len(value) != 1:
+            raise ExecutionError("Choose one answer.", field=f"answers.{question['id']}")
+        unknown = [v for v in value if v not in choices]
+        if not value or unknown:
+            raise ExecutionError(
+                f"Expected some of: {', '.join(choices)}.", field=f"answers.{question['id']}", code="invalid_choice"
+            )
+        return _merged(question, [choices[v] for v in dict.fromkeys(value)]), ""
+    if isinstance(value, dict):
+        if "choice" in value:
+            value = value["choice"]
+        elif "other" in value or "text" in value:
+            text = str(value.get("other") or value.get("text") or "").strip()
+            if not question.get("allow_other"):
+                raise ExecutionError("Choose one of the offered answers.", field=f"answers.{question['id']}")
+            if not text:
+                raise ExecutionError("Say in a few words what you mean.", field=f"answers.{question['id']}")
+            return None, text[:300]
+    if isinstance(value, str) and value in choices:
+        return choices[value], ""
+    if isinstance(value, str) and value.strip() and question.get("allow_other"):
+        return None, value.strip()[:300]
+    offered = ", ".join(choices) or "a text answer"
+    raise ExecutionError(f"Expected one of: {offered}.", field=f"answers.{question['id']}", code="invalid_choice")
+
+
+def _replace_phrase(requirement: str, phrase: str, text: str) -> str:
+    pattern = re.compile(r"(?<![\w])" + re.escape(phrase) + r"(?![\w])", re.I)
+    replaced, count = pattern.subn(text, requirement, count=1)
+    return replaced if count else f"{requirement} ({phrase}: {text})"
+
+
+def execution_answer(*, execution: AgentExecution, user, answers: dict, enqueue: bool = True) -> AgentExecution:
+    """The requester answers a waiting run's questions; choices define glossary terms, and the run goes on.
+
+    `answers` maps each question id to a choice id, or to {"other": "..."} (free text, where the
+    question allows it: the words replace the phrase in the requirement). Every question needs an
+    answer; a bad answer changes nothing.
+    """
+    if execution.status != AgentStatus.WAITING:
+        raise ExecutionError(
+            f"This run is not waiting for an answer (it is {execution.get_status_display().lower()}).",
+            code="invalid_state",
+        )
+    if user.pk != execution.user_id and execution.organization_id not in organization_ids_for_user(user, manage=True):
+        raise ExecutionError("Only the person who asked, or an owner or admin, can answer.", code="forbidden")
+    questions = {q["id"]: q for q in execution.questions or []}
+    if not isinstance(answers, dict) or not answers:
+        raise ExecutionError("Answer the questions: give a choice for each one.", field="answers", code="required")
+    unknown = sorted(set(answers) - set(questions))
+    if unknown:
+        raise ExecutionError(f"No such question: {', '.join(unknown)}.", field=f"answers.{unknown[0]}")
+    missing = [qid for qid in questions if qid not in answers]
+    if missing:
+        raise ExecutionError("Answer every question.", field=f"answers.{missing[0]}", code="required")
+    chosen = [(questions[qid], *_answer_of(questions[qid], value)) for qid, value in answers.items()]
+    mappings = []
+    for question, choice, _text in chosen:
+        if choice is not None and choice.get("mapping"):
+            mapping = dict(choice["mapping"])
+            try:
+                mappings.append((mapping.pop("term", None) or question["phrase"], mapping_parse(mapping)))
+            except LearningInputError as exc:
+                raise ExecutionError(
+                    f"That answer cannot be used ({exc}); choose another.", field=f"answers.{question['id']}"
+                ) from exc
+    service = execution.role.service if execution.role else None
+    # Glossary terms first (embedding them may reach the network): the next requirement asks nothing.
+    defined = [
+        glossary_define(
+            service=service, term=term, mapping=mapping, user=user, check_user=False, source_execution=execution
+        )
+        for term, mapping in mappings
+        if service is not None
+    ]
+    state = dict(execution.result or {})
+    requirement = state.get("requirement") or execution.business_requirement
+    for question, choice, text in chosen:
+        if choice is None and text:
+            requirement = _replace_phrase(requirement, question["phrase"], text)
+    record = [
+        *list(execution.answers or []),
+        *[
+            {
+                "question": question["text"],
+                "phrase": question["phrase"],
+                "answer": choice["label"] if choice is not None else text,
+                "choice": choice["id"] if choice is not None else None,
+                "at": timezone.now().isoformat(),
+            }
+            for question, choice, text in chosen
+        ],
+    ]
+    # The design starts again with what was learned; the token meter keeps counting.
+    state = {"usage": state.get("usage") or {}, "requirement": requirement, "answered": len(record)}
+    with transaction.atomic():
+        updated = AgentExecution.objects.filter(pk=execution.pk, status=AgentStatus.WAITING).update(
+            status=AgentStatus.PENDING,
+            questions=[],
+            answers=record,
+            status_reason="",
+            attempts=0,
+            result=state,
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            raise ExecutionError("This run was answered or cancelled meanwhile.", code="conflict")
+        event_append(
+            execution=execution,
+            kind="answers",
+            payload={"answers": record[-len(chosen) :], "glossary": [t.term for t in defined]},
+        )
+        event_append(execution=execution, kind="status", payload={"status": AgentStatus.PENDING, "answered": True})
+        if enqueue:
+            transaction.on_commit(lambda: _enqueue(execution.pk))
+    execution.refresh_from_db()
+    return execution

@@ -447,7 +447,33 @@ class ExecutionSerializer(serializers.ModelSerializer):
         return execution_urls(self.context["request"], obj)
 
 
+class ChoiceSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    label = serializers.CharField()
+    mapping = serializers.DictField()
+
+
+class QuestionSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    phrase = serializers.CharField(help_text="the words of the requirement the question is about")
+    text = serializers.CharField()
+    kind = serializers.CharField()
+    choices = ChoiceSerializer(many=True)
+    allow_other = serializers.BooleanField(help_text='a free-text answer is accepted: {"other": "..."}')
+    multiple = serializers.BooleanField(required=False, default=False, help_text="several choice ids may be given")
+
+
+class AnswersSerializer(serializers.Serializer):
+    answers = serializers.DictField(
+        child=serializers.JSONField(),
+        allow_empty=False,
+        help_text='{question id: choice id, [choice ids] (multiple), or {"other": "your words"}}',
+    )
+
+
 class ExecutionDetailSerializer(ExecutionSerializer):
+    questions = QuestionSerializer(many=True, read_only=True)
+    answers = serializers.JSONField(read_only=True)
     result = serializers.JSONField(read_only=True)
     test_results = serializers.JSONField(read_only=True)
     performance_metrics = serializers.JSONField(read_only=True)
@@ -461,6 +487,8 @@ class ExecutionDetailSerializer(ExecutionSerializer):
             "feedback",
             "pause_requested",
             "cancel_requested",
+            "questions",
+            "answers",
             "result",
             "generated_code",
             "test_results",

@@ -25,6 +25,8 @@ from django.contrib.auth import get_user_model  # noqa: E402
 
 from agents.orchestrator import execution_run  # noqa: E402
 from agents.services import execution_claim, execution_submit  # noqa: E402
+from endpoints.models import GeneratedEndpoint  # noqa: E402
+from endpoints.services import endpoint_approve  # noqa: E402
 from mcpservers.services import mcp_enable  # noqa: E402
 from roles.demo.location import demo_database_location  # noqa: E402
 from roles.demo.platform import demo_sales_analyst_permissions  # noqa: E402
@@ -39,11 +41,16 @@ PAIRS = [
 ]
 
 
-def _run(*, user, role, requirement: str) -> dict:
+def _run(*, user, role, requirement: str, approve: bool = False) -> dict:
+    """One requirement end to end; with `approve`, its verified endpoint is approved (what the platform learns from)."""
     started = time.monotonic()
     execution = execution_submit(user=user, role=role, requirement=requirement, enqueue=False)
     execution_run(execution=execution_claim(execution_id=execution.pk))
     execution.refresh_from_db()
+    if approve and execution.status == "COMPLETED":
+        endpoint = GeneratedEndpoint.objects.get(pk=execution.result["endpoint"]["id"])
+        if endpoint.status == "draft":
+            endpoint_approve(endpoint=endpoint, user=user, comment="learning bench")
     metrics = execution.performance_metrics or {}
     return {
         "status": execution.status,
@@ -94,7 +101,7 @@ def main() -> None:
         organization, user, service = _organization()
         try:
             role = _role(organization, service, f"analyst {index}")
-            before = _run(user=user, role=role, requirement=first)
+            before = _run(user=user, role=role, requirement=first, approve=True)
             after = _run(user=user, role=role, requirement=second)
         finally:
             organization.delete()

@@ -421,6 +421,12 @@ def _multipliers(ctx: _Ctx, alias: str) -> set[str]:
     return found
 
 
+def rows_repeat(interp: Interpretation, *, catalog: Catalog, alias: str) -> bool:
+    """Whether the query's joins repeat the rows of entity `alias` (it is joined to one-to-many)."""
+    ctx = _resolve(interp, catalog, "postgres")
+    return bool(_multipliers(ctx, alias))
+
+
 def _measure_entity(m: Measure, interp: Interpretation) -> str:
     if m.column is not None:
         return m.column.entity

@@ -9,6 +9,7 @@ from django.conf import settings
 
 from endpoints.models import GeneratedEndpoint
 from endpoints.numbers import public_row_schema
+from endpoints.runtime import page_size_default
 
 
 def _cell(text) -> str:
@@ -77,9 +78,13 @@ def markdown_docs(endpoint: GeneratedEndpoint) -> str:
     ]
     if endpoint.is_read_only:
         lines.append(
-            f"- **Paging**: `limit` (1-{settings.QUERY_ROW_CAP}) and `offset`, or `page`; "
-            f"results are capped at {settings.QUERY_ROW_CAP} rows"
+            f"- **Paging**: pages of {page_size_default()} rows by default (`limit`, 1-{settings.QUERY_ROW_CAP}); "
+            "follow `next` (or `offset`) to read every row, however many there are"
         )
+    meaning = (endpoint.verification or {}).get("meaning")
+    if meaning:
+        verdict = {"verified": "verified against the request", "needs_review": "checked; needs a person's review"}
+        lines.append(f"- **What it returns**: {meaning} ({verdict.get(endpoint.verdict, endpoint.verdict)})")
     lines += ["", "## Parameters", ""]
     if properties:
         where = "query string" if endpoint.is_read_only else "JSON body"
@@ -97,7 +102,8 @@ def markdown_docs(endpoint: GeneratedEndpoint) -> str:
     fields = public_row_schema(endpoint.response_schema).get("properties", {})
     if endpoint.is_read_only:
         lines.append(
-            "A page of rows: `{count, total, limit, offset, next, previous, truncated, columns, results: [row, ...]}`."
+            "A page of rows: `{count, total, limit, offset, next, next_offset, previous, truncated, columns, "
+            "results: [row, ...]}`."
         )
     else:
         lines.append("`{row_count, rows}`: the number of rows written and, where the database returns them, the rows.")

@@ -37,6 +37,8 @@ the joining entity with a column of the entity it joins to.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from typing import Annotated, Any, Literal
 
@@ -527,6 +529,7 @@ class Question(_Strict):
     kind: QuestionKind = "other"
     choices: list[Choice] = Field(default_factory=list, max_length=12)
     allow_other: bool = Field(default=False, description="whether a free-text answer is accepted")
+    multiple: bool = Field(default=False, description="whether several choices may be picked (their values add up)")
 
     @model_validator(mode="after")
     def _answerable(self) -> Question:
@@ -546,6 +549,25 @@ def interpretation_parse(data: Any) -> Interpretation:
     if isinstance(data, Interpretation):
         return data
     return Interpretation.model_validate(data)
+
+
+def design_fingerprint(interpretation: Interpretation | dict) -> str:
+    """The same meaning gives the same fingerprint: phrases, labels, assumptions and defaults aside."""
+    data = interpretation.model_dump(by_alias=True) if isinstance(interpretation, Interpretation) else interpretation
+
+    def strip(value):
+        if isinstance(value, dict):
+            return {
+                k: strip(v)
+                for k, v in sorted(value.items())
+                if k not in ("phrase", "label", "description", "assumptions", "default") and v not in (None, [], {})
+            }
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    text = json.dumps(strip(data), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def interpretation_json_schema() -> dict:

@@ -80,6 +80,14 @@ class GeneratedEndpoint(models.Model):
     test_results = models.JSONField(null=True, blank=True)
     validation_errors = models.JSONField(null=True, blank=True, help_text="Errors of the last validation")
     docs = models.TextField(blank=True, default="")
+    interpretation = models.JSONField(
+        null=True, blank=True, help_text="What the endpoint means, element by element (endpoints.interpretation)"
+    )
+    verification = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The platform's checks of the design against its requirement and their verdict",
+    )
     review_decision = models.CharField(max_length=10, choices=ReviewDecision.choices, blank=True, default="")
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
@@ -129,6 +137,11 @@ class GeneratedEndpoint(models.Model):
         return f"{self.path}/v{self.version}"
 
     @property
+    def verdict(self) -> str:
+        """verified | needs_review | failed | unverified (no interpretation was checked)."""
+        return (self.verification or {}).get("verdict") or "unverified"
+
+    @property
     def tests_passed(self) -> bool:
         results = self.test_results or {}
         cases = results.get("cases") or []
@@ -141,3 +154,25 @@ class GeneratedEndpoint(models.Model):
             / (F("call_count") + Value(1.0)),
             call_count=F("call_count") + 1,
         )
+
+
+class EndpointAlias(models.Model):
+    """An older address of a Role's endpoint: calls with that Role's keys are answered by the endpoint's slug now.
+
+    Made when endpoints of several Roles shared one slug: the Role of the first version kept it, the
+    others moved to a slug of their own and keep answering at the old address for their own keys.
+    """
+
+    organization = models.ForeignKey("roles.Organization", on_delete=models.CASCADE, related_name="endpoint_aliases")
+    slug = models.CharField(max_length=64)
+    role = models.ForeignKey("roles.Role", on_delete=models.CASCADE, related_name="endpoint_aliases")
+    target_slug = models.CharField(max_length=64, validators=[endpoint_slug_validator])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "slug", "role"], name="endpoint_alias_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.slug} -> {self.target_slug} ({self.role_id})"

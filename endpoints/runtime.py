@@ -13,13 +13,18 @@ import re
 import time
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
+from types import SimpleNamespace
 from typing import Any
 
+import sqlglot
 from django.conf import settings
+from sqlglot import exp
 
 from endpoints.models import GeneratedEndpoint
 from endpoints.numbers import numeric_columns, rows_with_numbers
 from endpoints.params import parameters_json_safe, parameters_parse
+from endpoints.sqldialect import ENGINE_DIALECTS
 from mcpservers.audit import audit_record
 from mcpservers.models import CallOutcome
 from nectar.text import text_printable
@@ -158,10 +163,13 @@ def _int_arg(raw: Any, name: str, *, minimum: int, maximum: int, default: int) -
     if value < minimum or value > maximum:
         return default, {
             "field": name,
-            "message": f"Must be between {minimum} and {maximum} (results are capped at {settings.QUERY_ROW_CAP}).",
+            "message": f"Must be between {minimum} and {maximum}.",
             "code": "out_of_range",
         }
     return value, None
+
+
+MAX_OFFSET = 1_000_000_000
 
 
 def pagination_parse(values: dict) -> tuple[int, int, list[dict]]:
@@ -170,27 +178,55 @@ def pagination_parse(values: dict) -> tuple[int, int, list[dict]]:
     problems = []
     limit, problem = _int_arg(values.pop("limit", None), "limit", minimum=1, maximum=cap, default=page_size_default())
     problems += [problem] if problem else []
-    offset, problem = _int_arg(values.pop("offset", None), "offset", minimum=0, maximum=cap - 1, default=0)
+    offset, problem = _int_arg(values.pop("offset", None), "offset", minimum=0, maximum=MAX_OFFSET, default=0)
     problems += [problem] if problem else []
-    page, problem = _int_arg(values.pop("page", None), "page", minimum=1, maximum=cap, default=0)
+    page, problem = _int_arg(values.pop("page", None), "page", minimum=1, maximum=MAX_OFFSET, default=0)
     problems += [problem] if problem else []
     if page:
         offset = (page - 1) * limit
-        if offset >= cap:
-            problems.append({"field": "page", "message": f"Results are capped at {cap} rows.", "code": "out_of_range"})
     return limit, offset, problems
 
 
+PAGE_LIMIT, PAGE_OFFSET = "_page_limit", "_page_offset"
+
+
+@lru_cache(maxsize=4096)
+def paged_sql(sql: str, engine: str) -> str | None:
+    """The endpoint's SQL with the page pushed into it (LIMIT/OFFSET binds), or None when it has its own LIMIT.
+
+    A query with its own LIMIT (top N, at most the row cap) is read whole and paged in memory;
+    any other result is read a page at a time, so paging reaches every row however many there are.
+    """
+    dialect = ENGINE_DIALECTS.get(engine, "postgres")
+    try:
+        ast = sqlglot.parse_one(sql, read=dialect)
+    except sqlglot.errors.ParseError:
+        return None
+    if not isinstance(ast, exp.Query) or ast.args.get("limit") is not None or ast.args.get("offset") is not None:
+        return None
+    return f"{sql.rstrip().rstrip(';')} LIMIT :{PAGE_LIMIT} OFFSET :{PAGE_OFFSET}"
+
+
 def _run_read(endpoint: GeneratedEndpoint, params: dict, limit: int, offset: int) -> EndpointResult:
-    cap = settings.QUERY_ROW_CAP
-    wanted = min(offset + limit + 1, cap)
-    result = endpoint_execute(endpoint=endpoint, params=params, limit=wanted)
-    rows = rows_with_numbers(list(result.rows), numeric_columns(endpoint.response_schema))
-    page = rows[offset : offset + limit]
-    beyond = len(rows) > offset + limit or (result.truncated and offset + limit < cap)
-    capped = bool(result.truncated) and wanted >= cap
-    # Every row was seen when fewer came back than asked for: the total is then free.
-    total = len(rows) if len(rows) < wanted and not result.truncated else result.total
+    paged = paged_sql(endpoint.sql, endpoint.role.service.engine)
+    if paged is not None:
+        bound = {**bind_params(endpoint=endpoint, params=params), PAGE_LIMIT: limit + 1, PAGE_OFFSET: offset}
+        # Checked once per version and process, like the endpoint's own SQL.
+        holder = endpoint.__dict__.setdefault("_nectar_paged", SimpleNamespace())
+        checked = executor.sql_check_once(role=endpoint.role, sql=paged, holder=holder)
+        # The SQL asks for one row more than the page; the executor keeps the page and says whether more came.
+        result = executor.executor_run_checked(role=endpoint.role, checked=checked, params=bound, limit=limit)
+        page, has_next = list(result.rows)[:limit], bool(result.truncated)
+        page = rows_with_numbers(page, numeric_columns(endpoint.response_schema))
+        total = None if has_next else offset + len(page)
+        truncated = False
+    else:
+        result = endpoint_execute(endpoint=endpoint, params=params, limit=settings.QUERY_ROW_CAP)
+        rows = rows_with_numbers(list(result.rows), numeric_columns(endpoint.response_schema))
+        page, has_next = rows[offset : offset + limit], len(rows) > offset + limit
+        # A query whose own LIMIT asks for more rows than the row cap is cut at the cap: say so.
+        truncated = bool(result.truncated)
+        total = None if truncated else len(rows)
     body = {
         "endpoint": endpoint.slug,
         "version": endpoint.version,
@@ -198,8 +234,9 @@ def _run_read(endpoint: GeneratedEndpoint, params: dict, limit: int, offset: int
         "total": total,
         "limit": limit,
         "offset": offset,
-        "has_next": bool(beyond) and offset + limit < cap,
-        "truncated": capped and offset + limit >= cap,
+        "has_next": has_next,
+        "next_offset": offset + limit if has_next else None,
+        "truncated": truncated,
         "columns": list(result.columns),
         "results": page,
     }

@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.http import Http404
 
 from endpoints.api import ApiKeyPrincipal
-from endpoints.models import EndpointStatus, GeneratedEndpoint
+from endpoints.models import EndpointAlias, EndpointStatus, GeneratedEndpoint
 from roles.models import Organization
 from roles.selectors import organization_ids_for_user, organization_scope
 
@@ -41,8 +41,20 @@ def endpoints_for_user(*, user, organization=None):
     )
 
 
-def endpoint_resolve_live(*, organization_slug: str, slug: str, version: int | None = None) -> GeneratedEndpoint:
-    """The endpoint a live call addresses: Http404 when unknown, EndpointGone when retired."""
+def endpoint_resolve_live(
+    *, organization_slug: str, slug: str, version: int | None = None, role=None
+) -> GeneratedEndpoint:
+    """The endpoint a live call addresses: Http404 when unknown, EndpointGone when retired.
+
+    With the caller's `role`, an older address of that Role's endpoint (EndpointAlias) leads to it.
+    """
+    if role is not None:
+        alias = (
+            EndpointAlias.objects.filter(organization__slug=organization_slug, slug=slug, role=role)
+            .values_list("target_slug", flat=True)
+            .first()
+        )
+        slug = alias or slug
     versions = GeneratedEndpoint.objects.filter(organization__slug=organization_slug, slug=slug).select_related(
         "organization", "role", "role__service"
     )

@@ -13,6 +13,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.text import slugify
 
 from endpoints.docs import markdown_docs
 from endpoints.export import export_zip
@@ -20,6 +21,7 @@ from endpoints.models import EndpointStatus, GeneratedEndpoint, HttpMethod, Revi
 from endpoints.numbers import decimal_scales, schema_with_scales
 from endpoints.params import parameters_parse, parameters_schema_check, sql_bind_names
 from endpoints.runtime import bind_params, endpoint_execute, endpoint_run
+from endpoints.signals import endpoint_approved, endpoint_rejected
 from roles.connectors import ConnectorError
 from roles.executor import ExecutorError, sql_check, sql_explain_cost
 from roles.permissions import role_grants
@@ -65,6 +67,30 @@ def _check_draft_input(*, organization, role, execution, method, slug, parameter
         raise EndpointError("tests must be a list of test case objects.", field="tests")
 
 
+def endpoint_slug_for_role(*, organization, role, slug: str) -> str:
+    """The slug a Role's endpoint gets: its own, or one of its own when another Role already owns that name.
+
+    A slug (and so a URL) belongs to the Role of its first version: another Role's endpoint of the same
+    name gets the Role's name appended, so a new version only ever replaces the same Role's endpoint.
+    """
+    owners = GeneratedEndpoint.objects.filter(organization=organization)
+
+    def owner(candidate: str):
+        return owners.filter(slug=candidate).order_by("version").values_list("role_id", flat=True).first()
+
+    found = owner(slug)
+    if found is None or found == role.pk:
+        return slug
+    suffix = slugify(role.name) or f"role-{role.pk}"
+    for n in range(1, 100):
+        tail = suffix if n == 1 else f"{suffix}-{n}"
+        candidate = f"{slug[: 63 - len(tail)].rstrip('-')}-{tail}"
+        found = owner(candidate)
+        if found is None or found == role.pk:
+            return candidate
+    raise EndpointError("No free name for this endpoint; choose another.", code="conflict", field="slug")
+
+
 def endpoint_create_draft(
     *,
     organization,
@@ -80,7 +106,7 @@ def endpoint_create_draft(
     docs: str = "",
     write_action: dict | None = None,
 ) -> GeneratedEndpoint:
-    """Store a new draft; a slug that exists already gets its next version."""
+    """Store a new draft; a slug the Role has already gets its next version (see endpoint_slug_for_role)."""
     parameters = parameters if parameters is not None else {"type": "object", "properties": {}}
     tests = tests if tests is not None else []
     method = (method or "GET").upper()
@@ -95,7 +121,9 @@ def endpoint_create_draft(
         write_action=write_action,
         tests=tests,
     )
+    wanted = slug
     for _attempt in range(5):
+        slug = endpoint_slug_for_role(organization=organization, role=role, slug=wanted)
         latest = GeneratedEndpoint.objects.filter(organization=organization, slug=slug).aggregate(v=Max("version"))["v"]
         try:
             with transaction.atomic():
@@ -166,6 +194,19 @@ def endpoint_update_draft(*, endpoint: GeneratedEndpoint, **fields: Any) -> Gene
     for name in fields:
         setattr(endpoint, name, values[name])
     endpoint.updated_at = locked.updated_at
+    return endpoint
+
+
+def endpoint_record_verification(
+    *, endpoint: GeneratedEndpoint, interpretation: dict | None, verification: dict | None
+) -> GeneratedEndpoint:
+    """Store a draft's interpretation (when given) and the platform's verification of it (None clears it)."""
+    fields = ["verification", "updated_at"]
+    if interpretation is not None:
+        endpoint.interpretation = interpretation
+        fields.append("interpretation")
+    endpoint.verification = verification
+    endpoint.save(update_fields=fields)
     return endpoint
 
 
@@ -464,6 +505,7 @@ def endpoint_approve(*, endpoint: GeneratedEndpoint, user, comment: str = "") ->
         locked.save(
             update_fields=["status", "review_decision", "reviewed_by", "reviewed_at", "review_comment", "updated_at"]
         )
+    endpoint_approved.send(sender=GeneratedEndpoint, endpoint=locked, user=user)
     return _refresh(endpoint, locked)
 
 
@@ -482,6 +524,7 @@ def endpoint_reject(*, endpoint: GeneratedEndpoint, user, comment: str) -> Gener
         locked.save(
             update_fields=["status", "review_decision", "reviewed_by", "reviewed_at", "review_comment", "updated_at"]
         )
+    endpoint_rejected.send(sender=GeneratedEndpoint, endpoint=locked, user=user, reason=comment.strip())
     return _refresh(endpoint, locked)
 
 
@@ -516,8 +559,15 @@ def endpoint_deploy(*, endpoint: GeneratedEndpoint, user=None) -> GeneratedEndpo
 
 
 def endpoint_auto_deploy_if_allowed(*, endpoint: GeneratedEndpoint) -> bool:
-    """Deploy without a human when the organization allows it for read-only endpoints whose tests all passed."""
+    """Deploy without a human when the organization allows it for read-only endpoints whose tests all passed.
+
+    Only a verified design qualifies: one whose every phrase was accounted for, whose SQL realizes
+    its interpretation and whose meaning tests passed, with nothing assumed. Anything else waits
+    for a person, who sees why.
+    """
     if not endpoint.organization.auto_deploy_read_only or not endpoint.is_read_only:
+        return False
+    if endpoint.verdict != "verified":
         return False
     if endpoint.status not in (EndpointStatus.DRAFT, EndpointStatus.APPROVED) or not endpoint.tests_passed:
         return False
@@ -525,7 +575,10 @@ def endpoint_auto_deploy_if_allowed(*, endpoint: GeneratedEndpoint) -> bool:
         return False
     if endpoint_validate(endpoint=endpoint):
         return False
-    extra = {"review_comment": "Deployed automatically: read-only, all tests passed (organization policy)."}
+    extra = {
+        "review_comment": "Deployed automatically: read-only, verified against the requirement, all tests passed "
+        "(organization policy)."
+    }
     if not endpoint.reviewed_at:
         extra["reviewed_at"] = timezone.now()
     try:
@@ -569,6 +622,7 @@ def endpoint_rollback(*, organization, slug: str, user=None) -> GeneratedEndpoin
         endpoint_retire(endpoint=current)
         if previous.status != EndpointStatus.DEPLOYED:
             previous = _mark_deployed(previous, from_statuses=(EndpointStatus.RETIRED,))
+    endpoint_rejected.send(sender=GeneratedEndpoint, endpoint=current, user=user, reason="rolled back")
     previous.refresh_from_db()
     return previous
 

@@ -43,9 +43,10 @@ class GeneratedEndpointView(APIView):
     def _handle(self, request, org_slug: str, slug: str, version: int | None = None):
         api_key = request.auth
         try:
+            role = getattr(api_key, "role", None)
             endpoint = endpoint_cached(
-                (org_slug, slug, version),
-                lambda: endpoint_resolve_live(organization_slug=org_slug, slug=slug, version=version),
+                (org_slug, slug, version, getattr(role, "pk", None)),
+                lambda: endpoint_resolve_live(organization_slug=org_slug, slug=slug, version=version, role=role),
             )
         except EndpointGone as gone:
             return Response(error_body(410, gone.message, code="gone"), status=410)

@@ -376,7 +376,8 @@ def learn_from_success(*, execution, results: dict) -> list[AgentMemory]:
     params = parameter_names(design.get("parameters"))
     shapes = query_shapes(sql, parameters=params)
     if design.get("shape"):
-        shapes = dedupe([*shapes, str(design["shape"])])
+        extra = design["shape"] if isinstance(design["shape"], list | tuple) else [design["shape"]]
+        shapes = dedupe([*shapes, *(str(shape) for shape in extra)])
     method = str(design.get("method") or "").upper()
     path = str(design.get("path") or "")
     endpoint = f"{method} {path}".strip()
@@ -528,3 +529,92 @@ def memories_shift_relevance(*, executions, delta: float) -> int:
     return AgentMemory.objects.filter(pk__in=ids).update(
         relevance_score=Least(Greatest(F("relevance_score") + Value(delta), Value(0.0)), Value(1.0))
     )
+
+
+# --- designs people rejected ----------------------------------------------------------------------
+
+REJECTED_TAG = "rejected-design"
+# How alike two requirements must read for a rejected design of one to be refused for the other.
+REJECTED_SIMILARITY = 0.75
+
+
+def design_reject(
+    *, execution, fingerprint: str, reason: str, requirement: str, sql: str = "", interpretation: dict | None = None
+) -> AgentMemory:
+    """A person said a design is wrong (rated down, rejected, rolled back): never offer it again.
+
+    Its success and API patterns stop being retrieved, and an ANTI_PATTERN of the Service records
+    the design's fingerprint with the reason, so that the next run for the same or a similar
+    requirement finds another design, asks, or declines.
+    """
+    if not fingerprint:
+        raise LearningInputError("fingerprint", "expected the design's fingerprint")
+    reason = (reason or "").strip() or "rated not helpful"
+    AgentMemory.objects.filter(
+        source_execution=execution, type__in=[MemoryType.SUCCESS_PATTERN, MemoryType.API_PATTERN], is_active=True
+    ).update(is_active=False, retired_reason=f"the design was rejected: {reason}"[:500], retired_at=timezone.now())
+    existing = AgentMemory.objects.filter(
+        source_execution=execution, type=MemoryType.ANTI_PATTERN, tags__contains=[REJECTED_TAG, fingerprint]
+    ).first()
+    if existing is not None:
+        return existing
+    payload = {"rejected": {"fingerprint": fingerprint, "requirement": requirement, "sql": sql, "reason": reason}}
+    if interpretation:
+        payload["rejected"]["interpretation"] = interpretation
+    content = (
+        f"Avoid: a design people rejected ({reason}).\nRequirement: {requirement.strip()}\n"
+        + (f"Rejected SQL: {sql.strip()}\n" if sql else "")
+        + "\n```json\n"
+        + json.dumps(payload, sort_keys=True, default=str)
+        + "\n```"
+    )
+    return memory_create(
+        organization=execution.organization,
+        type=MemoryType.ANTI_PATTERN,
+        content=content,
+        tags=["anti-pattern", REJECTED_TAG, fingerprint],
+        source_execution=execution,
+        relevance_score=0.9,
+    )
+
+
+def rejected_designs(*, organization, service, requirement: str) -> dict[str, str]:
+    """{fingerprint: reason} of the designs rejected on this Service for this or a similar requirement."""
+    if service is None or not (requirement or "").strip():
+        return {}
+    found: dict[str, str] = {}
+    for memory in AgentMemory.objects.filter(
+        service=service, type=MemoryType.ANTI_PATTERN, tags__contains=[REJECTED_TAG], is_active=True
+    ).defer("embedding"):
+        payload = _fenced_json(memory.content).get("rejected") or {}
+        if _normal(payload.get("requirement")) == _normal(requirement):
+            found[str(payload.get("fingerprint"))] = str(payload.get("reason") or "")
+    if not found or len(found) < 50:
+        try:
+            retrieved = memory_retrieve(
+                organization=organization, text=requirement, types=[MemoryType.ANTI_PATTERN], k=20, service=service
+            )
+        except LearningInputError:
+            retrieved = []
+        for r in retrieved:
+            if REJECTED_TAG not in (r.memory.tags or []) or r.similarity < REJECTED_SIMILARITY:
+                continue
+            payload = _fenced_json(r.memory.content).get("rejected") or {}
+            if payload.get("fingerprint"):
+                found.setdefault(str(payload["fingerprint"]), str(payload.get("reason") or ""))
+    return found
+
+
+def _normal(text) -> str:
+    return " ".join(str(text or "").lower().split())
+
+
+def _fenced_json(content: str) -> dict:
+    match = re.search(r"```json\s*(\{.*\})\s*```", content or "", re.S)
+    if not match:
+        return {}
+    try:
+        value = json.loads(match.group(1))
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

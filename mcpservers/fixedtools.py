@@ -354,6 +354,7 @@ def describe_object(objects: RoleObjects, grant: Grant, *, read_sample) -> dict:
             "name": c["name"],
             "type": c.get("type"),
             "json_type": c.get("json_type"),
+            **({"format": c["format"]} if c.get("format") else {}),
             "nullable": bool(c.get("nullable", True)),
             "primary_key": bool(c.get("primary_key")),
             "comment": c.get("comment"),

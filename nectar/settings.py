@@ -392,6 +392,12 @@ AGENT_MAX_ITERATIONS = env_int("AGENT_MAX_ITERATIONS", 50, minimum=1)
 AGENT_TOKEN_BUDGET = env_int("AGENT_TOKEN_BUDGET", 200_000, minimum=1000)
 # Wall-clock seconds a run may take in one worker; no LLM call starts after that.
 AGENT_TIME_BUDGET_SECONDS = env_int("AGENT_TIME_BUDGET_SECONDS", 1800, minimum=10)
+# The largest prompt one agent step sends (history is compacted to fit), in tokens.
+AGENT_PROMPT_TOKENS = env_int("AGENT_PROMPT_TOKENS", 24_000, minimum=1000)
+# How many times a design goes back to the architect (a platform check or the review found a
+# problem), and a query back to the implementer, before the run fails with the reason.
+AGENT_DESIGN_ROUNDS = env_int("AGENT_DESIGN_ROUNDS", 3, minimum=1)
+AGENT_FIX_ROUNDS = env_int("AGENT_FIX_ROUNDS", 2, minimum=1)
 EXECUTION_HEARTBEAT_SECONDS = env_int("EXECUTION_HEARTBEAT_SECONDS", 10, minimum=1)
 EXECUTION_STALE_SECONDS = env_int("EXECUTION_STALE_SECONDS", 120, minimum=10)
 

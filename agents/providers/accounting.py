@@ -83,6 +83,25 @@ class UsageMeter:
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Continue from a stored as_dict() (a resumed execution keeps its budget)."""
+        with self._lock:
+            self.calls = int(saved.get("llm_calls") or 0)
+            self.failed_calls = int(saved.get("llm_failed_calls") or 0)
+            self.input_tokens = int(saved.get("input_tokens") or 0)
+            self.output_tokens = int(saved.get("output_tokens") or 0)
+            self.seconds = float(saved.get("llm_seconds") or 0.0)
+            self._by_model = {
+                str(model): {
+                    "calls": int(entry.get("calls") or 0),
+                    "input_tokens": int(entry.get("input_tokens") or 0),
+                    "output_tokens": int(entry.get("output_tokens") or 0),
+                    "cost_usd": entry.get("cost_usd"),
+                }
+                for model, entry in (saved.get("by_model") or {}).items()
+                if isinstance(entry, dict)
+            }
+
     @property
     def cost(self) -> float | None:
         """Total cost in USD, or None when any model used has no configured price."""

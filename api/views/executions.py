@@ -18,6 +18,7 @@ from agents.models import AgentExecution, AgentStatus, Phase
 from agents.selectors import executions_for_user
 from agents.services import execution_cancel, execution_pause, execution_rate, execution_resume, execution_submit
 from api.serializers import (
+    AnswersSerializer,
     EventsPageSerializer,
     EventsQuerySerializer,
     ExecutionCreateSerializer,
@@ -170,6 +171,26 @@ class ExecutionViewSet(ApiViewMixin, mixins.ListModelMixin, mixins.RetrieveModel
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         return self._steer(execution_cancel)
+
+    @extend_schema(
+        summary="Answer a waiting execution's questions; it goes on with the answers",
+        description=(
+            "An execution in status WAITING asks questions (its `questions`). Give an answer to each: a choice id, "
+            'several ids where the question allows `multiple`, or {"other": "..."} where it allows '
+            "`allow_other`. Choices become terms of the database's glossary, so later requirements ask nothing."
+        ),
+        request=AnswersSerializer,
+        responses={200: ExecutionDetailSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def answers(self, request, pk=None):
+        from agents.services import execution_answer
+
+        execution = self.get_object()
+        data = AnswersSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        execution = execution_answer(execution=execution, user=request.user, answers=data.validated_data["answers"])
+        return Response(ExecutionDetailSerializer(execution, context=self.get_serializer_context()).data)
 
     @extend_schema(
         summary="Rate the result: thumbs up or down, with an optional comment",

@@ -195,7 +195,7 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
             m.group(0).strip(),
         )
     # A year ("in 2024", "each month of 2024"): a time window (or a filter) on that year.
-    for m in re.finditer(r"\b(19\d{2}|20\d{2})\b", text):
+    for m in re.finditer(r"(?<![\d-])\b(19\d{2}|20\d{2})\b(?!-\d)", text):
         year = int(m.group(1))
         elements = at(m, 1)
         ok = any(year in _years_in(e) for kind, e in elements if kind in ("windows", "window", "filters"))
@@ -259,12 +259,14 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
                 w.text,
             )
     # Top N / N most: a limit of N with an ordering.
+    ranked_spans: list[tuple[int, int]] = []
     for m in re.finditer(
         r"\b(top|bottom|first|best|worst)\s+(\d+|" + "|".join(NUMBER_WORDS) + r")\b|"
         r"\b(\d+|" + "|".join(NUMBER_WORDS) + r")\s+(most|least|best|worst|biggest|largest|highest|lowest|"
         r"smallest|top)\b",
         text,
     ):
+        ranked_spans.append(m.span())
         n = _number(m.group(2) or m.group(3))
         word = (m.group(1) or m.group(4)).lower()
         ok = interp.limit is not None and interp.limit.n == n and bool(interp.order_by)
@@ -276,6 +278,8 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
     for w in words(requirement):
         if w.lower not in DESCENDING | ASCENDING or w.lower in ("max", "min"):
             continue
+        if any(start <= w.start and w.end <= end for start, end in ranked_spans):
+            continue  # checked with its number above
         if re.match(r"(most|least)\s+(recent|recently)", text[w.start :]):
             continue
         if re.match(r"(at\s+)$", text[max(0, w.start - 3) : w.start]):

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from endpoints.compiler import Catalog, CompileError, interpretation_compile, measure_check
+from endpoints.compiler import Catalog, CompileError, interpretation_compile, measure_check, rows_repeat
 from endpoints.interpretation import Bound, Filter, Interpretation, OutputColumn
 from endpoints.params import parameters_parse
 from endpoints.sqldialect import bucket_bounds, qualified, quote
@@ -34,6 +35,8 @@ from roles.executor import executor_run_sql
 logger = logging.getLogger(__name__)
 
 SAMPLE_ROWS = 5
+_LITERALS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+_BIND = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 @dataclass
@@ -87,6 +90,8 @@ class Runner:
 
     def rows(self, sql: str, params: dict) -> tuple[list[dict], bool]:
 
+        used = set(_BIND.findall(_LITERALS.sub(" ", sql)))
+        params = {k: v for k, v in params.items() if k in used}
         result = executor_run_sql(role=self.role, sql=sql, params=params, limit=self.row_cap)
         return list(result.rows), bool(result.truncated)
 
@@ -536,7 +541,8 @@ class MeaningTester:
                 continue
             spec = self.interp.parameter(f.param)
             required = spec is not None and spec.required and spec.default is None
-            one = len(rows) == 1
+            # With its related rows joined in (an order with its items), one key gives several rows.
+            one = len(rows) == 1 or (bool(rows) and rows_repeat(self.interp, catalog=self.catalog, alias=entity.alias))
             self._add(
                 f"a {f.column.column} returns exactly one row",
                 "lookup",

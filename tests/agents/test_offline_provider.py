@@ -1,13 +1,22 @@
-"""The offline provider answers each agent deterministically, with tool calls, structured output and usage."""
+"""The offline provider answers each agent deterministically, in exactly the contracts every provider must meet."""
 
 from __future__ import annotations
 
 import pytest
 
-from agents.providers.base import LLMError, LLMProvider, Message, ToolSpec
+from agents.contracts import CONTRACTS, contract_validate
+from agents.providers.base import LLMError, LLMProvider, Message, ToolCall, ToolSpec
 from agents.providers.offline import OfflineProvider
+from endpoints.compiler import Catalog
+from endpoints.verification.checks import design_verify
+from endpoints.verification.findings import failed
 
 from .planner_fixtures import build_retail_sqlite, distinct_samples, introspect, run
+
+FIXED = [
+    ToolSpec(name, name, {"type": "object", "properties": {}})
+    for name in ("search_objects", "describe_object", "sample_rows")
+]
 
 
 @pytest.fixture(scope="module")
@@ -18,185 +27,120 @@ def retail(tmp_path_factory):
     return url, schema, distinct_samples(url, schema)
 
 
-def _tools(schema):
-    specs = []
-    for obj in schema["objects"]:
-        specs.append(ToolSpec(f"query_{obj['name']}", f"Query {obj['name']}", {"type": "object", "properties": {}}))
-        specs.append(ToolSpec(f"analyze_{obj['name']}_schema", "Schema", {"type": "object", "properties": {}}))
-    return specs
-
-
 def _ask(provider, agent, **context):
-    return provider.complete(
+    answer = provider.complete(
         messages=[Message(role="user", content=f"{agent}: {context.get('requirement', '')}")],
-        context={"agent": agent, **context},
-        response_schema={"type": "object"},
+        context={"agent": agent, "dialect": "sqlite", **context},
     )
+    contract_validate(CONTRACTS[agent], answer.structured)  # whatever it says, it says in the contract
+    return answer
+
+
+def _design(retail, requirement, **extra):
+    _, schema, samples = retail
+    return _ask(OfflineProvider(), "architect", requirement=requirement, schema=schema, samples=samples, **extra)
 
 
 def test_offline_provider_satisfies_the_provider_interface():
     assert isinstance(OfflineProvider(), LLMProvider)
 
 
-def test_explorer_analyses_then_samples_the_relevant_tables_and_then_stops(retail):
+def test_the_explorer_searches_then_describes_what_the_words_name_then_stops(retail):
     _, schema, _ = retail
     provider = OfflineProvider()
-    tools = _tools(schema)
     requirement = "customers with no activity in the last 90 days"
     messages = [Message(role="user", content=requirement)]
-    context = {"agent": "explorer", "requirement": requirement}
+    context = {"agent": "explorer", "requirement": requirement, "schema": {"objects": []}, "samples": {}}
 
-    first = provider.complete(messages=messages, tools=tools, context=context)
-    names = [c.name for c in first.tool_calls]
-    assert "analyze_customers_schema" in names and "analyze_events_schema" in names
-    assert all(n.startswith("analyze_") for n in names)
+    first = provider.complete(messages=messages, tools=FIXED, context=context)
+    assert [c.name for c in first.tool_calls] == ["search_objects"]
+    assert "customers" in first.tool_calls[0].arguments["query"]
     assert first.usage.input_tokens > 0 and first.usage.output_tokens > 0
 
+    catalog = [{"name": o["name"], "matched_columns": []} for o in schema["objects"]]
     messages.append(Message(role="assistant", tool_calls=first.tool_calls))
-    reflection = provider.complete(messages=messages, tools=tools, context={**context, "step": "reflect"})
+    reflection = provider.complete(messages=messages, tools=FIXED, context={**context, "step": "reflect"})
+    contract_validate(CONTRACTS["reflection"], reflection.structured)
     assert reflection.structured["goal_achieved"] is False
 
-    second = provider.complete(messages=messages, tools=tools, context=context)
-    assert {c.name for c in second.tool_calls} >= {"query_customers", "query_events"}
-    assert all(c.arguments == {"limit": 5} for c in second.tool_calls)
+    # What is absent ("no activity") may live in an object the words do not name: every object is listed first.
+    listing = provider.complete(messages=messages, tools=FIXED, context={**context, "catalog": catalog[:1]})
+    assert [(c.name, "query" in c.arguments) for c in listing.tool_calls] == [("search_objects", False)]
+    messages.append(Message(role="assistant", tool_calls=listing.tool_calls))
+    second = provider.complete(messages=messages, tools=FIXED, context={**context, "catalog": catalog})
+    described = {c.arguments["object"] for c in second.tool_calls if c.name == "describe_object"}
+    assert {"customers", "events"} <= described
 
+    # Once everything is described and nothing is left to probe, it stops and names what matters.
+    done = {**context, "catalog": catalog, "schema": schema}
     messages.append(Message(role="assistant", tool_calls=second.tool_calls))
-    done = provider.complete(messages=messages, tools=tools, context={**context, "step": "reflect"})
-    assert done.structured["goal_achieved"] is True
-    final = provider.complete(messages=messages, tools=tools, context=context)
-    assert final.tool_calls == () and final.structured["goal_achieved"] is True
-    assert "events" in [o["name"] for o in final.structured["relevant_objects"]]
+    messages.append(Message(role="assistant", tool_calls=(ToolCall("x", "sample_rows", {"object": "customers"}),)))
+    final = provider.complete(messages=messages, tools=FIXED, context={**done, "step": "synthesize"})
+    contract_validate(CONTRACTS["explorer"], final.structured)
+    assert "customers" in {o["object"] for o in final.structured["relevant_objects"]}
 
 
-def test_architect_designs_and_the_sql_returns_the_right_rows(retail):
-    url, schema, samples = retail
-    answer = _ask(
-        OfflineProvider(), "architect", requirement="number of tickets per priority", schema=schema, samples=samples
+def test_the_architects_design_is_the_platforms_own_sql_and_passes_every_check(retail):
+    url, schema, _ = retail
+    requirement = "Number of customers by region"
+    design = _design(retail, requirement).structured
+    assert design["path"] and design["interpretation"]["entities"][0]["object"].endswith("customers")
+    findings = design_verify(
+        requirement=requirement,
+        interpretation=contract_validate(CONTRACTS["architect"], design).interpretation,
+        sql=design["sql"],
+        catalog=Catalog(schema),
+        dialect="sqlite",
     )
-    design = answer.structured
-    assert design["shape"] == ["aggregate"] and answer.structured["thoughts"]
-    defaults = {n: s["default"] for n, s in design["parameters"]["properties"].items()}
-    got = [(r["priority"], r["ticket_count"]) for r in run(url, design["sql"], defaults)]
-    expected = [tuple(r.values()) for r in run(url, "SELECT priority, COUNT(*) FROM tickets GROUP BY 1 ORDER BY 1")]
+    assert failed(findings) == []
+    expected = {r["region"]: r["n"] for r in run(url, "SELECT region, COUNT(*) AS n FROM customers GROUP BY region")}
+    got = {r["region"]: r["customer_count"] for r in run(url, design["sql"])}
     assert got == expected
 
 
-def test_architect_refuses_with_an_llm_needed_message(retail):
-    _, schema, _ = retail
-    with pytest.raises(LLMError) as caught:
-        _ask(OfflineProvider(), "architect", requirement="forecast next quarter's revenue", schema=schema)
-    assert "an endpoint only reads data as it is" in str(caught.value) and caught.value.retryable is False
+def test_the_architect_asks_instead_of_guessing_what_a_word_means(retail):
+    design = _design(retail, "Customers whose favourite colour is teal").structured
+    assert design["questions"]
+    assert {"favourite", "colour", "teal"} & {q["phrase"] for q in design["questions"]}
 
 
-def test_security_approves_a_planned_design_and_rejects_an_unbounded_pii_one(retail):
-    _, schema, samples = retail
-    provider = OfflineProvider()
-    design = _ask(provider, "architect", requirement="customers in the EU", schema=schema, samples=samples)
-    plan = design.structured
-    review = _ask(provider, "security", requirement="customers in the EU", plan=plan)
-    assert review.structured["approved"] is True
-
-    risky = {
-        **plan,
-        "sql": "SELECT id, email FROM customers WHERE region = 'EU'",
-        "response_columns": [{"name": "id", "json_type": "integer"}, {"name": "email", "json_type": "string"}],
-    }
-    review = _ask(provider, "security", requirement="customers in the EU", plan=risky)
-    assert review.structured["approved"] is False
-    rules = {i.split(":")[0] for i in review.structured["issues"]}
-    assert rules >= {"bounded", "parameters_bound", "pii_columns"}
-
-    grants = [{"objectName": "customers", "schema": "main", "actions": ["SELECT"], "columns": {"deny": ["country"]}}]
-    review = _ask(provider, "security", requirement="customers in the EU", plan=plan, grants=grants)
-    assert review.structured["approved"] is False
-    assert [i.split(":")[0] for i in review.structured["issues"]] == ["denied_columns"]
+def test_a_requirement_it_cannot_design_is_declined_in_plain_words(retail):
+    with pytest.raises(LLMError) as error:
+        _design(retail, "Delete every customer")
+    text = str(error.value).lower()
+    assert "language model" not in text and "architect" not in text and "offline" not in text
 
 
-def test_implementer_fix_round_replans_without_a_failing_column(retail):
-    _, schema, _samples = retail
-    provider = OfflineProvider()
-    plan = _ask(provider, "architect", requirement="orders with customer name", schema=schema).structured
-    first = _ask(provider, "implementer", plan=plan)
-    assert first.structured["sql"] == plan["sql"] and first.structured["changes"] == []
-    fixed = _ask(
-        provider,
-        "implementer",
-        plan=plan,
-        requirement="orders with customer name",
-        schema=schema,
-        test_failures=[{"name": "defaults", "message": "no such column: total"}, {"message": "too many rows"}],
+def test_security_echoes_the_platforms_findings(retail):
+    approved = _ask(OfflineProvider(), "security", requirement="x", design={}, automated_issues=[])
+    assert approved.structured["approved"] is True
+    rejected = _ask(
+        OfflineProvider(), "security", requirement="x", design={}, automated_issues=["it would return phone"]
     )
-    assert "total" not in [c["name"] for c in fixed.structured["response_columns"]]
-    assert fixed.structured["parameters"]["properties"]["top_n"]["default"] < 100
-    assert len(fixed.structured["changes"]) == 2
+    assert rejected.structured["approved"] is False
+
+
+def test_the_implementer_keeps_the_designs_verified_sql(retail):
+    design = _design(retail, "Number of customers by region").structured
+    answer = _ask(OfflineProvider(), "implementer", design=design)
+    assert answer.structured["sql"] == design["sql"]
 
 
 def test_tester_and_documenter_describe_the_endpoint(retail):
-    _, schema, samples = retail
-    provider = OfflineProvider()
-    plan = _ask(
-        provider, "architect", requirement="orders with status shipped", schema=schema, samples=samples
-    ).structured
-    cases = _ask(
-        provider, "tester", design=plan, implementation={"sql": plan["sql"], "parameters": plan["parameters"]}
-    ).structured["cases"]
-    by_name = {c["name"]: c for c in cases}
-    assert by_name["top_n=1 returns at most one row"]["expect"]["max_rows"] == 1
-    assert any(c["expect"]["status"] == 400 for c in cases)
-    assert any(c["params"].get("status") not in (None, "shipped") for c in cases)  # another enum value
-
-    docs = _ask(provider, "documenter", plan=plan, base_url="https://nectar.test/api")
-    markdown = docs.structured["markdown"]
-    assert markdown == docs.text
-    assert "curl" in markdown and "httpx.get" in markdown and "`status`" in markdown
-    assert "https://nectar.test/api/orders-with-status-shipped" in markdown
-
-
-def test_memory_reuse_takes_fewer_architect_steps(retail):
-    _, schema, samples = retail
-    provider = OfflineProvider()
-    first = _ask(provider, "architect", requirement="tickets with priority high", schema=schema, samples=samples)
-    from agents.planner import plan_requirement
-
-    content = plan_requirement(
-        requirement="tickets with priority high", schema=schema, samples=samples, dialect="sqlite"
-    ).memory_content()
-    second = _ask(
-        provider,
-        "architect",
-        requirement="tickets with priority low",
-        schema=schema,
-        samples=samples,
-        memories=[{"id": 7, "type": "API_PATTERN", "content": content}],
-    )
-    assert second.structured["reused_memory_id"] == "7"
-    assert second.structured["steps"] < first.structured["steps"]
+    design = _design(retail, "Top 5 customers by number of orders").structured
+    cases = _ask(OfflineProvider(), "tester", design=design, implementation={"sql": design["sql"]}).structured["cases"]
+    assert any(c["expect"].get("max_rows") == 5 for c in cases)
+    docs = _ask(OfflineProvider(), "documenter", design=design, meaning="Customers ranked.", test_results={})
+    assert docs.structured["markdown"].startswith("# ")
 
 
 def test_an_unknown_agent_is_a_clear_error():
     with pytest.raises(LLMError, match="context\\['agent'\\]"):
-        OfflineProvider().complete(messages=[Message(role="user", content="hi")], context={})
+        OfflineProvider().complete(messages=[Message(role="user", content="x")], context={"agent": "poet"})
 
 
-def test_the_explorers_progress_counts_objects_between_none_and_all(retail):
-    import re
-
+def test_the_explorers_progress_counts_the_objects_it_described(retail):
     _, schema, _ = retail
-    provider = OfflineProvider()
-    tools = _tools(schema)
-    requirement = "customers with no activity in the last 90 days"
-    messages = [Message(role="user", content=requirement)]
-    context = {"agent": "explorer", "requirement": requirement}
-    counts = []
-    for turn in range(4):
-        if turn:
-            step = provider.complete(messages=messages, tools=tools, context=context)
-            messages.append(Message(role="assistant", tool_calls=step.tool_calls))
-        reflection = provider.complete(messages=messages, tools=tools, context={**context, "step": "reflect"})
-        done, total = map(
-            int, re.fullmatch(r"explored (\d+) of (\d+) relevant objects", reflection.structured["progress"]).groups()
-        )
-        counts.append((done, total))
-    assert all(0 <= done <= total for done, total in counts)
-    # Nothing called yet, then schemas (not fully explored), then samples: every object explored.
-    assert counts[0][0] == 0 and counts[1][0] < counts[1][1] and counts[2][0] == counts[2][1]
+    context = {"agent": "explorer", "step": "reflect", "requirement": "customers", "schema": schema}
+    answer = OfflineProvider().complete(messages=[Message(role="user", content="x")], tools=FIXED, context=context)
+    assert answer.structured["progress"] == f"described {len(schema['objects'])} objects"

@@ -173,16 +173,30 @@ def test_an_approved_endpoint_that_fails_validation_is_not_deployed(make_draft, 
     assert endpoint.status == EndpointStatus.APPROVED
 
 
-def test_auto_deploy_needs_the_policy_and_passing_tests(make_draft, org):
-    endpoint = make_draft()
+def _verified(endpoint, verdict="verified"):
+    endpoint.verification = {"verdict": verdict, "meaning_tests": {"passed": True, "derived": 1}}
+    endpoint.save(update_fields=["verification"])
+    return endpoint
+
+
+def test_auto_deploy_needs_the_policy_passing_tests_and_a_verified_design(make_draft, org):
+    endpoint = _verified(make_draft())
     endpoint_run_tests(endpoint=endpoint)
     assert endpoint_auto_deploy_if_allowed(endpoint=endpoint) is False  # policy off
     org.auto_deploy_read_only = True
     org.save(update_fields=["auto_deploy_read_only"])
     endpoint.organization.refresh_from_db()
-    failing = make_draft(tests=[{"name": "impossible", "params": {"region": "EU"}, "expect": {"max_rows": 0}}])
+    failing = _verified(
+        make_draft(tests=[{"name": "impossible", "params": {"region": "EU"}, "expect": {"max_rows": 0}}])
+    )
     endpoint_run_tests(endpoint=failing)
     assert endpoint_auto_deploy_if_allowed(endpoint=failing) is False
+    unverified = make_draft()
+    endpoint_run_tests(endpoint=unverified)
+    assert endpoint_auto_deploy_if_allowed(endpoint=unverified) is False  # nobody checked what it means
+    assumed = _verified(make_draft(), verdict="needs_review")
+    endpoint_run_tests(endpoint=assumed)
+    assert endpoint_auto_deploy_if_allowed(endpoint=assumed) is False  # it rests on an assumption
     assert endpoint_auto_deploy_if_allowed(endpoint=endpoint) is True
     endpoint.refresh_from_db()
     assert endpoint.status == EndpointStatus.DEPLOYED and endpoint.deployed_at is not None
@@ -218,3 +232,28 @@ def test_drafts_may_come_from_an_agent_execution(org, role, owner):
     )
     assert endpoint.source_execution == execution
     assert list(execution.endpoints.all()) == [endpoint]
+
+
+def test_the_same_name_on_another_role_is_another_endpoint_and_never_replaces_the_first(org, role, owner):
+    from endpoints.models import EndpointAlias
+    from endpoints.selectors import endpoint_resolve_live
+    from endpoints.services import endpoint_approve, endpoint_create_draft, endpoint_deploy
+    from roles.models import Role
+
+    other = Role.objects.create(
+        organization=org, service=role.service, name="Support desk", permissions=role.permissions, created_by=owner
+    )
+    sql = "SELECT customer_id FROM customers ORDER BY customer_id"
+    mine = endpoint_create_draft(organization=org, role=role, slug="customers", sql=sql)
+    theirs = endpoint_create_draft(organization=org, role=other, slug="customers", sql=sql)
+    again = endpoint_create_draft(organization=org, role=role, slug="customers", sql=sql)
+    assert mine.slug == again.slug == "customers" and again.version == 2
+    assert theirs.slug == "customers-support-desk" and theirs.version == 1
+    for endpoint in (mine, theirs):
+        endpoint_deploy(endpoint=endpoint_approve(endpoint=endpoint, user=owner), user=owner)
+    assert endpoint_resolve_live(organization_slug=org.slug, slug="customers", role=role).role == role
+    assert endpoint_resolve_live(organization_slug=org.slug, slug="customers-support-desk", role=other).role == other
+    # An older shared address keeps answering the moved Role's endpoint for that Role's keys.
+    EndpointAlias.objects.create(organization=org, slug="customers", role=other, target_slug="customers-support-desk")
+    assert endpoint_resolve_live(organization_slug=org.slug, slug="customers", role=other).pk == theirs.pk
+    assert endpoint_resolve_live(organization_slug=org.slug, slug="customers", role=role).pk == mine.pk

@@ -32,6 +32,7 @@ class Rows:
         self.engine = engine
 
     def rows(self, sql, params):
+        params = {k: v for k, v in params.items() if f":{k}" in sql}
         with self.engine.connect() as conn:
             rows = [dict(r._mapping) for r in conn.execute(sa.text(sql), params)]
         return rows[: self.row_cap], len(rows) > self.row_cap

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -11,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from agents.models import PHASE_ORDER, AgentStatus
 from agents.orchestrator import execution_run
-from agents.services import ExecutionError, execution_claim, execution_submit
+from agents.services import ExecutionError, execution_answer, execution_claim, execution_submit
 from endpoints.docs import live_url
 from endpoints.models import GeneratedEndpoint
 from endpoints.services import endpoint_markdown_docs
@@ -27,6 +28,15 @@ class Command(BaseCommand):
         parser.add_argument("--org", help="Organization slug (when role names repeat across organizations)")
         parser.add_argument("--user", help="Username to run as (default: an owner of the role's organization)")
         parser.add_argument("--json", action="store_true", help="Print one machine-readable JSON result")
+        parser.add_argument(
+            "--answer",
+            action="append",
+            default=[],
+            metavar="QUESTION=CHOICE",
+            help="Answer a question the run asks: its id (or the phrase it is about) = a choice id (several joined "
+            "by commas where it allows it), or other:your words. Without answers it asks here when a person is "
+            "at the terminal.",
+        )
 
     # The run in steps: resolve who and what, submit, run (with progress), report. Each step is a method
     # so that further steps (such as answering the run's questions) slot in between.
@@ -35,13 +45,58 @@ class Command(BaseCommand):
         organization = _organization(org) if org else None
         role_obj = _role(role, organization)
         user_obj = _user(role_obj, user)
+        given = _parse_answers(options.get("answer") or [])
         execution = self._submit(user_obj, role_obj, requirement)
-        if json:
-            execution_run(execution=execution)
-        else:
-            self._run_with_progress(execution, requirement)
-        execution.refresh_from_db()
+        for _round in range(MAX_QUESTION_ROUNDS):
+            if json:
+                execution_run(execution=execution)
+            else:
+                self._run_with_progress(execution, requirement)
+            execution.refresh_from_db()
+            if execution.status != AgentStatus.WAITING:
+                break
+            answers = self._answers(execution, given, interactive=not json)
+            if answers is None:
+                break
+            execution = self._answer(execution, user_obj, answers)
         self._report(execution, as_json=json)
+
+    def _answers(self, execution, given: dict[str, str], *, interactive: bool) -> dict | None:
+        """Answers to the run's questions: from --answer, else asked at the terminal; None when nobody can answer."""
+        answers: dict = {}
+        for question in execution.questions:
+            raw = given.get(question["id"].lower()) or given.get(question["phrase"].lower())
+            if raw is None and interactive and sys.stdin.isatty():
+                raw = self._ask(question)
+            if raw is None:
+                return None
+            answers[question["id"]] = _answer_value(question, raw)
+        return answers
+
+    def _ask(self, question: dict) -> str:
+        self.stdout.write(f"\n{question['text']}")
+        for number, choice in enumerate(question["choices"], start=1):
+            self.stdout.write(f"  {number}. {choice['label']}")
+        several = " (several: 1,3)" if question.get("multiple") else ""
+        other = ", or type your own words" if question.get("allow_other") else ""
+        while True:
+            reply = input(f"Your answer: a number{several}{other}: ").strip()
+            numbers = [p.strip() for p in reply.split(",") if p.strip()]
+            if numbers and all(n.isdigit() and 1 <= int(n) <= len(question["choices"]) for n in numbers):
+                return ",".join(question["choices"][int(n) - 1]["id"] for n in numbers)
+            if reply and question.get("allow_other"):
+                return f"other:{reply}"
+            self.stdout.write("Please choose one of the numbers above.")
+
+    def _answer(self, execution, user, answers: dict):
+        try:
+            execution_answer(execution=execution, user=user, answers=answers, enqueue=False)
+        except ExecutionError as exc:
+            raise CommandError(f"That answer cannot be used: {exc.message}") from exc
+        claimed = execution_claim(execution_id=execution.pk)
+        if claimed is None:
+            raise CommandError("The run could not be resumed.")
+        return claimed
 
     def _submit(self, user, role: Role, requirement: str):
         try:
@@ -70,6 +125,9 @@ class Command(BaseCommand):
             self.stdout.write(_json_dump(result))
         elif execution.status == AgentStatus.COMPLETED:
             self._print_endpoint(execution, result)
+        if execution.status == AgentStatus.WAITING:
+            asked = "; ".join(f"{q['id']}: {q['text']}" for q in execution.questions)
+            raise CommandError(f"The run waits for your answers ({asked}). Run again with --answer QUESTION=CHOICE.")
         if execution.status != AgentStatus.COMPLETED:
             # Said once: Django prints the CommandError; nothing else repeats it.
             where = result.get("failed_phase")
@@ -123,9 +181,32 @@ class ProgressPrinter:
             self.progress.console.print(f"  [green]✓[/green] {payload['phase']} ({payload.get('seconds') or 0:.1f}s)")
         elif kind == "status" and payload.get("status") == AgentStatus.FAILED:
             self.progress.console.print(f"  [red]✗[/red] stopped during {payload.get('phase') or 'the run'}")
+        elif kind == "questions":
+            self.progress.console.print("  [yellow]?[/yellow] a question for you before going on")
 
     def stop(self) -> None:
         self.progress.stop()
+
+
+MAX_QUESTION_ROUNDS = 5
+
+
+def _parse_answers(items: list[str]) -> dict[str, str]:
+    answers = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise CommandError(f"--answer {item!r}: write QUESTION=CHOICE (the question's id or phrase, a choice id)")
+        answers[key.strip().lower()] = value.strip()
+    return answers
+
+
+def _answer_value(question: dict, raw: str):
+    if raw.startswith("other:"):
+        return {"other": raw[len("other:") :].strip()}
+    labels = {c["label"].lower(): c["id"] for c in question["choices"]}
+    ids = [labels.get(part.strip().lower(), part.strip()) for part in raw.split(",") if part.strip()]
+    return ids if question.get("multiple") or len(ids) > 1 else ids[0]
 
 
 def _organization(slug: str) -> Organization:
@@ -189,6 +270,7 @@ def _result(execution) -> dict:
         "status": execution.status,
         "reason": execution.status_reason,
         "failed_phase": (state.get("error") or {}).get("phase"),
+        "questions": execution.questions or [],
         "metrics": execution.performance_metrics or {},
         "endpoint": None,
     }
