@@ -36,6 +36,6 @@ def separate(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("endpoints", "0003_endpoint_alias"), ("roles", "0001_initial")]
+    dependencies = [("endpoints", "0004_endpoint_alias"), ("roles", "0001_initial")]
 
     operations = [migrations.RunPython(separate, migrations.RunPython.noop)]

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('endpoints', '0002_questions_and_verification'),
+        ('endpoints', '0003_questions_and_verification'),
         ('roles', '0003_role_mcp_allow_try_sql'),
     ]
 
