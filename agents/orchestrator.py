@@ -164,23 +164,35 @@ class Orchestrator:
         execution_touch(execution=self.execution, result=self.state, heartbeat_at=timezone.now())
 
     def _memories(self, agent: str, text: str) -> list[dict]:
+        """What earlier runs on this Service teach: patterns of this Role only, business rules of the Service.
+
+        A pattern carries values of the Role it came from (enums, defaults inside its row filter), so
+        another Role's patterns are never offered; business rules are the Service's.
+        """
         types = MEMORY_TYPES_FOR.get(agent)
         if not types:
             return []
-        try:
-            retrieved = memory_retrieve(
-                organization=self.execution.organization,
-                text=text,
-                types=types,
-                k=8,
-                execution=self.execution,
-                agent=agent,
-                service=self.role.service,
-            )
-        except Exception:
-            logger.exception("memory retrieval failed; continuing without memories")
-            return []
-        memories = _memory_dicts(retrieved)
+        patterns = [t for t in types if t != "BUSINESS_RULE"]
+        searches = [(patterns, self.role)] if patterns else []
+        if "BUSINESS_RULE" in types:
+            searches.append((["BUSINESS_RULE"], None))
+        retrieved = []
+        for kinds, role in searches:
+            try:
+                retrieved += memory_retrieve(
+                    organization=self.execution.organization,
+                    text=text,
+                    types=kinds,
+                    k=8,
+                    execution=self.execution,
+                    agent=agent,
+                    service=self.role.service,
+                    role=role,
+                )
+            except Exception:
+                logger.exception("memory retrieval failed; continuing without memories")
+        retrieved.sort(key=lambda r: -r.score)
+        memories = _memory_dicts(retrieved[:8])
         if memories:
             self._emit("memories", agent=agent, count=len(memories), ids=[m["id"] for m in memories])
         return memories
