@@ -73,7 +73,8 @@ def embedded_server(data_dir: Path):
         if "(1 row)" not in exists:
             _psql(server, data_dir, f'CREATE DATABASE "{PLATFORM_DATABASE}" OWNER "{PLATFORM_ROLE}";')
             logger.info("created the platform database %s in %s", PLATFORM_DATABASE, pgdata)
-        if converted or "(1 row)" not in exists:
+        if converted or "(1 row)" not in exists or _superuser_owns_objects(server, data_dir):
+            # Also when an earlier conversion stopped half-way: it is retried until it is complete.
             _own_platform_database(server, data_dir)
     _server = server
     return server
@@ -129,6 +130,21 @@ def _secure(server, data_dir: Path) -> bool:
     return True
 
 
+def _superuser_owns_objects(server, data_dir: Path) -> bool:
+    """Whether any table, view or sequence of the platform database still belongs to the superuser."""
+    found = _psql(
+        server,
+        data_dir,
+        "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') "
+        "AND pg_get_userbyid(c.relowner) = 'postgres' "
+        "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('e', 'a', 'i'));",
+        database=PLATFORM_DATABASE,
+    )
+    numbers = [int(token) for token in found.split() if token.isdigit()]
+    return bool(numbers and numbers[0] > 0)
+
+
 def _own_platform_database(server, data_dir: Path) -> None:
     """The platform database and every object in it belong to the platform login, not the superuser."""
     statements = f"""
@@ -147,6 +163,10 @@ def _own_platform_database(server, data_dir: Path) -> None:
         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
           AND pg_get_userbyid(c.relowner) = 'postgres'
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')
+          -- a serial or identity column's sequence follows its table's owner
+          AND NOT (c.relkind = 'S' AND EXISTS (
+                SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')))
+        ORDER BY c.relkind = 'S' 
       LOOP
         EXECUTE format(
           'ALTER %s public.%I OWNER TO {PLATFORM_ROLE}',

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('agents', '0003_model_capability'),
+        ('agents', '0004_llm_usage'),
         ('roles', '0002_role_service_restrict'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
