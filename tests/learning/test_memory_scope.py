@@ -109,7 +109,7 @@ def test_the_migration_backfills_service_and_role_from_the_source_execution(make
     memory_create(organization=org, type=MemoryType.BUSINESS_RULE, content="entered by hand")
     AgentMemory.objects.update(service=None, role=None)  # as stored before the fields existed
 
-    migration = importlib.import_module("learning.migrations.0003_memory_service_role")
+    migration = importlib.import_module("learning.migrations.0004_memory_scope_backfill")
     migration.backfill_from_source_execution(django_apps, connection.schema_editor())
 
     scopes = {m.content: (m.service_id, m.role_id) for m in AgentMemory.objects.all()}
@@ -139,3 +139,17 @@ def test_the_index_search_applies_the_service_and_role_filters(org, sales, suppo
         )
     assert [n.id for n in by_role] == [mine.pk]
     assert len(by_service) == 21
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_that_already_has_memories_migrates_forward(make_execution, org, sales):
+    from django.db.migrations.executor import MigrationExecutor
+
+    run = make_execution(role=sales)
+    memory_create(organization=org, type=MemoryType.API_PATTERN, content="learned before", source_execution=run)
+    executor = MigrationExecutor(connection)
+    executor.migrate([("learning", "0002_improvement_fields")])
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+    memory = AgentMemory.objects.get(content="learned before")
+    assert (memory.service_id, memory.role_id) == (sales.service_id, sales.pk)
