@@ -166,7 +166,7 @@ def _own_platform_database(server, data_dir: Path) -> None:
           -- a serial or identity column's sequence follows its table's owner
           AND NOT (c.relkind = 'S' AND EXISTS (
                 SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')))
-        ORDER BY c.relkind = 'S' 
+        ORDER BY c.relkind = 'S'
       LOOP
         EXECUTE format(
           'ALTER %s public.%I OWNER TO {PLATFORM_ROLE}',
