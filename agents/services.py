@@ -252,6 +252,7 @@ class RatingResult:
     rating: int
     previous: int | None
     memories_adjusted: int
+    design_avoided: bool = False  # rated down: its design is never offered again for a similar requirement
 
 
 def execution_rate(*, execution, user, up: bool, comment: str = "") -> RatingResult:
@@ -282,18 +283,17 @@ def execution_rate(*, execution, user, up: bool, comment: str = "") -> RatingRes
             executions = AgentExecution.objects.filter(Q(pk=locked.pk) | Q(parent_id=locked.pk)).values("pk")
             adjusted = memories_shift_relevance(executions=executions, delta=delta)
     execution.rating, execution.feedback = locked.rating, locked.feedback
-    if rating < 0:
-        _avoid_rated_down(execution=locked, comment=comment)
-    return RatingResult(rating=rating, previous=previous, memories_adjusted=adjusted)
+    avoided = _avoid_rated_down(execution=locked, comment=comment) if rating < 0 else False
+    return RatingResult(rating=rating, previous=previous, memories_adjusted=adjusted, design_avoided=avoided)
 
 
-def _avoid_rated_down(*, execution: AgentExecution, comment: str) -> None:
+def _avoid_rated_down(*, execution: AgentExecution, comment: str) -> bool:
     """A design rated not helpful is never offered again for the same or a similar requirement on its Service."""
     endpoint_info = (execution.result or {}).get("endpoint") or {}
     endpoint = GeneratedEndpoint.objects.filter(pk=endpoint_info.get("id")).first() if endpoint_info else None
     interpretation = endpoint.interpretation if endpoint is not None else None
     if not interpretation:
-        return
+        return False
     design_reject(
         execution=execution,
         fingerprint=design_fingerprint(interpretation),
@@ -302,6 +302,7 @@ def _avoid_rated_down(*, execution: AgentExecution, comment: str) -> None:
         sql=endpoint.sql,
         interpretation=interpretation,
     )
+    return True
 
 
 # --- answering a run's questions ---------------------------------------------------------------
@@ -348,9 +349,13 @@ def _answer_of(question: dict, value) -> tuple[dict | None, str]:
             )
         return _merged(question, [choices[v] for v in dict.fromkeys(value)]), ""
     if isinstance(value, dict):
-        if "choice" in value:
-            value = value["choice"]
-        elif "other" in value or "text" in value:
+        if "choice" in value:  # an explicit choice is a choice, never free text
+            if isinstance(value["choice"], str) and value["choice"] in choices:
+                return choices[value["choice"]], ""
+            raise ExecutionError(
+                f"Expected one of: {', '.join(choices)}.", field=f"answers.{question['id']}", code="invalid_choice"
+            )
+        if "other" in value or "text" in value:
             text = str(value.get("other") or value.get("text") or "").strip()
             if not question.get("allow_other"):
                 raise ExecutionError("Choose one of the offered answers.", field=f"answers.{question['id']}")

@@ -93,6 +93,10 @@ class Mapping(BaseModel):
             return f"the table {self.object}"
         if self.kind == "column":
             return f"the column {where}{self.column}"
+        if self.kind == "filter" and not self.column:
+            if not self.filters:
+                return f"no condition on {self.object}: every row counts"
+            return f"{self.object} where " + "; ".join(_condition_words(c) for c in self.filters)
         if self.kind in ("value", "filter"):
             op = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}.get(self.op or "eq", self.op)
             value = self.values if self.values else self.value
@@ -105,9 +109,19 @@ class Mapping(BaseModel):
             what = f"{where}{self.column}" if self.column else f"rows of {self.object or 'the table'}"
             if self.times:
                 what += f" times {self.times}"
-            conditions = "; ".join(f"{c.column} {c.op} {c.values or c.value!r}" for c in self.filters)
+            conditions = "; ".join(_condition_words(c) for c in self.filters)
             return f"{self.func} of {what}" + (f" where {conditions}" if conditions else "")
         return "nothing in this database (ignored)"
+
+
+_OP_WORDS = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥", "in": "in", "not_in": "not in"}
+
+
+def _condition_words(condition: Condition) -> str:
+    if condition.op in ("is_null", "not_null"):
+        return f"{condition.column} {'is empty' if condition.op == 'is_null' else 'is set'}"
+    value = condition.values if condition.values else condition.value
+    return f"{condition.column} {_OP_WORDS.get(condition.op, condition.op)} {value!r}"
 
 
 @dataclass(frozen=True)

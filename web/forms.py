@@ -88,3 +88,23 @@ class MemorySearchForm(TextSafeFormMixin, forms.Form):
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["service"].queryset = Service.objects.filter(organization=organization).order_by("name")
+
+
+def answers_from_form(*, questions: list[dict], data) -> dict:
+    """The answers posted on the live page as agents.services.execution_answer takes them.
+
+    Each question posts its choices as `q-<id>` (one, or several where it allows `multiple`) and its
+    free text as `q-<id>-other`; words typed in "other" win over a choice. A question left empty is
+    left out, so the service names it.
+    """
+    answers: dict = {}
+    for question in questions:
+        name = f"q-{question['id']}"
+        other = (data.get(f"{name}-other") or "").strip()
+        picked = [v for v in data.getlist(name) if v and v != "__other__"]
+        if other:
+            answers[question["id"]] = {"other": other}
+        elif picked:
+            # Always a list: posted values are choice ids, checked as such (never taken as free text).
+            answers[question["id"]] = picked
+    return answers

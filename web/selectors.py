@@ -68,7 +68,9 @@ def phase_states(*, execution: AgentExecution, events: list[dict]) -> list[Phase
             event["kind"] == "status" and payload.get("status") == AgentStatus.FAILED and payload.get("phase") in states
         ):
             states[payload["phase"]]["state"] = "failed"
-    stopped = {AgentStatus.FAILED: "failed", AgentStatus.PAUSED: "paused"}.get(execution.status)
+    stopped = {AgentStatus.FAILED: "failed", AgentStatus.PAUSED: "paused", AgentStatus.WAITING: "asking"}.get(
+        execution.status
+    )
     if stopped:
         for entry in states.values():
             if entry["state"] == "running":
@@ -154,6 +156,8 @@ def execution_now(*, execution: AgentExecution, phases: list[PhaseState]) -> str
         return "The run stopped before it could finish; see why below."
     if execution.status == AgentStatus.PAUSED:
         return "Paused. Resume it when you are ready."
+    if execution.status == AgentStatus.WAITING:
+        return "Waiting for your answer: one or two words of the request can mean several things here."
     running = next((p for p in phases if p.state == "running"), None)
     if running is not None:
         return PHASE_DOING.get(running.name, "Working…")
@@ -171,8 +175,31 @@ def execution_progress(*, execution: AgentExecution, phases: list[PhaseState]) -
         "total": len(phases),
         "percent": round(100 * done / len(phases)) if phases else 0,
         "elapsed_seconds": int(elapsed),
-        "running": not execution.is_finished and execution.status != AgentStatus.PAUSED,
+        "running": not execution.is_finished and execution.status not in (AgentStatus.PAUSED, AgentStatus.WAITING),
     }
+
+
+def execution_waiting(*, execution: AgentExecution, posted=None) -> dict | None:
+    """A waiting run's questions as the live page asks them, with what was understood; None otherwise.
+
+    `posted` (the form sent back with an error) keeps what the person chose and typed.
+    """
+    if execution.status != AgentStatus.WAITING or not execution.questions:
+        return None
+    questions = []
+    for question in execution.questions:
+        name = f"q-{question['id']}"
+        chosen = set(posted.getlist(name)) if posted is not None else set()
+        questions.append(
+            {
+                **question,
+                "field": name,
+                "other_value": (posted.get(f"{name}-other") or "") if posted is not None else "",
+                "choices": [{**c, "checked": c["id"] in chosen} for c in question.get("choices") or []],
+            }
+        )
+    understood = ((execution.result or {}).get("waiting") or {}).get("understood") or ""
+    return {"questions": questions, "understood": understood, "answered": execution.answers or []}
 
 
 def execution_controls(*, execution: AgentExecution) -> dict:

@@ -16,6 +16,7 @@ urlpatterns = [
     path("executions/<uuid:execution_id>/pause/", views.execution_pause_view, name="execution-pause"),
     path("executions/<uuid:execution_id>/resume/", views.execution_resume_view, name="execution-resume"),
     path("executions/<uuid:execution_id>/cancel/", views.execution_cancel_view, name="execution-cancel"),
+    path("executions/<uuid:execution_id>/answer/", views.execution_answer_view, name="execution-answer"),
     path("executions/<uuid:execution_id>/rate/", views.execution_rate_view, name="execution-rate"),
     path("apis/", views.apis, name="apis"),
     path("apis/<uuid:endpoint_id>/", views.endpoint_detail, name="endpoint-detail"),

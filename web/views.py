@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 from agents.selectors import execution_get_for_user, executions_for_user
 from agents.services import (
     ExecutionError,
+    execution_answer,
     execution_cancel,
     execution_pause,
     execution_rate,
@@ -37,7 +38,7 @@ from mcpservers.views import client_configs
 from web import selectors
 from web.charts import chart_for_result
 from web.context import nav_context, organization_choose, organization_current
-from web.forms import EXAMPLES, MemorySearchForm, RatingForm, RejectForm, RequirementForm
+from web.forms import EXAMPLES, MemorySearchForm, RatingForm, RejectForm, RequirementForm, answers_from_form
 from web.notifications import notifications_mark_read
 from web.services import TryItError, endpoint_try, preference_remember_role, result_csv
 
@@ -103,6 +104,7 @@ def _execution_context(request, execution) -> dict:
         "now": selectors.execution_now(execution=execution, phases=phases),
         "progress": selectors.execution_progress(execution=execution, phases=phases),
         "controls": _controls(request, execution),
+        "waiting": selectors.execution_waiting(execution=execution),
         # Further panels (templates) shown above the results, each an include with this same context.
         "panels": [],
         "result_panels": [],
@@ -227,6 +229,43 @@ def execution_cancel_view(request, execution_id):
     return _control(request, execution_id, execution_cancel)
 
 
+# How an execution error is answered: a run that moved on meanwhile is a conflict, a bad answer is bad input.
+_ERROR_STATUS = {"invalid_state": 409, "conflict": 409, "forbidden": 403}
+
+
+@login_required
+@require_POST
+def execution_answer_view(request, execution_id):
+    """The requester (or an owner or admin) answers a waiting run's questions; the run goes on."""
+    execution = selectors.execution_get_for_control(user=request.user, execution_id=execution_id)
+    answers = answers_from_form(questions=execution.questions or [], data=request.POST)
+    error, status = None, 200
+    try:
+        execution = execution_answer(execution=execution, user=request.user, answers=answers)
+    except ExecutionError as exc:
+        error, status = _answer_error(execution, exc), _ERROR_STATUS.get(exc.code, 400)
+        execution.refresh_from_db()
+    if not request.htmx:
+        if error:
+            messages.error(request, error)
+        else:
+            messages.success(request, "Thank you: the run goes on with your answers.")
+        return redirect("execution-detail", execution_id=execution.pk)
+    context = _execution_context(request, execution)
+    if error:
+        context["waiting"] = selectors.execution_waiting(execution=execution, posted=request.POST)
+        # Beside the questions while the run still asks; in the status line once it has moved on.
+        context["answer_error" if context["waiting"] else "control_error"] = error
+    return render(request, "web/_execution_summary.html", context, status=status)
+
+
+def _answer_error(execution, exc: ExecutionError) -> str:
+    """The service's message, naming the question it is about ("answers.<id>") by its words."""
+    qid = (exc.field or "").removeprefix("answers.")
+    question = next((q for q in execution.questions or [] if q["id"] == qid), None)
+    return f"“{question['phrase']}”: {exc.message}" if question else exc.message
+
+
 @login_required
 @require_POST
 def execution_rate_view(request, execution_id):
@@ -235,15 +274,31 @@ def execution_rate_view(request, execution_id):
     if not form.is_valid():
         return HttpResponseBadRequest("Choose helpful or not helpful.")
     try:
-        execution_rate(
+        rated = execution_rate(
             execution=execution, user=request.user, up=form.cleaned_data["up"], comment=form.cleaned_data["comment"]
         )
     except LearningInputError as exc:
         return HttpResponseBadRequest(str(exc))
+    confirmation = _rating_confirmation(execution, up=form.cleaned_data["up"], design_avoided=rated.design_avoided)
     if request.htmx:
-        return render(request, "web/_rating.html", {"execution": execution, "rated": True})
-    messages.success(request, "Thank you: your rating teaches the agents.")
+        return render(
+            request, "web/_rating.html", {"execution": execution, "rated": True, "confirmation": confirmation}
+        )
+    messages.success(request, confirmation)
     return redirect("execution-detail", execution_id=execution.pk)
+
+
+def _rating_confirmation(execution, *, up: bool, design_avoided: bool) -> str:
+    """What the rating just did, in the words of the page."""
+    if up:
+        return "Thank you: what this run used counts for more in similar requests."
+    noted = f" Your comment is kept: “{execution.feedback}”." if execution.feedback else ""
+    if design_avoided:
+        return (
+            "Noted: this design won't be offered again for this request or a similar one on this database; "
+            f"the next run finds a different one, asks you, or says why it cannot.{noted}"
+        )
+    return f"Noted: what went wrong here is avoided next time.{noted}"
 
 
 # --- endpoints ------------------------------------------------------------------------------
