@@ -372,6 +372,7 @@ def floor_p50(database: str, calls: int = 2000) -> float:
 
 def _nectar_setup(customer_db: str) -> dict:
     from endpoints.models import EndpointStatus, GeneratedEndpoint
+    from endpoints.runtime import endpoint_checked_for_calls
     from roles.models import Organization, Role, RoleApiKey, Service
 
     org = Organization.objects.create(name="Bench", slug="bench")
@@ -401,7 +402,7 @@ def _nectar_setup(customer_db: str) -> dict:
     )
     role.refresh_from_db()
     _, secret = RoleApiKey.issue(role=role, name="bench")
-    GeneratedEndpoint.objects.create(
+    endpoint = GeneratedEndpoint.objects.create(
         organization=org,
         role=role,
         method="GET",
@@ -411,6 +412,9 @@ def _nectar_setup(customer_db: str) -> dict:
         sql="SELECT id, name, region, balance FROM customers WHERE region = :region ORDER BY id LIMIT 20",
         status=EndpointStatus.DEPLOYED,
     )
+    # As endpoint_deploy does: the SQL checked now and kept on the row, so calls run it without parsing.
+    endpoint.checked_sql = endpoint_checked_for_calls(endpoint=endpoint)
+    endpoint.save(update_fields=["checked_sql"])
     return {"instance": role.mcp_instance, "secret": secret}
 
 

@@ -74,6 +74,9 @@ class GeneratedEndpoint(models.Model):
     # Read endpoints: one SELECT with named binds (:name). Write endpoints: write_action instead.
     sql = models.TextField(blank=True, default="")
     write_action = models.JSONField(null=True, blank=True)
+    # The SQL as the checker accepted it at deploy (and its paged form), with the grants it was
+    # checked under: calls run it without parsing while those grants hold (endpoints.runtime).
+    checked_sql = models.JSONField(null=True, blank=True, editable=False)
     response_schema = models.JSONField(default=dict, blank=True, help_text="JSON schema of one row")
     status = models.CharField(max_length=10, choices=EndpointStatus.choices, default=EndpointStatus.DRAFT)
     tests = models.JSONField(default=list, blank=True)

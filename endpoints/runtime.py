@@ -106,7 +106,9 @@ def endpoint_execute(*, endpoint: GeneratedEndpoint, params: dict, limit: int | 
 
     bound = bind_params(endpoint=endpoint, params=params)
     if not endpoint.write_action:
-        checked = executor.sql_check_once(role=endpoint.role, sql=endpoint.sql, holder=endpoint)
+        checked = executor.sql_check_kept(
+            role=endpoint.role, sql=endpoint.sql, kept=_kept(endpoint, "read"), holder=endpoint
+        )
         return executor.executor_run_checked(role=endpoint.role, checked=checked, params=bound, limit=limit)
     action = endpoint.write_action
     mapping = action.get("mapping") or {}
@@ -207,13 +209,49 @@ def paged_sql(sql: str, engine: str) -> str | None:
     return f"{sql.rstrip().rstrip(';')} LIMIT :{PAGE_LIMIT} OFFSET :{PAGE_OFFSET}"
 
 
-def _run_read(endpoint: GeneratedEndpoint, params: dict, limit: int, offset: int) -> EndpointResult:
+def _kept(endpoint: GeneratedEndpoint, name: str) -> dict | None:
+    """The check of the endpoint's SQL ("read") or of its paged form ("paged") made at deploy, if any."""
+    kept = endpoint.checked_sql
+    if not isinstance(kept, dict) or not isinstance(kept.get("read"), dict):
+        return None
+    if kept["read"].get("source") != endpoint.sql:
+        return None
+    return kept.get(name)
+
+
+def _paged_source(endpoint: GeneratedEndpoint) -> str | None:
+    kept = endpoint.checked_sql
+    if _kept(endpoint, "read") is not None and "paged" in kept:
+        return (kept["paged"] or {}).get("source")
+    return paged_sql(endpoint.sql, endpoint.role.service.engine)
+
+
+def endpoint_checked_for_calls(*, endpoint: GeneratedEndpoint) -> dict | None:
+    """The read SQL and its paged form as the checker accepts them now, to keep on the deployed row.
+
+    None for writes, and when the SQL cannot be checked now (refused, database unreachable):
+    calls then check it themselves, and refuse it, as before deploy-time checks existed.
+    """
+    if not endpoint.is_read_only or not endpoint.sql:
+        return None
     paged = paged_sql(endpoint.sql, endpoint.role.service.engine)
+    try:
+        read = executor.sql_check_to_keep(role=endpoint.role, sql=endpoint.sql)
+        paged_kept = executor.sql_check_to_keep(role=endpoint.role, sql=paged) if paged is not None else None
+    except (ExecutorError, ConnectorError):
+        return None
+    if read is None or (paged is not None and paged_kept is None):
+        return None
+    return {"read": read, "paged": paged_kept}
+
+
+def _run_read(endpoint: GeneratedEndpoint, params: dict, limit: int, offset: int) -> EndpointResult:
+    paged = _paged_source(endpoint)
     if paged is not None:
         bound = {**bind_params(endpoint=endpoint, params=params), PAGE_LIMIT: limit + 1, PAGE_OFFSET: offset}
-        # Checked once per version and process, like the endpoint's own SQL.
+        # Checked at deploy (or once per version and process when that check no longer holds).
         holder = endpoint.__dict__.setdefault("_nectar_paged", SimpleNamespace())
-        checked = executor.sql_check_once(role=endpoint.role, sql=paged, holder=holder)
+        checked = executor.sql_check_kept(role=endpoint.role, sql=paged, kept=_kept(endpoint, "paged"), holder=holder)
         # The SQL asks for one row more than the page; the executor keeps the page and says whether more came.
         result = executor.executor_run_checked(role=endpoint.role, checked=checked, params=bound, limit=limit)
         page, has_next = list(result.rows)[:limit], bool(result.truncated)

@@ -20,7 +20,7 @@ from endpoints.export import export_zip
 from endpoints.models import EndpointStatus, GeneratedEndpoint, HttpMethod, ReviewDecision, endpoint_slug_validator
 from endpoints.numbers import decimal_scales, schema_with_scales
 from endpoints.params import parameters_parse, parameters_schema_check, sql_bind_names
-from endpoints.runtime import bind_params, endpoint_execute, endpoint_run
+from endpoints.runtime import bind_params, endpoint_checked_for_calls, endpoint_execute, endpoint_run
 from endpoints.signals import endpoint_approved, endpoint_rejected
 from roles.connectors import ConnectorError
 from roles.executor import ExecutorError, sql_check, sql_explain_cost
@@ -487,6 +487,7 @@ def _refresh(endpoint: GeneratedEndpoint, locked: GeneratedEndpoint) -> Generate
         "review_comment",
         "deployed_at",
         "retired_at",
+        "checked_sql",
     ):
         setattr(endpoint, name, getattr(locked, name))
     return endpoint
@@ -531,6 +532,9 @@ def endpoint_reject(*, endpoint: GeneratedEndpoint, user, comment: str) -> Gener
 def _mark_deployed(
     endpoint: GeneratedEndpoint, *, from_statuses: tuple, extra: dict | None = None
 ) -> GeneratedEndpoint:
+    # Checked here, outside the transaction (it may read the schema from the database), and kept
+    # on the row: every process then runs the SQL without parsing it while the grants hold.
+    extra = {**(extra or {}), "checked_sql": endpoint_checked_for_calls(endpoint=endpoint)}
     with transaction.atomic():
         locked = _locked(endpoint)
         if locked.status not in from_statuses:
@@ -539,7 +543,7 @@ def _mark_deployed(
         locked.deployed_at = timezone.now()
         locked.retired_at = None
         fields = ["status", "deployed_at", "retired_at", "updated_at"]
-        for name, value in (extra or {}).items():
+        for name, value in extra.items():
             setattr(locked, name, value)
             fields.append(name)
         locked.save(update_fields=fields)

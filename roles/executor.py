@@ -29,9 +29,9 @@ from roles.connectors.base import driver_message
 from roles.connectors.errors import database_error_safe
 from roles.introspection import schema_find_object, service_schema
 from roles.jsonsafe import json_safe_row
-from roles.permissions import Grant, grant_find, role_grants
+from roles.permissions import Grant, grant_find, grants_fingerprint, role_grants
 from roles.results import CheckedSQL, ExecutorError, QueryResult, WriteResult
-from roles.sqlcheck import check_sql, internal_binds
+from roles.sqlcheck import CHECKER_VERSION, check_sql, internal_binds
 from roles.values import coerce_value, value_type_error
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ __all__ = [
     "executor_update",
     "service_test_connection",
     "sql_check",
+    "sql_check_kept",
     "sql_check_once",
+    "sql_check_to_keep",
     "sql_explain_cost",
 ]
 
@@ -699,6 +701,58 @@ def sql_check_once(*, role, sql: str, holder) -> CheckedSQL:
     checked = sql_check(role=role, sql=sql)
     holder._nectar_checked_sql = (grants, sql, checked)
     return checked
+
+
+def _check_fingerprint(role) -> str:
+    schema, grants = _schema_and_grants(role)
+    return f"{CHECKER_VERSION}:{grants_fingerprint(grants, schema=schema)}"
+
+
+_KEPT_TYPES = (str, int, float, bool, type(None))
+
+
+def sql_check_to_keep(*, role, sql: str) -> dict | None:
+    """Check `sql` now and return the result as JSON to keep on a row (a generated endpoint at deploy).
+
+    The stored form names the checker and the Role's grants it was made under (sql_check_kept
+    trusts it only while both are the same). None when a value Nectar binds itself has no
+    faithful JSON form: such SQL is checked once per process instead. Raises ExecutorError
+    when the SQL is refused.
+    """
+    checked = sql_check(role=role, sql=sql)
+    internal = internal_binds(checked)
+    if not all(isinstance(v, _KEPT_TYPES) for v in internal.values()):
+        return None
+    return {
+        "fingerprint": _check_fingerprint(role),
+        "source": sql,
+        "sql": checked.sql,
+        "bind_names": list(checked.bind_names),
+        "objects": [list(o) for o in checked.objects],
+        "internal_params": internal,
+    }
+
+
+def sql_check_kept(*, role, sql: str, kept: dict | None, holder) -> CheckedSQL:
+    """The check kept by sql_check_to_keep when it was made for this SQL, checker and grants; else sql_check_once.
+
+    Either way the result is remembered on `holder` while the Role's grants are the same objects,
+    so a call decodes or checks nothing once its endpoint is loaded.
+    """
+    _, grants = _schema_and_grants(role)
+    memo = getattr(holder, "_nectar_checked_sql", None)
+    if memo is not None and memo[0] is grants and memo[1] == sql:
+        return memo[2]
+    if isinstance(kept, dict) and kept.get("source") == sql and kept.get("fingerprint") == _check_fingerprint(role):
+        checked = CheckedSQL(
+            sql=kept["sql"],
+            bind_names=tuple(kept["bind_names"]),
+            objects=tuple(tuple(o) for o in kept["objects"]),
+            internal_params=dict(kept["internal_params"]),
+        )
+        holder._nectar_checked_sql = (grants, sql, checked)
+        return checked
+    return sql_check_once(role=role, sql=sql, holder=holder)
 
 
 def _params_checked(checked: CheckedSQL, params) -> None:

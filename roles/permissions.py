@@ -6,6 +6,8 @@ Each entry: {"objectName", "schema", "path": "/table/N" | "/view/N" | "/proc/N",
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -163,6 +165,7 @@ class GrantList(list):
 
     _index: dict | None = None
     _by_name: dict | None = None
+    _fingerprint: str | None = None
 
     def find(self, *, object_name: str, schema: str | None, default_schema: str) -> Grant | None:
         if self._index is None:
@@ -179,6 +182,35 @@ class GrantList(list):
             if len(matches) == 1:
                 return matches[0]
         return None
+
+
+def grants_fingerprint(grants: list[Grant], *, schema: dict) -> str:
+    """A digest of everything a grant decides about SQL: objects, kinds, actions, columns and their types, row filters.
+
+    Computed once per grants object (kept on a GrantList), so a check stored with it can be
+    trusted exactly while the Role's grants and its objects' columns are the same.
+    """
+    memo = getattr(grants, "_fingerprint", None)
+    if memo is not None:
+        return memo
+    parts = [schema.get("engine"), schema.get("default_schema")]
+    for grant in grants:
+        columns = [[c.get("name"), c.get("json_type"), c.get("format")] for c in grant.object.get("columns", [])]
+        parts.append(
+            [
+                grant.schema,
+                grant.object_name,
+                grant.kind,
+                sorted(grant.actions),
+                list(grant.allowed_columns) if grant.allowed_columns is not None else None,
+                sorted(grant.row_filter.items()),
+                columns,
+            ]
+        )
+    digest = hashlib.sha256(json.dumps(parts, default=str, separators=(",", ":")).encode()).hexdigest()
+    if isinstance(grants, GrantList):
+        grants._fingerprint = digest
+    return digest
 
 
 def grants_from_permissions(*, schema: dict, permissions) -> list[Grant]:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import hashlib
 import logging
 import re
 import uuid
+from pathlib import Path
 
 import sqlglot
 from sqlglot import exp
@@ -74,6 +76,10 @@ SAFE_FUNCTIONS = frozenset(
 
 
 _BIND_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+# Which checker made a stored check: this module's text and sqlglot's version. A release that
+# changes either checks every stored SQL again rather than trusting an older verdict.
+CHECKER_VERSION = hashlib.sha256(Path(__file__).read_bytes() + sqlglot.__version__.encode()).hexdigest()[:16]
 
 
 def internal_binds(checked: CheckedSQL) -> dict:

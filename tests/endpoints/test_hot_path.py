@@ -56,3 +56,65 @@ def test_a_revoked_key_is_refused_at_once_although_it_was_cached(client, deploye
     assert client.get(URL, QUERY, **bearer(api_key)).status_code == 200
     RoleApiKey.objects.get(key_hash=hash_api_key(api_key)).revoke()
     assert client.get(URL, QUERY, **bearer(api_key)).status_code == 401
+
+
+def test_a_deployed_endpoint_runs_the_sql_checked_at_deploy_without_parsing_it(
+    client, deployed, api_key, demo_sql, monkeypatch
+):
+    endpoint = deployed()
+    kept = endpoint.checked_sql
+    assert kept["read"]["source"] == endpoint.sql
+    assert set(kept["paged"]["bind_names"]) == {"region", "segment", "_page_limit", "_page_offset"}
+
+    def parsed(*args, **kwargs):
+        raise AssertionError("the SQL was parsed on a call")
+
+    # A process that never saw the endpoint before: it loads the row and trusts the deploy-time check.
+    monkeypatch.setattr("roles.executor.check_sql", parsed)
+    monkeypatch.setattr("endpoints.runtime.paged_sql", parsed)
+    response = client.get(URL, QUERY, **bearer(api_key))
+    assert response.status_code == 200, response.content
+    expected = demo_sql(
+        "SELECT customer_id FROM customers WHERE region = 'EU' AND segment = 'consumer' ORDER BY customer_id LIMIT 5"
+    )
+    assert [row["customer_id"] for row in response.json()["results"]] == [row["customer_id"] for row in expected]
+
+
+def test_a_row_filter_added_after_deploy_applies_to_the_next_call(client, deployed, api_key, role):
+    deployed()
+    assert client.get(URL, QUERY, **bearer(api_key)).json()["count"] == 5
+    role.permissions = [
+        {**role.permissions[0], "rowFilter": {"region": "UK"}},
+        *role.permissions[1:],
+    ]
+    role.save()
+    response = client.get(URL, QUERY, **bearer(api_key))
+    assert response.status_code == 200, response.content
+    assert response.json()["count"] == 0  # EU customers are outside the new filter
+
+
+def test_a_column_denied_after_deploy_refuses_the_next_call(client, deployed, api_key, role):
+    deployed()
+    assert client.get(URL, QUERY, **bearer(api_key)).status_code == 200
+    role.permissions = [
+        {**role.permissions[0], "columns": {"deny": ["last_name"]}},
+        *role.permissions[1:],
+    ]
+    role.save()
+    response = client.get(URL, QUERY, **bearer(api_key))
+    assert response.status_code == 403, response.content
+    assert "last_name" in response.json()["error"]["message"]
+
+
+def test_a_check_kept_by_another_checker_is_not_trusted(client, deployed, api_key):
+    from endpoints.models import GeneratedEndpoint
+
+    endpoint = deployed()
+    kept = endpoint.checked_sql
+    # A check whose SQL differs from what the checker makes now, as if an older release had stored it.
+    forged = {**kept["paged"], "fingerprint": "old:" + kept["paged"]["fingerprint"], "sql": "SELECT 1 AS customer_id"}
+    GeneratedEndpoint.objects.filter(pk=endpoint.pk).update(checked_sql={**kept, "paged": forged})
+    invalidation.changed(endpoint.organization_id)
+    response = client.get(URL, QUERY, **bearer(api_key))
+    assert response.status_code == 200, response.content
+    assert response.json()["columns"] == ["customer_id", "first_name", "last_name", "region", "segment"]
