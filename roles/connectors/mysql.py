@@ -30,6 +30,51 @@ class MySQLConnector(BaseConnector):
     def connect_args(self, cfg: ConnectionSettings) -> dict[str, Any]:
         return {"connect_timeout": cfg.connect_timeout, "charset": "utf8mb4"}
 
+    def engines(self, cfg: ConnectionSettings) -> tuple[sa.Engine, sa.Engine]:
+        """A read pool whose sessions are read-only with a statement time limit, and the usual write pool.
+
+        Read sessions are set up once, when they connect, and run in autocommit: every read is one
+        implicit read-only transaction, so it costs exactly one round trip (no pre-ping, no SET, no
+        START TRANSACTION, no ROLLBACK). A connection the server closed meanwhile fails its next
+        read, which the executor retries once on a fresh connection.
+        """
+        from pymysql.constants import SERVER_STATUS
+
+        _, write = super().engines(cfg)
+        given = {k: v for k, v in cfg.options.items() if k != "schemas"}
+        read = sa.create_engine(
+            self.build_url(cfg),
+            connect_args={**self.connect_args(cfg), **given},
+            isolation_level="AUTOCOMMIT",
+            pool_size=cfg.pool_size,
+            max_overflow=cfg.pool_size,
+            pool_pre_ping=False,
+            pool_recycle=1800,
+            pool_timeout=cfg.connect_timeout,
+        )
+        statement_timeout_ms = int(cfg.statement_timeout_ms)
+
+        @sa.event.listens_for(read, "connect")
+        def _read_only_session(dbapi_connection, _record) -> None:
+            mariadb = "mariadb" in dbapi_connection.get_server_info().lower()
+            limit = (
+                f"max_statement_time = {statement_timeout_ms / 1000:.3f}"
+                if mariadb
+                else f"max_execution_time = {statement_timeout_ms}"
+            )
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute("SET SESSION TRANSACTION READ ONLY")
+                cursor.execute(f"SET SESSION {limit}")
+
+        # In autocommit nothing is left to roll back after a read; PyMySQL would still send ROLLBACK
+        # (a round trip) whenever a connection goes back to the pool. Send it only inside a transaction.
+        def _rollback_in_transaction(dbapi_connection) -> None:
+            if dbapi_connection.server_status & SERVER_STATUS.SERVER_STATUS_IN_TRANS:
+                dbapi_connection.rollback()
+
+        read.dialect.do_rollback = _rollback_in_transaction
+        return read, write
+
     def _timeout(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
         if conn.dialect.is_mariadb:
             conn.execute(sa.text("SET SESSION max_statement_time = :s"), {"s": cfg.statement_timeout_ms / 1000})
@@ -37,6 +82,11 @@ class MySQLConnector(BaseConnector):
             conn.execute(sa.text("SET SESSION max_execution_time = :ms"), {"ms": cfg.statement_timeout_ms})
 
     def begin_read(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
+        # The read pool's sessions are read-only with a statement time limit from the start (engines()).
+        return None
+
+    def begin_read_transaction(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
+        # On the write pool, for multi-statement reads (introspection) that need one snapshot.
         self._timeout(conn, cfg)
         conn.execute(sa.text("START TRANSACTION READ ONLY"))
 

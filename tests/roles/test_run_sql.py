@@ -245,6 +245,22 @@ def test_a_slow_query_is_stopped_by_the_statement_timeout(org, pg_database, make
     assert err.value.code == "timeout" and err.value.retryable
 
 
+def test_a_slow_query_is_stopped_by_the_statement_timeout_on_mariadb(org, my_database, make_role, settings):
+    from tests.roles.conftest import _make_service
+
+    settings.CONNECTOR_STATEMENT_TIMEOUT_MS = 200
+    service = _make_service(org, "mysql", my_database, name="slow")
+    role = make_role(service, [table_perm("customers", ["SELECT"])])
+    with pytest.raises(ExecutorError) as err:
+        executor_run_sql(
+            role=role,
+            # Five customers joined with themselves twelve times: 244 million rows to count.
+            sql="SELECT count(*) FROM " + ", ".join(f"customers c{i}" for i in range(12)) + " WHERE c0.id > :x",
+            params={"x": 0},
+        )
+    assert err.value.code == "timeout" and err.value.retryable
+
+
 def test_typed_date_binds_compare_as_dates_on_every_engine(service, reader):
     import datetime as dt
 
