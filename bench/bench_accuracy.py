@@ -26,13 +26,15 @@ by default) through execution_submit, execution_claim and execution_run. The out
   declined  FAILED, or no deployable endpoint, or a question the oracle cannot answer.
 
 Questions: a run that pauses in WAITING with `execution.questions` is answered by bench.clarify
-(the choice whose mapping names what the reference SQL uses) and run again, up to
-MAX_QUESTION_ROUNDS; until the platform has agents.services.execution_answer, such a run is
-declined.
+(the choice whose mapping names what the reference SQL uses) through
+agents.services.execution_answer (enqueue=False: the bench runs the pipeline itself, in this
+process) and run again, up to MAX_QUESTION_ROUNDS rounds; a round is one answered set of
+questions, and a question the oracle cannot answer declines the run.
 
 Learning from ratings: after the first pass, the requester rates every wrong run down with the
-reason as comment (learning.services.execution_rate), then those requirements run again; the
-bench prints how many of the designs rated down were offered again (goal 0).
+reason as comment (agents.services.execution_rate), then those requirements run again; the
+bench prints how many of the designs rated down were offered again (the same design
+fingerprint, or the same SQL, in any endpoint the second run made; goal 0).
 
 Printed per database and engine: correct, wrong, declined, the share correct without a question
 and after at most one question round, the median seconds from submission to a live endpoint,
@@ -474,9 +476,10 @@ class Outcome:
     endpoint: str = ""
     execution_id: str = ""
     rows: int | None = None
+    fingerprint: str = ""  # design_fingerprint of the endpoint's interpretation
 
 
-def _run_pipeline(workspace: Workspace, execution) -> Any:
+def _run_pipeline(workspace: Workspace, execution, provider=None) -> Any:
     from agents.orchestrator import execution_run
     from agents.services import execution_claim
 
@@ -484,34 +487,44 @@ def _run_pipeline(workspace: Workspace, execution) -> Any:
     if claimed is None:
         execution.refresh_from_db()
         return execution
-    execution_run(execution=claimed)
+    execution_run(execution=claimed, provider=provider)
     claimed.refresh_from_db()
     return claimed
 
 
-def _answer_questions(workspace: Workspace, execution, item: Requirement, engine: str, outcome: Outcome):
-    """Answer WAITING rounds like the user would; the execution after the last round, or a reason to stop."""
+def _answer_questions(workspace: Workspace, execution, item: Requirement, engine: str, outcome: Outcome, provider=None):
+    """Answer WAITING rounds like the user would; the execution after the last round, or a reason to stop.
+
+    `outcome.questions` counts the rounds answered: one per execution_answer that the platform took.
+    """
+    from agents.services import ExecutionError, execution_answer
+
     sql, _ = item.reference_sql(engine)
     facts = clarify.reference_facts(sql=sql, parameters=item.parameters, dialect=SQLGLOT_DIALECT[engine])
     while str(execution.status) == clarify.WAITING:
         if outcome.questions >= MAX_QUESTION_ROUNDS:
             return execution, f"still asking after {MAX_QUESTION_ROUNDS} rounds of questions"
-        questions = list(getattr(execution, "questions", None) or [])
-        answer = clarify.execution_answer_available()
-        if answer is None:
-            return execution, "waiting for an answer, and the platform has no way to give one yet"
+        questions = list(execution.questions or [])
         answers, why = clarify.answers_for(questions=questions, facts=facts)
         if not answers:
             return execution, why or "waiting, with no question to answer"
+        try:
+            execution = execution_answer(execution=execution, user=workspace.requester, answers=answers, enqueue=False)
+        except ExecutionError as exc:
+            return execution, f"the platform refused the answers ({exc.field or exc.code}): {exc.message}"
         outcome.questions += 1
-        answer(execution=execution, user=workspace.requester, answers=answers)
-        execution.refresh_from_db()
-        execution = _run_pipeline(workspace, execution)
+        execution = _run_pipeline(workspace, execution, provider)
     return execution, ""
 
 
 def run_requirement(
-    workspace: Workspace, item: Requirement, reference: Callable[[], list[dict]], *, database: str, engine: str
+    workspace: Workspace,
+    item: Requirement,
+    reference: Callable[[], list[dict]],
+    *,
+    database: str,
+    engine: str,
+    provider=None,
 ) -> Outcome:
     """Ask, answer questions, deploy, call and compare; `reference` computes the expected rows when called.
 
@@ -519,6 +532,7 @@ def run_requirement(
     today ("the last 30 days") are evaluated at the same moment on both sides.
     """
     from agents.services import execution_submit
+    from endpoints.interpretation import design_fingerprint
     from endpoints.models import EndpointStatus, GeneratedEndpoint
     from endpoints.services import EndpointError, endpoint_approve, endpoint_deploy
 
@@ -526,8 +540,8 @@ def run_requirement(
     started = time.perf_counter()
     execution = execution_submit(user=workspace.requester, role=workspace.role, requirement=item.text, enqueue=False)
     outcome.execution_id = str(execution.pk)
-    execution = _run_pipeline(workspace, execution)
-    execution, stopped = _answer_questions(workspace, execution, item, engine, outcome)
+    execution = _run_pipeline(workspace, execution, provider)
+    execution, stopped = _answer_questions(workspace, execution, item, engine, outcome, provider)
     outcome.status = str(execution.status)
     if stopped:
         outcome.why = stopped
@@ -541,6 +555,7 @@ def run_requirement(
         return outcome
     endpoint = GeneratedEndpoint.objects.select_related("organization").get(pk=endpoint_id)
     outcome.sql, outcome.endpoint = endpoint.sql, f"{endpoint.slug} v{endpoint.version}"
+    outcome.fingerprint = design_fingerprint(endpoint.interpretation) if endpoint.interpretation else ""
     if endpoint.status != EndpointStatus.DEPLOYED:
         if not endpoint.tests_passed:
             outcome.why = "COMPLETED, but its tests did not pass: not offered for deployment"
@@ -604,28 +619,60 @@ def _reference_call(references: References, item: Requirement, engine: str) -> C
     return lambda: references.rows(sql, item.parameters)
 
 
-def _safe_run(workspace, item, reference, *, database, engine) -> Outcome:
+def _safe_run(workspace, item, reference, *, database, engine, provider=None) -> Outcome:
     connection.close_if_unusable_or_obsolete()  # the platform database may have restarted
     try:
-        return run_requirement(workspace, item, reference, database=database, engine=engine)
+        return run_requirement(workspace, item, reference, database=database, engine=engine, provider=provider)
     except Exception as exc:  # the bench itself failed on this one: reported, never counted as an answer
         connection.close()
         return Outcome(database, engine, item.id, item.text, outcome="error", why=f"{type(exc).__name__}: {exc}")
 
 
-def learning_pass(workspace: Workspace, wrong: list[Outcome], items: dict, references: dict, *, database, engine):
-    """Rate every wrong run down, run those requirements again; how many rated-down designs came back."""
+def _offered_designs(execution_id: str) -> list[tuple[str, str]]:
+    """(fingerprint, SQL) of every endpoint a run made: drafts offered for review as well as deployed ones."""
+    from endpoints.interpretation import design_fingerprint
+    from endpoints.models import GeneratedEndpoint
+
+    if not execution_id:
+        return []
+    return [
+        (design_fingerprint(e.interpretation) if e.interpretation else "", e.sql)
+        for e in GeneratedEndpoint.objects.filter(source_execution_id=execution_id)
+    ]
+
+
+def learning_pass(
+    workspace: Workspace,
+    wrong: list[Outcome],
+    items: dict,
+    references: dict,
+    *,
+    database: str,
+    engine: str,
+    provider=None,
+) -> list[dict]:
+    """Rate every wrong run down with its reason, run those requirements again; which rated-down designs came back.
+
+    A design counts as offered again when any endpoint of the second run (draft or deployed) has the
+    rated-down design's fingerprint or, written the same way, its SQL.
+    """
     from agents.models import AgentExecution
-    from learning.services import execution_rate
+    from agents.services import execution_rate
 
     for outcome in wrong:
         execution = AgentExecution.objects.get(pk=outcome.execution_id)
         execution_rate(execution=execution, user=workspace.requester, up=False, comment=f"Wrong result: {outcome.why}")
     again = []
     for outcome in wrong:
-        second = _safe_run(workspace, items[outcome.id], references[outcome.id], database=database, engine=engine)
-        offered = second.outcome in ("correct", "wrong") and bool(second.sql)
-        same = offered and normalised_sql(second.sql, engine) == normalised_sql(outcome.sql, engine)
+        second = _safe_run(
+            workspace, items[outcome.id], references[outcome.id], database=database, engine=engine, provider=provider
+        )
+        rejected_sql = normalised_sql(outcome.sql, engine) if outcome.sql else None
+        same = any(
+            (outcome.fingerprint and fingerprint == outcome.fingerprint)
+            or (rejected_sql is not None and normalised_sql(sql, engine) == rejected_sql)
+            for fingerprint, sql in _offered_designs(second.execution_id)
+        )
         again.append({"first": outcome, "second": second, "offered_again": same})
     return again
 
