@@ -23,7 +23,7 @@ def _wrong_today(requirement_id: str, why: str):
 
 
 SHAPES = [
-    _wrong_today("customers-in-country", "no country parameter, every customer returned (issue 13.1)"),
+    "customers-in-country",  # a given X: a required parameter
     "orders-per-month-last-year",  # time window and monthly grain
     "customers-without-orders",  # negation (anti-join)
     "five-biggest-customers",  # ranking, top N
