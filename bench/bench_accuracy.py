@@ -208,9 +208,17 @@ def target_prepare(database: str, engine: str) -> DatasetCopy:
     )
 
 
-def _reference_url(copy: DatasetCopy) -> str:
+def _reference_url(copy: DatasetCopy) -> sa.URL | str:
+    """Where the reference queries run: the copy itself (a socket directory as psycopg's host, with the password)."""
     if copy.engine == "postgresql" and copy.host.startswith("/"):
-        return f"postgresql+psycopg://{copy.username}@/{copy.database}?host={copy.host}"
+        query = {"host": copy.host, **({"port": str(copy.port)} if copy.port else {})}
+        return sa.URL.create(
+            "postgresql+psycopg",
+            username=copy.username or None,
+            password=copy.password or None,
+            database=copy.database,
+            query=query,
+        )
     return copy.url
 
 
@@ -718,7 +726,7 @@ def _print_table(rows: list[dict]) -> None:
 
 def check_references(databases: list[str], engines: list[str], only: set[str] | None) -> int:
     """Run every reference on every engine: non-empty, and equal to PostgreSQL's. 0 when all are usable."""
-    problems = 0
+    problems = checked = 0
     for database in databases:
         copies = {engine: target_prepare(database, engine) for engine in {"postgresql", *engines}}
         shift = copies["postgresql"].shift
@@ -728,7 +736,8 @@ def check_references(databases: list[str], engines: list[str], only: set[str] | 
             for item in requirements_load(database, shift):
                 if only and item.id not in only:
                     continue
-                counts = []
+                checked += 1
+                counts, bad = [], False
                 for engine in engines:
                     references = References(copies[engine]) if engine != "postgresql" else baseline
                     try:
@@ -740,11 +749,13 @@ def check_references(databases: list[str], engines: list[str], only: set[str] | 
                             references.close()
                     if rows is None:
                         problems += 1
+                        bad = True
                         print(f"  BAD  {item.id} on {engine}: {why}")
                     counts.append(f"{engine}={len(rows) if rows else 0}")
-                print(f"  ok   {item.id:<40} rows: {' '.join(counts)}")
+                print(f"  {'BAD' if bad else 'ok':<4} {item.id:<40} rows: {' '.join(counts)}")
         finally:
             baseline.close()
+    print(f"{checked} reference(s) checked on {', '.join(engines)}: {problems} unusable")
     return 0 if problems == 0 else 2
 
 

@@ -213,12 +213,3 @@ def answers_for(*, questions: list[dict], facts: ReferenceFacts) -> tuple[dict, 
             return {}, f"asked about '{phrase}' and no choice fits the reference ({labels})"
         return {}, f"asked about '{phrase}' and {len(fitting)} choices fit the reference ({labels})"
     return answers, ""
-
-
-def execution_answer_available():
-    """The platform's answer service, or None while the clarification dialog does not exist."""
-    try:
-        from agents import services
-    except ImportError:
-        return None
-    return getattr(services, "execution_answer", None)

@@ -5,8 +5,9 @@
 - Every reference column is matched by its own endpoint column with equal values: by name
   (case and underscores ignored) when the values agree, else by the column whose values agree.
   Up to MAX_EXTRA_COLUMNS further columns are allowed.
-- Values: numbers rounded to 2 decimals (equal within one unit of the second decimal, for
-  rounding at the boundary, or within a millionth, for single-precision sums), booleans as
+- Values: numbers equal to 2 decimals: within half a unit of the second decimal (so that 2.345
+  and 2.3449 agree, but a price rounded to whole dollars does not), or within a millionth of
+  their size, for single-precision sums; booleans as
   numbers, dates and times as ISO text (UTC; midnight is the day itself, 'YYYY-MM' the month's
   first day), text without trailing blanks (CHAR padding).
 - The rows are equal as a multiset; when order matters, the sequence of the ordering columns is
@@ -25,7 +26,8 @@ from typing import Any
 
 MAX_EXTRA_COLUMNS = 8
 RELATIVE_TOLERANCE = 1e-6
-CENT = 0.01 + 1e-9
+HALF_CENT = 0.005 + 1e-9
+DIGITS = 6  # kept before comparing; HALF_CENT decides
 _NUMBER = re.compile(r"^-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$")
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?$")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -45,7 +47,7 @@ def normalise(value: Any) -> Any:
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, (int, float, Decimal)):
-        return round(float(value), 2)
+        return round(float(value), DIGITS)
     if isinstance(value, datetime):
         if value.tzinfo is not None:
             value = value.astimezone(UTC).replace(tzinfo=None)
@@ -61,7 +63,7 @@ def normalise(value: Any) -> Any:
     if isinstance(value, str):
         text = value.rstrip(" ")
         if _NUMBER.match(text):
-            return round(float(text), 2)
+            return round(float(text), DIGITS)
         if _DATETIME.match(text):
             try:
                 parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -80,7 +82,7 @@ def _close(a: Any, b: Any) -> bool:
     if a == b:
         return True
     if isinstance(a, float) and isinstance(b, float):
-        return abs(a - b) <= max(CENT, RELATIVE_TOLERANCE * max(abs(a), abs(b)))
+        return abs(a - b) <= max(HALF_CENT, RELATIVE_TOLERANCE * max(abs(a), abs(b)))
     return False
 
 

@@ -136,3 +136,38 @@ def test_a_requirement_parameter_the_endpoint_does_not_expose_is_missing():
         wanted={"customer_id": 5, "since": "2026-01-01"}, schema={"properties": {"region": {"type": "string"}}}
     )
     assert mapped == {} and missing == ["customer_id", "since"]
+
+
+def test_a_value_at_another_scale_is_wrong_but_the_same_value_at_another_precision_is_right():
+    reference = [{"price": Decimal("4.99")}, {"price": Decimal("0.99")}]
+    assert result_compare(reference=reference, actual=[{"price": 4.990000}, {"price": "0.9900"}]).correct
+    cents = result_compare(reference=reference, actual=[{"price": 499}, {"price": 99}])
+    assert not cents.correct and "holds other values" in cents.why
+    rounded = result_compare(reference=reference, actual=[{"price": 5}, {"price": 1}])
+    assert not rounded.correct and "holds other values" in rounded.why
+    at_the_boundary = [{"average": Decimal("2.345")}]
+    assert result_compare(reference=at_the_boundary, actual=[{"average": 2.3449999}]).correct
+    assert result_compare(reference=at_the_boundary, actual=[{"average": 2.35}]).correct
+
+
+def test_rows_in_the_reverse_order_are_wrong_when_order_matters():
+    reference = sorted(REFERENCE, key=lambda r: -r["spent"])
+    verdict = result_compare(reference=reference, actual=list(reversed(reference)), ordered_by=["spent"])
+    assert not verdict.correct and "row 1 has 10.0 where 120.5 is expected" in verdict.why
+
+
+def test_pages_read_to_the_end_are_one_result_and_a_missing_last_page_is_wrong():
+    pages = [_rows()[:2], _rows()[2:]]
+    assert result_compare(reference=REFERENCE, actual=[row for page in pages for row in page]).correct
+    verdict = result_compare(reference=REFERENCE, actual=pages[0])
+    assert not verdict.correct and verdict.why == "2 rows instead of 4"
+
+
+def test_a_value_is_never_guessed_onto_one_of_several_parameters_of_its_kind():
+    schema = {"properties": {"city": {"type": "string"}, "region": {"type": "string"}}}
+    mapped, missing = parameters_map(wanted={"country": "Canada"}, schema=schema)
+    assert mapped == {} and missing == ["country"]
+    mapped, missing = parameters_map(
+        wanted={"since": "2026-01-01"}, schema={"properties": {"top_n": {"type": "integer"}}}
+    )
+    assert mapped == {} and missing == ["since"]
