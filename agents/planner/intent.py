@@ -33,6 +33,61 @@ GRAIN_WORDS = {
     "annually": "year",
 }
 UNIT_WORDS = {"day": "day", "week": "week", "month": "month", "quarter": "quarter", "year": "year"}
+NUMBER_WORDS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "fifteen": 15,
+    "twenty": 20,
+    "fifty": 50,
+    "hundred": 100,
+}
+# A number as written: digits (with thousands separators) or a number word.
+NUM = r"(\d+(?:,\d{3})*(?:\.\d+)?|" + "|".join(NUMBER_WORDS) + r")"
+# Comparison words before a number, and the operator they mean.
+COMPARATIVES = {
+    "more than": "gt",
+    "greater than": "gt",
+    "higher than": "gt",
+    "larger than": "gt",
+    "bigger than": "gt",
+    "longer than": "gt",
+    "over": "gt",
+    "above": "gt",
+    "exceeding": "gt",
+    "at least": "gte",
+    "no less than": "gte",
+    "fewer than": "lt",
+    "less than": "lt",
+    "lower than": "lt",
+    "smaller than": "lt",
+    "shorter than": "lt",
+    "under": "lt",
+    "below": "lt",
+    "at most": "lte",
+    "no more than": "lte",
+}
+RECENT_WORDS = {"most recent": "desc", "latest": "desc", "newest": "desc", "oldest": "asc", "earliest": "asc"}
+
+
+def number_value(text: str) -> float | None:
+    """The value of a number as written ("1,000", "3.5", "five"), or None."""
+    text = text.lower().strip()
+    if text in NUMBER_WORDS:
+        return NUMBER_WORDS[text]
+    try:
+        return float(text.replace(",", ""))
+    except ValueError:
+        return None
 
 
 @dataclass
@@ -59,6 +114,18 @@ class Metric:
 
 
 @dataclass
+class Threshold:
+    """'more than 30', 'above 50 dollars', 'at least 20%': a comparison with a number."""
+
+    op: str  # gt | gte | lt | lte
+    value: float
+    span: tuple[int, int]  # the comparison words and the number (and its unit sign)
+    percent: bool = False
+    unit: str | None = None  # the word after the number ("dollars", "films"), as written
+    unit_span: tuple[int, int] | None = None
+
+
+@dataclass
 class Phrases:
     """Everything recognised in the requirement by pattern, with the character spans it explains."""
 
@@ -82,6 +149,11 @@ class Phrases:
     lookup_span: tuple[int, int] | None = None
     rank_span: tuple[int, int] | None = None
     child_at: list[int] = field(default_factory=list)  # offsets after "with its" / "including"
+    given: list[tuple[tuple[int, int], int]] = field(default_factory=list)  # ("a given X" span, offset of X)
+    thresholds: list[Threshold] = field(default_factory=list)
+    recency: str | None = None  # "most recent", "latest": desc; "oldest": asc
+    recency_span: tuple[int, int] | None = None
+    name_lookup_span: tuple[int, int] | None = None  # "by first and last name"
     spans: list[tuple[int, int]] = field(default_factory=list)
 
     def explains(self, start: int, end: int) -> bool:
@@ -156,13 +228,76 @@ def read_phrases(text: str) -> Phrases:
             found.window = TimeWindow(kind="until", phrase=match.group(0), until=match.group(2), span=match.span())
             take(match)
 
-    # Top N.
-    match = re.search(r"\b(top|bottom|first|best|worst)\s+(\d+)\b", lowered) or re.search(
-        r"\b(\d+)\s+(most|best|biggest|largest|highest|least|lowest|smallest)\b", lowered
+    # Recency: "the four most recent orders", "the latest orders", "last 5 orders".
+    match = re.search(r"\b(?:the\s+)?(?:" + NUM + r"\s+)?(most recent|latest|newest|oldest|earliest)\b", lowered)
+    if match:
+        found.recency = RECENT_WORDS[match.group(2)]
+        found.recency_span = match.span(2)
+        take(match)
+        if match.group(1):
+            found.top_n = int(number_value(match.group(1)) or 0) or None
+            found.top_span = match.span(1)
+    else:
+        match = re.search(
+            r"\blast\s+" + NUM + r"\s+(?!(?:day|week|month|quarter|year|hour|minute)s?\b)(?=[a-z])", lowered
+        )
+        if match:
+            found.recency, found.recency_span = "desc", _stripped(match)
+            found.top_n = int(number_value(match.group(1)) or 0) or None
+            found.top_span = _stripped(match)
+            take(match)
+
+    # The verbs of asking: "look up", "looked up by", "search for".
+    for match in re.finditer(r"\b(?:look(?:ed|ing)?\s+up|search(?:ed|ing)?\s+for)\b", lowered):
+        take(match)
+    # "by first and last name": a person looked up by both names.
+    match = re.search(
+        r"\bby\s+(?:(?:their|its|the|his|her)\s+)?(?:first|given)\s+(?:name\s+)?and\s+(?:last|family|sur)\s*names?\b",
+        lowered,
     )
     if match:
-        number = next(int(g) for g in match.groups() if g and g.isdigit())
-        word = next(g for g in match.groups() if g and not g.isdigit())
+        found.name_lookup_span = match.span()
+
+    # "a given country", "a specific customer": a value the caller gives.
+    for match in re.finditer(
+        r"\b(?:a|an|any|one|some|the)\s+(?:given|specific|particular|certain|selected|chosen|specified)\s+([a-z]\w*)",
+        lowered,
+    ):
+        found.given.append(((match.start(), match.end(1)), match.start(1)))
+
+    # Thresholds: "more than 30", "above 50 dollars", "at least 20%", "over $1,000".
+    for match in re.finditer(
+        r"\b(" + "|".join(sorted(COMPARATIVES, key=len, reverse=True)) + r")\s+(?:[$€£]\s?)?" + NUM + r"(%)?"
+        r"(?:\s+([a-z][\w-]*))?",
+        lowered,
+    ):
+        unit = match.group(4)
+        if unit and re.fullmatch(r"(?:second|minute|hour|day|week|month|quarter|year)s?|times?|ago", unit):
+            continue  # durations and counts of occurrences are other shapes
+        value = number_value(match.group(2))
+        if value is None:
+            continue
+        end = match.end(3) if match.group(3) else match.end(2)
+        found.thresholds.append(
+            Threshold(
+                op=COMPARATIVES[match.group(1)],
+                value=value,
+                span=(match.start(), end),
+                percent=bool(match.group(3)),
+                unit=unit,
+                unit_span=match.span(4) if unit else None,
+            )
+        )
+
+    # Top N.
+    match = re.search(r"\b(top|bottom|first|best|worst)\s+" + NUM + r"\b", lowered) or re.search(
+        r"\b" + NUM + r"\s+(most|best|biggest|largest|highest|least|lowest|smallest)\b(?!\s+recent)", lowered
+    )
+    if found.top_n is not None:
+        pass  # "the five latest orders": the number belongs to the recency
+    elif match:
+        number = next(int(number_value(g)) for g in match.groups() if g and number_value(g) is not None)
+        word = next(g for g in match.groups() if g and number_value(g) is None)
         found.top_n = number
         found.top_ascending = word in ("bottom", "worst", "least", "lowest", "smallest")
         found.top_span = match.span()

@@ -117,11 +117,20 @@ class _Builder:
         return {"entity": self.aliases[key], "column": column}
 
     def parameter(
-        self, name: str, type_: str, *, default: Any = None, required: bool = False, phrase: str = ""
+        self,
+        name: str,
+        type_: str,
+        *,
+        default: Any = None,
+        required: bool = False,
+        phrase: str = "",
+        enum: list | None = None,
     ) -> None:
         if any(p["name"] == name for p in self.data["parameters"]):
             return
         spec: dict[str, Any] = {"name": name, "type": type_, "required": required, "phrase": phrase}
+        if enum:
+            spec["enum"] = enum
         if not required and default is not None:
             spec["default"] = default
         self.data["parameters"].append(spec)
@@ -184,13 +193,18 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
 
     def mention_phrase(key: Key, role: str | None = None) -> str:
         for mention in a.mentions:
-            if mention.best()[1] == key and (role is None or mention.role == role):
+            if mention.best()[1] == key and (role is None or mention.role == role) and mention.role != "given":
                 return b.text((a.tokens[mention.start].start, a.tokens[mention.end - 1].end))
-        return ""
+        return a.verb_phrases.get(key, "") if role is None else ""
 
     def add_filters(where: str = "filters") -> None:
         for f in a.filters:
             column = index.tables[f.table].columns[f.column]
+            if f.fixed and f.op in ("gt", "gte", "lt", "lte"):
+                b.data[where].append(
+                    {"column": b.col(f.table, f.column), "op": f.op, "value": f.value, "phrase": f.phrase}
+                )
+                continue
             if f.fixed:
                 values = list(f.values or [f.value])
                 b.data[where].append(
@@ -198,7 +212,14 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
                 )
                 continue
             b.data[where].append({"column": b.col(f.table, f.column), "op": "eq", "param": f.param, "phrase": f.phrase})
-            b.parameter(f.param, param_type(column), default=f.value, phrase=f.phrase)
+            b.parameter(
+                f.param,
+                param_type(column),
+                default=None if f.required else f.value,
+                required=f.required,
+                phrase=f.phrase,
+                enum=f.enum,
+            )
 
     def add_window(table: Table, column: Column) -> dict:
         return {
@@ -255,6 +276,8 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
             if len(columns) > 1:
                 measure["times"] = b.col(fact.key, columns[1])
         b.data["measures"].append(measure)
+        for h in a.having:
+            b.data["having"].append({"measure": measure_id, "op": h["op"], "value": h["value"], "phrase": h["phrase"]})
         add_filters()
         if a.window_column is not None:
             b.data["windows"].append(add_window(*a.window_column))
@@ -298,6 +321,9 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
                     "phrase": a.column_phrases.get((parent.key, name), ""),
                 }
             )
+    for chain in a.chains:
+        for fk in chain:
+            b.join(fk, to=fk.parent, phrase=mention_phrase(fk.parent))
     for fk in a.children:
         child = index.tables[fk.child]
         b.join(fk, to=child.key, phrase=mention_phrase(child.key), left=True)
@@ -341,7 +367,14 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
                 "phrase": b.text(p.window.span),
             }
         b.data["exists"].append(exists)
-    if a.rank_column is not None:
+    if a.rank_column is not None and a.recency is not None:
+        b.data["order_by"].append(
+            {"column": b.col(entity.key, a.rank_column.name), "direction": a.recency, "phrase": b.text(p.recency_span)}
+        )
+        if p.top_n is not None:
+            b.data["limit"] = {"n": p.top_n, "param": ROW_LIMIT_PARAM, "phrase": b.text(p.top_span)}
+            b.parameter(ROW_LIMIT_PARAM, "integer", default=p.top_n, phrase=b.text(p.top_span))
+    elif a.rank_column is not None:
         b.data["order_by"].append(
             {
                 "column": b.col(entity.key, a.rank_column.name),

@@ -42,6 +42,7 @@ from .vocabulary import (
     SENSITIVE_WORDS,
     STOPWORDS,
     Token,
+    derives,
     semantic_similarity,
     singular,
     tokenize,
@@ -52,6 +53,7 @@ from .vocabulary import (
 NAME_WORDS = frozenset({"name", "names", "title", "titles", "label", "labels"})
 SHAPE_ORDER = ("list", "lookup", "aggregate", "top_n", "time_window", "join", "no_activity_since")
 DEFAULT_LIMIT = 100
+LIST_COLUMNS = 8  # columns a list shows besides those the request names
 MAX_LIMIT = 1000
 STRICT_LIMIT = 50
 STRICT_MAX_LIMIT = 200
@@ -207,6 +209,8 @@ class Filter:
     op: str = "eq"
     values: list | None = None
     fixed: bool = False  # a defined term's value, not a parameter the caller may change
+    required: bool = False  # "a given X": the caller must say which
+    enum: list | None = None  # the values the database's type allows, when it says
 
 
 @dataclass
@@ -247,6 +251,11 @@ class Analysis:
     term_measure: tuple[dict, str] | None = None  # a measure the glossary defines, and its phrase
     needs_compiler: list[str] = field(default_factory=list)  # elements only the interpretation compiler renders
     confirms: list[tuple[Table, Column, str, str]] = field(default_factory=list)  # (table, column, value, phrase)
+    chains: list[list[ForeignKey]] = field(default_factory=list)  # many-to-one joins from the entity to far tables
+    having: list[dict] = field(default_factory=list)  # conditions on the count: {"op", "value", "phrase"}
+    counted: Table | None = None  # "more than 20 orders": the rows counted per entity
+    recency: str | None = None  # order by the entity's date: "desc" for "most recent", "asc" for "oldest"
+    verb_phrases: dict[Key, str] = field(default_factory=dict)  # "supplied" for the joined suppliers
 
     def text(self, first: int, last: int) -> str:
         """The requirement's own words from token `first` to token `last` (inclusive)."""
@@ -362,6 +371,9 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     a.mentions = sorted(_table_mentions(a, index) + _term_mentions(a, index), key=lambda m: m.offset)
     _assign_roles(a, index)
     _resolve_entity(a, index)
+    _resolve_name_lookup(a, index)
+    _resolve_given(a, index)
+    _resolve_thresholds(a, index)
     _resolve_values_and_columns(a, index)
     _apply_terms(a, index)
     _name_parameters(a, index)
@@ -373,7 +385,10 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
         a.shape.append("no_activity_since")
     if phrases.top_n is not None:
         a.shape.append("top_n")
-    if phrases.metric or phrases.top_n is not None or a.group_columns or a.group_entity is not None or phrases.grain:
+    _resolve_recency(a, index)
+    if a.rank_column is None and (
+        phrases.metric or phrases.top_n is not None or a.group_columns or a.group_entity is not None or phrases.grain
+    ):
         _resolve_aggregate(a, index)
     if a.lookup is not None:
         a.shape.append("lookup")
@@ -648,8 +663,14 @@ def _semantic_mentions(a: Analysis, index: SchemaIndex, content: set[int]) -> li
 def _assign_roles(a: Analysis, index: SchemaIndex) -> None:
     p = a.phrases
     group_offsets = {offset for offset, _ in p.group_words}
+    counted_at = {t.unit_span[0] for t in p.thresholds if t.unit_span}
+    given_at = {offset for _span, offset in p.given}
     for mention in a.mentions:
-        if p.negation_at is not None and 0 <= mention.offset - p.negation_at <= 12 and not p.negation_implicit:
+        if mention.offset in counted_at:
+            mention.role = "counted"
+        elif mention.offset in given_at:
+            mention.role = "given"
+        elif p.negation_at is not None and 0 <= mention.offset - p.negation_at <= 12 and not p.negation_implicit:
             mention.role = "activity"
         elif mention.offset in group_offsets:
             mention.role = "group"
@@ -726,6 +747,8 @@ def _resolve_entity(a: Analysis, index: SchemaIndex) -> None:
         score, key = mention.best()
         if mention.role == "entity" and key == a.entity.key:
             continue
+        if mention.role in ("counted", "given"):
+            continue  # resolved with their phrase (_resolve_thresholds, _resolve_given)
         table = index.tables[key]
         if mention.role == "activity":
             fk = _fk_to(index, table, a.entity)
@@ -764,6 +787,201 @@ def _relate(a: Analysis, index: SchemaIndex, table: Table, mention: Mention) -> 
             return
     if a.metric is None and a.phrases.top_n is None:
         raise PlanningError(f"{entity.name} and {table.name} are not joined by a foreign key")
+
+
+def _token_at(a: Analysis, offset: int) -> int | None:
+    return next((i for i, t in enumerate(a.tokens) if t.start == offset), None)
+
+
+def _reachable(a: Analysis, index: SchemaIndex) -> list[tuple[Table, list[ForeignKey]]]:
+    """The entity and the tables it belongs to (child-to-parent chains, nearest first)."""
+    entity = a.entity
+    assert entity is not None
+    out = [(entity, [])]
+    for key, table in index.tables.items():
+        if key == entity.key:
+            continue
+        chain = index.up_path(entity.key, key)
+        if chain:
+            out.append((table, chain))
+    out.sort(key=lambda item: (len(item[1]), item[0].name))
+    return out
+
+
+def _add_chain(a: Analysis, chain: list[ForeignKey]) -> None:
+    """Join a far table the entity belongs to; one step is an ordinary parent join."""
+    if len(chain) == 1:
+        if all(p[0] != chain[0] for p in a.parents):
+            a.parents.append((chain[0], []))
+    elif chain and chain not in a.chains:
+        a.chains.append(chain)
+
+
+def _resolve_given(a: Analysis, index: SchemaIndex) -> None:
+    """'a given country', 'a given customer': a required parameter on the column or key it names.
+
+    The column is the entity's own, or one of a table the entity belongs to (many-to-one, so the
+    filter never repeats rows); a table named this way is filtered by its key.
+    """
+    if a.entity is None:
+        return
+    reachable = _reachable(a, index)
+    for (start, end), offset in a.phrases.given:
+        i = _token_at(a, offset)
+        if i is None:
+            continue
+        mention = next((m for m in a.mentions if m.offset == offset), None)
+        phrase_start = start
+        if mention is not None:
+            key = mention.best()[1]
+            if key == a.entity.key:
+                continue
+            found = next(((t, c) for t, c in reachable if t.key == key), None)
+            if found is None:
+                continue
+            table, chain = found
+            end = a.tokens[mention.end - 1].end
+            named = [
+                c
+                for c in table.columns.values()
+                if c.is_string and not c.primary_key and _column_score([a.tokens[i].lower], c) >= 1.0
+            ]
+            if len(table.primary_key) != 1 and not named:
+                continue
+            if named:
+                # "a given country" where the country's name is its column country: the name, not the key.
+                target, column = table, named[0]
+                _add_chain(a, chain)
+            elif len(chain) == 1 and len(chain[0].child_columns) == 1:
+                # The entity's own foreign key holds the value: no join needed.
+                target, column = a.entity, a.entity.columns[chain[0].child_columns[0]]
+            else:
+                target, column = table, table.columns[table.primary_key[0]]
+                _add_chain(a, chain)
+        else:
+            words = [a.tokens[i].lower]
+            prev = [j for j in range(i - 1, -1, -1) if a.tokens[j].start < start and a.tokens[j].lower not in STOPWORDS]
+            best = None
+            for rank, (table, chain) in enumerate(reachable):
+                for column in table.columns.values():
+                    score = _column_score(words, column)
+                    if prev and len(column.tokens) == 2 and _column_score([a.tokens[prev[0]].lower, *words], column):
+                        score = 1.2  # "shipped to a given city": ship_city
+                    if score >= 1.0 or (score >= 0.6 and table is a.entity):
+                        candidate = (-score, rank, column.name, table, column, chain)
+                        if best is None or candidate[:3] < best[:3]:
+                            best = candidate
+            if best is None:
+                continue
+            _score, _rank, _name, target, column, chain = best
+            if -_score > 1.0 and prev:
+                phrase_start = a.tokens[prev[0]].start
+            if chain:
+                _add_chain(a, chain)
+        phrase = a.requirement[phrase_start:end]
+        a.filters.append(
+            Filter(target.key, column.name, None, phrase=phrase, required=True, enum=list(column.enum or []) or None)
+        )
+        a.phrases.spans.append((phrase_start, end))
+        a.steps.append(f"'{phrase}' is a value the caller gives: {target.name}.{column.name}.")
+
+
+def _resolve_name_lookup(a: Analysis, index: SchemaIndex) -> None:
+    """'by first and last name': both of a person's names, each a required parameter."""
+    span = a.phrases.name_lookup_span
+    if span is None or a.entity is None:
+        return
+    names = a.entity.label_columns()
+    if len(names) != 2:
+        return
+    phrase = a.requirement[span[0] : span[1]]
+    for column in names:
+        a.filters.append(Filter(a.entity.key, column.name, None, phrase=phrase, required=True))
+    a.phrases.spans.append(span)
+    a.steps.append(f"'{phrase}': {a.entity.name}.{names[0].name} and {names[1].name}, given by the caller.")
+
+
+def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
+    """'more than 20 orders' (a count per entity), 'priced above 50 dollars' (a comparison on a column)."""
+    if a.entity is None:
+        return
+    for t in a.phrases.thresholds:
+        counted = next((m for m in a.mentions if t.unit_span and m.offset == t.unit_span[0]), None)
+        if counted is not None:
+            table = index.tables[counted.best()[1]]
+            if table is a.entity or a.counted is not None or index.up_path(table.key, a.entity.key) is None:
+                continue
+            # The verb that relates them ("placed", "wrote") is part of the phrase.
+            first = _token_at(a, t.span[0])
+            start = t.span[0]
+            if (
+                first
+                and a.tokens[first - 1].lower not in STOPWORDS
+                and not any(m.start <= first - 1 < m.end for m in a.mentions)
+            ):
+                start = a.tokens[first - 1].start
+            end = a.tokens[counted.end - 1].end
+            a.counted, a.group_entity = table, a.entity
+            a.having.append(
+                {
+                    "op": t.op,
+                    "value": int(t.value) if t.value == int(t.value) else t.value,
+                    "phrase": a.requirement[start:end],
+                }
+            )
+            a.phrases.spans.append((start, end))
+            a.steps.append(f"Count {table.name} rows per {singular(a.entity.name)}: {t.op} {t.value:g}.")
+            continue
+        if t.percent:
+            continue  # whether 20% is stored as 20 or 0.2 is not known without the data
+        numeric = [
+            c
+            for c in a.entity.columns.values()
+            if c.is_numeric and not c.primary_key and c.name not in a.entity.fk_columns
+        ]
+        first = _token_at(a, t.span[0])
+        before = [
+            j
+            for j in range((first or 0) - 1, max(-1, (first or 0) - 4), -1)
+            if a.tokens[j].lower not in STOPWORDS and not a.phrases.explains(a.tokens[j].start, a.tokens[j].end)
+        ]
+        column, start = None, t.span[0]
+        for j in before[:1]:
+            hits = sorted(
+                ((_word_hits_column(a.tokens[j].lower, c), c.name, c) for c in numeric), key=lambda h: (-h[0], h[1])
+            )
+            hits = [h for h in hits if h[0] >= 0.8]
+            if hits and (len(hits) == 1 or hits[0][0] > hits[1][0]):
+                column, start = hits[0][2], a.tokens[j].start
+        money = (
+            (t.unit or "") in MONEY_UNITS
+            or a.requirement[t.span[0] : t.span[1]].strip()[-1:] in "$€£"
+            or any(ch in a.requirement[t.span[0] : t.span[1]] for ch in "$€£")
+        )
+        end = t.unit_span[1] if t.unit_span and (t.unit or "") in MONEY_UNITS else t.span[1]
+        if column is None and money:
+            candidates = _money_columns(a.entity)
+            if len(candidates) == 1:
+                column = candidates[0]
+        if column is None:
+            continue
+        value = int(t.value) if t.value == int(t.value) and column.json_type == "integer" else t.value
+        a.filters.append(Filter(a.entity.key, column.name, value, phrase=a.requirement[start:end], op=t.op, fixed=True))
+        a.needs_compiler.append(f"the comparison on {a.entity.name}.{column.name}")
+        a.phrases.spans.append((start, end))
+        a.steps.append(f"'{a.requirement[start:end]}': {a.entity.name}.{column.name} {t.op} {t.value:g}.")
+
+
+def _resolve_recency(a: Analysis, index: SchemaIndex) -> None:
+    """'the four most recent orders', 'latest': the entity's own date, newest first (N rows when a number is given)."""
+    p = a.phrases
+    if p.recency is None or a.entity is None or p.metric is not None or a.group_entity is not None:
+        return
+    column = date_column(a.entity, a)
+    if column is None:
+        raise PlanningError(f"{a.entity.name} has no date to tell which are the {p.recency_span and 'most recent'}")
+    a.rank_column, a.recency = column, p.recency
+    a.steps.append(f"Order {a.entity.name} by {column.name}, {'newest' if p.recency == 'desc' else 'oldest'} first.")
 
 
 def _fk_to(index: SchemaIndex, child: Table, parent: Table) -> ForeignKey | None:
@@ -1059,6 +1277,16 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
     leftover = [a.tokens[i] for i in content if i not in explained]
     # Words of column names as written: "opened" (opened_at) does not explain "open", a value of a status.
     column_words = {t for table in scope for c in table.columns.values() for t in c.tokens}
+    joined = [index.tables[fk.parent] for fk, _ in a.parents] + [
+        index.tables[fk.parent] for chain in a.chains for fk in chain
+    ]
+    for token in leftover:
+        # "supplied from": the suppliers the entity is joined to; "rented": its rentals.
+        table = next((t for t in joined if any(derives(token.lower, n) for n in t.tokens)), None)
+        if table is not None and table.key not in a.verb_phrases:
+            a.verb_phrases[table.key] = token.text
+            explained.add(a.tokens.index(token))
+    leftover = [a.tokens[i] for i in content if i not in explained]
     unknown = [t.text for t in leftover if not _filler(t.lower) and not (variants(t.lower) & column_words)]
     # Personal data the Role cannot see (its column is hidden from this schema) is left out, with a note.
     hidden = [w for w in unknown if variants(w.lower()) & (SENSITIVE_WORDS | SECRET_WORDS)]
@@ -1236,7 +1464,7 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
         metric = a.metric = Metric(func="count", word=None)
     needs_date = bool(p.grain or p.window)
     if metric.func == "count":
-        fact = a.entity if (a.entity is not None and a.entity is not a.group_entity) else None
+        fact = a.counted or (a.entity if (a.entity is not None and a.entity is not a.group_entity) else None)
         if fact is None and a.group_entity is not None and a.mentions:
             fact = a.group_entity
             others = [index.tables[m.best()[1]] for m in a.mentions if index.tables[m.best()[1]] is not a.group_entity]
@@ -1326,6 +1554,7 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
 
 
 STATUS_WORDS = frozenset({"status", "state", "stage"})
+MONEY_UNITS = frozenset({"dollar", "dollars", "euro", "euros", "pound", "pounds", "usd", "eur", "gbp", "bucks"})
 
 
 def _status_columns(index: SchemaIndex, table: Table) -> list[tuple[Table, Column]]:
@@ -1428,8 +1657,12 @@ def _objects(a: Analysis, index: SchemaIndex) -> list[Key]:
     else:
         for fk, _ in a.parents:
             add(fk.parent)
+        for chain in a.chains:
+            for fk in chain:
+                add(fk.parent)
+        chained = {fk.parent for chain in a.chains for fk in chain}
         for f in a.filters:
-            if f.table != base.key:
+            if f.table != base.key and f.table not in chained:
                 fk = next((fk for fk in base.foreign_keys if fk.parent == f.table), None)
                 if fk is None:
                     raise PlanningError(f"filter on {f.table[1]}.{f.column} needs a join the planner cannot find")
@@ -1612,6 +1845,7 @@ class _Query:
         self.select: list[tuple[str, str, str, str | None]] = []  # expression, alias, json_type, format
         self.where: list[str] = []
         self.group_by: list[str] = []
+        self.having: list[str] = []
         self.order_by: list[str] = []
         self.limit: str | None = None
 
@@ -1676,6 +1910,8 @@ class _Query:
             lines.append("WHERE " + "\n  AND ".join(self.where))
         if self.group_by:
             lines.append("GROUP BY " + ", ".join(self.group_by))
+        if self.having:
+            lines.append("HAVING " + " AND ".join(self.having))
         if self.order_by:
             lines.append("ORDER BY " + ", ".join(self.order_by))
         if self.limit:
@@ -1684,6 +1920,9 @@ class _Query:
 
 
 RESERVED_ALIASES = frozenset({"as", "at", "by", "do", "if", "in", "is", "no", "of", "on", "or", "to"})
+
+
+COMPARISON_SQL = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
 def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
@@ -1713,10 +1952,19 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
     def entity_columns(
         table: Table, *, prefix: str = "", skip: set[str] | frozenset = frozenset(), into: list | None = None
     ) -> None:
+        # A list shows the row's first LIST_COLUMNS columns and every column the request names or uses.
+        used = {f.column for f in a.filters if f.table == table.key}
+        used |= {c.name for c in (a.rank_column,) if c is not None and table is a.entity}
+        used |= {c.name for t, c in ([a.window_column] if a.window_column else []) if t is table}
+        shown = 0
         for column in table.columns.values():
             if column.name in skip:
                 continue
             named = (table.key, column.name) in a.mentioned_columns
+            if shown >= LIST_COLUMNS and not named and column.name not in used:
+                continue
+            if not (column.is_secret or (column.is_sensitive and not named)):
+                shown += 1
             if column.name.lower() in a.avoid_columns:
                 continue
             if column.is_secret or (column.is_sensitive and not named):
@@ -1775,6 +2023,8 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
 
     def where_filter(f: Filter) -> str:
         expr = q.col(index.tables[f.table], f.column)
+        if f.fixed and f.op in COMPARISON_SQL:
+            return f"{expr} {COMPARISON_SQL[f.op]} :{f.param}_1"
         if f.fixed:
             names = [f":{f.param}_{n}" for n in range(1, len(f.values or [f.value]) + 1)]
             return f"{expr} IN ({', '.join(names)})"
@@ -1861,6 +2111,8 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         q.select.append((expr, name, json_type, None))
         labels["measure"] = name
         q.group_by = group_exprs
+        for h in a.having:
+            q.having.append(f"{expr} {COMPARISON_SQL.get(h['op'], '=')} {h['value']}")
         for f in a.filters:
             q.where.append(where_filter(f))
         if a.window_column is not None:
@@ -1897,6 +2149,9 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 labels.setdefault(("parent", parent.key), []).append((name, f"{singular(parent.name)}_{name}"))
             if wanted:
                 steps.append(f"Join {parent.name} on {', '.join(fk.child_columns)} for {', '.join(wanted)}.")
+        for chain in a.chains:
+            for fk in chain:
+                q.join_fk(fk, to=fk.parent)
         for fk in a.children:
             child = index.tables[fk.child]
             q.join_fk(fk, to=child.key, left=True)
@@ -1939,14 +2194,15 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 + " (NOT EXISTS anti-join)."
             )
         if a.rank_column is not None:
-            direction = "ASC" if a.phrases.top_ascending else "DESC"
+            ascending = a.recency == "asc" if a.recency else a.phrases.top_ascending
+            direction = "ASC" if ascending else "DESC"
             q.order_by = [f"{q.col(entity, a.rank_column.name)} {direction}"]
         q.order_by += [q.col(entity, c) for c in entity.primary_key]
         for fk in a.children:
             q.order_by += [q.col(index.tables[fk.child], c) for c in index.tables[fk.child].primary_key]
         if a.lookup is not None and a.lookup.primary_key and not a.children:
             q.limit = "1"
-        elif a.rank_column is not None:
+        elif a.rank_column is not None and (a.recency is None or a.phrases.top_n is not None):
             bounded(a.phrases.top_n or 10)
         else:
             bounded(DEFAULT_LIMIT)

@@ -206,6 +206,29 @@ class SchemaIndex:
                 queue.append((other, [*chain, fk]))
         return None
 
+    def up_path(self, start: Key, goal: Key, *, max_steps: int = 4) -> list[ForeignKey] | None:
+        """The shortest chain of child-to-parent foreign keys from start to goal (many-to-one only), or None.
+
+        Every row of `start` meets at most one row of `goal` along it, so joining it never repeats rows.
+        """
+        if start == goal:
+            return []
+        seen = {start}
+        queue: deque[tuple[Key, list[ForeignKey]]] = deque([(start, [])])
+        while queue:
+            node, chain = queue.popleft()
+            if len(chain) >= max_steps:
+                continue
+            table = self.tables.get(node)
+            for fk in sorted(table.foreign_keys if table else [], key=lambda f: (f.parent, f.child_columns)):
+                if fk.parent in seen or fk.parent not in self.tables:
+                    continue
+                if fk.parent == goal:
+                    return [*chain, fk]
+                seen.add(fk.parent)
+                queue.append((fk.parent, [*chain, fk]))
+        return None
+
     def distance(self, start: Key, goal: Key) -> int | None:
         chain = self.path(start, goal)
         return None if chain is None else len(chain)

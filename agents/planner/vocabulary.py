@@ -124,6 +124,10 @@ STOPWORDS = frozenset(
         "specific",
         "single",
         "one",
+        "they",
+        "them",
+        "anything",
+        "something",
     ]
 )
 
@@ -290,6 +294,16 @@ SENSITIVE_WORDS = frozenset(
         "street",
         "zip",
         "postcode",
+        "postal",
+        "fax",
+        "cell",
+        "birthday",
+        "birthdate",
+        "salary",
+        "nationality",
+        "gender",
+        "ip",
+        "bic",
         "tax",
     ]
 )
@@ -378,6 +392,26 @@ def synonyms(word: str) -> frozenset[str]:
             if form in group:
                 found |= group
     return frozenset(found)
+
+
+def derives(word: str, name_word: str) -> bool:
+    """Whether a verb names a noun made from it: supplied -> supplier, rented -> rental, shipped -> shipper."""
+    noun = name_word.lower()
+    for stem in variants(word):
+        if len(stem) >= 3 and noun.startswith(stem) and noun[len(stem) :] in ("er", "ers", "r", "rs", "al", "als"):
+            return True
+        if (
+            len(stem) >= 4
+            and stem.endswith("y")
+            and noun.startswith(stem[:-1])
+            and noun[len(stem) - 1 :]
+            in (
+                "ier",
+                "iers",
+            )
+        ):
+            return True
+    return False
 
 
 def word_score(word: str, name_word: str) -> float:
