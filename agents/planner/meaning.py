@@ -341,6 +341,40 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
         b.parameter(name, param_type(a.lookup), required=True, phrase=phrase)
     if a.window_column is not None:
         b.data["windows"].append(add_window(*a.window_column))
+    for chain, f in a.related_given:
+        taken = set(b.aliases.values()) | {e["alias"] for x in b.data["exists"] for e in x["entities"]}
+        node, previous, entities = entity.key, b.alias(entity.key), []
+        for fk in chain:
+            nxt = fk.parent if fk.child == node else fk.child
+            table = index.tables[nxt]
+            alias = b.new_alias(table, taken)
+            taken.add(alias)
+            if nxt == fk.parent:
+                on = [[p_, c] for p_, c in zip(fk.parent_columns, fk.child_columns, strict=True)]
+            else:
+                on = [[c, p_] for c, p_ in zip(fk.child_columns, fk.parent_columns, strict=True)]
+            entities.append(
+                {"alias": alias, "object": b.object_name(table), "phrase": "", "join": {"to": previous, "on": on}}
+            )
+            node, previous = nxt, alias
+        column = index.tables[f.table].columns[f.column]
+        b.data["exists"].append(
+            {
+                "negated": False,
+                "from": b.alias(entity.key),
+                "entities": entities,
+                "filters": [
+                    {
+                        "column": {"entity": previous, "column": f.column},
+                        "op": "eq",
+                        "param": f.param,
+                        "phrase": f.phrase,
+                    }
+                ],
+                "phrase": f.phrase,
+            }
+        )
+        b.parameter(f.param, param_type(column), required=True, phrase=f.phrase, enum=f.enum)
     if a.activity is not None:
         act, fk, date = a.activity
         taken = set(b.aliases.values())

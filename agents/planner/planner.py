@@ -256,6 +256,8 @@ class Analysis:
     counted: Table | None = None  # "more than 20 orders": the rows counted per entity
     recency: str | None = None  # order by the entity's date: "desc" for "most recent", "asc" for "oldest"
     verb_phrases: dict[Key, str] = field(default_factory=dict)  # "supplied" for the joined suppliers
+    # "films in a given category" across a link table: rows that have a related row with the given value.
+    related_given: list[tuple[list[ForeignKey], Filter]] = field(default_factory=list)
 
     def text(self, first: int, last: int) -> str:
         """The requirement's own words from token `first` to token `last` (inclusive)."""
@@ -838,19 +840,16 @@ def _resolve_given(a: Analysis, index: SchemaIndex) -> None:
                 continue
             found = next(((t, c) for t, c in reachable if t.key == key), None)
             if found is None:
+                _relate_given(a, index, index.tables[key], i, (start, a.tokens[mention.end - 1].end))
                 continue
             table, chain = found
             end = a.tokens[mention.end - 1].end
-            named = [
-                c
-                for c in table.columns.values()
-                if c.is_string and not c.primary_key and _column_score([a.tokens[i].lower], c) >= 1.0
-            ]
-            if len(table.primary_key) != 1 and not named:
+            given = _given_column(table, a.tokens[i].lower)
+            if given is None:
                 continue
-            if named:
-                # "a given country" where the country's name is its column country: the name, not the key.
-                target, column = table, named[0]
+            if not given.primary_key:
+                # "a given country" where a country is known by its name: the name, not the key.
+                target, column = table, given
                 _add_chain(a, chain)
             elif len(chain) == 1 and len(chain[0].child_columns) == 1:
                 # The entity's own foreign key holds the value: no join needed.
@@ -884,6 +883,39 @@ def _resolve_given(a: Analysis, index: SchemaIndex) -> None:
         )
         a.phrases.spans.append((phrase_start, end))
         a.steps.append(f"'{phrase}' is a value the caller gives: {target.name}.{column.name}.")
+
+
+def _given_column(table: Table, word: str) -> Column | None:
+    """How a caller names a row of a table: a column named like the word, the label of a small lookup table
+    (a category by its name), else the key."""
+    named = [c for c in table.columns.values() if c.is_string and not c.primary_key and _column_score([word], c) >= 1.0]
+    if named:
+        return named[0]
+    plain = [c for c in table.columns.values() if not c.primary_key and c.name not in table.fk_columns]
+    plain = [c for c in plain if not c.is_temporal]
+    label = table.label_column()
+    if label is not None and len(plain) <= 2 and label in plain:
+        return label
+    if len(table.primary_key) == 1:
+        return table.columns[table.primary_key[0]]
+    return None
+
+
+def _relate_given(a: Analysis, index: SchemaIndex, table: Table, i: int, span: tuple[int, int]) -> None:
+    """'films in a given category' (through film_category): an exists chain to the table, filtered by the value."""
+    chain = index.path(a.entity.key, table.key)
+    if not chain or len(chain) > 3:
+        return
+    column = _given_column(table, a.tokens[i].lower)
+    if column is None:
+        return
+    phrase = a.requirement[span[0] : span[1]]
+    f = Filter(table.key, column.name, None, phrase=phrase, required=True, enum=list(column.enum or []) or None)
+    if not column.primary_key and not _column_score([a.tokens[i].lower], column):
+        f.param = singular(a.tokens[i].lower)  # "a given category" is its name: the parameter is "category"
+    a.related_given.append((chain, f))
+    a.phrases.spans.append(span)
+    a.steps.append(f"'{phrase}': {a.entity.name} with a related {table.name}.{column.name} the caller gives.")
 
 
 def _resolve_name_lookup(a: Analysis, index: SchemaIndex) -> None:
@@ -1302,8 +1334,8 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
 def _name_parameters(a: Analysis, index: SchemaIndex) -> None:
     """Parameter names of the filters: the column name, unique; values typed like their column."""
     taken: set[str] = set()
-    for f in a.filters:
-        name = f.column.lower()
+    for f in [*a.filters, *(f for _, f in a.related_given)]:
+        name = f.param or f.column.lower()
         if name in taken:
             name = f"{singular(f.table[1])}_{name}"
         taken.add(name)
@@ -2176,6 +2208,20 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         if a.window_column is not None:
             table, column = a.window_column
             q.where.extend(window_conditions(q.col(table, column.name), a.phrases.window))
+        for chain, f in a.related_given:
+            add_param(f.param or f.column, {"type": index.tables[f.table].columns[f.column].json_type})
+            node, parts, conditions = entity.key, [], []
+            for fk in chain:
+                nxt = fk.parent if fk.child == node else fk.child
+                alias = f"x{len(parts) + 1}"
+                parts.append(f"{q.table_ref(index.tables[nxt])} {alias}")
+                here = f"x{len(parts) - 1}" if len(parts) > 1 else q.alias(entity)
+                for c, p_ in zip(fk.child_columns, fk.parent_columns, strict=True):
+                    left, right = (c, p_) if nxt == fk.child else (p_, c)
+                    conditions.append(f"{alias}.{q.q(left)} = {here}.{q.q(right)}")
+                node = nxt
+            conditions.append(f"x{len(parts)}.{q.q(f.column)} = :{f.param or f.column}")
+            q.where.append(f"EXISTS (SELECT 1 FROM {', '.join(parts)} WHERE {' AND '.join(conditions)})")
         if a.activity is not None:
             act, fk, date = a.activity
             alias = q.alias(act)

@@ -323,15 +323,20 @@ def _candidates(context: dict) -> list[str]:
     for table in _pattern_tables(context):
         if table in names and table not in chosen:
             chosen.append(table)
-    for table in list(chosen):
-        obj = described.get(table)
-        if obj is None:
-            continue
-        related = [fk["ref_table"] for fk in obj.get("foreign_keys") or []]
-        related += [str(r.get("object") or "").rpartition(".")[2] for r in obj.get("referenced_by") or []]
-        for name in related:
-            if name and name in names and name not in chosen:
-                chosen.append(name)
+    # The tables the named ones belong to first (the path to a far parent runs through them), then their children.
+    named = list(chosen)
+    for kind in ("parents", "children"):
+        for table in named:
+            obj = described.get(table)
+            if obj is None:
+                continue
+            if kind == "parents":
+                related = [fk["ref_table"] for fk in obj.get("foreign_keys") or []]
+            else:
+                related = [str(r.get("object") or "").rpartition(".")[2] for r in obj.get("referenced_by") or []]
+            for name in related:
+                if name and name in names and name not in chosen:
+                    chosen.append(name)
     if not chosen:
         chosen = sorted(names)
     bound = MAX_MEASURED_TABLES if _measured(context) else MAX_EXPLORED_TABLES

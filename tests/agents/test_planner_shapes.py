@@ -33,6 +33,12 @@ LIBRARY = schema_of(
             "pk": ["member_no"],
             "fks": {"town_id": "towns.town_id"},
         },
+        "clubs": {"columns": {"club_id": "integer", "name": "string"}, "pk": ["club_id"]},
+        "club_members": {
+            "columns": {"club_id": "integer", "member_no": "integer"},
+            "pk": ["club_id", "member_no"],
+            "fks": {"club_id": "clubs.club_id", "member_no": "members.member_no"},
+        },
         "loans": {
             "columns": {"loan_id": "integer", "member_no": "integer", "borrowed_at": "date-time", "fee": "number"},
             "pk": ["loan_id"],
@@ -138,3 +144,15 @@ def test_a_percentage_is_not_guessed_without_knowing_how_the_column_stores_it():
         return
     assert not any(f.op in ("gt", "gte") for f in interp.filters)
     assert any("at least 20" in p for p in _problems(requirement, interp))  # so the run asks instead
+
+
+def test_a_given_value_across_a_link_table_is_an_exists_chain_with_a_required_parameter():
+    requirement = "Members of a given club"
+    interp = _plan(requirement)
+    [related] = interp.exists
+    assert not related.negated and [e.object for e in related.entities] == ["club_members", "clubs"]
+    [only] = related.filters
+    assert (only.column.column, only.param) == ("name", "club")  # a small lookup table is known by its name
+    assert interp.parameter("club").required and not interp.filters
+    assert _problems(requirement, interp) == []
+    assert any("a given club" in p for p in _problems(requirement, _without(interp, exists=[], parameters=[])))
