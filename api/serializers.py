@@ -543,6 +543,7 @@ class GeneratedEndpointSerializer(serializers.ModelSerializer):
     role_name = serializers.CharField(source="role.name", read_only=True)
     source_execution = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     reviewed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    deployed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     path = serializers.CharField(read_only=True)
     versioned_path = serializers.CharField(read_only=True)
     is_read_only = serializers.BooleanField(read_only=True)
@@ -570,6 +571,7 @@ class GeneratedEndpointSerializer(serializers.ModelSerializer):
             "reviewed_at",
             "review_comment",
             "deployed_at",
+            "deployed_by",
             "retired_at",
             "call_count",
             "avg_latency_ms",

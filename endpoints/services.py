@@ -486,6 +486,7 @@ def _refresh(endpoint: GeneratedEndpoint, locked: GeneratedEndpoint) -> Generate
         "reviewed_at",
         "review_comment",
         "deployed_at",
+        "deployed_by_id",
         "retired_at",
         "checked_sql",
     ):
@@ -559,7 +560,7 @@ def endpoint_deploy(*, endpoint: GeneratedEndpoint, user=None) -> GeneratedEndpo
     errors = endpoint_validate(endpoint=endpoint)  # outside any transaction: it reaches the customer database
     if errors:
         raise EndpointError("Validation failed: " + " ".join(errors), code="validation_failed")
-    return _mark_deployed(endpoint, from_statuses=(EndpointStatus.APPROVED,))
+    return _mark_deployed(endpoint, from_statuses=(EndpointStatus.APPROVED,), extra={"deployed_by": user})
 
 
 def endpoint_auto_deploy_if_allowed(*, endpoint: GeneratedEndpoint) -> bool:
@@ -580,8 +581,9 @@ def endpoint_auto_deploy_if_allowed(*, endpoint: GeneratedEndpoint) -> bool:
     if endpoint_validate(endpoint=endpoint):
         return False
     extra = {
+        "deployed_by": None,
         "review_comment": "Deployed automatically: read-only, verified against the requirement, all tests passed "
-        "(organization policy)."
+        "(organization policy).",
     }
     if not endpoint.reviewed_at:
         extra["reviewed_at"] = timezone.now()

@@ -359,3 +359,54 @@ def notification_get_for_user(*, user, notification_id: int):
     if item is None:
         raise Http404("No such notification")
     return item
+
+
+VERDICT_LABELS = {
+    "verified": "Verified against the request",
+    "needs_review": "Needs a person's review",
+    "failed": "Did not pass its checks",
+    "unverified": "Not verified",
+}
+
+
+def endpoint_evidence(*, endpoint: GeneratedEndpoint) -> dict:
+    """What an approver sees before approving: the meaning in plain words, what it rests on, sample rows, tests."""
+    from endpoints.interpretation import interpretation_parse
+    from endpoints.verification.wording import interpretation_describe
+
+    verification = endpoint.verification or {}
+    requirement = verification.get("requirement") or ""
+    interpretation = None
+    if endpoint.interpretation:
+        try:
+            interpretation = interpretation_parse(endpoint.interpretation)
+        except ValueError:
+            interpretation = None
+    meaning = verification.get("meaning") or (
+        interpretation_describe(interpretation, requirement=requirement) if interpretation is not None else ""
+    )
+    assumptions = [{"text": a.text, "phrase": a.phrase} for a in (interpretation.assumptions if interpretation else [])]
+    concerns = list(
+        dict.fromkeys(
+            [*verification.get("review_reasons", [])]
+            + [f["message"] for f in verification.get("findings") or [] if not f.get("passed", True)]
+        )
+    )
+    report = verification.get("meaning_tests") or {}
+    rows = list(report.get("sample_rows") or [])
+    columns = list(rows[0]) if rows else []
+    verdict = endpoint.verdict
+    return {
+        "verdict": verdict,
+        "verdict_label": VERDICT_LABELS.get(verdict, verdict),
+        "requirement": requirement,
+        "meaning": meaning,
+        "assumptions": assumptions,
+        "concerns": concerns,
+        "rests_on_assumption": bool(assumptions) or any(c.startswith("assumed:") for c in concerns),
+        "example_params": report.get("example_params") or {},
+        "sample_columns": columns,
+        "sample_rows": [[row.get(c) for c in columns] for row in rows],
+        "meaning_tests": report.get("tests") or [],
+        "auto_deployable": verdict == "verified",
+    }

@@ -145,6 +145,7 @@ def _endpoint_panel(request, endpoint, **extra) -> dict:
         "curl": _curl(endpoint, params),
         "docs_markdown": endpoint_markdown_docs(endpoint=endpoint),
         "can_manage": selectors.user_can_manage(user=request.user, organization_id=endpoint.organization_id),
+        "evidence": selectors.endpoint_evidence(endpoint=endpoint),
         "reject_form": extra.pop("reject_form", None) or RejectForm(),
         **extra,
     }
