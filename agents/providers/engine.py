@@ -130,18 +130,37 @@ def extract_json_object(text: str) -> tuple[dict[str, Any] | None, str]:
         if isinstance(value, dict):
             return value, ""
         return None, f"it is a JSON {type(value).__name__}, not an object"
-    # A fenced block, or an object inside prose: the first "{" from which a whole object decodes.
-    start = stripped.find("{")
-    while start != -1:
+    # A fenced block, or an object inside prose: the first outermost "{" from which a whole object
+    # decodes. A "{" inside a broken object is never taken for the answer (a fragment of it is not).
+    for start in _outermost_braces(stripped):
         try:
             value, _end = decoder.raw_decode(stripped, start)
         except json.JSONDecodeError:
-            pass
-        else:
-            if isinstance(value, dict):
-                return value, ""
-        start = stripped.find("{", start + 1)
+            continue
+        if isinstance(value, dict):
+            return value, ""
     return None, first_error
+
+
+def _outermost_braces(text: str):
+    """Positions of the "{" that open an object at the top level of the text (strings inside braces skipped)."""
+    depth, in_string, escaped = 0, False, False
+    for position, char in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == "{":
+            if depth == 0:
+                yield position
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+        elif char == '"' and depth:
+            in_string = True
 
 
 def schema_instruction(schema: dict[str, Any]) -> str:

@@ -382,10 +382,14 @@ def from_openai_response(response: Any, *, forced_tool: bool, vendor: str = VEND
         raise LLMError(f"{vendor} returned no choices", retryable=True)
     choice = response.choices[0]
     message = choice.message
+    refused = None
     if getattr(message, "refusal", None):
-        raise LLMError(f"the model declined to answer: {message.refusal[:300]}", code="refused")
-    if choice.finish_reason == "content_filter":
-        raise LLMError(f"{vendor} withheld the answer (its content filter stopped it)", code="refused")
+        refused = LLMError(f"the model declined to answer: {message.refusal[:300]}", code="refused")
+    elif choice.finish_reason == "content_filter":
+        refused = LLMError(f"{vendor} withheld the answer (its content filter stopped it)", code="refused")
+    if refused is not None:
+        refused.usage = _usage(response.usage)  # a refusal is paid for too: accounting and budgets see it
+        raise refused
     truncated = choice.finish_reason == "length"
     calls: list[ToolCall] = []
     structured: dict[str, Any] | None = None

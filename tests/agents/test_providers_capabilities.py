@@ -14,6 +14,7 @@ from agents.models import ModelCapability
 from agents.providers import LLMError, Message, MeteredProvider, ToolCall, ToolSpec, UsageMeter, provider_for
 from agents.providers.anthropic_provider import AnthropicProvider
 from agents.providers.capabilities import Capabilities, CapabilityKey, MemoryCapabilityStore
+from agents.providers.engine import extract_json_object
 from agents.providers.openai_provider import OpenAIProvider
 from agents.providers.registry import capability_probe_again
 from tests.agents.recordings import FAKE_KEY, ReplayServer
@@ -489,3 +490,13 @@ def test_anthropics_token_counter_is_used_near_the_limit():
     assert server.body()["max_tokens"] == 10_000 - 9000 - 2 * 8
     counted = [r for r in server.requests if r.url.path == "/v1/messages/count_tokens"]
     assert "max_tokens" not in json.loads(counted[0].content)
+
+
+def test_a_fragment_of_a_broken_json_answer_is_not_taken_for_the_answer():
+    broken = '{"relevant_objects": [{"object": "customers", "reason": "region"}], "summary": "found"'
+
+    value, problem = extract_json_object(broken)
+
+    assert value is None and "not valid JSON" in problem
+    assert extract_json_object('Here it is: {"a": {"b": 1}} as asked') == ({"a": {"b": 1}}, "")
+    assert extract_json_object('```json\n{"a": "}{"}\n```') == ({"a": "}{"}, "")
