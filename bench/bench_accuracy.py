@@ -711,17 +711,19 @@ def _share(value: float | None) -> str:
 
 
 def _print_table(rows: list[dict]) -> None:
-    header = ("database", "engine", "n", "correct", "wrong", "declined", "errors", "no question", "<=1 question")
-    widths = (10, 11, 4, 8, 6, 9, 7, 12, 13)
-    print("".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "median s to live")
+    header = ("database", "engine", "n", "correct", "wrong", "declined", "errors", "no question", "<=1 question",
+              "median s to live", "rated down/offered again")  # fmt: skip
+    widths = (10, 11, 4, 8, 6, 9, 7, 12, 13, 17, 0)
+    print("".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in rows:
         s = row["summary"]
+        median = "-" if s["median_seconds_to_live"] is None else f"{s['median_seconds_to_live']:.1f}"
+        learning = f"{row['learning']['rated_down']}/{row['learning']['offered_again']}"
         cells = (
             row["database"], row["engine"], s["requirements"], s["correct"], s["wrong"], s["declined"], s["errors"],
-            _share(s["share_without_question"]), _share(s["share_after_one_question"]),
+            _share(s["share_without_question"]), _share(s["share_after_one_question"]), median, learning,
         )  # fmt: skip
-        median = "-" if s["median_seconds_to_live"] is None else f"{s['median_seconds_to_live']:.1f}"
-        print("".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + median)
+        print("".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)))
 
 
 def check_references(databases: list[str], engines: list[str], only: set[str] | None) -> int:

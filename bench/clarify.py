@@ -14,6 +14,7 @@ Nothing here knows a particular schema.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ class ReferenceFacts:
     values: set[str] = field(default_factory=set)
     filters: set[tuple[str | None, str, str]] = field(default_factory=set)
     measures: set[tuple[str, str | None, str | None]] = field(default_factory=set)
+    words: set[str] = field(default_factory=set)  # every word of the SQL text: names, aliases, literals
 
     def has_column(self, table: str | None, column: str) -> bool:
         column = column.lower()
@@ -64,7 +66,7 @@ def reference_facts(*, sql: str, parameters: dict | None = None, dialect: str = 
     """Parse a reference query (named binds :name take their values from `parameters`)."""
     parameters = {k.lower(): v for k, v in (parameters or {}).items()}
     tree = sqlglot.parse_one(sql, read=dialect)
-    facts = ReferenceFacts()
+    facts = ReferenceFacts(words=set(re.findall(r"[a-z0-9]+", sql.lower())))
     aliases: dict[str, str] = {}
     for table in tree.find_all(exp.Table):
         name = table.name.lower()
@@ -185,12 +187,32 @@ def _no_filter(mapping: dict) -> bool:
     return isinstance(mapping, dict) and mapping.get("kind") == "filter" and mapping.get("filters") == []
 
 
+# Words a user may well say add nothing: how a request is put, not what it asks for. Any other
+# word can carry meaning in a way the reference does not spell ("no longer sell" is a flag), so
+# the oracle never leaves it out.
+FILLER = frozenset(
+    {"given", "certain", "specific", "particular", "some", "please", "show", "list", "find", "get", "see",
+     "want", "need", "our", "we", "us", "me", "my", "which", "what"}
+)  # fmt: skip
+
+
+def leaving_out_fits(word: str, facts: ReferenceFacts) -> bool:
+    """Whether a user who meant the reference would say that `word` adds nothing: filler the reference lacks."""
+    tokens = re.findall(r"[a-z0-9]+", str(word).lower())
+    return bool(tokens) and all(t in FILLER and t not in facts.words for t in tokens)
+
+
+def _ignores(mapping: dict) -> bool:
+    return isinstance(mapping, dict) and mapping.get("kind") == "ignore"
+
+
 def answers_for(*, questions: list[dict], facts: ReferenceFacts) -> tuple[dict, str]:
     """{question_id: choice_id} for every question, or ({}, why the oracle cannot answer).
 
     A filter question ("which statuses count? choose one or more") is answered with every choice the
     reference filters on, as a list; its "every value counts" choice only when the reference filters
-    on none of the others. Any other question needs exactly one fitting choice.
+    on none of the others. Any other question needs exactly one fitting choice, or, when none fits,
+    a "leave it out" choice for a filler word such as 'given' (leaving_out_fits).
     """
     answers: dict = {}
     for question in questions or []:
@@ -207,6 +229,11 @@ def answers_for(*, questions: list[dict], facts: ReferenceFacts) -> tuple[dict, 
             continue
         if several and fitting:
             answers[question.get("id")] = [c.get("id") for c in fitting]
+            continue
+        leave_out = [c for c in choices if _ignores(c.get("mapping"))]
+        term = (leave_out[0].get("mapping") or {}).get("term") or phrase if leave_out else ""
+        if not fitting and len(leave_out) == 1 and leaving_out_fits(term, facts):
+            answers[question.get("id")] = leave_out[0].get("id")
             continue
         labels = ", ".join(str(c.get("label") or c.get("id")) for c in choices) or "no choices"
         if not fitting:

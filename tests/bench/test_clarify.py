@@ -81,3 +81,27 @@ def test_a_which_values_count_question_is_answered_with_every_value_the_referenc
     assert answers_for(questions=[question], facts=FACTS) == ({"statuses_1": ["completed", "refunded"]}, "")
     unfiltered = reference_facts(sql="SELECT SUM(p.amount) FROM payment p")
     assert answers_for(questions=[question], facts=unfiltered) == ({"statuses_1": "all"}, "")
+
+
+def _leave_out_question(word: str, *choices):
+    leave = {"id": "leave_it_out", "label": f"'{word}' adds nothing", "mapping": {"term": word, "kind": "ignore"}}
+    return {"id": "q1", "phrase": word, "text": f"What does '{word}' mean?", "kind": "other",
+            "choices": [*choices, leave]}  # fmt: skip
+
+
+def test_a_filler_word_is_left_out():
+    question = _leave_out_question("given", _choice("city", kind="column", table="city", column="city"))
+    assert answers_for(questions=[question], facts=FACTS) == ({"q1": "leave_it_out"}, "")
+
+
+def test_a_word_that_names_a_number_an_order_or_something_of_the_reference_is_never_left_out():
+    ranked = reference_facts(
+        sql="SELECT e.employee_id, m.first_name AS manager_first_name FROM employees e "
+        "JOIN employees m ON m.employee_id = e.reports_to ORDER BY e.hire_date DESC LIMIT 4"
+    )
+    for word in ("four", "4", "most", "latest", "manager", "managers", "employee", "never", "longer", "sell"):
+        answers, why = answers_for(questions=[_leave_out_question(word)], facts=ranked)
+        assert answers == {} and "no choice fits" in why, word
+    # A choice that fits wins over leaving the word out.
+    question = _leave_out_question("live", _choice("country", kind="column", table="country", column="country"))
+    assert answers_for(questions=[question], facts=FACTS) == ({"q1": "country"}, "")
