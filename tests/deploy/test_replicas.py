@@ -158,6 +158,9 @@ def _replica_env() -> dict:
         NECTAR_ENCRYPTION_KEYS=",".join(settings.ENCRYPTION_KEYS),
         DEBUG="false",
         ALLOWED_HOSTS="127.0.0.1,localhost",
+        # The suite's opt-in to its own customer databases (tests/conftest.py), for every replica.
+        NECTAR_SERVICE_ALLOWED_HOSTS=",".join(settings.SERVICE_ALLOWED_HOSTS),
+        NECTAR_SQLITE_DIR=settings.SERVICE_SQLITE_DIR,
         LLM_PROVIDER="offline",
         NECTAR_WORKERS="1",
         EXECUTION_HEARTBEAT_SECONDS="2",
