@@ -4,8 +4,10 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from learning.models import AgentMemory, ImprovementReport, MemoryType, MemoryUse
-from learning.services import embed_texts, memory_embed
+from learning.forms import GlossaryTermForm
+from learning.glossary import _parse_content, mapping_parse
+from learning.models import AgentMemory, GlossaryTerm, ImprovementReport, MemoryType, MemoryUse
+from learning.services import LearningInputError, embed_texts, memory_embed
 from roles.admin_scoping import OrganizationScopedAdmin
 from roles.selectors import organization_ids_for_user
 
@@ -207,3 +209,117 @@ class ImprovementReportAdmin(OrganizationScopedAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class GlossaryTermAdminForm(forms.ModelForm, GlossaryTermForm):
+    """The mapping as fields (learning.forms.GlossaryTermForm), never the memory's raw JSON."""
+
+    class Meta:
+        model = GlossaryTerm
+        fields = ("organization", "service")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["service"].required = True
+        parsed = _parse_content(self.instance) if self.instance.pk else None
+        if parsed is not None:
+            self.initial.update(GlossaryTermForm.initial_for(parsed[0], parsed[1], parsed[2]))
+            self.fields["term"].disabled = True
+            self.fields["term"].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        organization, service = cleaned.get("organization"), cleaned.get("service")
+        if organization is not None and service is not None and service.organization_id != organization.pk:
+            self.add_error("service", "This Service belongs to another organization.")
+        if cleaned.get("kind") and "conditions" not in self.errors:
+            try:
+                mapping_parse(self.mapping())
+            except LearningInputError as exc:  # a form message, never a server error
+                self.add_error(None, str(exc))
+        return cleaned
+
+
+@admin.register(GlossaryTerm)
+class GlossaryTermAdmin(OrganizationScopedAdmin):
+    """The glossary of each Service: term, what it means, where it came from; edited through learning.glossary."""
+
+    form = GlossaryTermAdminForm
+    list_display = ("term", "kind", "meaning", "service", "organization", "origin", "updated_at")
+    list_filter = ("organization", "service")
+    search_fields = ("content",)
+    readonly_fields = ("origin", "updated_at")
+
+    def get_queryset(self, request):
+        from learning.glossary import GLOSSARY_TAG
+
+        return (
+            super()
+            .get_queryset(request)
+            .filter(type=MemoryType.BUSINESS_RULE, tags__contains=[GLOSSARY_TAG], is_active=True)
+            .defer("embedding")
+        )
+
+    def get_fields(self, request, obj=None):
+        names = ["organization", "service", "term", "kind", "object", "column", "op", "value", "func", "times"]
+        return [*names, "conditions", "note", "origin", "updated_at"]
+
+    def _parsed(self, obj):
+        return _parse_content(obj)
+
+    @admin.display(description="Term")
+    def term(self, obj):
+        parsed = self._parsed(obj)
+        return parsed[0] if parsed else "(unreadable)"
+
+    @admin.display(description="Kind")
+    def kind(self, obj):
+        parsed = self._parsed(obj)
+        return parsed[1].kind if parsed else ""
+
+    @admin.display(description="Means")
+    def meaning(self, obj):
+        parsed = self._parsed(obj)
+        return parsed[1].describe() if parsed else ""
+
+    @admin.display(description="Came from")
+    def origin(self, obj):
+        if obj is None or not obj.pk:
+            return "-"
+        if obj.source_execution_id:
+            url = reverse("admin:agents_agentexecution_change", args=[obj.source_execution_id])
+            return format_html('an answer in <a href="{}">execution {}</a>', url, str(obj.source_execution_id)[:8])
+        return "entered by hand"
+
+    def save_model(self, request, obj, form, change):
+        from django.core.exceptions import ValidationError
+
+        from learning.glossary import glossary_define, glossary_update
+
+        mapping = form.mapping()
+        note = form.cleaned_data.get("note") or ""
+        try:
+            if change:
+                glossary_update(memory=obj, mapping=mapping, user=request.user, note=note)
+            else:
+                term = glossary_define(
+                    service=form.cleaned_data["service"],
+                    term=form.cleaned_data["term"],
+                    mapping=mapping,
+                    user=request.user,
+                    note=note,
+                )
+                obj.pk = term.memory_id
+        except LearningInputError as exc:
+            raise ValidationError(str(exc)) from exc
+
+    def delete_model(self, request, obj):
+        from learning.glossary import glossary_remove
+
+        glossary_remove(memory=obj, user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        from learning.glossary import glossary_remove
+
+        for obj in queryset:
+            glossary_remove(memory=obj, user=request.user)

@@ -145,3 +145,11 @@ class ImprovementReport(models.Model):
 
     def __str__(self) -> str:
         return f"Improvement run {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class GlossaryTerm(AgentMemory):
+    """A business term of a Service's glossary (a BUSINESS_RULE memory tagged "glossary"; learning.glossary)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "glossary term"

@@ -410,3 +410,49 @@ def endpoint_evidence(*, endpoint: GeneratedEndpoint) -> dict:
         "meaning_tests": report.get("tests") or [],
         "auto_deployable": verdict == "verified",
     }
+
+
+def glossary_of_service(*, service) -> list[dict]:
+    """The Service's glossary for its page: each term, what it means, and where it came from."""
+    from learning.glossary import glossary_terms
+
+    terms = glossary_terms(service=service)
+    memories = {
+        str(m.pk): m
+        for m in AgentMemory.objects.filter(pk__in=[t.memory_id for t in terms])
+        .select_related("source_execution__user")
+        .defer("embedding")
+    }
+    rows = []
+    for t in terms:
+        memory = memories.get(t.memory_id)
+        execution = memory.source_execution if memory is not None else None
+        rows.append(
+            {
+                **t.as_dict(),
+                "kind": t.mapping.kind,
+                "updated_at": memory.updated_at if memory is not None else None,
+                "execution": execution if execution is not None and execution.parent_id is None else None,
+                "answered_by": execution.user.get_username() if execution is not None and execution.user else "",
+            }
+        )
+    return sorted(rows, key=lambda r: (r["term"], r["kind"]))
+
+
+def database_definitions(*, service) -> list[dict]:
+    """What the database itself says its objects and columns mean: comments, and the views it defines."""
+    found = []
+    for obj in (service.schema_cache or {}).get("objects") or []:
+        columns = [{"name": c["name"], "comment": c["comment"]} for c in obj.get("columns") or [] if c.get("comment")]
+        if obj.get("comment") or columns or obj.get("kind") == "view":
+            found.append(
+                {
+                    "name": obj["name"],
+                    "schema": obj.get("schema") or "",
+                    "kind": obj.get("kind") or "table",
+                    "comment": obj.get("comment") or "",
+                    "columns": columns,
+                    "column_names": [c["name"] for c in obj.get("columns") or []],
+                }
+            )
+    return sorted(found, key=lambda o: (o["kind"] != "view", o["name"]))

@@ -29,6 +29,9 @@ urlpatterns = [
     # Not /mcp/: that prefix belongs to the MCP protocol endpoints (nectar.routing).
     path("mcp-servers/", views.mcp, name="mcp"),
     path("memories/", views.memories, name="memories"),
+    path("glossary/", views.glossary, name="glossary"),
+    path("glossary/<uuid:memory_id>/edit/", views.glossary_edit, name="glossary-edit"),
+    path("glossary/<uuid:memory_id>/remove/", views.glossary_remove_view, name="glossary-remove"),
     path("approvals/", views.approvals, name="approvals"),
     path("tokens/", views.tokens, name="tokens"),
     path("notifications/", views.notifications, name="notifications"),

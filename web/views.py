@@ -8,7 +8,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, HttpResponseBadRequest
+from django.http import Http404, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -33,8 +33,12 @@ from endpoints.services import (
     endpoint_reject,
     endpoint_rollback,
 )
+from learning.forms import GlossaryTermForm
+from learning.glossary import glossary_define, glossary_remove, glossary_terms, glossary_update
+from learning.selectors import glossary_memory_get_for_user
 from learning.services import LearningInputError
 from mcpservers.views import client_configs
+from roles.selectors import service_get_for_user, services_for_user
 from web import selectors
 from web.charts import chart_for_result
 from web.context import nav_context, organization_choose, organization_current
@@ -81,7 +85,7 @@ def requirement_new(request):
         try:
             execution = execution_submit(user=request.user, role=role, requirement=form.cleaned_data["requirement"])
         except ExecutionError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
         else:
             preference_remember_role(user=request.user, role=role)
             return redirect("execution-detail", execution_id=execution.pk)
@@ -569,3 +573,90 @@ def tokens(request):
             return HttpResponseBadRequest("Unknown action.")
     context["tokens"] = PersonalToken.objects.filter(user=request.user)
     return _page(request, "web/tokens.html", context, section="tokens", status=status)
+
+
+# --- the glossary of business terms -------------------------------------------------------------
+
+
+def _glossary_page(request, *, service, form, editing=None, status: int = 200):
+    organization = organization_current(request)
+    context = {
+        "services": list(services_for_user(user=request.user, organization=organization).order_by("name")),
+        "service": service,
+        "terms": selectors.glossary_of_service(service=service) if service else [],
+        "definitions": selectors.database_definitions(service=service) if service else [],
+        "form": form,
+        "editing": editing,
+        "can_manage": selectors.user_can_manage(user=request.user, organization_id=organization.pk),
+    }
+    return _page(request, "web/glossary.html", context, section="glossary", status=status)
+
+
+@login_required
+def glossary(request):
+    """The business terms of one database (a picker): list them; owners and admins add terms."""
+    organization = organization_current(request)
+    wanted = request.POST.get("service") or request.GET.get("service")
+    if wanted:
+        service = service_get_for_user(user=request.user, service_id=wanted, organization=organization)
+    else:
+        service = services_for_user(user=request.user, organization=organization).order_by("name").first()
+    form = GlossaryTermForm(request.POST or None)
+    if request.method == "POST":
+        if service is None:
+            return HttpResponseBadRequest("Choose a database first.")
+        if form.is_valid():
+            try:
+                term = glossary_define(
+                    service=service,
+                    term=form.cleaned_data["term"],
+                    mapping=form.mapping(),
+                    user=request.user,
+                    note=form.cleaned_data["note"],
+                )
+            except LearningInputError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+            else:
+                messages.success(request, f"“{term.term}” now means {term.mapping.describe()} in {service.name}.")
+                return redirect(f"{reverse('glossary')}?service={service.pk}")
+        return _glossary_page(request, service=service, form=form, status=400)
+    return _glossary_page(request, service=service, form=form)
+
+
+@login_required
+def glossary_edit(request, memory_id):
+    memory = glossary_memory_get_for_user(
+        user=request.user, memory_id=memory_id, organization=organization_current(request)
+    )
+    term = next((t for t in glossary_terms(service=memory.service) if t.memory_id == str(memory.pk)), None)
+    if term is None:
+        raise Http404("No such glossary term")
+    if not selectors.user_can_manage(user=request.user, organization_id=memory.organization_id):
+        raise PermissionDenied("Only owners and admins of the organization may edit its glossary.")
+    form = GlossaryTermForm(
+        request.POST or None, initial=GlossaryTermForm.initial_for(term.term, term.mapping, term.note)
+    )
+    form.fields["term"].disabled = True
+    if request.method == "POST" and form.is_valid():
+        try:
+            updated = glossary_update(
+                memory=memory, mapping=form.mapping(), user=request.user, note=form.cleaned_data["note"]
+            )
+        except LearningInputError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, str(exc))
+        else:
+            messages.success(request, f"“{updated.term}” now means {updated.mapping.describe()}.")
+            return redirect(f"{reverse('glossary')}?service={memory.service_id}")
+    status = 400 if request.method == "POST" else 200
+    return _glossary_page(request, service=memory.service, form=form, editing=term, status=status)
+
+
+@login_required
+@require_POST
+def glossary_remove_view(request, memory_id):
+    memory = glossary_memory_get_for_user(
+        user=request.user, memory_id=memory_id, organization=organization_current(request)
+    )
+    glossary_remove(memory=memory, user=request.user)
+    messages.success(request, "Removed from the glossary; the next request that uses the term asks again.")
+    return redirect(f"{reverse('glossary')}?service={memory.service_id}")

@@ -63,6 +63,9 @@ def test_answering_on_the_page_fills_the_glossary_queues_the_run_and_it_goes_on(
     assert OrmQ.objects.count() == queued + 1  # enqueued to the worker
     term = glossary_lookup(service=waiting.role.service, term="revenue", kind="measure")
     assert term is not None and "line_total" in term.mapping.describe()
+    glossary_page = client.get(reverse("glossary"), {"service": waiting.role.service_id}).text
+    assert f"Answered by {member.username} in" in glossary_page  # where the term came from
+    assert reverse("execution-detail", args=[waiting.pk]) in glossary_page
 
     run_execution_task(str(waiting.pk))  # what the worker does with the queued task
     waiting.refresh_from_db()
