@@ -186,15 +186,19 @@ def target_prepare(database: str, engine: str) -> DatasetCopy:
         return dataset_load(dataset=database, engine=engine, directory=default_directory())
     url, fingerprint, shift = demo_source_url()
     if engine == "postgresql":
-        parsed = sa.engine.make_url(url)
+        from roles.demo.location import demo_database_location
+
+        # The demo database itself, reached like the demo's own Service: as its least-privilege login.
+        location = demo_database_location()
+        username, password = location.service_login
         return DatasetCopy(
             dataset="demo",
             engine="postgresql",
-            database=parsed.database or "",
-            host=parsed.query.get("host") or parsed.host or "",
-            port=parsed.port,
-            username=parsed.username or "",
-            password=parsed.password or "",
+            database=location.database,
+            host=location.host,
+            port=location.port,
+            username=username,
+            password=password,
             shift=shift,
         )
     return copy_database(
