@@ -33,6 +33,7 @@ class ReferenceFacts:
     values: set[str] = field(default_factory=set)
     filters: set[tuple[str | None, str, str]] = field(default_factory=set)
     measures: set[tuple[str, str | None, str | None]] = field(default_factory=set)
+    expressions: set[tuple[str, frozenset]] = field(default_factory=set)  # aggregates of expressions
     words: set[str] = field(default_factory=set)  # every word of the SQL text: names, aliases, literals
 
     def has_column(self, table: str | None, column: str) -> bool:
@@ -115,11 +116,19 @@ def reference_facts(*, sql: str, parameters: dict | None = None, dialect: str = 
                     facts.filters.add((owner(predicate.this), predicate.this.name.lower(), value))
     for aggregate in tree.find_all(exp.AggFunc):
         func = aggregate.key.lower()
+        argument = aggregate.this
+        if isinstance(argument, exp.Distinct):
+            func = f"{func}_distinct"
+            argument = argument.expressions[0] if len(argument.expressions) == 1 else argument
+        while isinstance(argument, (exp.Cast, exp.Paren)):
+            argument = argument.this
         columns = list(aggregate.find_all(exp.Column))
         if not columns:
             facts.measures.add((func, None, None))
-        for column in columns:
-            facts.measures.add((func, owner(column), column.name.lower()))
+        elif isinstance(argument, exp.Column):  # the measure is the column itself: SUM(amount)
+            facts.measures.add((func, owner(argument), argument.name.lower()))
+        else:  # an expression of columns: SUM(price * quantity * (1 - discount)) is no column's sum
+            facts.expressions.add((func, frozenset((owner(c), c.name.lower()) for c in columns)))
     return facts
 
 
@@ -174,7 +183,12 @@ def choice_fits(mapping: dict, facts: ReferenceFacts) -> bool:
     if func is not None:
         named = True
         func = str(func).lower()
-        if not any(
+        times = mapping.get("times")
+        if times:  # price x quantity: an aggregate of exactly those two columns
+            wanted = {str(column or "").lower(), str(times).lower()}
+            if not any(f == func and {c for _t, c in cols} == wanted for f, cols in facts.expressions):
+                return False
+        elif not any(
             f == func and (column is None or c == column) and (table is None or t in (table, None))
             for f, t, c in facts.measures
         ):

@@ -105,3 +105,23 @@ def test_a_word_that_names_a_number_an_order_or_something_of_the_reference_is_ne
     # A choice that fits wins over leaving the word out.
     question = _leave_out_question("live", _choice("country", kind="column", table="country", column="country"))
     assert answers_for(questions=[question], facts=FACTS) == ({"q1": "country"}, "")
+
+
+def test_a_measure_of_an_expression_is_not_the_sum_of_one_of_its_columns():
+    revenue = reference_facts(
+        sql="SELECT o.customer_id, SUM(od.unit_price * od.quantity * (1 - od.discount)) AS revenue "
+        "FROM orders o JOIN order_details od ON od.order_id = o.order_id GROUP BY o.customer_id"
+    )
+    question = _question(
+        _choice("price", kind="measure", func="sum", table="order_details", column="unit_price"),
+        _choice("discount", kind="measure", func="sum", table="order_details", column="discount"),
+        phrase="revenue",
+    )
+    answers, why = answers_for(questions=[question], facts=revenue)
+    assert answers == {} and "no choice fits" in why
+    gross = reference_facts(sql="SELECT SUM(od.unit_price * od.quantity) AS gross FROM order_details od")
+    times = {"kind": "measure", "func": "sum", "table": "order_details", "column": "unit_price", "times": "quantity"}
+    assert choice_fits(times, gross) and not choice_fits(times, revenue)
+    distinct = reference_facts(sql="SELECT COUNT(DISTINCT o.customer_id) AS buyers FROM orders o")
+    assert choice_fits({"kind": "measure", "func": "count_distinct", "column": "customer_id"}, distinct)
+    assert not choice_fits({"kind": "measure", "func": "count", "column": "customer_id"}, distinct)
