@@ -34,6 +34,7 @@ class ReferenceFacts:
     filters: set[tuple[str | None, str, str]] = field(default_factory=set)
     measures: set[tuple[str, str | None, str | None]] = field(default_factory=set)
     expressions: set[tuple[str, frozenset]] = field(default_factory=set)  # aggregates of expressions
+    selected: set[tuple[str | None, str]] = field(default_factory=set)  # columns the outer SELECT returns
     words: set[str] = field(default_factory=set)  # every word of the SQL text: names, aliases, literals
 
     def has_column(self, table: str | None, column: str) -> bool:
@@ -81,6 +82,9 @@ def reference_facts(*, sql: str, parameters: dict | None = None, dialect: str = 
 
     for column in tree.find_all(exp.Column):
         facts.columns.add((owner(column), column.name.lower()))
+    for expression in tree.expressions if isinstance(tree, exp.Select) else []:
+        for column in expression.find_all(exp.Column):
+            facts.selected.add((owner(column), column.name.lower()))
 
     def value_of(node: exp.Expression) -> str | None:
         if isinstance(node, exp.Literal):
@@ -220,13 +224,41 @@ def _ignores(mapping: dict) -> bool:
     return isinstance(mapping, dict) and mapping.get("kind") == "ignore"
 
 
+def _strength(mapping: dict, facts: ReferenceFacts) -> int:
+    """How exactly a fitting choice says what the reference does: a value it filters on (4), a column it
+    filters on or a measure it computes (3), a column it returns (2), a table or a column it only joins on (1)."""
+    if mapping.get("value", mapping.get("values")) is not None or mapping.get("filters"):
+        return 4
+    if mapping.get("func"):
+        return 3
+    column = str(mapping.get("column") or "").lower()
+    if not column:
+        return 1
+    table = _bare(mapping.get("table") or mapping.get("object"))
+    if any(c == column and (table is None or t in (table, None)) for t, c, _v in facts.filters):
+        return 3
+    if any(c == column and (table is None or t in (table, None)) for t, c in facts.selected):
+        return 2
+    return 1
+
+
+def _strongest(fitting: list[dict], facts: ReferenceFacts) -> dict | None:
+    """Among several fitting choices, the one that alone says most exactly what the reference does."""
+    if len(fitting) < 2:
+        return None
+    ranked = sorted(fitting, key=lambda c: -_strength(c.get("mapping") or {}, facts))
+    first, second = (_strength(c.get("mapping") or {}, facts) for c in ranked[:2])
+    return ranked[0] if first > second else None
+
+
 def answers_for(*, questions: list[dict], facts: ReferenceFacts) -> tuple[dict, str]:
     """{question_id: choice_id} for every question, or ({}, why the oracle cannot answer).
 
     A filter question ("which statuses count? choose one or more") is answered with every choice the
     reference filters on, as a list; its "every value counts" choice only when the reference filters
-    on none of the others. Any other question needs exactly one fitting choice, or, when none fits,
-    a "leave it out" choice for a filler word such as 'given' (leaving_out_fits).
+    on none of the others. Any other question needs one fitting choice (of several, the one that
+    alone says most exactly what the reference does: _strength), or, when none fits, a "leave it
+    out" choice for a filler word such as 'given' (leaving_out_fits).
     """
     answers: dict = {}
     for question in questions or []:
@@ -243,6 +275,10 @@ def answers_for(*, questions: list[dict], facts: ReferenceFacts) -> tuple[dict, 
             continue
         if several and fitting:
             answers[question.get("id")] = [c.get("id") for c in fitting]
+            continue
+        strongest = _strongest(fitting, facts)
+        if strongest is not None:
+            answers[question.get("id")] = strongest.get("id")
             continue
         leave_out = [c for c in choices if _ignores(c.get("mapping"))]
         term = (leave_out[0].get("mapping") or {}).get("term") or phrase if leave_out else ""

@@ -125,3 +125,28 @@ def test_a_measure_of_an_expression_is_not_the_sum_of_one_of_its_columns():
     distinct = reference_facts(sql="SELECT COUNT(DISTINCT o.customer_id) AS buyers FROM orders o")
     assert choice_fits({"kind": "measure", "func": "count_distinct", "column": "customer_id"}, distinct)
     assert not choice_fits({"kind": "measure", "func": "count", "column": "customer_id"}, distinct)
+
+
+def test_of_several_fitting_choices_the_one_that_says_exactly_what_the_reference_does_is_taken():
+    country = _question(
+        _choice("table", kind="entity", object="country"),
+        _choice("key", kind="column", table="city", column="country_id"),
+        _choice("name", kind="column", table="country", column="country"),
+        phrase="country",
+    )
+    assert answers_for(questions=[country], facts=FACTS) == ({"q1": "name"}, "")
+    rated = reference_facts(sql="SELECT title FROM film WHERE rating = 'R' AND rental_rate > 4")
+    r_rated = _question(
+        _choice("rating", kind="value", table="film", column="rating", value="R"),
+        _choice("rate", kind="column", table="film", column="rental_rate"),
+        phrase="R-rated",
+    )
+    assert answers_for(questions=[r_rated], facts=rated) == ({"q1": "rating"}, "")
+    # Two choices that say the reference equally exactly (both returned columns): no guess.
+    both = _question(
+        _choice("first", kind="column", table="customer", column="first_name"),
+        _choice("id", kind="column", table="customer", column="customer_id"),
+        phrase="customer",
+    )
+    answers, why = answers_for(questions=[both], facts=FACTS)
+    assert answers == {} and "2 choices fit" in why
