@@ -42,13 +42,23 @@ def _origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
-def origin_allowed(origin: str | None) -> bool:
-    """Browsers send Origin; a present one must be configured or be Nectar's own (DNS-rebinding defence)."""
+def origin_allowed(origin: str | None, host: str | None = None) -> bool:
+    """Browsers send Origin; a present one must be configured, Nectar's own, or the request's own host.
+
+    The request's own host counts only when ALLOWED_HOSTS names it exactly (not through "*" or a
+    ".domain" pattern): a page of a rebinding attacker's name is then refused by the Host check,
+    and a page on another port is another origin.
+    """
     if not origin:
         return True
     origin = origin.rstrip("/").lower()
     allowed = {o.rstrip("/").lower() for o in settings.MCP_ALLOWED_ORIGINS}
-    return origin in allowed or origin == _origin_of(settings.PUBLIC_BASE_URL)
+    if origin in allowed or origin == _origin_of(settings.PUBLIC_BASE_URL):
+        return True
+    if not host or urlsplit(origin).scheme not in ("http", "https") or urlsplit(origin).netloc != host.lower():
+        return False
+    domain, _port = split_domain_port(host.lower())
+    return domain in {h.lower() for h in settings.ALLOWED_HOSTS if h != "*" and not h.startswith(".")}
 
 
 def host_allowed(host: str | None) -> bool:
@@ -164,9 +174,10 @@ async def application(scope, receive, send) -> None:
         return await lifespan(scope, receive, send)
     if scope["type"] != "http":
         return None
-    if not host_allowed(_header(scope, b"host")):
+    host = _header(scope, b"host")
+    if not host_allowed(host):
         return await _refuse(send, 400, "Invalid Host header.", code=-32600)
-    if not origin_allowed(_header(scope, b"origin")):
+    if not origin_allowed(_header(scope, b"origin"), host):
         return await _refuse(send, 403, "Origin not allowed for this MCP server.")
     if scope.get("method") != "POST":
         # Stateless: no session to resume or delete, and no idle server-sent event stream to hold open.

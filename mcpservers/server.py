@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import contextvars
 import json
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 import mcp.types as types
+from mcp import MCPDeprecationWarning
 from mcp.server.lowlevel import Server
 
 from mcpservers.fixedtools import describe_object, qualified
@@ -23,6 +25,8 @@ from mcpservers.workers import run_in_worker
 
 SERVER_VERSION = "1.0"
 RESOURCE_PREFIX = "nectar://objects/"
+RESOURCE_TEMPLATE = RESOURCE_PREFIX + "{schema}/{name}"
+MAX_COMPLETIONS = 100
 
 
 def call_result(result: ToolResult) -> types.CallToolResult:
@@ -47,8 +51,10 @@ class Served:
         key_id: str | None = None,
         resources: Callable[[], list[dict]] | None = None,
         read_resource: Callable[..., str | None] | None = None,
+        complete: Callable[..., list[str]] | None = None,
     ):
         self.name = name
+        self.complete = complete or (lambda **kwargs: [])
         self.key_id = key_id
         self.resources = resources or (lambda: [])
         self.read_resource = read_resource or (lambda uri: None)
@@ -101,6 +107,36 @@ class _NectarServer(Server):
             listed = await run_in_worker(served.resources, _tenant=served.organization_id)
             return types.ListResourcesResult(resources=[types.Resource.model_validate(r) for r in listed])
 
+        async def on_list_resource_templates(ctx, params) -> types.ListResourceTemplatesResult:
+            template = types.ResourceTemplate(
+                uri_template=RESOURCE_TEMPLATE,
+                name="object",
+                description="Schema of one table, view or routine as this role sees it (names complete)",
+                mime_type="application/json",
+            )
+            return types.ListResourceTemplatesResult(resource_templates=[template])
+
+        async def on_completion(ctx, params: types.CompleteRequestParams) -> types.CompleteResult:
+            values: list[str] = []
+            ref = params.ref
+            if isinstance(ref, types.ResourceTemplateReference) and ref.uri == RESOURCE_TEMPLATE:
+                served = self._resolve()
+                values = await run_in_worker(
+                    served.complete,
+                    argument=params.argument.name,
+                    prefix=params.argument.value,
+                    context=dict((params.context.arguments or {}) if params.context else {}),
+                    _tenant=served.organization_id,
+                )
+            shown = values[:MAX_COMPLETIONS]
+            return types.CompleteResult(
+                completion=types.Completion(values=shown, total=len(values), has_more=len(values) > len(shown))
+            )
+
+        async def on_set_logging_level(ctx, params: types.SetLevelRequestParams) -> types.EmptyResult:
+            # Accepted; Nectar sends no log notifications (calls are recorded in its own audit log instead).
+            return types.EmptyResult()
+
         async def on_read_resource(ctx, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
             from mcp.shared.exceptions import MCPError
 
@@ -113,16 +149,23 @@ class _NectarServer(Server):
                 contents=[types.TextResourceContents(uri=uri, mime_type="application/json", text=text)]
             )
 
-        super().__init__(
-            default_name,
-            version=SERVER_VERSION,
-            get_tool_input_schema=lambda name: self._resolve().input_schema(name),
-            on_list_tools=on_list_tools,
-            on_call_tool=on_call_tool,
-            on_list_prompts=on_list_prompts,
-            on_list_resources=on_list_resources,
-            on_read_resource=on_read_resource,
-        )
+        with warnings.catch_warnings():
+            # The SDK warns that clients of protocol versions after 2026-07-28 no longer use logging;
+            # older clients (and the conformance suite) still set a level.
+            warnings.simplefilter("ignore", MCPDeprecationWarning)
+            super().__init__(
+                default_name,
+                version=SERVER_VERSION,
+                get_tool_input_schema=lambda name: self._resolve().input_schema(name),
+                on_list_tools=on_list_tools,
+                on_call_tool=on_call_tool,
+                on_list_prompts=on_list_prompts,
+                on_list_resources=on_list_resources,
+                on_list_resource_templates=on_list_resource_templates,
+                on_read_resource=on_read_resource,
+                on_completion=on_completion,
+                on_set_logging_level=on_set_logging_level,
+            )
 
     # Identity follows the caller; the SDK sets these in __init__, and reads them per request.
     @property
@@ -213,6 +256,19 @@ def instance_served(*, instance, api_key, agent: bool = False) -> Served:
             for grant in compiled.objects(role).grants
         ]
 
+    def complete(*, argument: str, prefix: str, context: dict) -> list[str]:
+        """Schema or object names of the template's arguments that start with `prefix` (case-insensitive)."""
+        grants = compiled.objects(role).grants
+        wanted = (prefix or "").casefold()
+        if argument == "schema":
+            names = {g.schema for g in grants}
+        elif argument == "name":
+            schema = context.get("schema")
+            names = {g.object_name for g in grants if schema in (None, "", g.schema)}
+        else:
+            return []
+        return sorted(n for n in names if n.casefold().startswith(wanted))
+
     def read_resource(*, uri: str) -> str | None:
         if not uri.startswith(RESOURCE_PREFIX):
             return None
@@ -235,6 +291,7 @@ def instance_served(*, instance, api_key, agent: bool = False) -> Served:
         key_id=str(api_key.pk) if api_key is not None else None,
         resources=resources,
         read_resource=read_resource,
+        complete=complete,
     )
 
 

@@ -23,10 +23,6 @@ MAX_TOOL_NAME = 128
 # Fields of a stored definition that are MCP's; everything else stays on the server.
 MCP_FIELDS = ("name", "title", "description", "inputSchema", "outputSchema", "annotations")
 
-ORDERED_TYPES = {"integer", "number", "string"}
-TEXT_OPS = ["like", "ilike"]
-BASE_OPS = ["eq", "ne", "in", "is_null"]
-RANGE_OPS = ["lt", "lte", "gt", "gte", "between"]
 
 READ = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": False}
 # destructiveHint and idempotentHint only mean something for tools that write.
@@ -64,107 +60,39 @@ def _object_labels(grants) -> dict[tuple[str, str], str]:
 # --- JSON Schema pieces ------------------------------------------------------------------
 
 
-def value_schema(column: dict, *, nullable: bool = False) -> dict:
-    """JSON Schema of one value of a column (or procedure argument)."""
+def _value_branches(column: dict) -> list[dict]:
+    """One schema per JSON type a column's value may take, each with a single `type` (portable)."""
     json_type = column.get("json_type") or "string"
     fmt = column.get("format")
     if json_type in ("object", "array"):
-        schema: dict[str, Any] = {}
-    elif fmt == "decimal" or json_type == "number":
+        return [{}]
+    if fmt == "decimal" or json_type == "number":
         # Exact decimals travel as strings or numbers.
-        schema = {"type": ["number", "string"]}
+        branches = [{"type": "number"}, {"type": "string"}]
     else:
-        schema = {"type": json_type}
+        branches = [{"type": json_type}]
         if fmt in ("date-time", "date", "time", "uuid"):
-            schema["format"] = fmt
+            branches[0]["format"] = fmt
     if column.get("enum"):
-        schema["enum"] = list(column["enum"])
-    if nullable and "type" in schema:
-        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
-        schema["type"] = [*types, "null"]
-        if "enum" in schema:
-            schema["enum"] = [*schema["enum"], None]
+        for branch in branches:
+            branch["enum"] = list(column["enum"])
+    return branches
+
+
+def value_schema(column: dict, *, nullable: bool = False) -> dict:
+    """JSON Schema of one value of a column (or procedure argument).
+
+    Never a list of types (Inspector --strict: single-type dialects such as Gemini's reject it):
+    several types, null included, are `anyOf` branches of one type each.
+    """
+    branches = _value_branches(column)
+    if nullable and branches != [{}]:
+        branches.append({"type": "null"})
+    schema: dict[str, Any] = dict(branches[0]) if len(branches) == 1 else {"anyOf": branches}
     db_type = column.get("type")
     if db_type:
         schema["description"] = f"{db_type}{' (may be null)' if column.get('nullable') else ''}"
     return schema
-
-
-def column_ops(column: dict) -> list[str]:
-    json_type = column.get("json_type") or "string"
-    ops = ["eq", "ne"]
-    if json_type in ORDERED_TYPES and not column.get("enum"):
-        ops += ["lt", "lte", "gt", "gte"]
-    ops += ["in", "is_null"]
-    if json_type in ORDERED_TYPES and not column.get("enum") and json_type != "boolean":
-        ops.append("between")
-    if json_type == "string" and not column.get("format"):
-        ops += TEXT_OPS
-    if json_type in ("object", "array"):
-        ops = ["is_null"]
-    return ops
-
-
-def _condition_schema(column: dict) -> dict:
-    value = value_schema(column)
-    value.pop("description", None)
-    return {
-        "type": "object",
-        "title": column["name"],
-        "properties": {
-            "column": {"const": column["name"]},
-            "op": {"enum": column_ops(column)},
-            "value": {
-                "anyOf": [value, {"type": "array", "items": value}, {"type": "boolean"}],
-                "description": "A value; a list for 'in'; [low, high] for 'between'; true/false for 'is_null'.",
-            },
-        },
-        "required": ["column", "op"],
-        "additionalProperties": False,
-    }
-
-
-def filters_schema(columns: list[dict], *, required: bool) -> tuple[dict, dict]:
-    """The 'filters' property and the $defs it refers to, typed per column."""
-    defs = {
-        "condition": {"anyOf": [_condition_schema(c) for c in columns]},
-        "filter": {
-            "anyOf": [
-                {"$ref": "#/$defs/condition"},
-                {
-                    "type": "object",
-                    "properties": {"and": {"type": "array", "items": {"$ref": "#/$defs/filter"}, "minItems": 1}},
-                    "required": ["and"],
-                    "additionalProperties": False,
-                },
-                {
-                    "type": "object",
-                    "properties": {"or": {"type": "array", "items": {"$ref": "#/$defs/filter"}, "minItems": 1}},
-                    "required": ["or"],
-                    "additionalProperties": False,
-                },
-            ]
-        },
-    }
-    shorthand = {
-        "type": "object",
-        "description": "Shorthand: equality on each given column.",
-        "properties": {c["name"]: _no_description(value_schema(c, nullable=True)) for c in columns},
-        "additionalProperties": False,
-    }
-    listed = {"type": "array", "items": {"$ref": "#/$defs/filter"}}
-    if required:
-        shorthand["minProperties"] = 1
-        listed["minItems"] = 1
-    prop = {
-        "description": (
-            "Row conditions, all of which must hold: a list of {column, op, value} conditions "
-            "(ops: eq, ne, lt, lte, gt, gte, in, like, ilike, is_null, between) or {and: [...]} / {or: [...]} groups, "
-            "or an object {column: value} for plain equality."
-        ),
-        "anyOf": [listed, shorthand],
-    }
-    return prop, defs
 
 
 def _no_description(schema: dict) -> dict:
@@ -174,10 +102,8 @@ def _no_description(schema: dict) -> dict:
 def _row_output_schema(columns: list[dict]) -> dict:
     props = {}
     for column in columns:
-        schema = _no_description(value_schema(column, nullable=True))
-        schema.pop("enum", None)
-        schema.pop("format", None)
-        props[column["name"]] = schema
+        types = [{"type": b["type"]} for b in _value_branches(column) if "type" in b]
+        props[column["name"]] = {"anyOf": [*types, {"type": "null"}]} if types else {}
     return {"type": "object", "properties": props}
 
 
@@ -189,22 +115,24 @@ def query_output_schema(columns: list[dict] | None) -> dict:
             "columns": {"type": "array", "items": {"type": "string"}},
             "rows": {"type": "array", "items": rows},
             "row_count": {"type": "integer"},
-            "total": {"type": ["integer", "null"]},
+            "total": {"anyOf": [{"type": "integer"}, {"type": "null"}]},
             "truncated": {"type": "boolean"},
         },
         "required": ["columns", "rows", "row_count", "truncated"],
     }
 
 
-def write_output_schema(columns: list[dict]) -> dict:
-    return {
-        "type": "object",
-        "properties": {
-            "row_count": {"type": "integer", "description": "Rows affected"},
-            "rows": {"type": "array", "items": _row_output_schema(columns)},
-        },
-        "required": ["row_count", "rows"],
-    }
+def _write_values_schema(columns: list[dict]) -> dict:
+    """Each writable column typed once (type, format, allowed values); no per-column prose."""
+    return {c["name"]: _no_description(value_schema(c, nullable=bool(c.get("nullable")))) for c in columns}
+
+
+# Writes take the same filters as reads (checked by the executor), and must have at least one.
+WRITE_FILTERS = {
+    "description": "[{column,op,value}] ANDed, op: eq ne lt lte gt gte in between like ilike is_null; "
+    "{or:[...]}; or {col:value}",
+    "anyOf": [{"type": "array", "minItems": 1}, {"type": "object", "minProperties": 1}],
+}
 
 
 ANALYZE_OUTPUT = {"type": "object", "properties": {"name": {"type": "string"}, "schema": {"type": "string"}}}
@@ -346,16 +274,15 @@ def _insert_tool(grant, label: str, columns: list[dict]) -> dict:
     required = [c["name"] for c in columns if _is_required_for_insert(c)]
     row = {
         "type": "object",
-        "properties": {c["name"]: value_schema(c, nullable=bool(c.get("nullable"))) for c in columns},
+        "properties": _write_values_schema(columns),
         "required": required,
         "additionalProperties": False,
     }
     return {
         "name": _fit(f"insert_{label}"),
-        "title": f"Insert into {_qualified(grant)}",
         "description": (
-            f"Insert one or more rows into {_qualified(grant)} in a single atomic batch (all rows or none). "
-            f"Required fields: {', '.join(required) or 'none'}.{_row_filter_note(grant)}"
+            f"Insert rows into {_qualified(grant)}, all or none. "
+            f"Required: {', '.join(required) or 'none'}.{_row_filter_note(grant)}"
             + (" New rows must satisfy that condition." if grant.row_filter else "")
         ),
         "inputSchema": {
@@ -366,10 +293,7 @@ def _insert_tool(grant, label: str, columns: list[dict]) -> dict:
             "required": ["rows"],
             "additionalProperties": False,
         },
-        "outputSchema": write_output_schema(columns),
         "annotations": {
-            "title": f"Insert into {_qualified(grant)}",
-            "readOnlyHint": False,
             "destructiveHint": False,
             "idempotentHint": False,
             "openWorldHint": False,
@@ -379,32 +303,26 @@ def _insert_tool(grant, label: str, columns: list[dict]) -> dict:
 
 
 def _update_tool(grant, label: str, columns: list[dict]) -> dict:
-    filters, defs = filters_schema(columns, required=True)
     values = {
         "type": "object",
-        "properties": {c["name"]: value_schema(c, nullable=bool(c.get("nullable"))) for c in columns},
+        "properties": _write_values_schema(columns),
         "minProperties": 1,
         "additionalProperties": False,
-        "description": "New values (absolute, not increments)",
+        "description": "New values",
     }
     return {
         "name": _fit(f"update_{label}"),
-        "title": f"Update {_qualified(grant)}",
         "description": (
-            f"Set columns of the rows of {_qualified(grant)} that match the filters (filters are mandatory; the "
-            f"change is atomic).{_row_filter_note(grant)}"
+            f"Set columns of the rows of {_qualified(grant)} matching the filters, atomically; answers row_count "
+            f"and the rows.{_row_filter_note(grant)}"
         ),
         "inputSchema": {
             "type": "object",
-            "properties": {"values": values, "filters": filters},
+            "properties": {"values": values, "filters": dict(WRITE_FILTERS)},
             "required": ["values", "filters"],
             "additionalProperties": False,
-            "$defs": defs,
         },
-        "outputSchema": write_output_schema(columns),
         "annotations": {
-            "title": f"Update {_qualified(grant)}",
-            "readOnlyHint": False,
             "destructiveHint": True,
             "idempotentHint": True,
             "openWorldHint": False,
@@ -414,25 +332,19 @@ def _update_tool(grant, label: str, columns: list[dict]) -> dict:
 
 
 def _delete_tool(grant, label: str, columns: list[dict]) -> dict:
-    filters, defs = filters_schema(columns, required=True)
     return {
         "name": _fit(f"delete_{label}"),
-        "title": f"Delete from {_qualified(grant)}",
         "description": (
-            f"Delete the rows of {_qualified(grant)} that match the filters (filters are mandatory; the change "
-            f"is atomic).{_row_filter_note(grant)}"
+            f"Delete the rows of {_qualified(grant)} matching the filters, atomically; answers row_count and "
+            f"the rows.{_row_filter_note(grant)}"
         ),
         "inputSchema": {
             "type": "object",
-            "properties": {"filters": filters},
+            "properties": {"filters": dict(WRITE_FILTERS)},
             "required": ["filters"],
             "additionalProperties": False,
-            "$defs": defs,
         },
-        "outputSchema": write_output_schema(columns),
         "annotations": {
-            "title": f"Delete from {_qualified(grant)}",
-            "readOnlyHint": False,
             "destructiveHint": True,
             "idempotentHint": True,
             "openWorldHint": False,
@@ -520,7 +432,7 @@ def _signature_tool(grant, label: str) -> dict:
                 "name": {"type": "string"},
                 "kind": {"type": "string"},
                 "arguments": {"type": "array", "items": {"type": "object"}},
-                "returns": {"type": ["string", "null"]},
+                "returns": {"anyOf": [{"type": "string"}, {"type": "null"}]},
                 "returns_set": {"type": "boolean"},
             },
             "required": ["name", "arguments"],

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from jsonschema import Draft202012Validator
 
-from mcpservers.toolgen import TOOL_NAME_RE, is_compact, sanitize_identifier, tools_from_grants, tools_listed
+from mcpservers.toolgen import (
+    TOOL_NAME_RE,
+    is_compact,
+    sanitize_identifier,
+    tool_public,
+    tools_from_grants,
+    tools_listed,
+)
 from roles.permissions import Grant
 
 COLUMNS = [
@@ -69,6 +76,23 @@ def test_only_granted_actions_and_allowed_columns_appear():
     assert "state = 'open'" in tools["query_orders"]["description"]
     assert tools["delete_orders"]["inputSchema"]["required"] == ["filters"]
     assert tools["delete_orders"]["annotations"]["idempotentHint"] is True
+    assert tools["delete_orders"]["annotations"]["destructiveHint"] is True
+
+
+def test_write_tools_are_small_and_portable_too():
+    import json
+    import statistics
+
+    tools = tools_from_grants([_grant("orders", actions=("SELECT", "INSERT", "UPDATE", "DELETE"))])
+    public = {t["name"]: json.dumps(tool_public(t), separators=(",", ":")) for t in tools}
+    assert set(public) == {"query_orders", "analyze_orders_schema", "insert_orders", "update_orders", "delete_orders"}
+    assert all("$defs" not in text and "$ref" not in text for text in public.values())
+    assert '"type":[' not in "".join(public.values())  # one type per schema: portable (Inspector --strict)
+    sizes = [len(text) for text in public.values()]
+    assert statistics.median(sizes) <= 600 and max(sizes) <= 1000, {n: len(t) for n, t in public.items()}
+    delete = Draft202012Validator(tools[-1]["inputSchema"])
+    assert not delete.is_valid({}) and not delete.is_valid({"filters": {}}) and not delete.is_valid({"filters": []})
+    assert delete.is_valid({"filters": {"state": "open"}})
 
 
 def test_query_tools_are_small_and_portable_and_write_schemas_stay_typed():
@@ -90,9 +114,13 @@ def test_query_tools_are_small_and_portable_and_write_schemas_stay_typed():
     assert not validator.is_valid({"where": "1=1"})
     insert = tools["insert_orders"]["inputSchema"]["properties"]["rows"]["items"]
     assert insert["required"] == ["state"]
-    assert insert["properties"]["placed at"]["format"] == "date-time"
+    assert insert["properties"]["placed at"]["anyOf"] == [{"type": "string", "format": "date-time"}, {"type": "null"}]
+    rows = Draft202012Validator(tools["insert_orders"]["inputSchema"])
+    assert rows.is_valid({"rows": [{"state": "open", "placed at": None}]})
+    assert not rows.is_valid({"rows": [{"state": "lost"}]}) and not rows.is_valid({"rows": [{"id": 1}]})
     update = Draft202012Validator(tools["update_orders"]["inputSchema"])
     assert not update.is_valid({"values": {"state": "open"}, "filters": []})
+    assert update.is_valid({"values": {"placed at": None}, "filters": {"id": 1}})
 
 
 def test_foreign_keys_are_hinted_only_towards_readable_objects():
