@@ -26,9 +26,10 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 
 from mcpservers.limits import mcp_rate_check
 from mcpservers.platform import platform_served_for_key
-from mcpservers.server import CURRENT, dispatching_server, instance_served
+from mcpservers.server import CURRENT, call_result, dispatching_server, instance_served
 from mcpservers.services import McpAccessError, cached_caller, instance_authorize_cached
 from mcpservers.workers import run_in_worker, worker_pool_close  # noqa: F401  (worker_pool_close: shutdown)
+from nectar.text import data_text_problem
 
 logger = logging.getLogger(__name__)
 
@@ -200,9 +201,74 @@ async def application(scope, receive, send) -> None:
         await mcp_rate_check(served)
     except McpAccessError as exc:
         return await _refuse(send, exc.status, exc.message, headers=exc.headers)
+    body = await _request_body(receive)
+    if body is None:
+        return None  # the client went away
+    if _SURROGATE_ESCAPE.search(body) and await _answered_bad_text_call(served, body, send):
+        return None
     manager = await _session_manager()
     token = CURRENT.set(served)
     try:
-        await manager.handle_request(scope, receive, send)
+        await manager.handle_request(scope, _replayed(body, receive), send)
     finally:
         CURRENT.reset(token)
+
+
+# --- Text that JSON can carry but Unicode cannot ------------------------------------------------
+
+# A JSON escape of a UTF-16 surrogate; paired ones (emoji) are fine, a lone one is not valid Unicode.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+async def _request_body(receive) -> bytes | None:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _replayed(body: bytes, receive):
+    """An ASGI receive that hands the body already read to the SDK, then whatever follows."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay():
+        return pending.pop() if pending else await receive()
+
+    return replay
+
+
+async def _answered_bad_text_call(served, body: bytes, send) -> bool:
+    """A tools/call whose arguments hold a lone surrogate: answered as the tool's own error, and audited.
+
+    The SDK refuses such JSON as a parse error before any tool sees it, which would leave the call
+    out of the audit log. The call goes to the tool instead, which refuses the argument by name.
+    """
+    try:
+        message = json.loads(body)
+    except ValueError:
+        return False
+    if not isinstance(message, dict) or message.get("method") != "tools/call" or "id" not in message:
+        return False
+    params = message.get("params")
+    if not isinstance(params, dict) or not isinstance(params.get("name"), str):
+        return False
+    arguments = params.get("arguments") or {}
+    if not isinstance(arguments, dict) or data_text_problem(params) is None:
+        return False
+    if data_text_problem(params["name"]) is not None:
+        return False  # no tool has such a name: the SDK's parse error says enough
+    result = await run_in_worker(served.call, name=params["name"], arguments=arguments, _tenant=served.organization_id)
+    answer = {
+        "jsonrpc": "2.0",
+        "id": message["id"],
+        "result": call_result(result).model_dump(by_alias=True, mode="json", exclude_none=True),
+    }
+    payload = json.dumps(answer).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+    return True

@@ -136,28 +136,57 @@ def test_an_mcp_tool_refuses_a_nul_with_a_clear_error_and_records_the_call(live_
     assert record.arguments["filters"]["name"] == "Ber\\u0000lin"
 
 
-def test_an_mcp_request_with_a_lone_surrogate_escape_is_a_parse_error_not_a_server_error(live_mcp, analyst):
-    # The official client cannot even encode a lone surrogate; a raw JSON-RPC request can. The MCP
-    # layer refuses it as JSON-RPC parse error -32700 before any tool runs (so no call is recorded).
-    body = (
-        b'{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": '
-        b'{"name": "query_customers", "arguments": {"filters": {"name": "Ber\\ud800lin"}}}}'
-    )
-    response = httpx.post(
-        instance_url(live_mcp, analyst["instance"]),
+def _raw_mcp_call(url: str, secret: str, body: bytes) -> httpx.Response:
+    return httpx.post(
+        url,
         content=body,
         headers={
-            "Authorization": f"Bearer {analyst['secret']}",
+            "Authorization": f"Bearer {secret}",
             "Content-Type": "application/json",
             "Accept": "application/json, text/event-stream",
             "MCP-Protocol-Version": "2025-06-18",
         },
         timeout=30,
     )
+
+
+def test_a_lone_surrogate_in_mcp_tool_arguments_is_a_tool_error_and_audited(live_mcp, analyst):
+    # The official client cannot even encode a lone surrogate; a raw JSON-RPC request can. The
+    # tool refuses the argument by name, as it does a NUL, and the call is in the audit log.
+    body = (
+        b'{"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": '
+        b'{"name": "query_customers", "arguments": {"filters": {"name": "Ber\\ud800lin"}}}}'
+    )
+    response = _raw_mcp_call(instance_url(live_mcp, analyst["instance"]), analyst["secret"], body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert answer["id"] == 7 and answer["result"]["isError"] is True
+    text = answer["result"]["content"][0]["text"]
+    assert "arguments.filters.name" in text and "surrogate" in text
+    _no_internals(response.text)
+    record = ToolCall.objects.get(tool="query_customers")
+    assert record.outcome == CallOutcome.ERROR and record.api_key_id == analyst["key"].pk
+    assert record.arguments["filters"]["name"] == "Ber\\ud800lin"
+
+
+def test_a_surrogate_pair_over_mcp_is_ordinary_text(live_mcp, analyst):
+    body = (
+        b'{"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": '
+        b'{"name": "query_customers", "arguments": {"filters": {"name": "Ada \\ud83d\\ude00"}}}}'
+    )
+    response = _raw_mcp_call(instance_url(live_mcp, analyst["instance"]), analyst["secret"], body)
+    assert response.status_code == 200, response.text
+    assert response.json()["result"]["isError"] is False
+    assert response.json()["result"]["structuredContent"]["rows"] == []
+    assert ToolCall.objects.get(tool="query_customers").outcome == CallOutcome.OK
+
+
+def test_a_lone_surrogate_outside_tool_arguments_is_a_parse_error_not_a_server_error(live_mcp, analyst):
+    body = b'{"jsonrpc": "2.0", "id": 9, "method": "resources/read", "params": {"uri": "nectar://\\udc80"}}'
+    response = _raw_mcp_call(instance_url(live_mcp, analyst["instance"]), analyst["secret"], body)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == -32700
     _no_internals(response.text)
-    assert not ToolCall.objects.exists()
 
 
 def test_a_lone_surrogate_in_tool_arguments_is_a_tool_error_naming_the_argument(analyst):
