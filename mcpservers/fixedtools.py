@@ -209,12 +209,27 @@ def _stem(word: str) -> str:
     return word
 
 
+# Words of a sentence that name nothing: a client may search with the whole requirement.
+_QUERY_FILLER = frozenset(
+    "a an and any all are as at be by each every for from give how in into is it its me my of "  # noqa: SIM905
+    "on or our show that the their them these this those to was what when where which who whose with".split()
+)
+
+
+def _matches(word: str, text: str) -> bool:
+    """A word of the query in a name or comment: inside it, or, for a word of one or two letters, as a whole word."""
+    if len(word) > 2:
+        return word in text
+    return word in _words(text)
+
+
 def search_objects(objects: RoleObjects, arguments: dict) -> dict:
     query = arguments.get("query") or ""
     kind = arguments.get("kind")
     limit = int(arguments.get("limit", 20))
     offset = int(arguments.get("offset", 0))
-    wanted = [_stem(w) for w in _words(query)]
+    words = _words(query)
+    wanted = [_stem(w) for w in words if w not in _QUERY_FILLER] or [_stem(w) for w in words]
     found = []
     for grant in objects.grants:
         if kind and _kind_label(grant) != kind:
@@ -225,14 +240,14 @@ def search_objects(objects: RoleObjects, arguments: dict) -> dict:
         hits = score = 0
         for word in wanted:
             best = 0
-            if word in grant.object_name.lower():
+            if _matches(word, grant.object_name.lower()):
                 best = 3
             for column in columns:
-                if word in column["name"].lower() or word in (column.get("comment") or "").lower():
+                if _matches(word, column["name"].lower()) or _matches(word, (column.get("comment") or "").lower()):
                     best = max(best, 2)
                     if column["name"] not in matched_columns:
                         matched_columns.append(column["name"])
-            if not best and word in comment.lower():
+            if not best and _matches(word, comment.lower()):
                 best = 1
             hits += bool(best)
             score += best
