@@ -87,3 +87,78 @@ def test_a_failure_is_printed_once_and_the_spinner_is_stopped(analyst_role, owne
     assert "stopped during" in out.getvalue()
     # Nothing is left drawing after the command returned: the last line is not a spinner frame.
     assert "starting" not in out.getvalue().splitlines()[-1]
+
+
+REVENUE = "Top 10 products by revenue in the last 90 days"
+
+
+def _asked(analyst_role) -> list[dict]:
+    """The questions the run asks, as --json prints them before the command stops."""
+    out = StringIO()
+    with pytest.raises(CommandError, match="waits for your answers"):
+        call_command("generate_api", REVENUE, role="Sales analyst", json=True, stdout=out)
+    result = json.loads(out.getvalue())
+    assert result["status"] == AgentStatus.WAITING and result["questions"]
+    return result["questions"]
+
+
+def _pick(question) -> str:
+    return next((c for c in question["choices"] if "line_total" in c["label"]), question["choices"][0])["id"]
+
+
+def test_answers_given_as_arguments_resume_the_run_and_fill_the_glossary(analyst_role, owner):
+    from learning.glossary import glossary_lookup
+
+    questions = _asked(analyst_role)
+    out = StringIO()
+    answers = [f"{q['id']}={_pick(q)}" for q in questions]
+    try:
+        call_command("generate_api", REVENUE, role="Sales analyst", json=True, answer=answers, stdout=out)
+    except CommandError as error:  # a second round of questions is reported, never a crash
+        assert "waits for your answers" in str(error)
+    result = json.loads(out.getvalue())
+    execution = AgentExecution.objects.get(pk=result["execution_id"])
+    assert len(execution.answers) >= len(questions)
+    assert glossary_lookup(service=analyst_role.service, term="revenue", kind="measure") is not None
+
+
+def test_a_bad_answer_argument_is_refused_and_changes_nothing(analyst_role, owner):
+    from learning.glossary import glossary_terms
+
+    questions = _asked(analyst_role)
+    with pytest.raises(CommandError, match="That answer cannot be used"):
+        call_command(
+            "generate_api",
+            REVENUE,
+            role="Sales analyst",
+            json=True,
+            answer=[f"{q['id']}=not_a_choice" for q in questions],
+            stdout=StringIO(),
+        )
+    with pytest.raises(CommandError, match="write QUESTION=CHOICE"):
+        call_command("generate_api", REVENUE, role="Sales analyst", answer=["revenue"], stdout=StringIO())
+    assert glossary_terms(service=analyst_role.service) == []
+
+
+def test_at_a_terminal_the_run_asks_each_question_and_takes_a_numbered_answer(analyst_role, owner, monkeypatch):
+    class Terminal(StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    replies = []
+
+    def answer(prompt: str) -> str:
+        replies.append(prompt)
+        return "2" if len(replies) == 1 else "1"  # revenue: line_total; statuses: every status
+
+    monkeypatch.setattr("sys.stdin", Terminal())
+    monkeypatch.setattr("builtins.input", answer)
+    out = StringIO()
+    try:
+        call_command("generate_api", REVENUE, role="Sales analyst", stdout=out)
+    except CommandError as error:
+        assert "waits for your answers" not in str(error), error
+    text = out.getvalue()
+    assert "  1. " in text and replies and all(r.startswith("Your answer: a number") for r in replies)
+    execution = AgentExecution.objects.filter(parent__isnull=True).order_by("-created_at").first()
+    assert execution.answers and execution.status != AgentStatus.WAITING

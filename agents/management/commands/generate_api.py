@@ -206,7 +206,8 @@ def _answer_value(question: dict, raw: str):
         return {"other": raw[len("other:") :].strip()}
     labels = {c["label"].lower(): c["id"] for c in question["choices"]}
     ids = [labels.get(part.strip().lower(), part.strip()) for part in raw.split(",") if part.strip()]
-    return ids if question.get("multiple") or len(ids) > 1 else ids[0]
+    # Choice ids are checked as such: words of one's own are given as other:..., never guessed from a typo.
+    return ids if question.get("multiple") or len(ids) > 1 else {"choice": ids[0]}
 
 
 def _organization(slug: str) -> Organization:
