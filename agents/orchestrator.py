@@ -56,6 +56,7 @@ from endpoints.verification.policy import design_policy
 from endpoints.verification.realization import realization_check
 from endpoints.verification.wording import interpretation_describe
 from learning.glossary import glossary_for_prompt
+from learning.grammar import is_grammatical
 from learning.services import learn_from_failure, learn_from_success, memory_retrieve, rejected_designs
 from mcpservers.services import instance_refresh_if_stale
 from roles.permissions import role_grants
@@ -374,6 +375,8 @@ class Orchestrator:
         for i, phrase in enumerate(dict.fromkeys(phrases)):
             if len(questions) >= 4:
                 break
+            if is_grammatical(phrase):
+                continue  # a word of the grammar is no business term: the run says what it missed instead
             questions.append(question_unknown_word(phrase, phrase, index, tables, qid=f"phrase_{i + 1}"))
         return questions
 

@@ -21,6 +21,7 @@ from agents.models import AgentExecution, AgentStatus, AgentType
 from endpoints.interpretation import design_fingerprint
 from endpoints.models import GeneratedEndpoint
 from learning.glossary import glossary_define, mapping_parse
+from learning.grammar import is_grammatical
 from learning.services import RATING_STEP, LearningInputError, design_reject, memories_shift_relevance
 from roles.selectors import membership_get, organization_ids_for_user
 
@@ -404,8 +405,15 @@ def execution_answer(*, execution: AgentExecution, user, answers: dict, enqueue:
     for question, choice, _text in chosen:
         if choice is not None and choice.get("mapping"):
             mapping = dict(choice["mapping"])
+            term = mapping.pop("term", None) or question["phrase"]
+            if is_grammatical(term):
+                raise ExecutionError(
+                    f"'{term}' is an ordinary word of a request, not a business term; "
+                    "say in your own words what you mean instead.",
+                    field=f"answers.{question['id']}",
+                )
             try:
-                mappings.append((mapping.pop("term", None) or question["phrase"], mapping_parse(mapping)))
+                mappings.append((term, mapping_parse(mapping)))
             except LearningInputError as exc:
                 raise ExecutionError(
                     f"That answer cannot be used ({exc}); choose another.", field=f"answers.{question['id']}"

@@ -33,6 +33,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from learning.grammar import is_grammatical
 from learning.models import AgentMemory, MemoryType
 from learning.services import LearningInputError, memory_create, memory_embed
 from roles.selectors import membership_get
@@ -214,6 +215,12 @@ def glossary_define(
         raise LearningInputError("term", "the term is empty")
     if len(normalized) > MAX_TERM_CHARS:
         raise LearningInputError("term", f"keep a term under {MAX_TERM_CHARS} characters")
+    if is_grammatical(normalized):
+        raise LearningInputError(
+            "term",
+            f"'{normalized}' is an ordinary word of a request (time, comparison, counting or asking), "
+            "not a business term: every requirement already reads it the same way",
+        )
     parsed = mapping_parse(mapping) if not isinstance(mapping, Mapping) else mapping
     if check_user:
         _ensure_manager(user=user, organization=service.organization)
@@ -276,7 +283,11 @@ def glossary_remove(*, memory: AgentMemory, user) -> None:
 
 
 def glossary_for_prompt(*, service) -> list[dict[str, Any]]:
-    """The glossary as the planner and the agents receive it: flat mappings {"term", "kind", ..., "meaning"}."""
+    """The glossary as the planner and the agents receive it: flat mappings {"term", "kind", ..., "meaning"}.
+
+    A term made only of ordinary words of a request (kept from before such terms were refused) is left
+    out: it would change how every later requirement reads "last", "more" or "given".
+    """
     return [
         {
             "term": t.term,
@@ -285,4 +296,5 @@ def glossary_for_prompt(*, service) -> list[dict[str, Any]]:
             "meaning": t.mapping.describe(),
         }
         for t in glossary_terms(service=service)
+        if not is_grammatical(t.term)
     ]

@@ -154,6 +154,7 @@ class Phrases:
     recency: str | None = None  # "most recent", "latest": desc; "oldest": asc
     recency_span: tuple[int, int] | None = None
     name_lookup_span: tuple[int, int] | None = None  # "by first and last name"
+    structure_spans: list[tuple[int, int]] = field(default_factory=list)  # "look up", "search for"
     spans: list[tuple[int, int]] = field(default_factory=list)
 
     def explains(self, start: int, end: int) -> bool:
@@ -250,6 +251,7 @@ def read_phrases(text: str) -> Phrases:
     # The verbs of asking: "look up", "looked up by", "search for".
     for match in re.finditer(r"\b(?:look(?:ed|ing)?\s+up|search(?:ed|ing)?\s+for)\b", lowered):
         take(match)
+        found.structure_spans.append(match.span())
     # "by first and last name": a person looked up by both names.
     match = re.search(
         r"\bby\s+(?:(?:their|its|the|his|her)\s+)?(?:first|given)\s+(?:name\s+)?and\s+(?:last|family|sur)\s*names?\b",

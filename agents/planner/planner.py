@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from endpoints.interpretation import Interpretation, Question
+from learning.grammar import is_grammatical
 
 from .dates import date_column, fact_date
 from .intent import Metric, Phrases, TimeWindow, read_phrases
@@ -421,18 +422,45 @@ def _term_key(index: SchemaIndex, name: str | None) -> Key | None:
     return None
 
 
+def _grammar_spans(phrases: Phrases) -> list[tuple[int, int]]:
+    """Where the grammar has read a time window, a comparison, recency, a count, a ranking or 'a given X'."""
+    spans = [t.span for t in phrases.thresholds] + [span for span, _ in phrases.given]
+    for span in (
+        phrases.window.span if phrases.window else None,
+        phrases.recency_span,
+        phrases.top_span,
+        phrases.grain_span,
+        phrases.negation_span,
+        phrases.name_lookup_span,
+        *phrases.structure_spans,
+    ):
+        if span:
+            spans.append(span)
+    return spans
+
+
 def _find_terms(a: Analysis, index: SchemaIndex) -> None:
-    """Glossary terms in the requirement (matched through inflections): their words are explained by the term."""
+    """Glossary terms in the requirement (whole words, through inflections): their words are explained by the term.
+
+    A term never takes a word the grammar has read: a term made only of grammar words is not a
+    term, and a match is refused where one of its grammar words lies in a window, comparison,
+    recency or other phrase the grammar understood ("last name" never catches "the last 3 orders").
+    """
     words = [t for t in a.tokens]
+    grammar = _grammar_spans(a.phrases)
     for mapping in a.glossary:
         term = str(mapping.get("term") or "").strip()
-        if not term:
+        if not term or is_grammatical(term):
             continue
         parts = [t.lower for t in tokenize(term)]
         n = len(parts)
         for i in range(len(words) - n + 1):
             window = words[i : i + n]
             if all(variants(w.lower) & variants(p) for w, p in zip(window, parts, strict=True)):
+                if any(
+                    is_grammatical(w.lower) and any(s <= w.start and w.end <= e for s, e in grammar) for w in window
+                ):
+                    continue
                 span = (window[0].start, window[-1].end)
                 if any(s <= span[0] < e and m.get("term") != mapping.get("term") for m, (s, e) in a.terms):
                     continue
@@ -521,6 +549,13 @@ def _apply_terms(a: Analysis, index: SchemaIndex) -> None:
 
 def _ask_unknown_words(a: Analysis, index: SchemaIndex) -> None:
     """Words nothing explains: ask what each means, with the values and columns that look like it."""
+    unread = [w for w in a.unknown_words if is_grammatical(w)]
+    if unread:
+        # A word of the grammar is not a business term: asking would store it in the glossary.
+        names = ", ".join(f"'{w}'" for w in unread)
+        raise PlanningError(
+            f"I could not tell how {names} applies here; say it with the names of the things it is about"
+        )
     scope = _scope(a, index) if a.entity is not None or a.mentions else list(index.tables.values())
     questions = []
     for n, (table, column, value, phrase) in enumerate(a.confirms[:4]):

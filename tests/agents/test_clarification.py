@@ -121,3 +121,22 @@ def test_the_token_meter_keeps_counting_across_questions(analyst_role, owner):
     answers = {q["id"]: q["choices"][0]["id"] for q in execution.questions}
     execution = _resume(execution_answer(execution=execution, user=owner, answers=answers, enqueue=False))
     assert execution.result["usage"]["total_tokens"] > spent
+
+
+def test_an_answer_that_would_make_a_grammar_word_a_term_is_refused_and_changes_nothing(analyst_role, owner):
+    execution = _run(analyst_role, owner, REVENUE)
+    questions = [dict(q) for q in execution.questions]
+    first = questions[0]
+    first["phrase"] = "last"
+    first["choices"] = [
+        {**c, "mapping": {k: v for k, v in c["mapping"].items() if k != "term"}} for c in first["choices"]
+    ]
+    execution.questions = questions
+    execution.save(update_fields=["questions"])
+    answers = {q["id"]: q["choices"][0]["id"] for q in questions}
+    with pytest.raises(ExecutionError) as refused:
+        execution_answer(execution=execution, user=owner, answers=answers, enqueue=False)
+    assert refused.value.field == f"answers.{first['id']}" and "not a business term" in str(refused.value)
+    execution.refresh_from_db()
+    assert execution.status == AgentStatus.WAITING
+    assert glossary_terms(service=analyst_role.service) == []
