@@ -420,5 +420,7 @@ LOGGING = {
         "axes": {"level": "WARNING"},
         # Publishing to a group nobody listens to is normal (no browser open); it is not worth a warning.
         "channels_postgres": {"level": "ERROR"},
+        # The MCP SDK says "Terminating session" at INFO at the end of every stateless request.
+        "mcp.server.streamable_http": {"level": "WARNING"},
     },
 }

@@ -307,9 +307,17 @@ def _boolean_columns(grant: Grant) -> frozenset[str]:
     return frozenset(c["name"] for c in grant.object.get("columns", []) if c.get("json_type") == "boolean")
 
 
+def _row_shape(grant: Grant) -> tuple[frozenset, frozenset, dict, frozenset]:
+    """The columns whose values need converting (JSON, TIME, decimals, booleans), worked out once per grant."""
+    shape = grant.__dict__.get("_nectar_row_shape")  # grants are frozen; their __dict__ holds the memo
+    if shape is None:
+        shape = (_json_columns(grant), _time_columns(grant), _decimal_scales(grant), _boolean_columns(grant))
+        grant.__dict__["_nectar_row_shape"] = shape
+    return shape
+
+
 def _safe_rows(grant: Grant, rows: list[dict]) -> list[dict]:
-    json_cols, time_cols, scales = _json_columns(grant), _time_columns(grant), _decimal_scales(grant)
-    bool_cols = _boolean_columns(grant)
+    json_cols, time_cols, scales, bool_cols = _row_shape(grant)
     out = []
     for row in rows:
         for name in bool_cols:
@@ -433,7 +441,9 @@ def executor_query(
     statement = statement.limit(row_limit + 1).offset(offset)
 
     def work(conn, _engines):
-        rows = [dict(r) for r in conn.execute(statement).mappings()]
+        result = conn.execute(statement)
+        keys = list(result.keys())
+        rows = [dict(zip(keys, r, strict=True)) for r in result]
         total = None
         if include_total:
             total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()

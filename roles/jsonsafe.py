@@ -79,10 +79,16 @@ def time_of_day(value: dt.timedelta) -> str:
     return f"{text}.{micro:06d}" if micro else text
 
 
+# Values that are JSON as they are (exact types: a bool or int subclass such as an enum goes through json_safe).
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def json_safe_row(
     row: dict, json_columns: frozenset[str] = frozenset(), time_columns: frozenset[str] = frozenset()
 ) -> dict:
     """Convert one row; JSON returned as text (MySQL, SQLite) is parsed, TIME as timedelta shown as a time."""
+    if not json_columns and not time_columns:
+        return {key: value if type(value) in _PLAIN else json_safe(value) for key, value in row.items()}
     out = {}
     for key, value in row.items():
         if key in json_columns and isinstance(value, str):
