@@ -433,10 +433,35 @@ class BaseAgent:
 
 
 def _llm_failure(agent: str, exc: LLMError) -> str:
-    """Why a step could not be taken, in words for the person who asked (no vendor or model jargon)."""
+    """Why a step could not be taken, in words for the person who asked (no vendor or model jargon).
+
+    The vendor's own words (status, validation errors, URLs) stay in the run's llm_call events and
+    the log, for an administrator.
+    """
     message = str(exc)
     if getattr(exc, "questions", None):
         return message
+    if getattr(exc, "plain", False) or exc.code in ("time_budget", "spending_cap"):
+        return message
     if "budget" in message.lower():
         return f"this request used up its budget before {step_words(agent)} was done ({message})"
-    return message if getattr(exc, "plain", False) else f"{step_words(agent).capitalize()} did not finish: {message}"
+    step = step_words(agent).capitalize()
+    if exc.code == "refused":
+        return f"{step} did not finish: {message.replace('the model', 'the AI service')}"
+    if exc.code in ("invalid_output", "truncated"):
+        return (
+            f"{step} did not finish: the AI service's answers could not be used (not in the form the platform "
+            "needs, even after it was asked to correct them). Try again, or ask an administrator to use a more "
+            "capable model"
+        )
+    if exc.code == "context_length":
+        return (
+            f"{step} did not finish: this request needs more room than the AI service allows; an administrator "
+            "can give it a larger context window"
+        )
+    if exc.retryable:
+        return f"{step} did not finish: the AI service is not answering right now. Try again in a few minutes"
+    return (
+        f"{step} did not finish: the AI service refused the platform's request; an administrator can see why "
+        "in the run's log"
+    )

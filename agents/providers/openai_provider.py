@@ -134,7 +134,10 @@ class OpenAIProvider(ProviderEngine):
 
     # --- one call --------------------------------------------------------------------------------
     def _send(self, request: Request) -> Completion:
-        body: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(request.messages)}
+        # llama-cpp-python's server (and other strict compatible servers) refuse an assistant turn whose
+        # content is null next to its tool_calls; OpenAI's API takes either, so they get a string.
+        messages = to_openai_messages(request.messages, empty_content=None if self._official else "")
+        body: dict[str, Any] = {"model": self.model, "messages": messages}
         # The official API renamed max_tokens; compatible servers mostly know only the old name.
         body["max_completion_tokens" if self._official else "max_tokens"] = request.max_tokens
         if not (self._official and self.model.startswith(_NO_TEMPERATURE_PREFIXES)):
@@ -349,7 +352,8 @@ def json_schema_format(schema: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def to_openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
+def to_openai_messages(messages: list[Message], *, empty_content: str | None = None) -> list[dict[str, Any]]:
+    """Chat Completions messages; `empty_content` is what an assistant turn with only tool calls says."""
     result: list[dict[str, Any]] = []
     for message in messages:
         if message.role == "tool":
@@ -358,7 +362,7 @@ def to_openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
             result.append(
                 {
                     "role": "assistant",
-                    "content": message.content or None,
+                    "content": message.content or empty_content,
                     "tool_calls": [
                         {
                             "id": call.id,

@@ -366,3 +366,23 @@ def test_a_prompt_the_server_says_is_too_long_fails_at_once_naming_the_context()
 
     assert (caught.value.code, caught.value.retryable) == ("context_length", False)
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(("base_url", "content"), [(None, None), (LOCAL_SERVER, "")])
+def test_an_assistant_turn_of_only_tool_calls_has_the_content_each_server_accepts(base_url, content):
+    # llama-cpp-python's server answers 500 to a null content next to tool_calls; OpenAI takes null.
+    server = ReplayServer((200, "openai_text"))
+    provider = make_provider(server, base_url=base_url)
+
+    provider.complete(
+        messages=[
+            Message(role="user", content="Describe orders."),
+            Message(role="assistant", tool_calls=(ToolCall(id="call_1", name="describe_table", arguments={}),)),
+            Message(role="tool", content="{}", tool_call_id="call_1", name="describe_table"),
+        ],
+        tools=[DESCRIBE_TABLE],
+    )
+
+    assistant = server.body()["messages"][1]
+    assert assistant["role"] == "assistant" and assistant["tool_calls"][0]["id"] == "call_1"
+    assert assistant["content"] == content
