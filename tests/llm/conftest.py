@@ -61,3 +61,29 @@ def local_model(settings, llm_server_url):
     settings.LLM_TIMEOUT_SECONDS = 120.0
     settings.LLM_MAX_RETRIES = 1
     return settings
+
+
+# The figures of every pipeline run against the local model, printed at the end of the session.
+RUNS: list[dict] = []
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not RUNS:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("pipeline runs against the local model")
+    for run in RUNS:
+        write(
+            f"{run['via']:<12} {run['status']:<9} {run['llm_calls']:>3} calls {run['input_tokens']:>7} in "
+            f"{run['output_tokens']:>6} out {run['tool_calls']:>3} tools {run['seconds'] or 0:>7.1f} s  "
+            f"{run['requirement']}: {run['reason']}"
+        )
+    states: dict[str, int] = {}
+    for run in RUNS:
+        states[run["status"]] = states.get(run["status"], 0) + 1
+    write(
+        f"{len(RUNS)} runs: "
+        + ", ".join(f"{count} {status}" for status, count in sorted(states.items()))
+        + f"; {sum(r['input_tokens'] + r['output_tokens'] for r in RUNS)} tokens, "
+        f"{sum(r['seconds'] or 0 for r in RUNS):.0f} s in all"
+    )
