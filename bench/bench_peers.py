@@ -9,8 +9,9 @@ this script says when it does. Everything runs on this machine against the local
 - a customer database of 10 000 customers, the same for every server;
 - the same 20-row query: customers of region EU ordered by id, 20 rows (Nectar: query_customers
   with a filter, the Role's checks applied; Toolbox: a postgres-sql tool; DBHub: execute_sql);
-- Nectar in its documented production layout: uvicorn with --workers N on one port, serving
-  nectar.asgi (key, Role, permissions, row filters, audit, rate limits all on);
+- Nectar in its documented production layout: `python -m nectar.webserver --workers N` (uvicorn
+  with N worker processes on one port) serving nectar.asgi (key, Role, permissions, row filters,
+  audit, rate limits all on);
 - a raw JSON-RPC client over Streamable HTTP (keep-alive HTTP/1.1 on asyncio streams, cheap
   enough not to be the bottleneck), at 1 and 16 connections, rounds interleaved across servers;
   every answer is checked for its 20 rows;
@@ -475,7 +476,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes for Nectar")
+    parser.add_argument("--workers", type=int, default=2, help="web worker processes for Nectar")
     parser.add_argument("--only", default="nectar,toolbox,dbhub")
     parser.add_argument("--connections", default="1,16")
     parser.add_argument("--catalog", type=int, default=500, help="tables of the compact-mode Role (0: skip)")
@@ -507,18 +508,9 @@ def main() -> None:
                 "NECTAR_ENDPOINT_RATE_LIMIT": "100000000/min",
                 "NECTAR_AUDIT_JOURNAL_DIR": str(workdir / "audit"),
             }
-            command = [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "nectar.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ]
-            command += ["--workers", str(args.workers), "--no-access-log", "--log-level", "warning"]
-            servers.start(command, port=port, what="Nectar (uvicorn)", env=env, cwd=BASE_DIR)
+            command = [sys.executable, "-m", "nectar.webserver", "--host", "127.0.0.1", "--port", str(port)]
+            command += ["--workers", str(args.workers), "--log-level", "warning"]
+            servers.start(command, port=port, what="Nectar (nectar.webserver)", env=env, cwd=BASE_DIR)
             auth = {"Authorization": f"Bearer {nectar['secret']}"}
             targets["Nectar MCP"] = McpTarget(
                 "Nectar MCP",
@@ -588,7 +580,7 @@ def main() -> None:
 
         print(
             f"\nMedians of {args.rounds} interleaved rounds, {args.seconds:g} s each; {ROWS} rows per call; "
-            f"Nectar: uvicorn --workers {args.workers}"
+            f"Nectar: nectar.webserver --workers {args.workers}"
         )
         header = f"{'server':<18}" + "".join(
             f"{f'calls/s @{c}':>14}{f'p50 ms @{c}':>13}{f'CPU ms @{c}':>12}" for c in connection_counts
