@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from learning.grammar import is_grammatical
+
 from .schema_index import Column, SchemaIndex, Table
 from .vocabulary import singular, variants
 
@@ -11,8 +13,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from .planner import Analysis
 
 
+def _named_words(a: Analysis) -> set[str]:
+    """The requirement's words that may name a date column: not those of its grammar ("the last 30 days")."""
+    return {v for t in a.tokens if not is_grammatical(t.lower) for v in variants(t.lower)}
+
+
+CHANGE_WORDS = frozenset(["updated", "update", "modified", "deleted", "changed", "birth", "dob", "expires", "expiry"])
+
+
 def date_column(table: Table, a: Analysis) -> Column | None:
-    words = {v for t in a.tokens for v in variants(t.lower)}
+    words = _named_words(a)
     best = None
     for column in table.columns.values():
         if not column.is_temporal or column.name.lower() in a.avoid_columns:
@@ -27,7 +37,7 @@ def date_column(table: Table, a: Analysis) -> Column | None:
             score += 0.8  # when the row came to be
         elif tokens & {"at", "on", "start", "started"}:
             score += 0.5
-        if tokens & {"updated", "modified", "deleted", "birth", "dob", "expires", "expiry", "due", "end", "ended"}:
+        if tokens & (CHANGE_WORDS | {"due", "end", "ended"}):
             score -= 1.5
         candidate = (score, -list(table.columns).index(column.name), column)
         if best is None or candidate[:2] > best[:2]:
@@ -37,7 +47,7 @@ def date_column(table: Table, a: Analysis) -> Column | None:
 
 def date_score(table: Table, column: Column, a: Analysis) -> float:
     """How surely a date tells when a row of `table` happened (the same scoring as date_column)."""
-    words = {v for t in a.tokens for v in variants(t.lower)}
+    words = _named_words(a)
     tokens = set(column.tokens)
     score = 2.0 if tokens & words else 0.0
     if tokens & set(table.tokens) or tokens & {singular(table.name)}:

@@ -141,6 +141,7 @@ class Phrases:
     lookup_word: str | None = None  # "by <id>", "with id 42"
     lookup_value: str | None = None
     lookup_at: int | None = None
+    lookup_qualifier: str | None = None  # "customer" in "by their customer number"
     group_words: list[tuple[int, str]] = field(default_factory=list)  # (offset, word after by/per)
     group_starts: dict[int, int] = field(default_factory=dict)  # offset of the word -> start of "by"/"per"
     top_span: tuple[int, int] | None = None
@@ -362,7 +363,8 @@ def read_phrases(text: str) -> Phrases:
 
     # "No activity": the entity is kept only when no related row exists (in the window).
     match = re.search(
-        r"\b(no|without|zero|never|not any|haven't|hasn't|have not|has not|did not|didn't|no recent)\s+", lowered
+        r"\b(no one|nobody|no|without|zero|never|not any|haven't|hasn't|have not|has not|did not|didn't|no recent)\s+",
+        lowered,
     )
     if match:
         found.negation_at = match.end()
@@ -377,13 +379,14 @@ def read_phrases(text: str) -> Phrases:
 
     # Lookup by key.
     for match in re.finditer(
-        r"\b(?:by|with|for|given|having)\s+(?:(?:a|an|the|its|their|given)\s+)?(id|key|code|number|\w+_id)\b"
-        r"(?:\s+(\d+))?",
+        r"\b(?:by|with|for|given|having)\s+(?:(?:a|an|the|its|their|given)\s+)?(?:([a-z]\w*)\s+)??"
+        r"(id|key|code|number|\w+_id)\b(?:\s+(\d+))?",
         lowered,
     ):
-        if found.explains(*match.span(1)) or lowered[match.end(1) :].lstrip().startswith("of "):
+        if found.explains(*match.span(2)) or lowered[match.end(2) :].lstrip().startswith("of "):
             continue
-        found.lookup_word, found.lookup_value, found.lookup_at = match.group(1), match.group(2), match.start()
+        found.lookup_word, found.lookup_value, found.lookup_at = match.group(2), match.group(3), match.start()
+        found.lookup_qualifier = match.group(1)  # "by their customer number": must name the entity itself
         found.lookup_span = match.span()
         take(match)
         break

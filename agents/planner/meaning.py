@@ -376,23 +376,30 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
         )
         b.parameter(f.param, param_type(column), required=True, phrase=f.phrase, enum=f.enum)
     if a.activity is not None:
-        act, fk, date = a.activity
+        act, fks, date = a.activity
         taken = set(b.aliases.values())
-        alias = b.new_alias(act, taken)
-        chain = {
-            "alias": alias,
-            "object": b.object_name(act),
-            "phrase": mention_phrase(act.key, "activity") or mention_phrase(act.key),
-            "join": {
-                "to": b.alias(entity.key),
-                "on": [[c, p_] for c, p_ in zip(fk.child_columns, fk.parent_columns, strict=True)],
-            },
-        }
+        chain, previous = [], b.alias(entity.key)
+        for fk in fks:
+            table = index.tables[fk.child]
+            alias = b.new_alias(table, taken)
+            taken.add(alias)
+            chain.append(
+                {
+                    "alias": alias,
+                    "object": b.object_name(table),
+                    "phrase": (mention_phrase(act.key, "activity") or mention_phrase(act.key)) if table is act else "",
+                    "join": {
+                        "to": previous,
+                        "on": [[c, p_] for c, p_ in zip(fk.child_columns, fk.parent_columns, strict=True)],
+                    },
+                }
+            )
+            previous = alias
         exists: dict[str, Any] = {
             "negated": True,
             "from": b.alias(entity.key),
-            "entities": [chain],
-            "phrase": b.text(negation_span(a, p.negation_span)),
+            "entities": chain,
+            "phrase": b.text(a.activity_span or negation_span(a, p.negation_span)),
         }
         if p.window is not None and date is not None:
             exists["window"] = {

@@ -228,7 +228,9 @@ class Analysis:
     parents: list[tuple[ForeignKey, list[str]]] = field(default_factory=list)  # joined parent and its columns
     children: list[ForeignKey] = field(default_factory=list)
     mentioned_columns: set[tuple[Key, str]] = field(default_factory=set)
-    activity: tuple[Table, ForeignKey, Column | None] | None = None
+    # the table whose rows must be absent, the foreign keys from the entity down to it, and its date
+    activity: tuple[Table, list[ForeignKey], Column | None] | None = None
+    activity_span: tuple[int, int] | None = None  # "never been rented": the negation and the verb
     fact: Table | None = None
     measure: tuple[str, list[str]] | None = None  # (kind "column" | "product", column names on fact)
     metric: Metric | None = None
@@ -377,6 +379,8 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     _resolve_name_lookup(a, index)
     _resolve_given(a, index)
     _resolve_thresholds(a, index)
+    if a.activity is None and a.entity is not None and a.phrases.negation_at is not None:
+        _resolve_negated_verb(a, index)
     _resolve_values_and_columns(a, index)
     _apply_terms(a, index)
     _name_parameters(a, index)
@@ -789,14 +793,21 @@ def _resolve_entity(a: Analysis, index: SchemaIndex) -> None:
         table = index.tables[key]
         if mention.role == "activity":
             fk = _fk_to(index, table, a.entity)
-            if fk is None:
+            # "films never rented": rentals reach films through the copies they are of
+            chain = [fk] if fk is not None else list(reversed(index.up_path(table.key, a.entity.key) or []))
+            if not chain:
                 raise PlanningError(
                     f"{table.name} has no foreign key to {a.entity.name}, so 'no {table.name}' is unclear"
                 )
-            a.activity = (table, fk, date_column(table, a))
+            a.activity = (table, chain, date_column(table, a))
+            end = mention.end
+            if end < len(a.tokens) and a.tokens[end].lower in ("anything", "any", "something"):
+                end += 1
+            if a.phrases.negation_span:
+                a.activity_span = (a.phrases.negation_span[0], a.tokens[end - 1].end)
             a.steps.append(
                 f"'{_span_text(a, mention)}' names the activity table {table.name} (joined on "
-                f"{', '.join(fk.child_columns)})."
+                f"{', '.join(c for fk in chain for c in fk.child_columns)})."
             )
         elif mention.role == "group":
             a.group_entity = table
@@ -1012,19 +1023,23 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
             for j in range((first or 0) - 1, max(-1, (first or 0) - 4), -1)
             if a.tokens[j].lower not in STOPWORDS and not a.phrases.explains(a.tokens[j].start, a.tokens[j].end)
         ]
+        money = (
+            (t.unit or "") in MONEY_UNITS
+            or a.requirement[t.span[0] : t.span[1]].strip()[-1:] in "$€£"
+            or any(ch in a.requirement[t.span[0] : t.span[1]] for ch in "$€£")
+        )
         column, start = None, t.span[0]
-        for j in before[:1]:
+        defined = _term_column_before(a, first, numeric)
+        if defined is not None:
+            column, start = defined
+        for j in before[:1] if defined is None else []:
             hits = sorted(
                 ((_word_hits_column(a.tokens[j].lower, c), c.name, c) for c in numeric), key=lambda h: (-h[0], h[1])
             )
             hits = [h for h in hits if h[0] >= 0.8]
             if hits and (len(hits) == 1 or hits[0][0] > hits[1][0]):
                 column, start = hits[0][2], a.tokens[j].start
-        money = (
-            (t.unit or "") in MONEY_UNITS
-            or a.requirement[t.span[0] : t.span[1]].strip()[-1:] in "$€£"
-            or any(ch in a.requirement[t.span[0] : t.span[1]] for ch in "$€£")
-        )
+                _ask_if_another_column_is_named(a, index, t, j, column, _money_columns(a.entity) if money else numeric)
         end = t.unit_span[1] if t.unit_span and (t.unit or "") in MONEY_UNITS else t.span[1]
         if column is None and money:
             candidates = _money_columns(a.entity)
@@ -1032,11 +1047,70 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
                 column = candidates[0]
         if column is None:
             continue
+        end = _phrase_end_naming(a, end, column)
         value = int(t.value) if t.value == int(t.value) and column.json_type == "integer" else t.value
         a.filters.append(Filter(a.entity.key, column.name, value, phrase=a.requirement[start:end], op=t.op, fixed=True))
         a.needs_compiler.append(f"the comparison on {a.entity.name}.{column.name}")
         a.phrases.spans.append((start, end))
         a.steps.append(f"'{a.requirement[start:end]}': {a.entity.name}.{column.name} {t.op} {t.value:g}.")
+
+
+def _phrase_end_naming(a: Analysis, end: int, column: Column) -> int:
+    """'cost more than 4 dollars to rent': a word just after the comparison that names its column belongs to it."""
+    after = [t for t in a.tokens if t.start >= end][:2]
+    after = after[1:] if after and after[0].lower in STOPWORDS else after[:1]
+    if after and any(word_score(after[0].lower, n) == 1.0 or derives(after[0].lower, n) for n in column.tokens):
+        return after[0].end
+    return end
+
+
+def _term_column_before(a: Analysis, first: int | None, numeric: list[Column]) -> tuple[Column, int] | None:
+    """A glossary column term just before a comparison ("cost" defined as rental_rate): the column it compares."""
+    if not first:
+        return None
+    start = a.tokens[first - 1].start
+    for mapping, (s, e) in a.terms:
+        if mapping.get("kind") == "column" and s <= start < e:
+            column = next((c for c in numeric if c.name == mapping.get("column")), None)
+            if column is not None:
+                return column, s
+    return None
+
+
+def _ask_if_another_column_is_named(
+    a: Analysis, index: SchemaIndex, t, j: int, column: Column, numeric: list[Column]
+) -> None:
+    """'cost more than 4 dollars to rent': when another word names another numeric column, ask which one compares."""
+    others = []
+    for k, token in enumerate(a.tokens):
+        if k == j or token.lower in STOPWORDS or a.phrases.explains(token.start, token.end) or token.is_number:
+            continue
+        if t.span[0] <= token.start < t.span[1]:
+            continue
+        for c in numeric:
+            if (
+                c is not column
+                and c not in others
+                and (any(word_score(token.lower, n) == 1.0 or derives(token.lower, n) for n in c.tokens))
+            ):
+                others.append(c)
+    if not others:
+        return
+    word = a.tokens[j].text
+    phrase = a.requirement[a.tokens[j].start : t.span[1]]
+    options = [
+        (
+            f"the column {a.entity.name}.{c.name}",
+            {"term": word, "kind": "column", "object": _object_ref(index, a.entity.key), "column": c.name},
+        )
+        for c in [column, *others]
+    ]
+    raise PlanningError(
+        f"'{phrase}' may compare {' or '.join(c.name for c in [column, *others])}",
+        questions=[
+            question_which(phrase, f"'{phrase}': which column is compared?", "column", options, qid="compared_column")
+        ],
+    )
 
 
 def _resolve_recency(a: Analysis, index: SchemaIndex) -> None:
@@ -1093,10 +1167,67 @@ def _resolve_activity(a: Analysis, index: SchemaIndex) -> bool:
         names = ", ".join(c[1] for c in candidates)
         raise PlanningError(f"'activity' could be any of {names}; name the table that records it")
     _, _, table, fk, date = candidates[0]
-    a.activity = (table, fk, date)
+    a.activity = (table, [fk], date)
     a.steps.append(
         f"Activity of {a.entity.name} is recorded in {table.name}.{date.name} "
         f"(foreign key {', '.join(fk.child_columns)})."
+    )
+    return True
+
+
+NEGATION_AUXILIARIES = frozenset(["been", "be", "being", "has", "have", "had", "ever", "yet", "even", "once", "got"])
+
+
+def _resolve_negated_verb(a: Analysis, index: SchemaIndex) -> bool:
+    """'never been rented', 'nobody has rented', 'haven't ordered': no row of the table the verb names.
+
+    The table is one whose name the verb derives (rented -> rentals), reached from the entity through
+    foreign keys pointing at it (films <- copies <- rentals); two such tables equally near are asked about.
+    """
+    p = a.phrases
+    if p.negation_implicit or any(m.role == "activity" for m in a.mentions):
+        return False
+    after = [i for i, t in enumerate(a.tokens) if t.start >= (p.negation_at or 0)]
+    verb = None
+    for i in after[:3]:
+        token = a.tokens[i]
+        if token.lower in NEGATION_AUXILIARIES:
+            continue
+        verb = i
+        break
+    if verb is None or any(m.start <= verb < m.end for m in a.mentions):
+        return False
+    word = a.tokens[verb].lower
+    found = []
+    for table in index.tables.values():
+        if table is a.entity or not any(derives(word, n) for n in table.tokens):
+            continue
+        up = index.up_path(table.key, a.entity.key)
+        if up:
+            found.append((len(up), table.name, table, list(reversed(up))))
+    if not found:
+        return False
+    found.sort(key=lambda f: (f[0], f[1]))
+    if len(found) > 1 and found[0][0] == found[1][0]:
+        names = " or ".join(f[1] for f in found if f[0] == found[0][0])
+        raise PlanningError(f"'{a.tokens[verb].text}' could mean rows of {names}; name the one you mean")
+    (
+        _,
+        _,
+        table,
+        chain,
+    ) = found[0]
+    end = verb + 1
+    if end < len(a.tokens) and a.tokens[end].lower in ("anything", "any", "something", "one"):
+        end += 1  # "haven't rented anything"
+    a.activity = (table, chain, date_column(table, a) if p.window is not None else None)
+    a.activity_span = (p.negation_span[0] if p.negation_span else a.tokens[after[0]].start, a.tokens[end - 1].end)
+    a.phrases.spans.append(a.activity_span)
+    a.verb_phrases.setdefault(table.key, a.tokens[verb].text)
+    a.steps.append(
+        f"'{a.requirement[a.activity_span[0] : a.activity_span[1]]}': {a.entity.name} with no {table.name} row"
+        + (f" (through {', '.join(index.tables[fk.child].name for fk in chain[:-1])})" if len(chain) > 1 else "")
+        + "."
     )
     return True
 
@@ -1327,7 +1458,23 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
     if a.phrases.lookup_word and a.entity is not None:
         word = a.phrases.lookup_word
         column = None
-        if word in ("id", "key", "number") and a.entity.primary_key:
+        qualifier = a.phrases.lookup_qualifier
+        named = next(
+            (
+                c
+                for c in a.entity.columns.values()
+                if qualifier
+                and len(c.tokens) == 2
+                and word_score(qualifier, c.tokens[0]) == 1.0
+                and word_score(word, c.tokens[1]) == 1.0
+            ),
+            None,
+        )
+        if named is not None:
+            column = named  # "by their order number": the column order_number
+        elif qualifier and not any(word_score(qualifier, t) == 1.0 for t in a.entity.tokens):
+            column = None  # "by phone number" is not the key of the entity
+        elif word in ("id", "key", "number") and a.entity.primary_key:
             column = a.entity.columns[a.entity.primary_key[0]]
         else:
             column = next((c for c in a.entity.columns.values() if c.name.lower() == word), None)
@@ -1739,7 +1886,8 @@ def _objects(a: Analysis, index: SchemaIndex) -> list[Key]:
         for fk in a.children:
             add(fk.child)
     if a.activity is not None:
-        add(a.activity[0].key)
+        for fk in a.activity[1]:
+            add(fk.child)
     return keys
 
 
@@ -2258,17 +2406,20 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             conditions.append(f"x{len(parts)}.{q.q(f.column)} = :{f.param or f.column}")
             q.where.append(f"EXISTS (SELECT 1 FROM {', '.join(parts)} WHERE {' AND '.join(conditions)})")
         if a.activity is not None:
-            act, fk, date = a.activity
-            alias = q.alias(act)
-            conditions = [
-                f"{alias}.{q.q(c)} = {q.col(entity, p)}"
-                for c, p in zip(fk.child_columns, fk.parent_columns, strict=True)
-            ]
+            act, chain, date = a.activity
+            parts, conditions, here = [], [], q.alias(entity)
+            for n, fk in enumerate(chain):
+                table = index.tables[fk.child]
+                alias = q.alias(act) if n == len(chain) - 1 else f"n{n + 1}"
+                parts.append(f"{q.table_ref(table)} {alias}")
+                conditions += [
+                    f"{alias}.{q.q(c)} = {here}.{q.q(p)}"
+                    for c, p in zip(fk.child_columns, fk.parent_columns, strict=True)
+                ]
+                here = alias
             if a.phrases.window is not None and date is not None:
-                conditions += window_conditions(f"{alias}.{q.q(date.name)}", a.phrases.window)
-            q.where.append(
-                f"NOT EXISTS (SELECT 1 FROM {q.table_ref(act)} {alias} WHERE " + " AND ".join(conditions) + ")"
-            )
+                conditions += window_conditions(f"{here}.{q.q(date.name)}", a.phrases.window)
+            q.where.append(f"NOT EXISTS (SELECT 1 FROM {', '.join(parts)} WHERE " + " AND ".join(conditions) + ")")
             steps.append(
                 f"Keep {entity.name} with no {act.name} row"
                 + (f" in '{a.phrases.window.phrase}'" if a.phrases.window else "")

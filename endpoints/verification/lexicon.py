@@ -64,9 +64,23 @@ def words(text: str) -> list[Word]:
     return out
 
 
+# Particles of the verbs of asking: "look up a customer", "looked up by name".
+ASKING_PARTICLES = {"up": frozenset({"look", "looks", "looked", "looking"})}
+
+
 def content_words(text: str) -> list[Word]:
     """Words the design must account for: everything but ignorable words (numbers included)."""
-    return [w for w in words(text) if w.quoted or w.is_number or w.lower not in IGNORABLE]
+    found = words(text)
+    return [
+        w
+        for i, w in enumerate(found)
+        if w.quoted
+        or w.is_number
+        or (
+            w.lower not in IGNORABLE
+            and not (i and w.lower in ASKING_PARTICLES and found[i - 1].lower in ASKING_PARTICLES[w.lower])
+        )
+    ]
 
 
 def stems(word: str) -> set[str]:
