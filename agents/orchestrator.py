@@ -652,7 +652,9 @@ def success_results(*, execution: AgentExecution, endpoint: GeneratedEndpoint) -
     exploration = phases.get(Phase.EXPLORATION) or {"schema": {"objects": []}}
     testing = phases.get(Phase.TESTING) or {}
     interp = endpoint.interpretation or design.get("interpretation") or {}
-    used = {e.get("object", "").rpartition(".")[2] for e in interp.get("entities", [])}
+    # Tables of its conditions count too ("never placed an order" reads orders): a later run explores them.
+    entities = [*interp.get("entities", []), *(e for x in interp.get("exists", []) for e in x.get("entities", []))]
+    used = {e.get("object", "").rpartition(".")[2] for e in entities}
     objects = [
         {"schema": o.get("schema"), "name": o["name"], "kind": o.get("kind")}
         for o in exploration["schema"]["objects"]

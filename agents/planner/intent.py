@@ -76,6 +76,8 @@ COMPARATIVES = {
     "at most": "lte",
     "no more than": "lte",
 }
+# Verbs of money coming in: "the countries that bring in the most revenue".
+EARNING_VERBS = r"bring|brings|brought|bringing|earn|earns|earned|generate|generates|generated|make|makes|made"
 RECENT_WORDS = {"most recent": "desc", "latest": "desc", "newest": "desc", "oldest": "asc", "earliest": "asc"}
 
 
@@ -296,6 +298,11 @@ def read_phrases(text: str) -> Phrases:
     match = re.search(r"\b(top|bottom|first|best|worst)\s+" + NUM + r"\b", lowered) or re.search(
         r"\b" + NUM + r"\s+(most|best|biggest|largest|highest|least|lowest|smallest)\b(?!\s+recent)", lowered
     )
+    apart = re.search(
+        r"\bthe\s+" + NUM + r"\s+(?:[a-z][\w'-]*\s+){1,5}?((?:the\s+)?(most|least|fewest|highest|lowest|biggest|"
+        r"largest|smallest))\b(?!\s+recent)(?:\s+(?!of\b|in\b|for\b|by\b|with\b|and\b)([a-z]\w*))?",
+        lowered,
+    )
     if found.top_n is not None:
         pass  # "the five latest orders": the number belongs to the recency
     elif match:
@@ -305,12 +312,31 @@ def read_phrases(text: str) -> Phrases:
         found.top_ascending = word in ("bottom", "worst", "least", "lowest", "smallest")
         found.top_span = match.span()
         take(match)
+    elif apart and number_value(apart.group(1)) is not None:
+        # "the five customers who spent the most", "the three countries that bring in the most revenue"
+        found.top_n = int(number_value(apart.group(1)) or 0) or None
+        found.top_ascending = apart.group(3) in ("least", "fewest", "lowest", "smallest")
+        found.top_span = apart.span(1)
+        take_span = found.spans.append
+        take_span(apart.span(1))
+        start, end = apart.span(2)
+        if apart.group(4) and apart.group(4) in MONEY_WORDS:
+            found.rank_word, end = apart.group(4), apart.end(4)
+            verb = re.search(r"\b(?:" + EARNING_VERBS + r")(?:\s+in)?\s+$", lowered[:start])
+            if verb:
+                start = verb.start()  # "bring in the most revenue"
+        else:
+            before = re.search(r"([a-z]\w*)\s+$", lowered[:start])
+            if before and before.group(1) in MONEY_WORDS:
+                found.rank_word, start = before.group(1), before.start(1)
+        found.rank_span = (start, end)
+        take_span(found.rank_span)
     elif re.search(r"\btop\b", lowered):
         match = re.search(r"\btop\b", lowered)
         found.top_n = 10
         found.top_span = match.span()
         take(match)
-    if found.top_n is not None:
+    if found.top_n is not None and found.rank_span is None:
         rank = re.search(r"\b(?:by|in terms of|ranked by|with the (?:most|highest))\s+(?:total\s+)?(\w+)", lowered)
         if rank:
             found.rank_word = rank.group(1)

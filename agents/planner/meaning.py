@@ -171,6 +171,9 @@ def negation_span(a: Analysis, span: tuple[int, int] | None) -> tuple[int, int] 
 def ranking_span(p) -> tuple[int, int] | None:
     """'Top 10 products by revenue': from the ranking word to what ranks them."""
     if p.top_span and p.rank_span:
+        first, second = sorted((p.top_span, p.rank_span))
+        if second[0] - first[1] > 1:
+            return p.rank_span  # "the five customers who spent the most": the number is the limit's own phrase
         return (min(p.top_span[0], p.rank_span[0]), max(p.top_span[1], p.rank_span[1]))
     return p.top_span or p.rank_span
 
@@ -200,9 +203,18 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
     def add_filters(where: str = "filters") -> None:
         for f in a.filters:
             column = index.tables[f.table].columns[f.column]
-            if f.fixed and f.op in ("gt", "gte", "lt", "lte"):
+            if f.fixed and f.op in ("gt", "gte", "lt", "lte", "ne", "contains"):
                 b.data[where].append(
                     {"column": b.col(f.table, f.column), "op": f.op, "value": f.value, "phrase": f.phrase}
+                )
+                continue
+            if f.fixed and f.op in ("is_null", "not_null"):
+                b.data[where].append({"column": b.col(f.table, f.column), "op": f.op, "phrase": f.phrase})
+                continue
+            if f.fixed and f.op == "not_in":
+                values = list(f.values or [f.value])
+                b.data[where].append(
+                    {"column": b.col(f.table, f.column), "op": "not_in", "values": values, "phrase": f.phrase}
                 )
                 continue
             if f.fixed:
@@ -255,8 +267,15 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
         if a.group_entity is not None:
             g = a.group_entity
             phrase = a.group_phrase or mention_phrase(g.key)
+            naming = {c.name for c in g.label_columns()}
+            # "with their names": the words that ask for the group's naming columns
+            names_phrase = next(
+                (b.text((t.start, t.end)) for t in a.tokens if t.lower in ("name", "names", "titles", "title")),
+                "",
+            )
             for name, label in labels.get("group_entity", []):
-                group_keys.append({"column": b.col(g.key, name), "label": label, "phrase": phrase})
+                own = names_phrase if name in naming and not phrase else phrase
+                group_keys.append({"column": b.col(g.key, name), "label": label, "phrase": own})
                 phrase = ""
         for table, column in a.group_columns:
             phrase = a.column_phrases.get((table.key, column.name)) or next(

@@ -231,6 +231,7 @@ class Analysis:
     # the table whose rows must be absent, the foreign keys from the entity down to it, and its date
     activity: tuple[Table, list[ForeignKey], Column | None] | None = None
     activity_span: tuple[int, int] | None = None  # "never been rented": the negation and the verb
+    negated_column: bool = False  # "haven't shipped yet": the negation is a date left empty
     fact: Table | None = None
     measure: tuple[str, list[str]] | None = None  # (kind "column" | "product", column names on fact)
     metric: Metric | None = None
@@ -923,12 +924,29 @@ def _resolve_given(a: Analysis, index: SchemaIndex) -> None:
                 phrase_start = a.tokens[prev[0]].start
             if chain:
                 _add_chain(a, chain)
+        end = _with_relating_verb(a, end)
         phrase = a.requirement[phrase_start:end]
         a.filters.append(
             Filter(target.key, column.name, None, phrase=phrase, required=True, enum=list(column.enum or []) or None)
         )
         a.phrases.spans.append((phrase_start, end))
         a.steps.append(f"'{phrase}' is a value the caller gives: {target.name}.{column.name}.")
+
+
+def _with_relating_verb(a: Analysis, end: int) -> int:
+    """'orders a given customer placed': the verb that relates the given row to the entity belongs to its phrase."""
+    following = [t for t in a.tokens if t.start >= end][:2]
+    if following and following[0].lower in ("has", "have", "had") and len(following) > 1:
+        following = following[1:]  # "a given customer has bought"
+    after = following[0] if following else None
+    if (
+        after is not None
+        and after.lower in FILLER_WORDS
+        and (after.lower.endswith("ed") or after.lower in ("made", "bought", "sold", "got"))
+        and not a.phrases.explains(after.start, after.end)
+    ):
+        return after.end
+    return end
 
 
 def _given_column(table: Table, word: str) -> Column | None:
@@ -955,6 +973,7 @@ def _relate_given(a: Analysis, index: SchemaIndex, table: Table, i: int, span: t
     column = _given_column(table, a.tokens[i].lower)
     if column is None:
         return
+    span = (span[0], _with_relating_verb(a, span[1]))
     phrase = a.requirement[span[0] : span[1]]
     f = Filter(table.key, column.name, None, phrase=phrase, required=True, enum=list(column.enum or []) or None)
     if not column.primary_key and not _column_score([a.tokens[i].lower], column):
@@ -1175,6 +1194,30 @@ def _resolve_activity(a: Analysis, index: SchemaIndex) -> bool:
     return True
 
 
+def _unset_date(a: Analysis, verb: int) -> Column | None:
+    """'orders that haven't shipped yet': the entity's own date the verb names is empty (shipped_date IS NULL)."""
+    p = a.phrases
+    word = a.tokens[verb].lower
+    columns = [
+        c
+        for c in a.entity.columns.values()
+        if c.is_temporal and c.nullable and any(word_score(word, t) == 1.0 for t in c.tokens)
+    ]
+    if len(columns) != 1:
+        return None
+    end = verb + 1
+    if end < len(a.tokens) and a.tokens[end].lower in ("yet", "so", "ever"):
+        end += 1  # "so far" is not read
+    start = p.negation_span[0] if p.negation_span else a.tokens[verb].start
+    span = (start, a.tokens[end - 1].end)
+    phrase = a.requirement[span[0] : span[1]]
+    a.filters.append(Filter(a.entity.key, columns[0].name, None, phrase=phrase, op="is_null", fixed=True))
+    a.phrases.spans.append(span)
+    a.negated_column = True
+    a.steps.append(f"'{phrase}': {a.entity.name}.{columns[0].name} is empty.")
+    return columns[0]
+
+
 NEGATION_AUXILIARIES = frozenset(["been", "be", "being", "has", "have", "had", "ever", "yet", "even", "once", "got"])
 
 
@@ -1198,6 +1241,9 @@ def _resolve_negated_verb(a: Analysis, index: SchemaIndex) -> bool:
     if verb is None or any(m.start <= verb < m.end for m in a.mentions):
         return False
     word = a.tokens[verb].lower
+    unset = _unset_date(a, verb)
+    if unset is not None:
+        return False
     found = []
     for table in index.tables.values():
         if table is a.entity or not any(derives(word, n) for n in table.tokens):
@@ -2240,6 +2286,8 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         expr = q.col(index.tables[f.table], f.column)
         if f.fixed and f.op in COMPARISON_SQL:
             return f"{expr} {COMPARISON_SQL[f.op]} :{f.param}_1"
+        if f.fixed and f.op in ("is_null", "not_null"):
+            return f"{expr} IS {'NOT ' if f.op == 'not_null' else ''}NULL"
         if f.fixed:
             names = [f":{f.param}_{n}" for n in range(1, len(f.values or [f.value]) + 1)]
             return f"{expr} IN ({', '.join(names)})"

@@ -145,7 +145,7 @@ SYNONYM_GROUPS: tuple[frozenset[str], ...] = tuple(
 )
 
 MONEY_WORDS = frozenset(
-    ["revenue", "sales", "sale", "spend", "spending", "income", "turnover", "money", "earnings", "gmv"]
+    ["revenue", "sales", "sale", "spend", "spent", "spending", "income", "turnover", "money", "earnings", "gmv"]
 )
 MEASURE_NAME_QUALITY = {
     "revenue": 1.0,
