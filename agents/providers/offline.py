@@ -35,9 +35,18 @@ import json
 from typing import Any
 
 from agents.planner import Plan, PlanningError, plan_requirement
-from agents.planner.intent import read_phrases
+from agents.planner.intent import NUMBER_WORDS, read_phrases
 from agents.planner.planner import _memory_content
-from agents.planner.vocabulary import FILLER_WORDS, MONEY_WORDS, STOPWORDS, name_tokens, tokenize, variants, word_score
+from agents.planner.vocabulary import (
+    FILLER_WORDS,
+    MONEY_WORDS,
+    STOPWORDS,
+    derives,
+    name_tokens,
+    tokenize,
+    variants,
+    word_score,
+)
 from endpoints.compiler import Catalog, CompileError, interpretation_compile
 from endpoints.verification.policy import PERSONAL, SECRET
 from endpoints.verification.wording import interpretation_describe
@@ -299,9 +308,26 @@ def _pattern_tables(context: dict) -> list[str]:
             continue
         content = _memory_content(memory)
         objects = [str(o).split(".")[-1] for o in content.get("objects") or []]
-        if objects:
+        if objects and _same_subject(str(context.get("requirement") or ""), str(content.get("requirement") or "")):
             return objects
     return []
+
+
+def _subject(requirement: str) -> str | None:
+    """The first word that names something ("Customers" in "Customers who placed ..."), not a word of asking."""
+    for token in tokenize(requirement):
+        word = token.lower
+        if word in STOPWORDS or word in FILLER_WORDS or word in NUMBER_WORDS or token.is_number:
+            continue
+        return word
+    return None
+
+
+def _same_subject(requirement: str, learned: str) -> bool:
+    """A learned pattern stands in for searching only when it is about the same thing: "Products supplied from
+    ..." still searches for products after a pattern about orders."""
+    mine, theirs = _subject(requirement), _subject(learned)
+    return bool(mine and theirs and variants(mine) & variants(theirs))
 
 
 def _candidates(context: dict) -> list[str]:
@@ -313,7 +339,14 @@ def _candidates(context: dict) -> list[str]:
     scored = []
     for name in names:
         tokens = name_tokens(name) or (name.lower(),)
-        score = max((word_score(w, n) * (1.0 if n == tokens[-1] else 0.5) for w in words for n in tokens), default=0.0)
+        score = max(
+            (
+                max(word_score(w, n), 0.8 if derives(w, n) else 0.0) * (1.0 if n == tokens[-1] else 0.5)
+                for w in words
+                for n in tokens
+            ),
+            default=0.0,
+        )  # "rented" names rentals as surely as a synonym
         matched = next((o for o in context.get("catalog") or [] if o["name"] == name), {})
         if matched.get("matched_columns"):
             score = max(score, 0.4)

@@ -144,3 +144,31 @@ def test_the_explorers_progress_counts_the_objects_it_described(retail):
     context = {"agent": "explorer", "step": "reflect", "requirement": "customers", "schema": schema}
     answer = OfflineProvider().complete(messages=[Message(role="user", content="x")], tools=FIXED, context=context)
     assert answer.structured["progress"] == f"described {len(schema['objects'])} objects"
+
+
+def _pattern(requirement: str, objects: list[str]) -> dict:
+    content = {"requirement": requirement, "objects": objects, "shape": ["list"]}
+    return {"id": "m1", "type": "SUCCESS_PATTERN", "content": content, "similarity": 0.9}
+
+
+def test_a_learned_pattern_about_the_same_thing_is_described_at_once_and_another_one_is_searched_past():
+    provider = OfflineProvider()
+    requirement = "Customers who placed more than 20 orders"
+    context = {"agent": "explorer", "requirement": requirement, "schema": {"objects": []}, "samples": {}}
+    same = {**context, "memories": [_pattern("Customers who have never placed an order", ["customers", "orders"])]}
+    calls = provider.complete(messages=[Message(role="user", content=requirement)], tools=FIXED, context=same)
+    assert [c.arguments.get("object") for c in calls.tool_calls] == ["customers", "orders"]
+    other = {**context, "memories": [_pattern("Products priced above 50 dollars", ["products"])]}
+    calls = provider.complete(messages=[Message(role="user", content=requirement)], tools=FIXED, context=other)
+    assert [c.name for c in calls.tool_calls] == ["search_objects"]
+
+
+def test_the_explorer_describes_the_table_a_verb_names():
+    from agents.providers.offline import _candidates
+
+    context = {
+        "requirement": "Members who rented boats",
+        "catalog": [{"name": n} for n in ("aisles", "boats", "members", "rentals")],
+        "schema": {"objects": []},
+    }
+    assert _candidates(context) == ["boats", "members", "rentals"]
