@@ -445,7 +445,8 @@ def _llm_failure(agent: str, exc: LLMError) -> str:
         return message
     if "budget" in message.lower():
         return f"this request used up its budget before {step_words(agent)} was done ({message})"
-    step = step_words(agent).capitalize()
+    words = step_words(agent)
+    step = words[:1].upper() + words[1:]
     if exc.code == "refused":
         return f"{step} did not finish: {message.replace('the model', 'the AI service')}"
     if exc.code in ("invalid_output", "truncated"):
