@@ -5,7 +5,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from learning.forms import GlossaryTermForm
-from learning.glossary import _parse_content, mapping_parse
+from learning.glossary import glossary_term_read, mapping_parse
 from learning.models import AgentMemory, GlossaryTerm, ImprovementReport, MemoryType, MemoryUse
 from learning.services import LearningInputError, embed_texts, memory_embed
 from roles.admin_scoping import OrganizationScopedAdmin
@@ -221,9 +221,9 @@ class GlossaryTermAdminForm(forms.ModelForm, GlossaryTermForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["service"].required = True
-        parsed = _parse_content(self.instance) if self.instance.pk else None
+        parsed = glossary_term_read(memory=self.instance) if self.instance.pk else None
         if parsed is not None:
-            self.initial.update(GlossaryTermForm.initial_for(parsed[0], parsed[1], parsed[2]))
+            self.initial.update(GlossaryTermForm.initial_for(parsed.term, parsed.mapping, parsed.note))
             self.fields["term"].disabled = True
             self.fields["term"].required = False
 
@@ -265,22 +265,22 @@ class GlossaryTermAdmin(OrganizationScopedAdmin):
         return [*names, "conditions", "note", "origin", "updated_at"]
 
     def _parsed(self, obj):
-        return _parse_content(obj)
+        return glossary_term_read(memory=obj)
 
     @admin.display(description="Term")
     def term(self, obj):
         parsed = self._parsed(obj)
-        return parsed[0] if parsed else "(unreadable)"
+        return parsed.term if parsed else "(unreadable)"
 
     @admin.display(description="Kind")
     def kind(self, obj):
         parsed = self._parsed(obj)
-        return parsed[1].kind if parsed else ""
+        return parsed.mapping.kind if parsed else ""
 
     @admin.display(description="Means")
     def meaning(self, obj):
         parsed = self._parsed(obj)
-        return parsed[1].describe() if parsed else ""
+        return parsed.mapping.describe() if parsed else ""
 
     @admin.display(description="Came from")
     def origin(self, obj):

@@ -168,6 +168,14 @@ def _parse_content(memory: AgentMemory) -> tuple[str, Mapping, str] | None:
         return None
 
 
+def glossary_term_read(*, memory: AgentMemory) -> Term | None:
+    """The term a glossary memory defines (term, mapping, note), or None when its content is not a term."""
+    parsed = _parse_content(memory)
+    if parsed is None:
+        return None
+    return Term(parsed[0], parsed[1], str(memory.pk), parsed[2])
+
+
 def _glossary_memories(*, service):
     return AgentMemory.objects.filter(
         service=service, type=MemoryType.BUSINESS_RULE, tags__contains=[GLOSSARY_TAG], is_active=True

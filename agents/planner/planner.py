@@ -1750,19 +1750,22 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
         a.measure = ("product" if len(columns) > 1 else "column", columns)
         a.group_columns = _rebase_groups(a, table)
         # A measure's answer may come in parts: the column, then which statuses count (filter mappings of the term).
-        conditions = list(mapping.get("filters") or [])
+        # Each condition is on its own mapping's table (the statuses of orders for a sum of order lines).
+        conditions = [(key, c) for c in mapping.get("filters") or []]
         for other, _span in a.terms:
             if other is not mapping and other.get("kind") == "filter" and other.get("term") == mapping.get("term"):
-                conditions += list(other.get("filters") or [])
-        for condition in conditions:
+                owner = _term_key(index, other.get("object")) or key
+                conditions += [(owner, c) for c in other.get("filters") or []]
+        for owner, condition in conditions:
             column = condition.get("column")
-            if column not in table.columns:
+            holder = index.tables.get(owner)
+            if holder is None or column not in holder.columns:
                 raise PlanningError(f"the glossary defines '{phrase}' with {column}, which this Role cannot read")
             values = list(
                 condition.get("values") or ([condition["value"]] if condition.get("value") is not None else [])
             )
             a.filters.append(
-                Filter(key, column, values[0] if values else None, phrase=phrase, op="in", values=values, fixed=True)
+                Filter(owner, column, values[0] if values else None, phrase=phrase, op="in", values=values, fixed=True)
             )
         _name_parameters(a, index)
         a.steps.append(f"'{phrase}' is defined in the glossary: {metric.func.upper()}({', '.join(columns)}).")
@@ -1925,7 +1928,9 @@ def _objects(a: Analysis, index: SchemaIndex) -> list[Key]:
             if f.table != base.key and f.table not in chained:
                 fk = next((fk for fk in base.foreign_keys if fk.parent == f.table), None)
                 if fk is None:
-                    raise PlanningError(f"filter on {f.table[1]}.{f.column} needs a join the planner cannot find")
+                    raise PlanningError(
+                        f"the filter on {f.table[1]}.{f.column} is on a table that no foreign key joins to the rest"
+                    )
                 if all(p[0] != fk for p in a.parents):
                     a.parents.append((fk, []))
                 add(fk.parent)
@@ -2492,7 +2497,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         steps.append(f"Steered away from {'; '.join(a.avoided_notes)}.")
     sql = q.render()
     if not sql_parses(sql, dialect):
-        raise PlanningError("the SQL the planner composed does not parse; the requirement is beyond it")
+        raise PlanningError("the query for this request could not be written; it is beyond what I can build")
     steps.append(
         f"Composed one read-only SELECT for {dialect} with bound parameters "
         f"{', '.join(':' + n for n in bind_names(sql)) or '(none)'}."

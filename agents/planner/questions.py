@@ -224,4 +224,5 @@ def status_question(term: str, index: SchemaIndex, table: Table, status: Column,
         kind="filter",
         choices=choices,
         allow_other=True,
+        multiple=True,
     )

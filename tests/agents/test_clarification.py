@@ -140,3 +140,18 @@ def test_an_answer_that_would_make_a_grammar_word_a_term_is_refused_and_changes_
     execution.refresh_from_db()
     assert execution.status == AgentStatus.WAITING
     assert glossary_terms(service=analyst_role.service) == []
+
+
+def test_which_statuses_count_is_a_question_of_several_answers_whose_values_add_up(analyst_role, owner):
+    execution = _run(analyst_role, owner, REVENUE)
+    statuses = next(q for q in execution.questions if "values count" in q["text"])
+    assert statuses["multiple"] is True
+    measure = next(q for q in execution.questions if q is not statuses)
+    assert measure["multiple"] is False  # one column is summed
+    picked = [c for c in statuses["choices"] if "= '" in c["label"]][:2]
+    assert len(picked) == 2
+    answers = {statuses["id"]: [c["id"] for c in picked], measure["id"]: _choose(measure, containing="line_total")}
+    execution_answer(execution=execution, user=owner, answers=answers, enqueue=False)
+    term = glossary_lookup(service=analyst_role.service, term="revenue", kind="filter")
+    values = [v for condition in term.mapping.filters for v in condition.values]
+    assert sorted(values) == sorted(c["mapping"]["filters"][0]["values"][0] for c in picked)

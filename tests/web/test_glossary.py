@@ -142,3 +142,24 @@ def test_admin_lists_glossary_terms_readably_and_edits_their_mapping_fields(clie
     assert bad.status_code == 200 and "needs the column" in unescape(bad.text)
     assert glossary_lookup(service=demo_service, term="revenue").mapping.column == "line_total"
     assert AgentMemory.objects.filter(is_active=True, tags__contains=["glossary"]).count() == 1
+
+
+def test_a_glossary_memory_reads_as_its_term_and_a_memory_that_is_no_term_reads_as_none(owner, demo_service):
+    from learning.glossary import glossary_term_read
+    from learning.services import memory_create
+
+    defined = glossary_define(service=demo_service, term="Revenue", mapping=REVENUE, user=owner, note="net")
+    read = glossary_term_read(memory=AgentMemory.objects.get(pk=defined.memory_id))
+    assert (read.term, read.mapping.column, read.note, read.memory_id) == (
+        "revenue",
+        "total_amount",
+        "net",
+        defined.memory_id,
+    )
+    prose = memory_create(
+        organization=demo_service.organization,
+        type="BUSINESS_RULE",
+        content="Revenue is net of tax",
+        service=demo_service,
+    )
+    assert glossary_term_read(memory=prose) is None
