@@ -25,6 +25,7 @@ from agents.events import event_append, execution_touch
 from agents.models import AgentExecution, AgentStatus
 from agents.providers import LLMError, Message, ToolSpec
 from agents.toolbox import McpToolbox, ToolInfo, ToolOutcome, tool_catalog
+from agents.wording import PHASE_DOING, plain_words
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +54,16 @@ class AgentFailed(Exception):
     """An agent could not reach its goal; the message says why, in words a user can act on."""
 
 
-# What each agent does, as the person who asked reads it.
-STEP_WORDS = {
-    "explorer": "looking through the database",
-    "architect": "designing the API",
-    "security": "the security review",
-    "implementer": "writing the query",
+# What each agent does, as the person who asked reads it (the words of its phase).
+AGENT_PHASES = {
+    "explorer": "exploration",
+    "architect": "architecture",
+    "security": "security",
+    "implementer": "implementation",
     "tester": "testing",
-    "documenter": "writing the documentation",
+    "documenter": "documentation",
 }
+STEP_WORDS = {agent: PHASE_DOING[phase] for agent, phase in AGENT_PHASES.items()}
 
 
 def step_words(agent: str) -> str:
@@ -279,11 +281,13 @@ class BaseAgent:
             return compacted
         if budget is not None and budget.remaining(self.runtime.provider.meter) < size:
             raise AgentFailed(
-                f"{step_words(self.name)} used up its share of the token budget "
-                f"({budget.used(self.runtime.provider.meter)} of {budget.limit} tokens)"
+                f"This request used up its budget while {step_words(self.name)} "
+                f"({budget.used(self.runtime.provider.meter)} of {budget.limit} tokens). "
+                "Try a shorter, more specific request, or ask an admin to raise the budget."
             )
         raise AgentFailed(
-            f"{step_words(self.name)} needed a prompt of {size} tokens, more than the {allowance} allowed"
+            f"There was too much to read while {step_words(self.name)} ({size} tokens, more than the {allowance} "
+            "allowed). Name the tables or columns you mean, so that less has to be read."
         )
 
     def _complete(self, messages: list[Message], *, context: dict, step: str, iteration: int, **kwargs):
@@ -329,7 +333,10 @@ class BaseAgent:
                 ]
         assert problems is not None
         raise AgentFailed(
-            f"{step_words(self.name)} kept producing answers in the wrong form: " + "; ".join(problems.problems[:5])
+            f"The AI model kept answering in the wrong form while {step_words(self.name)}, so the run stopped. "
+            "Try again, or rephrase the request more simply. (Details for your admin: "
+            + "; ".join(problems.problems[:5])
+            + ".)"
         )
 
     # --- the loop ---
@@ -347,7 +354,8 @@ class BaseAgent:
             logger.exception("%s agent crashed", self.name)
             record.finish(output={}, success=False, reason=f"internal error in the {self.name}", steps=self.steps)
             raise AgentFailed(
-                f"something went wrong on our side while {step_words(self.name)} ({type(exc).__name__}); it is logged"
+                f"Something went wrong on our side while {step_words(self.name)} ({type(exc).__name__}); it is "
+                "logged. Try again in a few minutes; if it happens again, tell your admin."
             ) from exc
         record.finish(output=output, success=True, steps=self.steps, tokens=self.tokens)
         return output
@@ -428,41 +436,45 @@ class BaseAgent:
     def ask_for_help(self, agent_name: str, task: str, context: dict) -> dict:
         """Multi-agent collaboration: ask another specialist to do a piece of work."""
         if self.runtime.helper is None:
-            raise AgentFailed(f"the {self.name} needed help from the {agent_name}, but no orchestrator is present")
+            raise AgentFailed(
+                f"{step_words(self.name).capitalize()} needed {step_words(agent_name)}, which cannot run here. "
+                "Try again; if it happens again, tell your admin."
+            )
         return self.runtime.helper(self, agent_name, task, context)
 
 
 def _llm_failure(agent: str, exc: LLMError) -> str:
-    """Why a step could not be taken, in words for the person who asked (no vendor or model jargon).
+    """Why a step could not be taken, in words for the person who asked: what happened, then what to do next.
 
-    The vendor's own words (status, validation errors, URLs) stay in the run's llm_call events and
-    the log, for an administrator.
+    No vendor or model jargon: the vendor's own words (status, validation errors, URLs) stay in the
+    run's llm_call events and the log, for an administrator.
     """
-    message = str(exc)
-    if getattr(exc, "questions", None):
-        return message
-    if getattr(exc, "plain", False) or exc.code in ("time_budget", "spending_cap"):
-        return message
+    message = plain_words(str(exc)).rstrip(".")
+    if getattr(exc, "questions", None) or getattr(exc, "plain", False) or exc.code in ("time_budget", "spending_cap"):
+        return message + ("" if message.endswith(("?", "!")) else ".")
     if "budget" in message.lower():
-        return f"this request used up its budget before {step_words(agent)} was done ({message})"
+        return (
+            f"This request used up its budget before {step_words(agent)} was done ({message}). Try a shorter, more "
+            "specific request, or ask an administrator to raise the budget."
+        )
     words = step_words(agent)
     step = words[:1].upper() + words[1:]
     if exc.code == "refused":
-        return f"{step} did not finish: {message.replace('the model', 'the AI service')}"
+        return f"{step} did not finish: {message.replace('the model', 'the AI service')}. Try rephrasing the request."
     if exc.code in ("invalid_output", "truncated"):
         return (
             f"{step} did not finish: the AI service's answers could not be used (not in the form the platform "
             "needs, even after it was asked to correct them). Try again, or ask an administrator to use a more "
-            "capable model"
+            "capable model."
         )
     if exc.code == "context_length":
         return (
-            f"{step} did not finish: this request needs more room than the AI service allows; an administrator "
-            "can give it a larger context window"
+            f"{step} did not finish: this request needs more room than the AI service allows. Name the tables or "
+            "columns you mean, or ask an administrator to give it a larger context window."
         )
     if exc.retryable:
-        return f"{step} did not finish: the AI service is not answering right now. Try again in a few minutes"
+        return f"{step} did not finish: the AI service is not answering right now. Try again in a few minutes."
     return (
-        f"{step} did not finish: the AI service refused the platform's request; an administrator can see why "
-        "in the run's log"
+        f"{step} did not finish: the AI service refused the platform's request. Ask an administrator to check the "
+        "organization's AI settings; they can see why in the run's log."
     )

@@ -115,15 +115,14 @@ def spending_check(*, organization, provider_kind: str = "", model: str = "") ->
     after = f"New runs can start after {_resets_in()}, or sooner if the daily cap is raised."
     if limits.tokens is not None and today.tokens >= limits.tokens:
         raise SpendingCapReached(
-            f"{organization.name} has used {today.tokens:,} of its {limits.tokens:,} language-model tokens for "
-            f"today. {after}"
+            f"{organization.name} has used {today.tokens:,} of its {limits.tokens:,} AI model tokens for today. {after}"
         )
     if limits.cost_usd is None:
         return
     prices = parse_prices(settings.LLM_PRICES)
     if provider_kind and provider_kind not in FREE_KINDS and price_for(model, prices) is None:
         raise SpendingCapReached(
-            f"{organization.name} has a daily language-model budget of ${limits.cost_usd:,.2f}, but LLM_PRICES has "
+            f"{organization.name} has a daily AI model budget of ${limits.cost_usd:,.2f}, but LLM_PRICES has "
             f"no price for {model!r}, so what it costs cannot be counted; add one (for example "
             f"{model}=input_usd:output_usd per million tokens) or remove the budget"
         )
@@ -135,7 +134,7 @@ def spending_check(*, organization, provider_kind: str = "", model: str = "") ->
     if today.cost_usd >= limits.cost_usd:
         raise SpendingCapReached(
             f"{organization.name} has spent ${today.cost_usd:,.2f} of its ${limits.cost_usd:,.2f} daily "
-            f"language-model budget. {after}"
+            f"AI model budget. {after}"
         )
 
 

@@ -36,6 +36,7 @@ from agents.planner.schema_index import SchemaIndex
 from agents.providers import MeteredProvider, UsageMeter, provider_for
 from agents.specialists import AGENTS, agent_for_task
 from agents.toolbox import McpToolbox
+from agents.wording import plain_words
 from endpoints.compiler import interpretation_compile
 from endpoints.interpretation import Question, design_fingerprint, interpretation_parse
 from endpoints.models import GeneratedEndpoint
@@ -236,7 +237,7 @@ class Orchestrator:
         rounds[phase] = rounds.get(phase, 0) + 1
         limit = settings.AGENT_DESIGN_ROUNDS if phase == Phase.ARCHITECTURE else settings.AGENT_FIX_ROUNDS
         if rounds[phase] > limit:
-            raise PipelineFailed(phase, _plain_failure(phase, reasons))
+            raise PipelineFailed(phase, _plain_failure(phase, reasons, understood=self.state.get("understood", "")))
         self.state["feedback"][phase] = list(reasons)
         if phase == Phase.ARCHITECTURE and self.state.get("last_design"):
             self.state.setdefault("tried", []).append(self.state["last_design"])
@@ -250,11 +251,18 @@ class Orchestrator:
     def run(self) -> dict:
         instance = getattr(self.role, "mcp_instance", None) if self.role else None
         if instance is None:
-            raise PipelineFailed("exploration", "the role has no MCP server: an admin must enable MCP on it first")
+            raise PipelineFailed(
+                "exploration",
+                "This Role cannot build APIs yet: its MCP server is not switched on. Ask an admin to enable MCP on "
+                "the Role, then submit the requirement again.",
+            )
         instance = instance_refresh_if_stale(instance=instance)
         if instance.status not in ("ACTIVE",):
             raise PipelineFailed(
-                "exploration", f"the role's MCP server is {instance.status}: {instance.status_reason or 'not ready'}"
+                "exploration",
+                f"This Role's MCP server is not ready ({instance.get_status_display().lower()}: "
+                f"{instance.status_reason or 'no reason given'}). Try again in a few minutes, or ask an admin to "
+                "check the Role's MCP server.",
             )
         self.dialect = ENGINE_DIALECTS.get(self.role.service.engine, "postgres")
         self.catalog = role_catalog(role=self.role)
@@ -325,7 +333,10 @@ class Orchestrator:
                 questions = self._questions_for(uncovered, exploration)
                 if questions:
                     raise NeedsAnswers(Phase.ARCHITECTURE, questions)
-            raise PipelineFailed(Phase.ARCHITECTURE, _plain_failure(Phase.ARCHITECTURE, reasons))
+            raise PipelineFailed(
+                Phase.ARCHITECTURE,
+                _plain_failure(Phase.ARCHITECTURE, reasons, understood=self.state.get("understood", "")),
+            )
         self.state["last_design"] = fingerprint
         findings = design_verify(
             requirement=self.requirement,
@@ -335,12 +346,14 @@ class Orchestrator:
             dialect=self.dialect,
         )
         blocking = failed(findings)
+        meaning = interpretation_describe(interp, requirement=self.requirement)
+        self.state["understood"] = meaning  # said when the run ends without an endpoint
         self._emit(
             "verification",
             phase=Phase.ARCHITECTURE,
             passed=not blocking,
             findings=[f.as_dict() for f in findings if not f.passed][:20],
-            meaning=interpretation_describe(interp, requirement=self.requirement),
+            meaning=meaning,
         )
         if blocking:
             uncovered = [f.phrase for f in blocking if f.check == "coverage" and f.phrase]
@@ -362,7 +375,7 @@ class Orchestrator:
         design["fingerprint"] = fingerprint
         design["memories_used"] = [m["id"] for m in memories]
         design["findings"] = [f.as_dict() for f in findings]
-        design["meaning"] = interpretation_describe(interp, requirement=self.requirement)
+        design["meaning"] = meaning
         return design
 
     def _questions_for(self, phrases: list[str], exploration: dict) -> list[Question]:
@@ -586,15 +599,17 @@ def _understood(error) -> str:
     return getattr(error, "understood", "") or ""
 
 
-def _plain_failure(phase: str, reasons: list[str]) -> str:
-    """Why no endpoint is offered, in words for the person who asked."""
+def _plain_failure(phase: str, reasons: list[str], *, understood: str = "") -> str:
+    """Why no endpoint is offered, in words for the person who asked: what was understood, what not, what next."""
     what = {
         Phase.ARCHITECTURE: "I could not find a design that means exactly what you asked",
         Phase.IMPLEMENTATION: "I could not write a query that passes every check",
         Phase.SECURITY: "the design did not pass the security review",
     }.get(phase, "the request could not be completed")
-    shown = "; ".join(dict.fromkeys(reasons[:4]))
-    return f"{what}: {shown}. Try rephrasing the request, or name the tables and columns you mean."
+    shown = "; ".join(dict.fromkeys(r.strip().rstrip(".") for r in reasons[:4]))
+    said = f"I understood: {understood.strip().rstrip('.')}. " if understood.strip() else ""
+    what = what[:1].upper() + what[1:]
+    return f"{said}{what}: {shown}. Try rephrasing the request, or name the tables and columns you mean."
 
 
 # --- running an execution end to end ---------------------------------------------------------
@@ -623,7 +638,10 @@ def execution_run(*, execution: AgentExecution, provider=None, on_progress=None)
             execution,
             orchestrator,
             phase=execution.current_phase,
-            reason=f"something went wrong on our side ({type(exc).__name__}); it has been logged",
+            reason=(
+                f"Something went wrong on our side ({type(exc).__name__}); it has been logged. Try again in a few "
+                "minutes; if it happens again, tell your admin."
+            ),
             started=started,
         )
         return execution
@@ -769,10 +787,10 @@ def _avoid_from(reason: str, design: dict) -> dict:
 
 
 def _wait(execution: AgentExecution, orchestrator: Orchestrator, ask: NeedsAnswers) -> None:
-    questions = [q.model_dump() for q in ask.questions]
+    questions = [{**q.model_dump(), "text": plain_words(q.text)} for q in ask.questions]
     orchestrator.state["waiting"] = {"phase": ask.phase, "understood": ask.understood}
     orchestrator._save_state()
-    reason = "waiting for your answer: " + " ".join(q.text for q in ask.questions[:3])
+    reason = "Waiting for your answer: " + " ".join(q["text"] for q in questions[:3])
     execution_touch(
         execution=execution,
         status=AgentStatus.WAITING,
@@ -785,6 +803,7 @@ def _wait(execution: AgentExecution, orchestrator: Orchestrator, ask: NeedsAnswe
 
 
 def _fail(execution: AgentExecution, orchestrator: Orchestrator, *, phase: str, reason: str, started: float) -> None:
+    reason = plain_words(reason)  # whoever wrote it, the person who asked reads it
     orchestrator.state["error"] = {"phase": phase, "reason": reason}
     try:
         learn_from_failure(

@@ -18,6 +18,7 @@ from django.utils import timezone
 from agents.events import event_append
 from agents.llm_usage import SpendingCapReached, spending_check_for_run
 from agents.models import AgentExecution, AgentStatus, AgentType
+from agents.wording import phase_doing, plain_words
 from endpoints.interpretation import design_fingerprint
 from endpoints.models import GeneratedEndpoint
 from learning.glossary import glossary_define, mapping_parse
@@ -73,7 +74,7 @@ def execution_submit(*, user, role, requirement: str, enqueue: bool = True) -> A
     try:
         spending_check_for_run(organization=role.organization)
     except SpendingCapReached as exc:
-        raise ExecutionError(exc.message, code="spending_cap") from None
+        raise ExecutionError(plain_words(exc.message), code="spending_cap") from None
     with transaction.atomic():
         execution = AgentExecution.objects.create(
             business_requirement=text,
@@ -216,8 +217,9 @@ def executions_recover_stale() -> dict:
                 "cancelled by the user"
                 if execution.cancel_requested
                 else (
-                    f"the worker stopped responding during {execution.current_phase or 'the run'} "
-                    f"(after {execution.attempts} attempt(s))"
+                    f"The run stopped responding {phase_doing(execution.current_phase) or 'before it finished'} "
+                    f"and could not be resumed (after {execution.attempts} attempt(s)). Submit the requirement "
+                    "again; if it happens again, tell your admin."
                 )
             )
             moved = AgentExecution.objects.filter(pk=execution.pk, heartbeat_at=execution.heartbeat_at).update(

@@ -54,6 +54,15 @@ from endpoints.verification.wording import interpretation_describe
 from .base import Completion, LLMError, Message, ToolCall, ToolSpec, Usage
 
 AGENTS = ("explorer", "architect", "security", "implementer", "tester", "documenter")
+
+
+def _declined(message: str) -> LLMError:
+    """A request the built-in designer cannot build, in words written for the person who asked."""
+    declined = LLMError(message, retryable=False)
+    declined.plain = True
+    return declined
+
+
 MAX_EXPLORED_TABLES = 8
 MAX_MEASURED_TABLES = 16
 MAX_PROBE_WORDS = 4
@@ -123,7 +132,7 @@ class OfflineProvider:
                 f"Next I call {', '.join(sorted({c.name for c in calls}))} for '{context.get('requirement', '')}'."
             )
         else:
-            reasoning = f"Described {', '.join(candidates) or 'nothing'}; exploration is complete."
+            reasoning = f"Described {', '.join(candidates) or 'nothing'}; that is all the request needs."
         structured = {
             "relevant_objects": [
                 {"object": t, "reason": "named by, or joined to what is named by, the requirement"} for t in candidates
@@ -141,14 +150,11 @@ class OfflineProvider:
             if error.questions:
                 structured = {"questions": [q.model_dump() for q in error.questions]}
                 return str(error), structured, []
-            declined = LLMError(str(error), retryable=False)
-            declined.plain = True  # the planner's own words, written for the person who asked
-            raise declined from error
+            raise _declined(str(error)) from error
         if plan.interpretation is None:
-            raise LLMError(
+            raise _declined(
                 f"I understood the request as {plan.description or 'a query'}, but could not state exactly what it "
-                "means, so I cannot check it. Rephrase it, or name the tables and columns you mean.",
-                retryable=False,
+                "means, so I cannot check it. Rephrase it, or name the tables and columns you mean."
             )
         interpretation = plan.interpretation
         catalog = Catalog(_schema(context) or {})
@@ -156,7 +162,10 @@ class OfflineProvider:
         try:
             sql = interpretation_compile(interpretation, catalog=catalog, dialect=dialect).sql
         except CompileError as error:
-            raise LLMError(f"the design cannot be written as a query: {error.message}", retryable=False) from error
+            raise _declined(
+                f"I understood the request, but the design cannot be written as a query: {error.message}. "
+                "Rephrase it, or name the tables and columns you mean."
+            ) from error
         structured = {
             "path": plan.path,
             "description": plan.description,
@@ -186,7 +195,7 @@ class OfflineProvider:
         design = context.get("design") or {}
         sql = str(design.get("sql") or "")
         if not sql:
-            raise LLMError("there is no design to implement", retryable=False)
+            raise _declined("There is no design to build yet. Submit the requirement again.")
         notes = "Implemented the design as its verified query."
         if context.get("failures"):
             notes = "The design's query is the platform's own compilation; the failures need a different design."
@@ -498,7 +507,10 @@ def _explorer_calls(context: dict, messages: list[Message], tool_names: list[str
 def _plan(context: dict) -> Plan:
     schema = _schema(context)
     if not schema or not schema.get("objects"):
-        raise LLMError("no table or view was explored for this request", retryable=False)
+        raise _declined(
+            "No table or view this Role can read fits the request. Name the things or columns you mean, "
+            "or ask an admin to grant the Role the tables you need."
+        )
     exploration = context.get("exploration") or {}
     memories = [
         m for m in list(context.get("memories") or []) + list(context.get("rules") or []) if isinstance(m, dict)

@@ -175,7 +175,7 @@ def test_a_run_whose_worker_died_too_often_is_failed_with_a_reason(analyst_role,
     assert report["failed"] == [str(execution.pk)]
     execution.refresh_from_db()
     assert execution.status == AgentStatus.FAILED
-    assert "stopped responding during architecture" in execution.status_reason
+    assert "stopped responding while designing the API" in execution.status_reason
     last = ExecutionEvent.objects.filter(execution=execution).order_by("-seq").first()
     assert last.payload["status"] == AgentStatus.FAILED
 

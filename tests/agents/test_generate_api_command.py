@@ -37,7 +37,7 @@ def test_human_mode_shows_progress_design_sql_tests_and_docs(analyst_role, owner
     out = StringIO()
     call_command("generate_api", "Customers in the EU", role=str(analyst_role.pk), stdout=out)
     text = out.getvalue()
-    for expected in ("exploration", "documentation", "SQL:", "Tests:", "PASS", "Documentation:", "GET "):
+    for expected in ("Explore the data", "Document", "SQL:", "Tests:", "PASS", "Documentation:", "GET "):
         assert expected in text
 
 
@@ -84,7 +84,7 @@ def test_a_failure_is_printed_once_and_the_spinner_is_stopped(analyst_role, owne
     reason = AgentExecution.objects.get(business_requirement__startswith="Predict").status_reason
     assert reason and reason in str(raised.value)
     assert reason not in out.getvalue() and reason not in err.getvalue()
-    assert "stopped during" in out.getvalue()
+    assert "stopped while" in out.getvalue() and "during" not in out.getvalue()
     # Nothing is left drawing after the command returned: the last line is not a spinner frame.
     assert "starting" not in out.getvalue().splitlines()[-1]
 
@@ -162,3 +162,64 @@ def test_at_a_terminal_the_run_asks_each_question_and_takes_a_numbered_answer(an
     assert "  1. " in text and replies and all(r.startswith("Your answer: a number") for r in replies)
     execution = AgentExecution.objects.filter(parent__isnull=True).order_by("-created_at").first()
     assert execution.answers and execution.status != AgentStatus.WAITING
+
+
+def test_an_answer_keyed_by_a_phrase_two_questions_share_is_refused_naming_their_ids(analyst_role, owner):
+    from learning.glossary import glossary_terms
+
+    questions = _asked(analyst_role)
+    shared = [q["id"] for q in questions if q["phrase"] == "revenue"]
+    assert len(shared) == 2  # the sum of which column, and which statuses count
+    with pytest.raises(CommandError) as refused:
+        call_command("generate_api", REVENUE, role="Sales analyst", json=True, answer=["revenue=x"], stdout=StringIO())
+    assert "2 questions are about 'revenue'" in str(refused.value)
+    assert all(qid in str(refused.value) for qid in shared)
+    assert glossary_terms(service=analyst_role.service) == []
+
+
+def test_answers_keyed_by_question_id_are_taken_with_several_choices_where_allowed(analyst_role, owner):
+    from learning.glossary import glossary_lookup
+
+    questions = _asked(analyst_role)
+    statuses = next(q for q in questions if q["multiple"])
+    two = [c["id"] for c in statuses["choices"] if "= '" in c["label"]][:2]
+    answers = [f"{q['id']}={_pick(q)}" for q in questions if q is not statuses] + [f"{statuses['id']}={','.join(two)}"]
+    out = StringIO()
+    call_command("generate_api", REVENUE, role="Sales analyst", json=True, answer=answers, stdout=out)
+    term = glossary_lookup(service=analyst_role.service, term="revenue", kind="filter")
+    assert term is not None and len(term.mapping.filters[0].values) == 2
+    # The statuses are conditions on the orders of the summed order lines, both of them.
+    result = json.loads(out.getvalue())
+    assert result["status"] == AgentStatus.COMPLETED, result["reason"]
+    sql = result["endpoint"]["sql"]
+    assert "line_total" in sql and "orders" in sql
+    values = ", ".join(f"'{v}'" for v in term.mapping.filters[0].values)
+    assert f'o."status" IN ({values})' in sql
+
+
+def test_at_a_terminal_a_number_out_of_range_is_asked_again_not_taken_as_words(analyst_role, owner, monkeypatch):
+    class Terminal(StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    replies = iter(["9", "0", "2", "1"])  # two numbers that are no choice, then line_total, then every status
+    prompts = []
+
+    def answer(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(replies)
+
+    monkeypatch.setattr("sys.stdin", Terminal())
+    monkeypatch.setattr("builtins.input", answer)
+    out = StringIO()
+    try:
+        call_command("generate_api", REVENUE, role="Sales analyst", stdout=out)
+    except CommandError as error:
+        assert "waits for your answers" not in str(error), error
+    text = out.getvalue()
+    assert "There is no choice 9: choose a number from 1 to" in text
+    assert "There is no choice 0: choose a number from 1 to" in text
+    execution = AgentExecution.objects.filter(parent__isnull=True).order_by("-created_at").first()
+    answered = [a["answer"] for a in execution.answers]
+    assert "9" not in answered and "0" not in answered
+    assert any("line_total" in a for a in answered)

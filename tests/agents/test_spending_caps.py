@@ -52,7 +52,7 @@ def test_a_run_is_refused_at_submission_once_the_daily_token_cap_is_reached(anal
 
     assert caught.value.code == "spending_cap"
     assert caught.value.message.startswith(
-        "Acme Retail has used 100,400 of its 100,000 language-model tokens for today. New runs can start after "
+        "Acme Retail has used 100,400 of its 100,000 AI model tokens for today. New runs can start after "
         "midnight UTC, in "
     )
     assert not AgentExecution.objects.exists()
@@ -81,7 +81,7 @@ def test_the_api_answers_429_with_the_reason(analyst_role, owner, org):
 
     assert response.status_code == 429
     [error] = response.json()["errors"]
-    assert error["code"] == "spending_cap" and "5,000 of its 1,000 language-model tokens" in error["message"]
+    assert error["code"] == "spending_cap" and "5,000 of its 1,000 AI model tokens" in error["message"]
 
 
 def test_yesterdays_usage_and_other_organizations_usage_do_not_count(analyst_role, owner, org, other_org):
@@ -103,13 +103,13 @@ def test_the_platform_cap_applies_and_an_organization_may_tighten_it_but_not_lif
 
     org.llm_daily_token_limit = 1000
     org.save()
-    with pytest.raises(ExecutionError, match="1,500 of its 1,000 language-model tokens"):
+    with pytest.raises(ExecutionError, match="1,500 of its 1,000 AI model tokens"):
         execution_submit(user=owner, role=analyst_role, requirement=REQUIREMENT, enqueue=False)
 
     org.llm_daily_token_limit = 1_000_000
     org.save()
     used_today(org, 600, model="gpt-4.1")
-    with pytest.raises(ExecutionError, match="2,100 of its 2,000 language-model tokens"):
+    with pytest.raises(ExecutionError, match="2,100 of its 2,000 AI model tokens"):
         execution_submit(user=owner, role=analyst_role, requirement=REQUIREMENT, enqueue=False)
 
 
@@ -130,7 +130,7 @@ def test_the_cost_cap_counts_usd_from_the_price_table(org, platform):
     spending_check(organization=org, provider_kind="openai", model="gpt-4.1-mini")  # 0.72 < 1.00
 
     spending_record(organization=org, provider_kind="openai", model="gpt-4.1-mini", usage=Usage(800_000, 0), requests=1)
-    with pytest.raises(SpendingCapReached, match=r"has spent \$1\.04 of its \$1\.00 daily language-model budget"):
+    with pytest.raises(SpendingCapReached, match=r"has spent \$1\.04 of its \$1\.00 daily AI model budget"):
         spending_check(organization=org, provider_kind="openai", model="gpt-4.1-mini")
     assert LLMUsage.objects.get(organization=org, model="gpt-4.1-mini-2025-04-14").calls == 4
 
@@ -175,7 +175,7 @@ def test_a_running_execution_stops_before_its_next_llm_call_once_the_cap_is_reac
 
     execution.refresh_from_db()
     assert execution.status == AgentStatus.FAILED
-    assert "language-model tokens for today" in execution.status_reason
+    assert "AI model tokens for today" in execution.status_reason
     calls = [e.payload for e in ExecutionEvent.objects.filter(execution=execution, kind="llm_call").order_by("seq")]
     spent = [c["input_tokens"] + c["output_tokens"] for c in calls]
     # The call that crossed the cap was the last one made.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import timedelta
 
 from django import template
@@ -12,28 +11,20 @@ from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
 from agents.models import Phase
+from agents.wording import PHASE_LABELS, plain_words
 from nectar.markdown import markdown_html
 
 register = template.Library()
 
 
-# What each phase is called on the pages, and each agent: plain words for business users.
-PHASE_LABELS = {
-    "exploration": "Explore the data",
-    "architecture": "Design the API",
-    "security": "Security review",
-    "implementation": "Build",
-    "testing": "Test on live data",
-    "documentation": "Document",
-    "learning": "Learn for next time",
-}
+# What each agent is called on the pages: plain words for business users (its steps: agents.wording).
 AGENT_LABELS = {
     "ORCHESTRATOR": "Coordinator",
-    "EXPLORER": "Explorer",
+    "EXPLORER": "Researcher",
     "ARCHITECT": "Designer",
     "SECURITY": "Reviewer",
     "IMPLEMENTER": "Builder",
-    "TESTER": "Tester",
+    "TESTER": "Checker",
     "DOCUMENTER": "Writer",
 }
 
@@ -139,25 +130,7 @@ def is_number(value) -> bool:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
 
 
-# Internal names of the pipeline's parts, as a business user would say them.
-_PLAIN_WORDS = [
-    (re.compile(r"^\s*the \w+ could not get an answer from the language model:\s*", re.I), ""),
-    (re.compile(r"\bthe offline planner\b", re.I), "the built-in designer"),
-    (re.compile(r"\boffline planner\b", re.I), "built-in designer"),
-    (re.compile(r"\b(an? )?LLM provider\b", re.I), "an AI model provider"),
-    (re.compile(r"\blanguage model\b", re.I), "AI model"),
-    (re.compile(r"\barchitect(ure)?\b", re.I), "design"),
-]
-
-
 @register.filter
 def plain_reason(text) -> str:
     """A run's status reason in the words of the pages (no internal component names)."""
-    original = str(text or "")
-    text = original
-    for pattern, words in _PLAIN_WORDS:
-        text = pattern.sub(words, text)
-    text = text.strip()
-    if text != original.strip() and text:
-        text = text[:1].upper() + text[1:]  # it may now start mid-sentence
-    return text
+    return plain_words(text)

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from agents.models import PHASE_ORDER, AgentStatus
 from agents.orchestrator import execution_run
 from agents.services import ExecutionError, execution_answer, execution_claim, execution_submit
+from agents.wording import phase_doing, phase_label, plain_words
 from endpoints.docs import live_url
 from endpoints.models import GeneratedEndpoint
 from endpoints.services import endpoint_markdown_docs
@@ -65,7 +66,7 @@ class Command(BaseCommand):
         """Answers to the run's questions: from --answer, else asked at the terminal; None when nobody can answer."""
         answers: dict = {}
         for question in execution.questions:
-            raw = given.get(question["id"].lower()) or given.get(question["phrase"].lower())
+            raw = _given_for(question, execution.questions, given)
             if raw is None and interactive and sys.stdin.isatty():
                 raw = self._ask(question)
             if raw is None:
@@ -74,19 +75,28 @@ class Command(BaseCommand):
         return answers
 
     def _ask(self, question: dict) -> str:
-        self.stdout.write(f"\n{question['text']}")
+        self.stdout.write(f"\n{plain_words(question['text'])}")
         for number, choice in enumerate(question["choices"], start=1):
             self.stdout.write(f"  {number}. {choice['label']}")
         several = " (several: 1,3)" if question.get("multiple") else ""
         other = ", or type your own words" if question.get("allow_other") else ""
+        count = len(question["choices"])
         while True:
             reply = input(f"Your answer: a number{several}{other}: ").strip()
             numbers = [p.strip() for p in reply.split(",") if p.strip()]
-            if numbers and all(n.isdigit() and 1 <= int(n) <= len(question["choices"]) for n in numbers):
-                return ",".join(question["choices"][int(n) - 1]["id"] for n in numbers)
+            if numbers and all(n.isdigit() for n in numbers):
+                # Numbers are always a choice: one out of range is asked again, never taken as words.
+                wrong = [n for n in numbers if not 1 <= int(n) <= count]
+                if wrong:
+                    self.stdout.write(f"There is no choice {', '.join(wrong)}: choose a number from 1 to {count}.")
+                elif len(numbers) > 1 and not question.get("multiple"):
+                    self.stdout.write("Choose one number: this question takes a single answer.")
+                else:
+                    return ",".join(question["choices"][int(n) - 1]["id"] for n in dict.fromkeys(numbers))
+                continue
             if reply and question.get("allow_other"):
                 return f"other:{reply}"
-            self.stdout.write("Please choose one of the numbers above.")
+            self.stdout.write(f"Please choose a number from 1 to {count}.")
 
     def _answer(self, execution, user, answers: dict):
         try:
@@ -126,14 +136,13 @@ class Command(BaseCommand):
         elif execution.status == AgentStatus.COMPLETED:
             self._print_endpoint(execution, result)
         if execution.status == AgentStatus.WAITING:
-            asked = "; ".join(f"{q['id']}: {q['text']}" for q in execution.questions)
+            asked = "; ".join(f"{q['id']}: {plain_words(q['text'])}" for q in execution.questions)
             raise CommandError(f"The run waits for your answers ({asked}). Run again with --answer QUESTION=CHOICE.")
         if execution.status != AgentStatus.COMPLETED:
             # Said once: Django prints the CommandError; nothing else repeats it.
-            where = result.get("failed_phase")
-            raise CommandError(
-                f"The run stopped{f' during {where}' if where else ''}: {execution.status_reason or 'no reason given'}"
-            )
+            where = phase_doing(result.get("failed_phase") or "")
+            reason = plain_words(execution.status_reason) or "no reason was given. Try again, or rephrase the request."
+            raise CommandError(f"The run stopped{f' {where}' if where else ''}: {reason}")
 
     def _print_endpoint(self, execution, result: dict) -> None:
         endpoint = result["endpoint"]
@@ -175,12 +184,14 @@ class ProgressPrinter:
 
     def on_event(self, kind: str, payload: dict) -> None:
         if kind == "phase" and payload.get("status") == "started":
-            self.progress.update(self.bar, description=str(payload["phase"]))
+            self.progress.update(self.bar, description=phase_label(str(payload["phase"])))
         elif kind == "phase" and payload.get("status") == "completed":
             self.progress.advance(self.bar)
-            self.progress.console.print(f"  [green]✓[/green] {payload['phase']} ({payload.get('seconds') or 0:.1f}s)")
+            label = phase_label(str(payload["phase"]))
+            self.progress.console.print(f"  [green]✓[/green] {label} ({payload.get('seconds') or 0:.1f}s)")
         elif kind == "status" and payload.get("status") == AgentStatus.FAILED:
-            self.progress.console.print(f"  [red]✗[/red] stopped during {payload.get('phase') or 'the run'}")
+            where = phase_doing(str(payload.get("phase") or "")) or "before it finished"
+            self.progress.console.print(f"  [red]✗[/red] stopped {where}")
         elif kind == "questions":
             self.progress.console.print("  [yellow]?[/yellow] a question for you before going on")
 
@@ -199,6 +210,22 @@ def _parse_answers(items: list[str]) -> dict[str, str]:
             raise CommandError(f"--answer {item!r}: write QUESTION=CHOICE (the question's id or phrase, a choice id)")
         answers[key.strip().lower()] = value.strip()
     return answers
+
+
+def _given_for(question: dict, questions: list[dict], given: dict[str, str]) -> str | None:
+    """The --answer for a question: keyed by its id, or by its phrase when no other question shares it."""
+    if question["id"].lower() in given:
+        return given[question["id"].lower()]
+    phrase = question["phrase"].lower()
+    if phrase not in given:
+        return None
+    sharing = [q["id"] for q in questions if q["phrase"].lower() == phrase]
+    if len(sharing) > 1:
+        raise CommandError(
+            f"--answer {phrase}=...: {len(sharing)} questions are about '{question['phrase']}' "
+            f"({', '.join(sharing)}); give each answer by its question id, e.g. --answer {sharing[0]}=CHOICE."
+        )
+    return given[phrase]
 
 
 def _answer_value(question: dict, raw: str):
