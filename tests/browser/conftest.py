@@ -84,3 +84,29 @@ def sign_in(page, base_url: str, username: str, password: str) -> None:
     page.fill("#id_password", password)
     page.click("button[type=submit]")
     page.wait_for_url(f"{base_url}/")
+
+
+DESKTOP = {"width": 1280, "height": 900}
+MOBILE = {"width": 390, "height": 844}
+
+
+def page_fits(page) -> None:
+    """Nothing on the page (the navigation included) is wider than the window."""
+    widths = page.evaluate(
+        "() => { const nav = document.querySelector('nav.mainnav'); const d = document.documentElement;"
+        " return {page: d.scrollWidth, window: d.clientWidth,"
+        " nav: nav ? nav.scrollWidth : 0, navBox: nav ? nav.clientWidth : 0}; }"
+    )
+    assert widths["page"] <= widths["window"], widths
+    assert widths["nav"] <= widths["navBox"], widths
+
+
+def shoot(page, screenshots: Path, name: str) -> None:
+    """A full-page screenshot at desktop width, then at mobile width (where the page must fit)."""
+    page.set_viewport_size(DESKTOP)
+    page.screenshot(path=str(screenshots / f"{name}-desktop.png"), full_page=True)
+    page.set_viewport_size(MOBILE)
+    page.wait_for_timeout(100)
+    page_fits(page)
+    page.screenshot(path=str(screenshots / f"{name}-mobile.png"), full_page=True)
+    page.set_viewport_size(DESKTOP)

@@ -22,35 +22,10 @@ from endpoints.services import endpoint_approve, endpoint_create_draft, endpoint
 from learning.services import learn_from_failure, memory_create
 from mcpservers.services import mcp_enable
 from roles.models import Membership, MembershipRole, Role, Service
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import DESKTOP, MOBILE, page_fits, shoot, sign_in
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-DESKTOP = {"width": 1280, "height": 900}
-MOBILE = {"width": 390, "height": 844}
-
-
-def _fits(page) -> None:
-    """Nothing on the page (the navigation included) is wider than the window."""
-    widths = page.evaluate(
-        "() => { const nav = document.querySelector('nav.mainnav'); const d = document.documentElement;"
-        " return {page: d.scrollWidth, window: d.clientWidth,"
-        " nav: nav ? nav.scrollWidth : 0, navBox: nav ? nav.clientWidth : 0}; }"
-    )
-    assert widths["page"] <= widths["window"], widths
-    assert widths["nav"] <= widths["navBox"], widths
-
-
-def _shoot(page, screenshots, name: str) -> None:
-    """A full-page screenshot at desktop width, then at mobile width (where the page must fit)."""
-    page.set_viewport_size(DESKTOP)
-    page.screenshot(path=str(screenshots / f"{name}-desktop.png"), full_page=True)
-    page.set_viewport_size(MOBILE)
-    page.wait_for_timeout(100)
-    _fits(page)
-    page.screenshot(path=str(screenshots / f"{name}-mobile.png"), full_page=True)
-    page.set_viewport_size(DESKTOP)
 
 
 def _signed_in(browser, base_url: str, user):
@@ -132,7 +107,7 @@ def test_admin_tests_the_typed_values_then_saves_a_service_without_a_password(
     expect(page.locator("#id_name")).to_have_value("Shop file")
     expect(page.locator("#id_database")).to_have_value(browser_demo_path)
     assert not Service.objects.filter(name="Shop file").exists()
-    _shoot(page, screenshots, "admin-service-test-connection")
+    shoot(page, screenshots, "admin-service-test-connection")
     page.click("input[name=_save]")
     expect(page.locator("ul.messagelist")).to_contain_text("was added successfully")
     assert Service.objects.get(name="Shop file").password == ""
@@ -148,7 +123,7 @@ def test_the_role_picker_remembers_the_users_role_and_shows_its_database(
     page.goto(f"{live_server_url}/new/")
     expect(page.locator("#id_role option:checked")).to_have_text("Choose a role…")
     expect(page.locator("#id_role")).to_contain_text("Sales analyst — Demo shop (SQLite)")
-    _shoot(page, screenshots, "requirement")
+    shoot(page, screenshots, "requirement")
     page.fill("#id_requirement", "Customers in the EU")
     page.select_option("#id_role", str(analyst_role.pk))
     page.click("#generate")
@@ -176,7 +151,7 @@ def test_the_live_page_shows_plain_progress_and_folds_the_tool_calls(
     assert tool_events.count() == 2
     expect(tool_events.first).to_be_hidden()
     expect(page.locator("#events .event.kind-phase").first).to_be_visible()
-    _shoot(page, screenshots, "live-page")
+    shoot(page, screenshots, "live-page")
     page.click("#toggle-details")
     expect(tool_events.first).to_be_visible()
     expect(page.locator("#toggle-details")).to_have_attribute("aria-pressed", "true")
@@ -203,7 +178,7 @@ def test_results_have_a_chart_and_a_csv_and_approvals_reach_owner_and_member(
     expect(reviewer.locator("#nav-approvals .count")).to_have_text("1")
     reviewer.click("#nav-approvals")
     expect(reviewer.locator("#approvals")).to_contain_text("customers-per-region")
-    _shoot(reviewer, screenshots, "approvals")
+    shoot(reviewer, screenshots, "approvals")
     reviewer.click("#approvals >> text=Review")
     reviewer.click("#approve")
     reviewer.wait_for_selector("#deploy")
@@ -218,14 +193,14 @@ def test_results_have_a_chart_and_a_csv_and_approvals_reach_owner_and_member(
     with open(download.value.path(), encoding="utf-8") as handle:
         rows = list(csv.reader(io.StringIO(handle.read())))
     assert rows[0] == ["region", "customers"] and len(rows) == 6 and all(r[1].isdigit() for r in rows[1:])
-    _shoot(reviewer, screenshots, "results-chart")
+    shoot(reviewer, screenshots, "results-chart")
 
     asker = _signed_in(browser, live_server_url, member)
     expect(asker.locator("#nav-notifications .count")).to_have_text("2")
     asker.click("#nav-notifications")
     expect(asker.locator("main")).to_contain_text("customers-per-region v1 was approved by olivia")
     expect(asker.locator("main")).to_contain_text("customers-per-region v1 is live")
-    _shoot(asker, screenshots, "notifications")
+    shoot(asker, screenshots, "notifications")
     asker.click("#mark-all-read")
     expect(asker.locator("#nav-notifications .count")).to_have_count(0)
 
@@ -244,7 +219,7 @@ def test_the_organizations_openapi_loads_in_swagger_ui(
     paths = page.locator(".opblock-summary-path").all_inner_texts()
     assert any(p.endswith("/api/v1/x/acme/all-customers") for p in paths)
     assert any(p.endswith("/api/v1/x/acme/all-customers/v1") for p in paths)
-    _shoot(page, screenshots, "openapi-swagger")
+    shoot(page, screenshots, "openapi-swagger")
 
 
 def test_the_mcp_page_shows_one_role_at_a_time_remote_first(
@@ -260,7 +235,7 @@ def test_the_mcp_page_shows_one_role_at_a_time_remote_first(
     first = page.locator("#configs details").first
     expect(first).to_have_attribute("data-config", "cursor")
     expect(page.locator("[data-config=claude_desktop] summary")).to_contain_text("on the Nectar server host only")
-    _shoot(page, screenshots, "mcp")
+    shoot(page, screenshots, "mcp")
     page.select_option("#mcp-role", str(support.pk))
     page.wait_for_url("**role=*")
     expect(page.locator("section.server h2")).to_contain_text("Support desk")
@@ -290,7 +265,7 @@ def test_the_memory_browser_reads_plainly_and_filters_by_database(
     expect(page.locator(".chip.tag", has_text="object:main.customers")).to_be_visible()
     expect(page.locator("pre.code.sql").first).to_contain_text("SELECT customer_id FROM customers")
     expect(page.locator("article.memory.anti").first).to_contain_text("Rejected: avoid")
-    _shoot(page, screenshots, "memories")
+    shoot(page, screenshots, "memories")
     page.select_option("#id_service", str(other.pk))
     page.click("form.filters button[type=submit]")
     expect(page.locator("article.memory")).to_have_count(1)
@@ -303,6 +278,6 @@ def test_the_navigation_fits_on_a_phone_on_every_page(live_server_url, browser, 
     sign_in(page, live_server_url, owner.username, PASSWORD)
     for path in ("/", "/new/", "/apis/", "/mcp-servers/", "/memories/", "/approvals/", "/notifications/"):
         page.goto(f"{live_server_url}{path}")
-        _fits(page)
+        page_fits(page)
     page.goto(f"{live_server_url}/")
     page.screenshot(path=str(screenshots / "navigation-mobile.png"))
