@@ -344,6 +344,7 @@ class Orchestrator:
             sql=design["sql"],
             catalog=self.catalog,
             dialect=self.dialect,
+            terms=[str(g.get("term") or "") for g in self.glossary],
         )
         blocking = failed(findings)
         meaning = interpretation_describe(interp, requirement=self.requirement)

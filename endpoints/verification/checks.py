@@ -10,6 +10,7 @@ from endpoints.runtime import bind_params
 from endpoints.sqldialect import ENGINE_DIALECTS
 from endpoints.verification.coverage import coverage_check, shape_check
 from endpoints.verification.findings import Finding
+from endpoints.verification.grounding import measure_grounding_check
 from endpoints.verification.meaning import MeaningReport, MeaningTester, Runner
 from endpoints.verification.realization import realization_check
 from roles.introspection import service_schema
@@ -33,11 +34,20 @@ def role_dialect(role) -> str:
 
 
 def design_verify(
-    *, requirement: str, interpretation: Interpretation, sql: str, catalog: Catalog, dialect: str
+    *,
+    requirement: str,
+    interpretation: Interpretation,
+    sql: str,
+    catalog: Catalog,
+    dialect: str,
+    terms: list[str] | None = None,
 ) -> list[Finding]:
-    """Coverage of every phrase, shapes, compilability, joins along keys, and the SQL's realization."""
+    """Coverage of every phrase, shapes, measures grounded in their own words, compilability, joins along
+    keys, and the SQL's realization. `terms` are the Service's business terms (the glossary): a word they
+    define explains itself."""
     findings = coverage_check(requirement=requirement, interpretation=interpretation)
     findings += shape_check(requirement=requirement, interpretation=interpretation, catalog=catalog)
+    findings += measure_grounding_check(interpretation=interpretation, terms=terms)
     try:
         interpretation_compile(interpretation, catalog=catalog, dialect=dialect)
     except CompileError as exc:

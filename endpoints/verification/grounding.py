@@ -1,0 +1,115 @@
+"""Is each measure what its own words say? The words of a measure's phrase, checked against its definition.
+
+Coverage (coverage.py) accepts a word when any element's phrase holds it, so "average order value"
+computed as the average of a customer's lifetime value passes: "order" is explained by some other
+column (a first-order date). Grounding is stricter for measures: every content word of a measure's
+phrase must be explained by the measure itself (the column or columns it aggregates, the table they
+belong to, the rows it counts, its own conditions), by another element whose phrase holds the word
+("per month" in "total sales per month"), by a business term of the Service's glossary, or be a word
+of aggregation ("average", "total", "number") or, for a measure of a numeric column, a word of money
+("value", "revenue", "spend"). A word none of these explain means the design measures something else
+than what was asked: the design is refused with the word named.
+"""
+
+from __future__ import annotations
+
+from endpoints.interpretation import Col, Interpretation, Measure
+from endpoints.verification.coverage import ASCENDING, DESCENDING, NUMBER_WORDS
+from endpoints.verification.findings import Finding
+from endpoints.verification.lexicon import content_words, related, stems, words
+
+
+def _word_set(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+AGGREGATION_WORDS = _word_set(
+    "average averages avg mean median total totals sum sums summed number numbers count counts counted many much "
+    "overall combined typical aggregate"
+)
+MONEY_WORDS = _word_set(
+    "value values valued revenue revenues sales sale sold spend spends spent spending amount amounts money price "
+    "prices priced cost costs income turnover earnings earned worth dollars dollar euros euro takings billing "
+    "billed charged charges"
+)
+
+
+def _objects(interp: Interpretation) -> dict[str, str]:
+    return {e.alias: e.object for e in interp.entities}
+
+
+def _identifiers(measure: Measure, interp: Interpretation) -> list[str]:
+    """What the measure is defined on: its columns, their tables, the rows it counts, its own conditions."""
+    objects = _objects(interp)
+    out: list[str] = []
+
+    def add_col(col: Col | None) -> None:
+        if col is None:
+            return
+        out.append(col.column)
+        if col.entity in objects:
+            out.append(objects[col.entity])
+
+    add_col(measure.column)
+    add_col(measure.times)
+    if measure.entity and measure.entity in objects:
+        out.append(objects[measure.entity])
+    if measure.column is None and measure.entity is None and interp.entities:
+        out.append(interp.entities[0].object)  # count(*) of the main entity's rows
+    for f in measure.filters:
+        add_col(f.column)
+        for value in [f.value, *(f.values or [])]:
+            if isinstance(value, str):
+                out.append(value)
+    if measure.window is not None:
+        add_col(measure.window.column)
+    return out
+
+
+def _other_phrase_words(interp: Interpretation, path: str) -> set[str]:
+    found: set[str] = set()
+    for other, phrase in interp.phrases():
+        if other == path or other.startswith(path + "."):
+            continue
+        for w in words(phrase):
+            found |= stems(w.lower)
+    return found
+
+
+def measure_grounding_check(*, interpretation: Interpretation, terms: list[str] | None = None) -> list[Finding]:
+    """Every content word of each measure's phrase is explained by the measure (see the module docstring)."""
+    interp = interpretation
+    defined: set[str] = set()
+    for term in terms or []:
+        for w in words(term):
+            defined |= stems(w.lower)
+    findings: list[Finding] = []
+    for i, measure in enumerate(interp.measures):
+        if not measure.phrase.strip():
+            continue
+        path = f"measures[{i}]"
+        identifiers = _identifiers(measure, interp)
+        elsewhere = _other_phrase_words(interp, path)
+        for word in content_words(measure.phrase):
+            w = word.lower
+            if word.is_number or word.quoted or w in NUMBER_WORDS:
+                continue
+            if w in AGGREGATION_WORDS or w in DESCENDING or w in ASCENDING:
+                continue
+            if stems(w) & (defined | elsewhere):
+                continue
+            if w in MONEY_WORDS and measure.column is not None:
+                continue
+            if any(related(w, identifier) for identifier in identifiers):
+                continue
+            what = f"{measure.func.upper()}({measure.column.column})" if measure.column else "a count of rows"
+            findings.append(
+                Finding(
+                    "grounding",
+                    False,
+                    f"'{word.text}' in '{measure.phrase}' is not what the design measures ({what})",
+                    element=path,
+                    phrase=measure.phrase,
+                )
+            )
+    return findings
