@@ -16,6 +16,23 @@ from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
 from .sql import ROW_LIMIT_PARAM
 from .vocabulary import variants
 
+AMOUNT_WORDS = frozenset(["amount", "total", "revenue", "subtotal"])
+
+
+def _sole_amount(table: Table) -> Column | None:
+    """The one money amount of a table's rows (payments.amount, orders.total_amount), if it has exactly one."""
+    found = [
+        c
+        for c in table.columns.values()
+        if c.is_numeric
+        and not c.primary_key
+        and c.name not in table.fk_columns
+        and not c.name.lower().endswith("_id")
+        and set(c.tokens) & AMOUNT_WORDS
+    ]
+    return found[0] if len(found) == 1 else None
+
+
 if TYPE_CHECKING:  # pragma: no cover
     from .planner import Analysis
 
@@ -295,6 +312,17 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
             if len(columns) > 1:
                 measure["times"] = b.col(fact.key, columns[1])
         b.data["measures"].append(measure)
+        if metric is None or (metric.func == "count" and metric.word is None and not metric.phrase):
+            # A breakdown that names no measure ("refunds by payment method"): how many, and how much
+            # when the counted rows carry one money amount, since either may be what was meant.
+            amount = _sole_amount(fact)
+            taken = {k["label"] for k in group_keys} | {measure_id}
+            if amount is not None:
+                amount_id = amount.name if "total" in amount.name.lower() else f"total_{amount.name}"
+                if amount_id not in taken and len(amount_id) <= 63:
+                    b.data["measures"].append(
+                        {"id": amount_id, "func": "sum", "column": b.col(fact.key, amount.name), "phrase": ""}
+                    )
         for h in a.having:
             b.data["having"].append({"measure": measure_id, "op": h["op"], "value": h["value"], "phrase": h["phrase"]})
         add_filters()
