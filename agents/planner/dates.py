@@ -22,8 +22,14 @@ CHANGE_WORDS = frozenset(["updated", "update", "modified", "deleted", "changed",
 
 
 def date_column(table: Table, a: Analysis) -> Column | None:
+    ranked = date_candidates(table, a)
+    return ranked[0][1] if ranked else None
+
+
+def date_candidates(table: Table, a: Analysis) -> list[tuple[float, Column]]:
+    """The table's dates with how surely each says when a row happened, surest first."""
     words = _named_words(a)
-    best = None
+    found = []
     for column in table.columns.values():
         if not column.is_temporal or column.name.lower() in a.avoid_columns:
             continue
@@ -39,10 +45,9 @@ def date_column(table: Table, a: Analysis) -> Column | None:
             score += 0.5
         if tokens & (CHANGE_WORDS | {"due", "end", "ended"}):
             score -= 1.5
-        candidate = (score, -list(table.columns).index(column.name), column)
-        if best is None or candidate[:2] > best[:2]:
-            best = candidate
-    return best[2] if best else None
+        found.append((score, -list(table.columns).index(column.name), column))
+    found.sort(key=lambda c: (c[0], c[1]), reverse=True)
+    return [(score, column) for score, _, column in found]
 
 
 def date_score(table: Table, column: Column, a: Analysis) -> float:

@@ -10,7 +10,7 @@ from typing import Any
 from endpoints.interpretation import Interpretation, Question
 from learning.grammar import is_grammatical
 
-from .dates import date_column, fact_date
+from .dates import date_candidates, date_column, fact_date
 from .intent import Metric, Phrases, TimeWindow, read_phrases
 from .meaning import interpretation_from_analysis
 from .questions import (
@@ -1720,6 +1720,9 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
             a.steps.append(f"Rank {a.entity.name} by {column.name}.")
             return
         metric = a.metric = Metric(func="sum", word=p.rank_word, money=False)
+    if metric is None and a.term_measure is not None:
+        mapping, _phrase = a.term_measure
+        metric = a.metric = Metric(func=mapping.get("func") or "count", word=mapping.get("term"))
     if metric is None:
         metric = a.metric = Metric(func="count", word=None)
     needs_date = bool(p.grain or p.window)
@@ -1887,6 +1890,14 @@ def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
                 break
     if found is None:
         raise PlanningError(f"{table.name} has no date or timestamp column for '{a.phrases.window.phrase}'")
+    ranked = date_candidates(found[0], a)
+    if len(ranked) > 1 and ranked[0][1] is found[1] and ranked[0][0] < 2.0 and ranked[0][0] - ranked[1][0] < 0.5:
+        # Nothing in the requirement names the date, and two say about as well when a row happened.
+        names = " or ".join(f"{found[0].name}.{c.name}" for _, c in ranked[:2])
+        raise PlanningError(
+            f"'{a.phrases.window.phrase}' could be by {names}; say which date is meant "
+            f"(for example '{ranked[1][1].tokens[0]} {a.phrases.window.phrase}')"
+        )
     a.window_column = found
     if a.fact is None and found[0] is not table and not any(fk.child == found[0].key for fk in a.children):
         fk = next((fk for fk in table.foreign_keys if fk.parent == found[0].key), None)
