@@ -40,6 +40,9 @@ class ExecutionEventsConsumer(AsyncJsonWebsocketConsumer):
         self.html = query.get("format") == "html"
         self.group = execution_group(self.execution.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
+        listening = getattr(self.channel_layer, "listening", None)
+        if listening is not None:
+            await listening()  # replay only once live events can arrive: none falls in between
         await self.accept()
         await self._catch_up()
 

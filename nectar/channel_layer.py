@@ -53,10 +53,56 @@ class PerLoopDatabaseLayer(DatabaseLayer):
 
 
 class NectarPostgresChannelLayer(PostgresChannelLayer):
-    """channels-postgres with one connection pool per event loop."""
+    """channels-postgres with one connection pool and one listener per event loop.
+
+    channels-postgres also keeps a single "listener is running" event for the whole process, bound
+    to the first loop that received. On any later loop that event still reads as set, so a receive
+    there went on before its own listener had issued LISTEN (and missed what was sent meanwhile),
+    or waited on an event of another loop. Here each loop has its own event and starts its own
+    listener once.
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.django_db = PerLoopDatabaseLayer(
             kwargs.get("PSYCOPG_OPTIONS", {}), self.db_params, logger=self.django_db.logger
         )
+        self._listeners: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._listener_tasks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def _get_or_create_listener_task(self) -> tuple[asyncio.Event, bool]:
+        loop = asyncio.get_running_loop()
+        if loop not in self._listeners:
+            running = self._listeners[loop] = asyncio.Event()
+            # listen_to_all_channels sets the event this attribute holds once it has issued LISTEN.
+            self.listener_task_is_running = running
+            self._listener_tasks[loop] = loop.create_task(self.listen_to_all_channels())
+        self.listener_task_is_running = self._listeners[loop]
+        self.event_loop = loop
+        return self._listeners[loop], False  # started here, never by the caller
+
+    async def listening(self, timeout: float = 10.0) -> None:
+        """Return once this loop's listener has issued LISTEN: what is published from then on arrives.
+
+        A consumer that replays stored events calls this first, so that nothing committed between
+        its replay and the listener's start is lost (the library only picks up messages queued
+        before its LISTEN, not those sent while it connects).
+        """
+        running, _ = self._get_or_create_listener_task()
+        await asyncio.wait_for(running.wait(), timeout)
+
+    async def close_loop(self, timeout: float = 5.0) -> None:
+        """Release what the running loop holds (its listener and its pool) before the loop is closed.
+
+        For short-lived loops (a test's async_to_sync): cancelled at loop close instead, the
+        listener's connection and the pool's workers can keep the loop from finishing.
+        """
+        loop = asyncio.get_running_loop()
+        self._listeners.pop(loop, None)
+        task = self._listener_tasks.pop(loop, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task], timeout=timeout)
+        pool = self.django_db._pools.pop(loop, None)
+        if pool is not None:
+            await asyncio.wait_for(pool.close(timeout=timeout), timeout + 1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
 from agents.consumers import ExecutionEventsConsumer
@@ -147,7 +148,12 @@ def test_the_websocket_of_another_organizations_execution_is_refused(world, outs
         return connected, code, first
 
     async def scenario():
-        return await connect(outsider), await connect(owner)
+        try:
+            return await connect(outsider), await connect(owner)
+        finally:
+            close = getattr(get_channel_layer(), "close_loop", None)  # the PostgreSQL layer (nectar.channel_layer)
+            if close is not None:
+                await close()
 
     (refused, code, _), (connected, _, first) = async_to_sync(scenario)()
     assert not refused and code == 4404
