@@ -331,7 +331,9 @@ class Workspace:
 
     def close(self) -> None:
         from agents.models import AgentExecution
+        from mcpservers.audit import audit_flush
 
+        audit_flush()  # tool calls still pending would name the key after it is gone
         AgentExecution.objects.filter(organization=self.organization, parent__isnull=False).delete()
         AgentExecution.objects.filter(organization=self.organization).delete()
         if hasattr(self, "role"):
