@@ -72,7 +72,8 @@ class NectarPostgresChannelLayer(PostgresChannelLayer):
 
     def _get_or_create_listener_task(self) -> tuple[asyncio.Event, bool]:
         loop = asyncio.get_running_loop()
-        if loop not in self._listeners:
+        task = self._listener_tasks.get(loop)
+        if task is None or task.done():  # none yet on this loop, or it ended (a lost connection): start one
             running = self._listeners[loop] = asyncio.Event()
             # listen_to_all_channels sets the event this attribute holds once it has issued LISTEN.
             self.listener_task_is_running = running
