@@ -16,18 +16,13 @@ from __future__ import annotations
 from endpoints.interpretation import Col, Interpretation, Measure
 from endpoints.verification.coverage import ASCENDING, DESCENDING, NUMBER_WORDS
 from endpoints.verification.findings import Finding
-from endpoints.verification.lexicon import content_words, related, stems, words
+from endpoints.verification.lexicon import content_words, related, stems, word_set, words
 
-
-def _word_set(text: str) -> frozenset[str]:
-    return frozenset(text.split())
-
-
-AGGREGATION_WORDS = _word_set(
+AGGREGATION_WORDS = word_set(
     "average averages avg mean median total totals sum sums summed number numbers count counts counted many much "
     "overall combined typical aggregate"
 )
-MONEY_WORDS = _word_set(
+MONEY_WORDS = word_set(
     "value values valued revenue revenues sales sale sold spend spends spent spending amount amounts money price "
     "prices priced cost costs income turnover earnings earned worth dollars dollar euros euro takings billing "
     "billed charged charges"

@@ -11,13 +11,13 @@ import re
 from dataclasses import dataclass
 
 
-def _word_set(text: str) -> frozenset[str]:
+def word_set(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
 # Words that select nothing: articles, pronouns, prepositions, auxiliaries, and the verbs and nouns
 # of asking ("show me the list of ..."). Everything else in a requirement must be accounted for.
-IGNORABLE = _word_set(
+IGNORABLE = word_set(
     """a an the of for to in on at by with and or but as from into onto than that which who whom whose what
     this these those there here it its they them their theirs he him his she her hers we us our ours you your
     yours i me my mine is are was were be been being am do does did done have has had having can could should
@@ -32,7 +32,7 @@ IGNORABLE = _word_set(
 _TOKEN = re.compile(
     r"\d{4}-\d{2}-\d{2}|'[^']+'|\"[^\"]+\"|[A-Za-z][A-Za-z0-9]*(?:['\u2019-][A-Za-z0-9]+)*|\d+(?:[.,]\d+)*%?"
 )
-NEGATIONS = _word_set(
+NEGATIONS = word_set(
     "never no not without nobody none nothing zero neither nor isn't aren't wasn't weren't haven't hasn't hadn't "
     "don't doesn't didn't won't cannot can't lacking lacks missing"
 )
