@@ -6,6 +6,11 @@ fresh loop, so once that first loop is gone the pool can no longer replace a con
 next publish waits forever. Here every event loop gets its own pool, and sync code publishes
 through one long-lived loop per process (nectar.publish), so the number of pools stays at one
 per serving loop plus one for publishers.
+
+psycopg_pool's workers treat a cancellation that reaches them in the middle of a task (opening a
+connection) as a failed task and go on waiting for the next one, so a loop closed while one of its
+pools works never finishes closing. A pool is therefore always closed before its loop: when opening
+it fails or is cancelled, and by `close_loop`, after which that loop gets no new pool or listener.
 """
 
 from __future__ import annotations
@@ -20,11 +25,16 @@ from channels_postgres.core import PostgresChannelLayer
 from channels_postgres.db import DatabaseLayer
 
 
+class LoopClosedError(RuntimeError):
+    """The channel layer was released on this event loop (`close_loop`), which is about to close."""
+
+
 class PerLoopDatabaseLayer(DatabaseLayer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
         self._locks: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self.closed_loops: weakref.WeakSet = weakref.WeakSet()
 
     async def get_db_pool(self, db_params: dict[str, Any]) -> psycopg_pool.AsyncConnectionPool:
         loop = asyncio.get_running_loop()
@@ -33,6 +43,8 @@ class PerLoopDatabaseLayer(DatabaseLayer):
             return pool
         lock = self._locks.setdefault(loop, asyncio.Lock())
         async with lock:
+            if loop in self.closed_loops:
+                raise LoopClosedError("the channel layer is closed on this event loop")
             pool = self._pools.get(loop)
             if pool is None:
 
@@ -47,9 +59,24 @@ class PerLoopDatabaseLayer(DatabaseLayer):
                     configure=configure,
                     **{"min_size": 1, "max_size": 8, **self.psycopg_options},
                 )
-                await pool.open(wait=True)
+                try:
+                    await pool.open(wait=True)
+                except BaseException:
+                    # Cancelled (its caller went away) or failed: its workers must not outlive it.
+                    await asyncio.shield(pool.close(timeout=1))
+                    raise
                 self._pools[loop] = pool
         return pool
+
+    async def close_pool(self, timeout: float) -> None:
+        """Close the running loop's pool, waiting for one being opened, and open no other on it."""
+        loop = asyncio.get_running_loop()
+        self.closed_loops.add(loop)
+        lock = self._locks.setdefault(loop, asyncio.Lock())
+        async with lock:
+            pool = self._pools.pop(loop, None)
+        if pool is not None:
+            await asyncio.wait_for(pool.close(timeout=timeout), timeout + 1)
 
 
 class NectarPostgresChannelLayer(PostgresChannelLayer):
@@ -72,6 +99,8 @@ class NectarPostgresChannelLayer(PostgresChannelLayer):
 
     def _get_or_create_listener_task(self) -> tuple[asyncio.Event, bool]:
         loop = asyncio.get_running_loop()
+        if loop in self.django_db.closed_loops:
+            raise LoopClosedError("the channel layer is closed on this event loop")
         task = self._listener_tasks.get(loop)
         if task is None or task.done():  # none yet on this loop, or it ended (a lost connection): start one
             running = self._listeners[loop] = asyncio.Event()
@@ -99,11 +128,10 @@ class NectarPostgresChannelLayer(PostgresChannelLayer):
         listener's connection and the pool's workers can keep the loop from finishing.
         """
         loop = asyncio.get_running_loop()
+        self.django_db.closed_loops.add(loop)  # from here on, nothing on this loop starts a listener or pool
         self._listeners.pop(loop, None)
         task = self._listener_tasks.pop(loop, None)
         if task is not None:
             task.cancel()
             await asyncio.wait([task], timeout=timeout)
-        pool = self.django_db._pools.pop(loop, None)
-        if pool is not None:
-            await asyncio.wait_for(pool.close(timeout=timeout), timeout + 1)
+        await self.django_db.close_pool(timeout)
