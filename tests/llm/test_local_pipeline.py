@@ -31,7 +31,8 @@ from endpoints.runtime import endpoint_run
 from mcpservers.models import ToolCall as ToolCallLog
 from tests.llm.conftest import RUNS
 
-pytestmark = [pytest.mark.llm, pytest.mark.django_db(transaction=True)]
+# Whole pipelines against a real model on two cores: minutes, not the suite's per-test limit.
+pytestmark = [pytest.mark.llm, pytest.mark.django_db(transaction=True), pytest.mark.timeout(3600)]
 
 # Through the management command, as a person at a terminal runs it.
 COMMAND_REQUIREMENTS = [
