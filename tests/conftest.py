@@ -6,6 +6,9 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from roles.models import Membership, MembershipRole, Organization
+from tests.support import flush
+
+flush.install()
 
 PASSWORD = "correct-horse-battery-staple"
 

@@ -1,0 +1,36 @@
+"""A faster empty-every-table between transactional tests, on PostgreSQL.
+
+Django's flush truncates every table (about 0.4 s here: TRUNCATE gives each table and index new
+files), then post_migrate re-creates the content types and permissions it removed. The tables of a
+test hold a few rows, so deleting them is about fifty times faster; Django's foreign keys are
+DEFERRABLE INITIALLY DEFERRED, so the order does not matter inside the flush's transaction. Content
+types and permissions are kept (post_migrate finds them in place), and a flush that resets sequences,
+or a schema with a foreign key that cannot be deferred, still truncates.
+"""
+
+from __future__ import annotations
+
+from django.db.backends.postgresql.operations import DatabaseOperations
+
+KEPT = frozenset({"django_content_type", "auth_permission"})
+_truncate = DatabaseOperations.sql_flush
+
+
+def _sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+    if reset_sequences or not _all_foreign_keys_deferrable(self.connection):
+        return _truncate(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+    quote = self.quote_name
+    return ["SET CONSTRAINTS ALL DEFERRED"] + [f"DELETE FROM {quote(t)}" for t in sorted(tables) if t not in KEPT]
+
+
+def _all_foreign_keys_deferrable(connection) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_constraint WHERE contype = 'f' AND NOT condeferrable"
+            " AND connamespace = current_schema()::regnamespace)"
+        )
+        return cursor.fetchone()[0]
+
+
+def install() -> None:
+    DatabaseOperations.sql_flush = _sql_flush
