@@ -42,6 +42,8 @@ def test_each_page_renders_for_a_member(client, member, completed, name):
     response = login(client, member).get(reverse(name))
     assert response.status_code == 200
     assert "Acme Retail" in response.text
+    # Every page leads to the member's API tokens, from their name in the header.
+    assert f'href="{reverse("tokens")}" id="nav-tokens"' in response.text
 
 
 def test_requirement_page_offers_examples_and_only_mcp_roles_of_the_organization(
