@@ -3,9 +3,6 @@
 The requirements and their reference queries are the benchmark's own (bench/requirements_northwind.json);
 each runs in a fresh organization set up as a user would (bench_accuracy.Workspace), is deployed by
 its admin and called over HTTP with a Role key, exactly as `python -m bench.bench_accuracy` does.
-
-Shapes the platform still answers wrong are marked xfail(strict=True) with what goes wrong: once the
-platform answers them correctly or declines them, the mark makes the test fail so that it is removed.
 """
 
 from __future__ import annotations
@@ -16,10 +13,6 @@ from bench.bench_accuracy import References, Workspace, requirements_load, run_r
 from bench.datasets import copy_database, dataset_drop, load_postgres, unique_name
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-def _wrong_today(requirement_id: str, why: str):
-    return pytest.param(requirement_id, marks=pytest.mark.xfail(strict=True, reason=f"deployed wrong: {why}"))
 
 
 SHAPES = [
