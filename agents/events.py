@@ -50,6 +50,8 @@ def event_append(
     The counter's UPDATE ... RETURNING hands out the next number atomically, even across workers,
     and it commits together with the event's INSERT: a process that dies between the two leaves
     neither, so the sequence never has a gap (concurrent appenders wait on the row lock).
+    It is published once committed (with the caller's transaction, when there is one): a
+    subscriber never sees an event that is rolled back, and no publish holds the row lock.
     """
     bounded = _bounded(payload or {})
     with transaction.atomic(), connection.cursor() as cursor:
@@ -61,8 +63,8 @@ def event_append(
         event = ExecutionEvent.objects.create(
             execution_id=execution.pk, seq=seq, kind=kind, phase=phase, agent=agent, payload=bounded
         )
+        transaction.on_commit(lambda: event_publish(execution_id=execution.pk, event=event))
     execution.event_seq = seq
-    event_publish(execution_id=execution.pk, event=event)
     return event
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.db import transaction
 
 from agents.consumers import ExecutionEventsConsumer
 from agents.events import event_append, events_since
@@ -96,3 +99,19 @@ def test_an_outsider_is_refused(execution, outsider):
 
 def test_events_since_returns_the_stored_tail_in_order(execution):
     assert [e.seq for e in events_since(execution=execution, after_seq=3)] == [4, 5]
+
+
+def test_an_event_is_published_once_committed_and_never_when_rolled_back(execution, monkeypatch):
+    published: list[int] = []
+    monkeypatch.setattr("agents.events.event_publish", lambda *, execution_id, event: published.append(event.seq))
+
+    with transaction.atomic():
+        event_append(execution=execution, kind="thought", payload={"text": "kept"})
+        assert published == [], "published before its transaction committed"
+    assert published == [6]
+
+    with contextlib.suppress(RuntimeError), transaction.atomic():
+        event_append(execution=execution, kind="thought", payload={"text": "rolled back"})
+        raise RuntimeError("the caller fails")
+    assert published == [6]
+    assert [e.payload["text"] for e in events_since(execution=execution, after_seq=5)] == ["kept"]
