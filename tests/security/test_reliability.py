@@ -177,30 +177,44 @@ APPENDER = textwrap.dedent(
     os.environ["DJANGO_SETTINGS_MODULE"] = "nectar.settings"
     import django
     django.setup()
+    from django.db import connections
     from agents.events import event_append
     from agents.models import AgentExecution
     execution = AgentExecution.objects.get(pk=sys.argv[1])
-    print("ready", flush=True)
-    while True:
-        event_append(execution=execution, kind="thought", payload={"text": "x" * 200})
+    connections.close_all()  # each forked appender opens its own connection
+    for _ in sys.stdin:  # one appender per line, forked from this set-up process
+        pid = os.fork()
+        if pid == 0:
+            while True:
+                event_append(execution=execution, kind="thought", payload={"text": "x" * 200})
+        print(pid, flush=True)
+        os.waitpid(pid, 0)
+        print("reaped", flush=True)
     """
 )
 
 
 def test_processes_killed_while_appending_leave_no_gap(analyst_role, owner):
     execution = _execution(analyst_role, owner)
-    for round_ in range(8):
-        appender = subprocess.Popen(
-            [sys.executable, "-c", APPENDER, str(execution.pk)],
-            cwd=django_settings.BASE_DIR,
-            env=process_env(),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert appender.stdout.readline().strip() == "ready"
-        time.sleep(0.3 + 0.07 * round_)
-        appender.send_signal(signal.SIGKILL)
-        appender.wait(timeout=30)
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", APPENDER, str(execution.pk)],
+        cwd=django_settings.BASE_DIR,
+        env=process_env(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for round_ in range(8):
+            launcher.stdin.write("go\n")
+            launcher.stdin.flush()
+            appender = int(launcher.stdout.readline())
+            time.sleep(0.3 + 0.07 * round_)
+            os.kill(appender, signal.SIGKILL)  # mid-append, without any chance to clean up
+            assert launcher.stdout.readline().strip() == "reaped"
+    finally:
+        launcher.stdin.close()
+        launcher.wait(timeout=30)
     execution.refresh_from_db()
     seqs = list(ExecutionEvent.objects.filter(execution=execution).order_by("seq").values_list("seq", flat=True))
     assert len(seqs) > 8
