@@ -126,7 +126,10 @@ async def session_manager_stop() -> None:
 
 
 async def lifespan(scope, receive, send) -> None:
-    """ASGI lifespan: start the session manager; at shutdown stop it and flush the audit batch."""
+    """ASGI lifespan: start the session manager; at shutdown stop it, flush the audit batch and
+    release the channel layer's listener and pool on this loop (so that the loop can close)."""
+    from channels.layers import get_channel_layer
+
     from mcpservers.audit import audit_shutdown
 
     while True:
@@ -137,6 +140,9 @@ async def lifespan(scope, receive, send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await session_manager_stop()
             await asyncio.get_running_loop().run_in_executor(None, audit_shutdown)
+            close_loop = getattr(get_channel_layer(), "close_loop", None)
+            if close_loop is not None:
+                await close_loop()
             await send({"type": "lifespan.shutdown.complete"})
             return
 
