@@ -19,8 +19,16 @@ _truncate = DatabaseOperations.sql_flush
 def _sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
     if reset_sequences or not _all_foreign_keys_deferrable(self.connection):
         return _truncate(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
-    quote = self.quote_name
-    return ["SET CONSTRAINTS ALL DEFERRED"] + [f"DELETE FROM {quote(t)}" for t in sorted(tables) if t not in KEPT]
+    emptied = [self.quote_name(t) for t in sorted(tables) if t not in KEPT]
+    if not emptied:
+        return []
+    return [
+        "SET CONSTRAINTS ALL DEFERRED",
+        # As TRUNCATE would, wait for writers in flight and keep new ones out until the commit (a
+        # server process a test started may still be writing): no row slips in between the deletes.
+        f"LOCK TABLE {', '.join(emptied)} IN SHARE ROW EXCLUSIVE MODE",
+        *(f"DELETE FROM {table}" for table in emptied),
+    ]
 
 
 def _all_foreign_keys_deferrable(connection) -> bool:
