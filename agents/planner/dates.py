@@ -19,6 +19,11 @@ def _named_words(a: Analysis) -> set[str]:
 
 
 CHANGE_WORDS = frozenset(["updated", "update", "modified", "deleted", "changed", "birth", "dob", "expires", "expiry"])
+# Dates that end a row's life rather than start it: a ticket's age runs from when it was opened, not closed.
+END_WORDS = frozenset(["closed", "resolved", "finished", "completed", "cancelled", "canceled", "ended", "end"])
+CREATION_WORDS = frozenset(
+    ["created", "occurred", "date", "time", "timestamp", "placed", "happened", "logged", "opened", "submitted"]
+)
 
 
 def date_column(table: Table, a: Analysis) -> Column | None:
@@ -39,12 +44,14 @@ def date_candidates(table: Table, a: Analysis) -> list[tuple[float, Column]]:
             score += 2.0
         if tokens & set(table.tokens) or tokens & {singular(table.name)}:
             score += 1.0
-        if tokens & {"created", "occurred", "date", "time", "timestamp", "placed", "happened", "logged"}:
+        if tokens & CREATION_WORDS:
             score += 0.8  # when the row came to be
         elif tokens & {"at", "on", "start", "started"}:
             score += 0.5
         if tokens & (CHANGE_WORDS | {"due", "end", "ended"}):
             score -= 1.5
+        elif tokens & END_WORDS and not tokens & words:
+            score -= 1.5  # when the row's life ended, unless the requirement names it ("closed last week")
         found.append((score, -list(table.columns).index(column.name), column))
     found.sort(key=lambda c: (c[0], c[1]), reverse=True)
     return [(score, column) for score, _, column in found]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .vocabulary import MONEY_WORDS
+from .vocabulary import EVENT_VERBS, MONEY_WORDS, VERB_PARTICLES
 
 UNSUPPORTED = (
     (r"^\s*(delete|remove|update|insert|create|drop|add|modify|change|archive|merge|upsert)\b", "it asks for a write"),
@@ -94,7 +94,7 @@ def number_value(text: str) -> float | None:
 
 @dataclass
 class TimeWindow:
-    kind: str  # "rolling" | "period" | "since" | "until" | "between"
+    kind: str  # "rolling" | "before" (older than a rolling cut-off) | "period" | "since" | "until" | "between"
     phrase: str
     unit: str | None = None  # rolling: day | month | year
     amount: int | None = None
@@ -227,10 +227,42 @@ def read_phrases(text: str) -> Phrases:
             found.window = TimeWindow(kind="since", phrase=match.group(0), since=match.group(2), span=match.span())
             take(match)
     if found.window is None:
+        # "older than a week", "opened more than 3 days ago": rows from before a rolling cut-off.
+        match = re.search(
+            r"\b(?:older than\s+(a|an|" + NUM[1:-1] + r")\s+(day|week|month|year)s?(?:\s+ago)?|"
+            r"(?:more than|over|at least)\s+(a|an|" + NUM[1:-1] + r")\s+(day|week|month|year)s?\s+ago)\b",
+            lowered,
+        )
+        if match:
+            written, unit = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+            amount = 1 if written in ("a", "an") else int(number_value(written) or 0)
+            if amount > 0:
+                if unit == "week":
+                    amount, unit = amount * 7, "day"
+                found.window = TimeWindow(
+                    kind="before", phrase=match.group(0).strip(), unit=unit, amount=amount, span=_stripped(match)
+                )
+                take(match)
+    if found.window is None:
         match = re.search(r"\b(before|until|up to)\s+(\d{4}-\d{2}-\d{2})\b", lowered)
         if match:
             found.window = TimeWindow(kind="until", phrase=match.group(0), until=match.group(2), span=match.span())
             take(match)
+
+    if found.window is not None:
+        # "signed up this year", "placed last month": the verb saying when the row came to be is the window's.
+        verb = re.search(
+            r"\b(?:(?:who|that|which)\s+(?:(?:have|has|had|were|was)\s+)?(?:" + "|".join(sorted(EVENT_VERBS)) + r")"
+            r"|(?:" + "|".join(sorted(EVENT_VERBS)) + r")\s+(?:" + "|".join(sorted(VERB_PARTICLES)) + r"))"
+            r"(?:\s+(?:" + "|".join(sorted(VERB_PARTICLES)) + r"))?\s+$",
+            lowered[: found.window.span[0]],
+        )
+        if verb:
+            start = verb.start() + len(
+                re.match(r"(?:(?:who|that|which)\s+(?:(?:have|has|had|were|was)\s+)?)?", verb.group(0)).group(0)
+            )
+            found.window.span = (start, found.window.span[1])
+            found.spans.append(found.window.span)
 
     # Recency: "the four most recent orders", "the latest orders", "last 5 orders".
     match = re.search(r"\b(?:the\s+)?(?:" + NUM + r"\s+)?(most recent|latest|newest|oldest|earliest)\b", lowered)

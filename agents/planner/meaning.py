@@ -160,6 +160,8 @@ def window_bounds(window, builder: _Builder) -> dict:
     """start/end bounds of a recognised time window; date parameters are declared on the builder."""
     if window.kind == "rolling":
         return {"start": {"relative": {"amount": -int(window.amount), "unit": window.unit}}}
+    if window.kind == "before":
+        return {"end": {"relative": {"amount": -int(window.amount), "unit": window.unit}}}
     if window.kind == "period":
         if window.previous:
             return {

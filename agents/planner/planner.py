@@ -391,6 +391,9 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
         a.shape.append("time_window")
     if a.activity is not None or (a.entity is not None and _resolve_activity(a, index)):
         a.shape.append("no_activity_since")
+        if _window_before_negation(a):
+            # "signed up this year but never placed an order": the window is the entity's, not the absent rows'.
+            a.activity = (a.activity[0], a.activity[1], None)
     if phrases.top_n is not None:
         a.shape.append("top_n")
     _resolve_recency(a, index)
@@ -1366,6 +1369,22 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
                         # Same value in several columns: the entity's first, then the coarser category.
                         rank = (0 if table.key == entity_key else 1, len(column.known_values), table.name, column.name)
                         hits.append((rank, table, column, value))
+        if not hits and "-" in token.lower:
+            # "high-priority": a value joined to the name of its own column by a hyphen.
+            value_part, _, column_part = token.lower.partition("-")
+            for table in reachable:
+                for column in table.columns.values():
+                    if _column_score([column_part], column) < 1.0:
+                        continue
+                    for value in column.known_values:
+                        if isinstance(value, str) and value.lower() == value_part:
+                            rank = (
+                                0 if table.key == entity_key else 1,
+                                len(column.known_values),
+                                table.name,
+                                column.name,
+                            )
+                            hits.append((rank, table, column, value))
         if hits:
             hits.sort(key=lambda h: h[0])
             _, table, column, value = hits[0]
@@ -1874,8 +1893,14 @@ def _ask_business_measure(a: Analysis, index: SchemaIndex, metric: Metric, table
     )
 
 
+def _window_before_negation(a: Analysis) -> bool:
+    """Whether the window is said before the negation, so it dates the entity ("joined this year but never ...")."""
+    window, negation = a.phrases.window, a.phrases.negation_span
+    return window is not None and negation is not None and window.span[1] <= negation[0]
+
+
 def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
-    if a.phrases.window is None or a.activity is not None:
+    if a.phrases.window is None or (a.activity is not None and not _window_before_negation(a)):
         return
     table = a.fact or a.entity
     if table is None:
@@ -1984,7 +2009,7 @@ def _needed_params(a: Analysis) -> dict[str, Any]:
     params: dict[str, Any] = {f.param: f.value for f in a.filters}
     window = a.phrases.window
     if window is not None:
-        if window.kind == "rolling":
+        if window.kind in ("rolling", "before"):
             params[f"{window.unit}s"] = window.amount
         if window.since:
             params["since"] = window.since
@@ -2255,7 +2280,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 into.append((column.name, alias))
 
     def window_conditions(expr: str, window: TimeWindow) -> list[str]:
-        if window.kind == "rolling":
+        if window.kind in ("rolling", "before"):
             name = f"{window.unit}s"
             add_param(
                 name,
@@ -2264,10 +2289,13 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                     "default": window.amount,
                     "minimum": 1,
                     "maximum": 36500,
-                    "description": f"How many {window.unit}s back from today.",
+                    "description": f"How many {window.unit}s back from today."
+                    if window.kind == "rolling"
+                    else f"Only rows older than this many {window.unit}s.",
                 },
             )
-            return [f"{expr} >= {rolling_cutoff(window.unit, name, dialect)}"]
+            operator = ">=" if window.kind == "rolling" else "<"
+            return [f"{expr} {operator} {rolling_cutoff(window.unit, name, dialect)}"]
         if window.kind == "period":
             start = period_start(window.period, dialect, previous=window.previous)
             if window.previous:

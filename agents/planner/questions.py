@@ -40,6 +40,18 @@ def _similar(word: str, name: str) -> float:
     return difflib.SequenceMatcher(None, word, name).ratio()
 
 
+NEGATING_PREFIXES = ("un", "non", "not", "in", "dis")
+
+
+def _negates(word: str, value: str) -> bool:
+    """Whether the word is the value with a negating prefix ('unresolved', 'non-paid', 'inactive')."""
+    word, value = word.lower().replace("-", ""), value.lower()
+    return any(
+        word.startswith(prefix) and len(word) > len(prefix) + 2 and variants(word[len(prefix) :]) & variants(value)
+        for prefix in NEGATING_PREFIXES
+    )
+
+
 def _object(index: SchemaIndex, table: Table) -> str:
     if table.schema and table.schema != index.default_schema:
         return f"{table.schema}.{table.name}"
@@ -57,6 +69,8 @@ def value_choices(word: str, index: SchemaIndex, tables: list[Table]) -> list[tu
             for value in column.known_values:
                 if not isinstance(value, str) or not value.strip():
                     continue
+                if any(_negates(part, value) for part in parts):
+                    continue  # 'unresolved' is anything but resolved: never the value itself
                 score = max(_similar(part, value) for part in parts)
                 if score >= 0.75:
                     mapping = {

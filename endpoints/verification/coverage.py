@@ -244,6 +244,8 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
             )
     # Grain: "each month", "per week", "by year", "monthly".
     for m in re.finditer(r"\b(?:each|every|per|by|a)\s+(day|week|month|quarter|year)\b", text):
+        if m.group(0).startswith("a ") and re.search(r"\bthan\s+$", text[: m.start()]):
+            continue  # "older than a week" is a length of time, checked as a time window above
         unit = UNITS[m.group(1)]
         need(
             any(g.bucket == unit for g in interp.group_by),
@@ -305,6 +307,16 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
     ):
         n = _number(m.group(2))
         elements = at(m)
+        ago = re.match(r"\s+(day|week|month|year)s?\s+ago\b", text[m.end() :])
+        if ago and n is not None and m.group(1) in ("more than", "over", "at least"):
+            # "more than 3 days ago": rows dated before the cut-off 3 days back, a window with that end.
+            amount, unit = (n * 7, "day") if ago.group(1) == "week" else (n, ago.group(1))
+            ok = any(
+                kind in ("windows", "window") and _ends_ago(e, amount, unit)
+                for kind, e in _elements_at(interp, spans, m.start(), m.end() + ago.end())
+            )
+            need(ok, f"'{m.group(0)}{ago.group(0)}' is an age, but the design has no window ending then", m.group(0))
+            continue
         comparisons = [e for kind, e in elements if kind in ("having", "filters")]
         ok = any(_compares(e, n, m.group(1)) for e in comparisons)
         need(ok, f"'{m.group(0)}' is a threshold, but the design has no comparison with {m.group(2)}", m.group(0))
@@ -328,6 +340,16 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
     for m in re.finditer(r"\b(full names?|names?)\b", text):
         findings += _names_check(interp, catalog, spans, m)
     return findings
+
+
+def _ends_ago(window, amount: float, unit: str) -> bool:
+    """Whether a window ends `amount` units before today, with no start ("older than", "more than ... ago")."""
+    end = getattr(window, "end", None)
+    if window.start is not None or end is None:
+        return False
+    if end.relative is not None:
+        return end.relative.unit == unit and abs(end.relative.amount + amount) < 1e-9
+    return end.param is not None and end.param_unit == "days_ago" and unit == "day"
 
 
 def _temporal(interp: Interpretation, col, catalog: Catalog) -> bool:

@@ -1,0 +1,118 @@
+"""Ages ('older than a week'), a value joined to its column ('high-priority'), a window said before a negation,
+and negated values never offered as the value itself.
+
+A schema of the tests' own; each design passes the platform's checks and compiles.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from agents.planner import PlanningError, plan_requirement
+from endpoints.compiler import Catalog, interpretation_compile
+from endpoints.interpretation import interpretation_parse
+from endpoints.verification.coverage import coverage_check, shape_check
+from endpoints.verification.findings import failed
+
+from .planner_schemas import schema_of
+
+KENNEL = schema_of(
+    {
+        "owners": {
+            "columns": {
+                "owner_id": "integer",
+                "first_name": "string",
+                "last_name": "string",
+                "created_at": "date-time",
+            },
+            "pk": ["owner_id"],
+        },
+        "rentals": {
+            "columns": {"rental_id": "integer", "owner_id": "integer", "rented_at": "date-time"},
+            "pk": ["rental_id"],
+            "fks": {"owner_id": "owners.owner_id"},
+        },
+        "complaints": {
+            "columns": {
+                "complaint_id": "integer",
+                "owner_id": "integer",
+                "severity": "string",
+                "state": "string",
+                "opened_at": "date-time",
+                "closed_at": "date-time",
+            },
+            "pk": ["complaint_id"],
+            "fks": {"owner_id": "owners.owner_id"},
+            "values": {"severity": ["low", "high"], "state": ["open", "resolved", "closed"]},
+        },
+    }
+)
+
+
+def _plan(requirement: str):
+    return plan_requirement(requirement=requirement, schema=KENNEL).interpretation
+
+
+def _problems(requirement: str, interp) -> list[str]:
+    catalog = Catalog(KENNEL)
+    interpretation_compile(interp, catalog=catalog, dialect="postgres")
+    findings = coverage_check(requirement=requirement, interpretation=interp)
+    findings += shape_check(requirement=requirement, interpretation=interp, catalog=catalog)
+    return [f.message for f in failed(findings)]
+
+
+@pytest.mark.parametrize(
+    ("requirement", "days"),
+    [("Open high-severity complaints older than a week", 7), ("Complaints opened more than 3 days ago", 3)],
+)
+def test_an_age_keeps_the_rows_from_before_a_rolling_cut_off_on_the_date_they_began(requirement, days):
+    interp = _plan(requirement)
+    [window] = interp.windows
+    assert window.column.column == "opened_at"  # not closed_at: an age runs from when the row began
+    assert window.start is None and (window.end.relative.amount, window.end.relative.unit) == (-days, "day")
+    assert _problems(requirement, interp) == []
+
+
+def test_a_value_joined_to_its_column_by_a_hyphen_filters_that_column():
+    interp = _plan("Open high-severity complaints older than a week")
+    values = {f.column.column: f.value or interp.parameter(f.param).default for f in interp.filters}
+    assert values == {"state": "open", "severity": "high"}
+
+
+@pytest.mark.parametrize(
+    ("requirement", "wrong_end"),
+    [("Open high-severity complaints older than a week", None), ("Complaints opened more than 3 days ago", -4)],
+)
+def test_an_age_without_its_window_or_with_another_cut_off_is_caught_by_the_shape_check(requirement, wrong_end):
+    interp = _plan(requirement)
+    data = interp.model_dump(by_alias=True, exclude_none=True)
+    if wrong_end is None:
+        data["windows"] = []
+    else:
+        data["windows"][0]["end"]["relative"]["amount"] = wrong_end
+    assert _problems(requirement, interpretation_parse(data))
+
+
+def test_a_window_said_before_a_negation_dates_the_entity_not_the_rows_that_are_absent():
+    requirement = "Owners who signed up this year but never rented anything"
+    interp = _plan(requirement)
+    [window] = interp.windows
+    assert (window.column.entity, window.column.column) == (interp.root.alias, "created_at")
+    [absent] = interp.exists
+    assert absent.negated and absent.window is None
+    assert absent.entities[-1].object == "rentals"
+    assert _problems(requirement, interp) == []
+
+
+def test_a_window_said_after_a_negation_stays_inside_it():
+    interp = _plan("Owners who have not rented anything in the last 30 days")
+    assert interp.windows == []
+    [absent] = interp.exists
+    assert absent.window is not None and absent.window.column.column == "rented_at"
+
+
+def test_a_negated_value_is_never_offered_as_the_value_itself():
+    with pytest.raises(PlanningError) as asked:
+        _plan("Unresolved complaints per severity")
+    offered = [c.mapping for q in asked.value.questions for c in q.choices]
+    assert not any(m.get("value") == "resolved" for m in offered)
