@@ -253,6 +253,8 @@ def _columns(interp: Interpretation) -> list[tuple[str, Col]]:
         found.append((f"select[{i}]", s.column))
     for i, f in enumerate(interp.filters):
         found.append((f"filters[{i}]", f.column))
+        if f.other is not None:
+            found.append((f"filters[{i}].other", f.other))
     for i, w in enumerate(interp.windows):
         found.append((f"windows[{i}]", w.column))
     for i, g in enumerate(interp.group_by):
@@ -262,10 +264,12 @@ def _columns(interp: Interpretation) -> list[tuple[str, Col]]:
             if col is not None:
                 found.append((f"measures[{i}].{name}", col))
         found += [(f"measures[{i}].filters[{j}]", f.column) for j, f in enumerate(m.filters)]
+        found += [(f"measures[{i}].filters[{j}].other", f.other) for j, f in enumerate(m.filters) if f.other]
         if m.window is not None:
             found.append((f"measures[{i}].window", m.window.column))
     for i, x in enumerate(interp.exists):
         found += [(f"exists[{i}].filters[{j}]", f.column) for j, f in enumerate(x.filters)]
+        found += [(f"exists[{i}].filters[{j}].other", f.other) for j, f in enumerate(x.filters) if f.other]
         if x.window is not None:
             found.append((f"exists[{i}].window", x.window.column))
     for i, o in enumerate(interp.order_by):
@@ -276,6 +280,20 @@ def _columns(interp: Interpretation) -> list[tuple[str, Col]]:
 
 def _check_types(ctx: _Ctx) -> None:
     interp = ctx.interp
+    compared = [(f"filters[{i}]", f) for i, f in enumerate(interp.filters)]
+    compared += [
+        (f"measures[{i}].filters[{j}]", f) for i, m in enumerate(interp.measures) for j, f in enumerate(m.filters)
+    ]
+    compared += [(f"exists[{i}].filters[{j}]", f) for i, x in enumerate(interp.exists) for j, f in enumerate(x.filters)]
+    for path, f in compared:
+        if f.other is None:
+            continue
+        left, right = ctx.info(f.column), ctx.info(f.other)
+        if (left.is_numeric, left.is_temporal) != (right.is_numeric, right.is_temporal):
+            raise CompileError(
+                f"{f.column.column} and {f.other.column} cannot be compared: one is not the same kind of value",
+                element=path,
+            )
     windows = [(f"windows[{i}]", w) for i, w in enumerate(interp.windows)]
     windows += [(f"measures[{i}].window", m.window) for i, m in enumerate(interp.measures) if m.window]
     windows += [(f"exists[{i}].window", x.window) for i, x in enumerate(interp.exists) if x.window]
@@ -348,6 +366,8 @@ def _filter(ctx: _Ctx, f: Filter) -> str:
         return f"{column} IS NULL"
     if f.op == "not_null":
         return f"{column} IS NOT NULL"
+    if f.other is not None:
+        return f"{column} {_OPS[f.op]} {ctx.col(f.other)}"
     if f.op in ("in", "not_in"):
         if f.param:
             raise CompileError("a list parameter is not supported; use fixed values", element=f.phrase)
@@ -438,6 +458,7 @@ def _context_aliases(interp: Interpretation) -> set[str]:
     used = {interp.root.alias}
     used |= {s.column.entity for s in interp.select}
     used |= {f.column.entity for f in interp.filters}
+    used |= {f.other.entity for f in interp.filters if f.other is not None}
     used |= {w.column.entity for w in interp.windows}
     used |= {g.column.entity for g in interp.group_by}
     used |= {o.column.entity for o in interp.order_by if o.column is not None}

@@ -59,6 +59,7 @@ ParamType = Literal["string", "integer", "number", "boolean", "date", "datetime"
 VALUE_OPS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "like", "ilike", "contains"})
 LIST_OPS = frozenset({"in", "not_in", "between"})
 NULL_OPS = frozenset({"is_null", "not_null"})
+COMPARE_OPS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte"})
 
 Scalar = str | int | float | bool
 
@@ -133,9 +134,10 @@ class Parameter(_Strict):
 
 
 class Filter(_Strict):
-    """A condition on a column: a fixed value, or a parameter the caller sets.
+    """A condition on a column: a fixed value, a parameter the caller sets, or another column of the same row.
 
-    like/ilike take a pattern (% and _); contains is a case-insensitive substring match.
+    like/ilike take a pattern (% and _); contains is a case-insensitive substring match; `other`
+    compares two columns ("over their credit limit": balance > credit_limit).
     """
 
     column: Col
@@ -143,10 +145,19 @@ class Filter(_Strict):
     value: Scalar | None = None
     values: list[Scalar] | None = None
     param: str | None = Field(default=None, pattern=PARAM_PATTERN)
+    other: Col | None = Field(default=None, description="compare with this column (eq, ne, lt, lte, gt, gte)")
     phrase: str = ""
 
     @model_validator(mode="after")
     def _operand(self) -> Filter:
+        if self.other is not None:
+            if self.op not in COMPARE_OPS:
+                raise ValueError(f"op '{self.op}' cannot compare two columns; use eq, ne, lt, lte, gt or gte")
+            if any(x is not None for x in (self.value, self.values, self.param)):
+                raise ValueError("a comparison with another column takes no value or parameter")
+            if self.other.key() == self.column.key():
+                raise ValueError("a column compared with itself says nothing")
+            return self
         given = sum(x is not None for x in (self.value, self.values, self.param))
         if self.op in NULL_OPS:
             if given:
@@ -457,6 +468,7 @@ def interpretation_problems(interp: Interpretation) -> list[str]:
         check_col(s.column, f"select[{i}]", top_aliases)
     for i, f in enumerate(interp.filters):
         check_col(f.column, f"filters[{i}]", top_aliases)
+        check_col(f.other, f"filters[{i}].other", top_aliases)
     for i, w in enumerate(interp.windows):
         check_col(w.column, f"windows[{i}]", top_aliases)
     for i, g in enumerate(interp.group_by):
@@ -471,6 +483,7 @@ def interpretation_problems(interp: Interpretation) -> list[str]:
             problems.append(f"measures[{i}] counts entity '{m.entity}', which the query does not have")
         for j, f in enumerate(m.filters):
             check_col(f.column, f"measures[{i}].filters[{j}]", top_aliases)
+            check_col(f.other, f"measures[{i}].filters[{j}].other", top_aliases)
         if m.window is not None:
             check_col(m.window.column, f"measures[{i}].window", top_aliases)
     for i, h in enumerate(interp.having):
@@ -482,6 +495,7 @@ def interpretation_problems(interp: Interpretation) -> list[str]:
         aliases = top_aliases | {e.alias for e in x.entities}
         for j, f in enumerate(x.filters):
             check_col(f.column, f"exists[{i}].filters[{j}]", aliases)
+            check_col(f.other, f"exists[{i}].filters[{j}].other", aliases)
         if x.window is not None:
             check_col(x.window.column, f"exists[{i}].window", aliases)
     for i, o in enumerate(interp.order_by):

@@ -222,6 +222,16 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
     def add_filters(where: str = "filters") -> None:
         for f in a.filters:
             column = index.tables[f.table].columns[f.column]
+            if f.other is not None:
+                b.data[where].append(
+                    {
+                        "column": b.col(f.table, f.column),
+                        "op": f.op,
+                        "other": b.col(f.table, f.other),
+                        "phrase": f.phrase,
+                    }
+                )
+                continue
             if f.fixed and f.op in ("gt", "gte", "lt", "lte", "ne", "contains"):
                 b.data[where].append(
                     {"column": b.col(f.table, f.column), "op": f.op, "value": f.value, "phrase": f.phrase}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from dataclasses import asdict, dataclass, field
@@ -212,6 +213,7 @@ class Filter:
     fixed: bool = False  # a defined term's value, not a parameter the caller may change
     required: bool = False  # "a given X": the caller must say which
     enum: list | None = None  # the values the database's type allows, when it says
+    other: str | None = None  # compared with this column of the same table ("over their credit limit")
 
 
 @dataclass
@@ -380,6 +382,7 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     _resolve_name_lookup(a, index)
     _resolve_given(a, index)
     _resolve_thresholds(a, index)
+    _resolve_column_comparisons(a, index)
     if a.activity is None and a.entity is not None and a.phrases.negation_at is not None:
         _resolve_negated_verb(a, index)
     _resolve_values_and_columns(a, index)
@@ -406,6 +409,7 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     if not {"aggregate", "top_n", "lookup"} & set(a.shape):
         a.shape.append("list")
     _resolve_window_column(a, index)
+    _merge_values_of_one_column(a)
     a.objects = _objects(a, index)
     if len(a.objects) > 1:
         a.shape.append("join")
@@ -1077,6 +1081,97 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
         a.steps.append(f"'{a.requirement[start:end]}': {a.entity.name}.{column.name} {t.op} {t.value:g}.")
 
 
+COLUMN_COMPARATIVES = {
+    "more than": "gt",
+    "greater than": "gt",
+    "higher than": "gt",
+    "over": "gt",
+    "above": "gt",
+    "exceeding": "gt",
+    "beyond": "gt",
+    "less than": "lt",
+    "lower than": "lt",
+    "under": "lt",
+    "below": "lt",
+    "within": "lte",
+}
+
+
+def _comparable(column: Column, other: Column) -> bool:
+    """Two columns whose values can be compared: numbers of the same kind (money with money), or dates."""
+    if column.is_temporal or other.is_temporal:
+        return column.is_temporal and other.is_temporal
+    return (
+        column.is_numeric and other.is_numeric and (column.json_type, column.format) == (other.json_type, other.format)
+    )
+
+
+def _resolve_column_comparisons(a: Analysis, index: SchemaIndex) -> None:
+    """'over their credit limit': a column of the entity compared with another of the same row.
+
+    The column compared is named by the word before the comparison ("a balance over their credit limit")
+    or, when nothing names it, is the entity's only other column of the same kind; with several it is
+    declined with their names, never guessed.
+    """
+    if a.entity is None:
+        return
+    lowered = a.requirement.lower()
+    pattern = (
+        r"\b(" + "|".join(sorted(COLUMN_COMPARATIVES, key=len, reverse=True)) + r")\s+(?:their|its|his|her|the)\s+"
+    )
+    for match in re.finditer(pattern, lowered):
+        if a.phrases.explains(*match.span(1)):
+            continue
+        after = [i for i, t in enumerate(a.tokens) if t.start >= match.end()]
+        target, last = None, None
+        for width in (2, 1):
+            words = [a.tokens[i].lower for i in after[:width]]
+            if len(words) < width:
+                continue
+            hits = [c for c in a.entity.columns.values() if _column_score(words, c) >= 1.0]
+            if len(hits) == 1 and (hits[0].is_numeric or hits[0].is_temporal) and not hits[0].primary_key:
+                target, last = hits[0], after[width - 1]
+                break
+        if target is None:
+            continue
+        candidates = [
+            c
+            for c in a.entity.columns.values()
+            if c is not target
+            and not c.primary_key
+            and c.name not in a.entity.fk_columns
+            and not c.name.lower().endswith("_id")
+            and _comparable(c, target)
+        ]
+        start = match.start()
+        first = _token_at(a, match.start())
+        before = next(
+            (j for j in range((first or 0) - 1, max(-1, (first or 0) - 3), -1) if a.tokens[j].lower not in STOPWORDS),
+            None,
+        )
+        column = None
+        if before is not None and not a.phrases.explains(a.tokens[before].start, a.tokens[before].end):
+            named = [c for c in candidates if _word_hits_column(a.tokens[before].lower, c) >= 0.8]
+            if len(named) == 1:
+                column, start = named[0], a.tokens[before].start
+        if column is None:
+            if len(candidates) != 1:
+                names = ", ".join(f"{a.entity.name}.{c.name}" for c in candidates) or "no other column"
+                raise PlanningError(
+                    f"'{match.group(0)}{a.tokens[last].text}' compares {target.name} with another column "
+                    f"({names}); say which one, for example '{candidates[0].tokens[0] if candidates else 'the value'} "
+                    f"{match.group(0)}{a.tokens[last].text}'"
+                )
+            column = candidates[0]
+        end = a.tokens[last].end
+        phrase = a.requirement[start:end]
+        op = COLUMN_COMPARATIVES[match.group(1)]
+        a.filters.append(Filter(a.entity.key, column.name, None, phrase=phrase, op=op, fixed=True, other=target.name))
+        a.phrases.spans.append((start, end))
+        a.mentioned_columns.update({(a.entity.key, column.name), (a.entity.key, target.name)})
+        a.steps.append(f"'{phrase}': {a.entity.name}.{column.name} {op} {a.entity.name}.{target.name}.")
+
+
 def _phrase_end_naming(a: Analysis, end: int, column: Column) -> int:
     """'cost more than 4 dollars to rent': a word just after the comparison that names its column belongs to it."""
     after = [t for t in a.tokens if t.start >= end][:2]
@@ -1578,6 +1673,39 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
     a.confidence -= 0.03 * len(leftover)
 
 
+def _merge_values_of_one_column(a: Analysis) -> None:
+    """'Gold and platinum accounts': values of one column said together are one list, never two equalities.
+
+    A row holds one value of a column, so two equalities on it would select nothing; values apart
+    from each other ("gold accounts of platinum customers") are declined rather than guessed.
+    """
+    groups: dict[tuple[Key, str], list[Filter]] = {}
+    for f in a.filters:
+        if f.op == "eq" and not f.fixed and not f.required and f.value is not None and f.other is None:
+            groups.setdefault((f.table, f.column), []).append(f)
+    lowered = a.requirement.lower()
+    for (table, column), same in groups.items():
+        if len(same) < 2:
+            continue
+        spans = []
+        for f in same:
+            at = lowered.find(f.phrase.lower())
+            if at < 0:
+                break
+            spans.append((at, at + len(f.phrase), f))
+        spans.sort(key=lambda item: item[0])
+        between = [lowered[e1:s2] for (_, e1, _), (s2, _, _) in itertools.pairwise(spans)]
+        if len(spans) != len(same) or not all(re.fullmatch(r"\s*(?:,\s*)?(?:and|or)?\s*", gap) for gap in between):
+            names = " and ".join(f"'{f.phrase}'" for f in same)
+            raise PlanningError(f"{names} are values of {table[1]}.{column}, which a row has only one of")
+        phrase = a.requirement[spans[0][0] : spans[-1][1]]
+        values = [f.value for _, _, f in spans]
+        merged = Filter(table, column, None, param=column.lower(), phrase=phrase, op="in", values=values, fixed=True)
+        a.filters = [f for f in a.filters if f not in same]
+        a.filters.append(merged)
+        a.steps.append(f"'{phrase}': {table[1]}.{column} is one of {', '.join(repr(v) for v in merged.values)}.")
+
+
 def _name_parameters(a: Analysis, index: SchemaIndex) -> None:
     """Parameter names of the filters: the column name, unique; values typed like their column."""
     taken: set[str] = set()
@@ -1924,6 +2052,10 @@ def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
             f"(for example '{ranked[1][1].tokens[0]} {a.phrases.window.phrase}')"
         )
     a.window_column = found
+    # "paid last month": the word naming the window's date is the window's, not a value of another column.
+    named = [t for t in a.tokens if t.end <= a.phrases.window.span[0]][-1:]
+    if named and variants(named[0].lower) & {v for t in found[1].tokens for v in variants(t)}:
+        a.filters = [f for f in a.filters if f.fixed or f.phrase.lower() != named[0].lower]
     if a.fact is None and found[0] is not table and not any(fk.child == found[0].key for fk in a.children):
         fk = next((fk for fk in table.foreign_keys if fk.parent == found[0].key), None)
         if fk is None:
@@ -2328,6 +2460,8 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
 
     def where_filter(f: Filter) -> str:
         expr = q.col(index.tables[f.table], f.column)
+        if f.other is not None:
+            return f"{expr} {COMPARISON_SQL.get(f.op, '=')} {q.col(index.tables[f.table], f.other)}"
         if f.fixed and f.op in COMPARISON_SQL:
             return f"{expr} {COMPARISON_SQL[f.op]} :{f.param}_1"
         if f.fixed and f.op in ("is_null", "not_null"):

@@ -336,6 +336,15 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
     for m in re.finditer(r"\b(average|avg|mean)\b", text):
         ok = any(kind == "measures" and e.func == "avg" for kind, e in at(m))
         need(ok, f"'{m.group(0)}' asks for an average, but the design does not average", m.group(0))
+    # Two equalities on one column select nothing: a row holds one value ("gold and platinum" is a list).
+    equalities: dict[tuple[str, str], list[Filter]] = {}
+    for f in interp.filters:
+        if f.op == "eq" and f.other is None:
+            equalities.setdefault(f.column.key(), []).append(f)
+    for (alias, column), same in equalities.items():
+        if len(same) > 1:
+            phrase = " and ".join(f"'{f.phrase or f.value}'" for f in same)
+            need(False, f"{phrase} each require {alias}.{column} to equal a value; a row holds only one", phrase)
     # People's names: first and last name where the entity has both.
     for m in re.finditer(r"\b(full names?|names?)\b", text):
         findings += _names_check(interp, catalog, spans, m)

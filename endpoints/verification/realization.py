@@ -142,7 +142,35 @@ def _comparisons(tree: _Tree) -> list[exp.Expression]:
     return [n for n in tree.ast.find_all(*_COMPARE)]
 
 
+MIRRORED = {"lt": "gt", "lte": "gte", "gt": "lt", "gte": "lte", "eq": "eq", "ne": "ne"}
+
+
+def _columns_compared(tree: _Tree, interp: Interpretation, f: Filter) -> bool:
+    """balance > credit_limit: a comparison with one column on each side, the right way round."""
+    left, right = (_object(interp, f.column), f.column.column), (_object(interp, f.other), f.other.column)
+    for node in _comparisons(tree):
+        if isinstance(node.parent, exp.Not):
+            continue
+        for op, (first, second) in ((f.op, (left, right)), (MIRRORED[f.op], (right, left))):
+            if not isinstance(node, _OP_NODES[op][:1]):
+                continue
+            a, b = node.args.get("this"), node.args.get("expression")
+            if a is None or b is None:
+                continue
+            if _is_column(tree, a, *first) and _is_column(tree, b, *second):
+                return True
+    return False
+
+
+def _is_column(tree: _Tree, node: exp.Expression, obj: str, column: str) -> bool:
+    while isinstance(node, exp.Paren | exp.Cast):
+        node = node.this
+    return isinstance(node, exp.Column) and _refers(tree, node, obj, column)
+
+
 def _filter_realized(tree: _Tree, interp: Interpretation, f: Filter) -> bool:
+    if f.other is not None:
+        return _columns_compared(tree, interp, f)
     obj = _object(interp, f.column)
     wanted = _OP_NODES.get(f.op, ())
     for node in _comparisons(tree):

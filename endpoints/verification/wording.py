@@ -74,6 +74,8 @@ def _filter(interp: Interpretation, f: Filter) -> str:
         return f"{column} is empty"
     if f.op == "not_null":
         return f"{column} is set"
+    if f.other is not None:
+        return f"{column} {_OPS.get(f.op, f.op)} {_col(interp, f.other)}"
     if f.param:
         return f"{column} {_OPS.get(f.op, f.op)} {{{f.param}}}"
     value = f.values if f.values is not None else f.value

@@ -13,6 +13,7 @@ from endpoints.compiler import Catalog, interpretation_compile
 from endpoints.interpretation import interpretation_parse
 from endpoints.verification.coverage import coverage_check, shape_check
 from endpoints.verification.findings import failed
+from endpoints.verification.realization import realization_check
 
 from .planner_schemas import schema_of
 
@@ -116,3 +117,71 @@ def test_a_negated_value_is_never_offered_as_the_value_itself():
         _plan("Unresolved complaints per severity")
     offered = [c.mapping for q in asked.value.questions for c in q.choices]
     assert not any(m.get("value") == "resolved" for m in offered)
+
+
+LEDGER = schema_of(
+    {
+        "wallets": {
+            "columns": {
+                "wallet_id": "integer",
+                "level": "string",
+                "allowance": "number",
+                "spent": "number",
+                "visits": "integer",
+            },
+            "pk": ["wallet_id"],
+            "values": {"level": ["basic", "silver", "elite"]},
+        },
+        "cards": {
+            "columns": {"card_id": "integer", "cap": "number", "used": "number", "reserved": "number"},
+            "pk": ["card_id"],
+        },
+    }
+)
+
+
+def _ledger_problems(requirement: str, interp) -> list[str]:
+    catalog = Catalog(LEDGER)
+    interpretation_compile(interp, catalog=catalog, dialect="postgres")
+    findings = coverage_check(requirement=requirement, interpretation=interp)
+    findings += shape_check(requirement=requirement, interpretation=interp, catalog=catalog)
+    return [f.message for f in failed(findings)]
+
+
+def test_over_their_column_compares_the_only_other_column_of_its_kind_and_values_said_together_are_a_list():
+    requirement = "Silver and elite wallets that are over their allowance"
+    interp = plan_requirement(requirement=requirement, schema=LEDGER).interpretation
+    [compared] = [f for f in interp.filters if f.other is not None]
+    assert (compared.column.column, compared.op, compared.other.column) == ("spent", "gt", "allowance")
+    [level] = [f for f in interp.filters if f.column.column == "level"]
+    assert (level.op, level.values, level.phrase) == ("in", ["silver", "elite"], "Silver and elite")
+    assert _ledger_problems(requirement, interp) == []
+    sql = interpretation_compile(interp, catalog=Catalog(LEDGER), dialect="postgres").sql
+    assert "w.spent > w.allowance" in sql.replace('"', "")
+
+
+def test_a_comparison_with_a_column_two_others_could_make_is_declined_with_their_names():
+    with pytest.raises(PlanningError) as declined:
+        plan_requirement(requirement="Cards that are over their cap", schema=LEDGER)
+    assert "used" in str(declined.value) and "reserved" in str(declined.value)
+
+
+def test_the_platform_refuses_two_equalities_on_one_column_and_a_column_comparison_the_sql_lacks():
+    requirement = "Silver and elite wallets that are over their allowance"
+    interp = plan_requirement(requirement=requirement, schema=LEDGER).interpretation
+    data = interp.model_dump(by_alias=True, exclude_none=True)
+    level = next(f for f in data["filters"] if f["column"]["column"] == "level")
+    data["filters"].remove(level)
+    data["filters"] += [
+        {"column": level["column"], "op": "eq", "value": "silver", "phrase": "Silver"},
+        {"column": level["column"], "op": "eq", "value": "elite", "phrase": "elite"},
+    ]
+    assert any("holds only one" in p for p in _ledger_problems(requirement, interpretation_parse(data)))
+    catalog = Catalog(LEDGER)
+    realized = realization_check(
+        sql="SELECT * FROM wallets w WHERE w.allowance > w.spent AND w.level IN ('silver', 'elite')",
+        dialect="postgres",
+        interpretation=interp,
+        catalog=catalog,
+    )
+    assert any("spent" in f.message or "allowance" in f.message for f in failed(realized))
