@@ -158,10 +158,44 @@ class Phrases:
     recency_span: tuple[int, int] | None = None
     name_lookup_span: tuple[int, int] | None = None  # "by first and last name"
     structure_spans: list[tuple[int, int]] = field(default_factory=list)  # "look up", "search for"
+    single_ranked: bool = False  # "which channel brought in the most revenue": the one group with the most
     spans: list[tuple[int, int]] = field(default_factory=list)
 
     def explains(self, start: int, end: int) -> bool:
         return any(s <= start and end <= e for s, e in self.spans)
+
+
+def _read_single_superlative(lowered: str, found: Phrases) -> None:
+    """'Which sales channel brought in the most revenue', 'The region with the highest sales': one row, ranked.
+
+    The thing ranked is a singular noun at the start ("which channel", "the region with"), so the answer
+    is its one value with the most (or least) money; the noun is what the rows are grouped by.
+    """
+    money = "|".join(sorted(MONEY_WORDS))
+    superlative = re.search(
+        r"\b(?:the\s+)?(most|highest|biggest|largest|least|lowest|smallest)\s+(" + money + r")\b", lowered
+    )
+    if not superlative:
+        return
+    lead = re.match(r"\s*(?:which|what)\s+(?:(" + money + r")\s+)?([a-z]\w*)\b", lowered) or re.match(
+        r"\s*(?:the\s+)?(?:(" + money + r")\s+)?([a-z]\w*)\s+(?:with|that|which)\b", lowered
+    )
+    if not lead or lead.end(2) > superlative.start():
+        return
+    noun = lead.group(2)
+    if noun in MONEY_WORDS or not re.fullmatch(r"[a-z]+", noun) or noun.endswith("s"):
+        return  # plural or not a noun: every row, ranked, is another shape
+    start = superlative.start()
+    verb = re.search(r"\b(?:" + EARNING_VERBS + r")(?:\s+in)?\s+$", lowered[:start])
+    if verb:
+        start = verb.start()  # "brought in the most revenue"
+    found.top_n, found.top_ascending = 1, superlative.group(1) in ("least", "lowest", "smallest")
+    found.top_span = lead.span(2)
+    found.rank_word, found.rank_span = superlative.group(2), (start, superlative.end())
+    found.spans += [found.rank_span]
+    found.group_words.append((lead.start(2), noun))
+    found.group_starts[lead.start(2)] = lead.start(1) if lead.group(1) else lead.start(2)
+    found.single_ranked = True
 
 
 def _stripped(match: re.Match) -> tuple[int, int]:
@@ -368,6 +402,8 @@ def read_phrases(text: str) -> Phrases:
         found.top_n = 10
         found.top_span = match.span()
         take(match)
+    if found.top_n is None:
+        _read_single_superlative(lowered, found)
     if found.top_n is not None and found.rank_span is None:
         rank = re.search(r"\b(?:by|in terms of|ranked by|with the (?:most|highest))\s+(?:total\s+)?(\w+)", lowered)
         if rank:
@@ -397,7 +433,9 @@ def read_phrases(text: str) -> Phrases:
             )
             take(match)
         else:
-            money = re.search(r"\b(" + "|".join(sorted(MONEY_WORDS)) + r")\b", lowered)
+            # "which sales channel brought in the most revenue": the money word ranked, not the one naming the group
+            after = found.rank_span[0] if found.single_ranked and found.rank_span else 0
+            money = re.compile(r"\b(" + "|".join(sorted(MONEY_WORDS)) + r")\b").search(lowered, after)
             if money and (found.top_n is None or found.rank_word == money.group(1)):
                 found.metric = Metric(
                     func="sum", word=money.group(1), money=True, phrase=money.group(0), span=money.span()

@@ -255,6 +255,7 @@ class Analysis:
     glossary: list[dict] = field(default_factory=list)  # the Service's business terms (learning.glossary mappings)
     terms: list[tuple[dict, tuple[int, int]]] = field(default_factory=list)  # glossary terms found, with spans
     term_measure: tuple[dict, str] | None = None  # a measure the glossary defines, and its phrase
+    term_dates: dict[Key, Column] = field(default_factory=dict)  # the date a glossary term's rows happen at
     needs_compiler: list[str] = field(default_factory=list)  # elements only the interpretation compiler renders
     confirms: list[tuple[Table, Column, str, str]] = field(default_factory=list)  # (table, column, value, phrase)
     chains: list[list[ForeignKey]] = field(default_factory=list)  # many-to-one joins from the entity to far tables
@@ -543,6 +544,9 @@ def _apply_terms(a: Analysis, index: SchemaIndex) -> None:
             column = mapping.get("column")
             if column not in table.columns:
                 raise PlanningError(f"the glossary maps '{phrase}' to {column}, which this Role cannot read")
+            if table.columns[column].is_temporal and a.phrases.window is not None:
+                a.term_dates[key] = table.columns[column]  # "refunds" happen at paid_at: the window's date
+                continue
             grouped = any(
                 a.phrases.group_starts.get(offset, -1) < span[0] <= offset for offset in a.phrases.group_starts
             ) or a.requirement[: span[0]].rstrip().lower().endswith((" by", " per", " each"))
@@ -1378,7 +1382,9 @@ def _resolve_negated_verb(a: Analysis, index: SchemaIndex) -> bool:
 
 def _scope(a: Analysis, index: SchemaIndex) -> list[Table]:
     keys: list[Key] = []
-    for key in [a.entity.key if a.entity else None] + [m.best()[1] for m in a.mentions]:
+    # With no table named, the tables the glossary's terms are defined on ("revenue" on orders) come first.
+    defined = [_term_key(index, m.get("object")) for m, _ in a.terms] if not a.mentions else []
+    for key in [a.entity.key if a.entity else None] + [m.best()[1] for m in a.mentions] + defined:
         if key and key not in keys:
             keys.append(key)
     for key in list(keys):
@@ -2044,13 +2050,47 @@ def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
     if found is None:
         raise PlanningError(f"{table.name} has no date or timestamp column for '{a.phrases.window.phrase}'")
     ranked = date_candidates(found[0], a)
-    if len(ranked) > 1 and ranked[0][1] is found[1] and ranked[0][0] < 2.0 and ranked[0][0] - ranked[1][0] < 0.5:
+    if found[0].key in a.term_dates:
+        found = (found[0], a.term_dates[found[0].key])
+    elif len(ranked) > 1 and ranked[0][1] is found[1] and ranked[0][0] < 2.0 and ranked[0][0] - ranked[1][0] < 0.5:
         # Nothing in the requirement names the date, and two say about as well when a row happened.
         names = " or ".join(f"{found[0].name}.{c.name}" for _, c in ranked[:2])
-        raise PlanningError(
+        why = (
             f"'{a.phrases.window.phrase}' could be by {names}; say which date is meant "
             f"(for example '{ranked[1][1].tokens[0]} {a.phrases.window.phrase}')"
         )
+        # A business term of these rows ('refunds') can say when they happen; the answer goes to the glossary.
+        term = next(
+            (
+                (m, span)
+                for m, span in a.terms
+                if m.get("kind") in ("value", "filter", "measure") and _term_key(index, m.get("object")) == found[0].key
+            ),
+            None,
+        )
+        if term is None:
+            raise PlanningError(why)
+        phrase = a.requirement[term[1][0] : term[1][1]]
+        options = [
+            (
+                f"{found[0].name}.{c.name}",
+                {
+                    "term": term[0]["term"],
+                    "kind": "column",
+                    "object": _object_ref(index, found[0].key),
+                    "column": c.name,
+                },
+            )
+            for _, c in ranked[:2]
+        ]
+        question = question_which(
+            phrase,
+            f"'{phrase} {a.phrases.window.phrase}': which date says when {phrase} happen?",
+            "column",
+            options,
+            qid="window_date",
+        )
+        raise PlanningError(why, questions=[question])
     a.window_column = found
     # "paid last month": the word naming the window's date is the window's, not a value of another column.
     named = [t for t in a.tokens if t.end <= a.phrases.window.span[0]][-1:]

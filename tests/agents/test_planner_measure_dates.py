@@ -50,3 +50,18 @@ def test_a_window_two_dates_could_hold_is_declined_until_the_date_is_named():
     interp = _plan("Refunds by method paid last month", glossary=[refunded, summed])
     [window] = interp.windows
     assert window.column.column == "paid_at"
+
+
+def test_a_window_two_dates_could_hold_asks_when_a_business_term_names_the_rows_and_the_answer_dates_them():
+    refunded = {"term": "Refunds", "kind": "value", "object": "payments", "column": "status", "value": "refunded"}
+    summed = {"term": "Refunds", "kind": "measure", "func": "sum", "object": "payments", "column": "amount"}
+    with pytest.raises(PlanningError) as asked:
+        _plan("Refunds by method last month", glossary=[refunded, summed])
+    [question] = asked.value.questions
+    assert {c.mapping["column"] for c in question.choices} == {"created_at", "paid_at"}
+    answer = next(c.mapping for c in question.choices if c.mapping["column"] == "paid_at")
+    interp = _plan("Refunds by method last month", glossary=[refunded, summed, answer])
+    [window] = interp.windows
+    assert window.column.column == "paid_at"
+    [status] = [f for f in interp.filters if f.column.column == "status"]
+    assert "refunded" in (status.values or [status.value or interp.parameter(status.param).default])

@@ -6,6 +6,10 @@ from types import SimpleNamespace
 
 from agents.orchestrator import success_results
 from agents.planner import plan_requirement
+from agents.planner.intent import read_phrases
+from endpoints.compiler import Catalog, interpretation_compile
+from endpoints.verification.coverage import coverage_check, shape_check
+from endpoints.verification.findings import failed
 
 from .planner_schemas import schema_of
 from .test_planner_shapes import LIBRARY, _problems, _without
@@ -118,3 +122,27 @@ def test_a_learned_pattern_names_the_tables_its_conditions_read():
     results = success_results(execution=execution, endpoint=endpoint)
     assert results["pattern"]["objects"] == ["loans", "members"]
     assert {o["name"] for o in results["exploration"]["objects"]} == {"members", "loans"}
+
+
+def test_which_single_group_brought_in_the_most_money_is_one_row_ranked_by_the_measure():
+    requirement = "Which sales channel brought in the most revenue last quarter"
+    schema = schema_of(
+        {
+            "tickets": {
+                "columns": {"ticket_id": "integer", "channel": "string", "price": "number", "sold_at": "date-time"},
+                "pk": ["ticket_id"],
+            }
+        }
+    )
+    interp = plan_requirement(requirement=requirement, schema=schema).interpretation
+    assert [g.column.column for g in interp.group_by] == ["channel"]
+    [measure] = interp.measures
+    assert (measure.func, measure.column.column) == ("sum", "price")
+    assert interp.order_by[0].measure == measure.id and interp.order_by[0].direction == "desc"
+    assert interp.limit.n == 1
+    catalog = Catalog(schema)
+    interpretation_compile(interp, catalog=catalog, dialect="postgres")
+    findings = coverage_check(requirement=requirement, interpretation=interp)
+    findings += shape_check(requirement=requirement, interpretation=interp, catalog=catalog)
+    assert [f.message for f in failed(findings)] == []
+    assert read_phrases("Which channels brought in the most revenue last quarter").top_n is None  # every one, not one
