@@ -1075,6 +1075,8 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
             candidates = _money_columns(a.entity)
             if len(candidates) == 1:
                 column = candidates[0]
+            elif candidates and defined is None and before and before[0] == (first or 0) - 1:
+                _ask_which_money_column(a, index, t, before[0], candidates)
         if column is None:
             continue
         end = _phrase_end_naming(a, end, column)
@@ -1196,6 +1198,27 @@ def _term_column_before(a: Analysis, first: int | None, numeric: list[Column]) -
             if column is not None:
                 return column, s
     return None
+
+
+def _ask_which_money_column(a: Analysis, index: SchemaIndex, t, j: int, candidates: list[Column]) -> None:
+    """'orders worth more than $1,000' where several money columns could be meant: ask which the word names."""
+    word = a.tokens[j]
+    if is_grammatical(word.lower) or _filler(word.lower) or any(m.start <= j < m.end for m in a.mentions):
+        return
+    phrase = a.requirement[word.start : t.span[1]]
+    options = [
+        (
+            f"the column {a.entity.name}.{c.name}",
+            {"term": word.text, "kind": "column", "object": _object_ref(index, a.entity.key), "column": c.name},
+        )
+        for c in candidates
+    ]
+    raise PlanningError(
+        f"'{phrase}' may compare {', '.join(c.name for c in candidates)}",
+        questions=[
+            question_which(phrase, f"'{phrase}': which column is compared?", "column", options, qid="compared_column")
+        ],
+    )
 
 
 def _ask_if_another_column_is_named(

@@ -185,3 +185,17 @@ def test_the_platform_refuses_two_equalities_on_one_column_and_a_column_comparis
         catalog=catalog,
     )
     assert any("spent" in f.message or "allowance" in f.message for f in failed(realized))
+
+
+def test_a_money_threshold_several_columns_could_hold_asks_which_column_the_word_before_it_names():
+    with pytest.raises(PlanningError) as asked:
+        plan_requirement(requirement="Wallets worth more than $1,000", schema=LEDGER)
+    [question] = asked.value.questions
+    assert {c.mapping["column"] for c in question.choices} == {"allowance", "spent"}
+    answer = next(c.mapping for c in question.choices if c.mapping["column"] == "spent")
+    interp = plan_requirement(
+        requirement="Wallets worth more than $1,000", schema=LEDGER, glossary=[answer]
+    ).interpretation
+    [compared] = interp.filters
+    assert (compared.column.column, compared.op, compared.value) == ("spent", "gt", 1000)
+    assert _ledger_problems("Wallets worth more than $1,000", interp) == []
