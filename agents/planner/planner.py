@@ -53,6 +53,10 @@ from .vocabulary import (
 )
 
 NAME_WORDS = frozenset({"name", "names", "title", "titles", "label", "labels"})
+# Verbs that say where a row is ("customers living in a given city"): part of the location's phrase.
+LOCATION_VERBS = frozenset(
+    ["living", "live", "lives", "located", "based", "residing", "reside", "resides", "situated", "headquartered"]
+)
 SHAPE_ORDER = ("list", "lookup", "aggregate", "top_n", "time_window", "join", "no_activity_since")
 DEFAULT_LIMIT = 100
 LIST_COLUMNS = 8  # columns a list shows besides those the request names
@@ -936,6 +940,11 @@ def _resolve_given(a: Analysis, index: SchemaIndex) -> None:
             if chain:
                 _add_chain(a, chain)
         end = _with_relating_verb(a, end)
+        located = re.search(
+            r"\b(?:" + "|".join(sorted(LOCATION_VERBS)) + r")\s+(?:in|at)\s+$", a.requirement[:phrase_start].lower()
+        )
+        if located and column.name.lower() in LOCATION_WORDS:
+            phrase_start = located.start()  # "living in a given city": where the row is, the city's filter
         phrase = a.requirement[phrase_start:end]
         a.filters.append(
             Filter(target.key, column.name, None, phrase=phrase, required=True, enum=list(column.enum or []) or None)

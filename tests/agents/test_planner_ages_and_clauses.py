@@ -24,6 +24,7 @@ KENNEL = schema_of(
                 "owner_id": "integer",
                 "first_name": "string",
                 "last_name": "string",
+                "city": "string",
                 "created_at": "date-time",
             },
             "pk": ["owner_id"],
@@ -199,3 +200,12 @@ def test_a_money_threshold_several_columns_could_hold_asks_which_column_the_word
     [compared] = interp.filters
     assert (compared.column.column, compared.op, compared.value) == ("spent", "gt", 1000)
     assert _ledger_problems("Wallets worth more than $1,000", interp) == []
+
+
+def test_a_verb_of_where_a_row_is_belongs_to_the_location_it_is_in():
+    requirement = "Owners living in a given city"
+    interp = _plan(requirement)
+    [city] = interp.filters
+    assert city.column.column == "city" and city.phrase == "living in a given city"
+    assert interp.parameter(city.param).required
+    assert _problems(requirement, interp) == []
