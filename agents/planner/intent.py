@@ -159,6 +159,8 @@ class Phrases:
     name_lookup_span: tuple[int, int] | None = None  # "by first and last name"
     structure_spans: list[tuple[int, int]] = field(default_factory=list)  # "look up", "search for"
     single_ranked: bool = False  # "which channel brought in the most revenue": the one group with the most
+    rank_verb: str | None = None  # "which film was rented the most": the verb naming the rows counted
+    rank_verb_span: tuple[int, int] | None = None
     spans: list[tuple[int, int]] = field(default_factory=list)
 
     def explains(self, start: int, end: int) -> bool:
@@ -171,6 +173,21 @@ def _read_single_superlative(lowered: str, found: Phrases) -> None:
     The thing ranked is a singular noun at the start ("which channel", "the region with"), so the answer
     is its one value with the most (or least) money; the noun is what the rows are grouped by.
     """
+    counted = re.match(
+        r"\s*(?:which|what)\s+([a-z]+)\s+(?:was|were|is|are|has been|have been|got|gets|did)\s+([a-z]+ed)\s+"
+        r"(?:the\s+)?(most|least)\b",
+        lowered,
+    )
+    if counted and not counted.group(1).endswith("s"):
+        # "Which film was rented the most?": the one row with the most rows of what the verb names.
+        found.top_n, found.top_ascending = 1, counted.group(3) == "least"
+        found.top_span = counted.span(1)
+        found.rank_verb, found.rank_verb_span = counted.group(2), counted.span(2)
+        found.rank_span = (counted.start(2), counted.end(3))
+        found.spans += [found.rank_span]
+        found.metric = Metric(func="count", word=None, phrase=counted.group(2), span=counted.span(2))
+        found.single_ranked = True
+        return
     money = "|".join(sorted(MONEY_WORDS))
     superlative = re.search(
         r"\b(?:the\s+)?(most|highest|biggest|largest|least|lowest|smallest)\s+(" + money + r")\b", lowered
@@ -412,6 +429,7 @@ def read_phrases(text: str) -> Phrases:
             found.spans.append(rank.span())
 
     # Metrics.
+    ranked_count = found.metric if found.rank_verb else None
     match = re.search(r"\b(?:total\s+)?(?:number|count|counts|amount)\s+of\b|\bhow many\b|\bcount\b", lowered)
     if match:
         found.metric = Metric(func="count", word=None, phrase=match.group(0), span=match.span())
@@ -444,6 +462,8 @@ def read_phrases(text: str) -> Phrases:
     if found.top_n is not None and found.metric is None and found.rank_word in MONEY_WORDS:
         found.metric = Metric(func="sum", word=found.rank_word, money=True, phrase=found.rank_word)
 
+    if ranked_count is not None:
+        found.metric = ranked_count  # "rented the most" counts the rows the verb names
     # Time grain.
     match = re.search(r"\b(daily|weekly|monthly|quarterly|yearly|annual|annually)\b", lowered)
     if match:

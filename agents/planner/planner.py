@@ -405,6 +405,8 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     if phrases.top_n is not None:
         a.shape.append("top_n")
     _resolve_recency(a, index)
+    if a.phrases.rank_verb and a.entity is not None and a.counted is None:
+        _resolve_ranked_verb(a, index)
     if a.rank_column is None and (
         phrases.metric or phrases.top_n is not None or a.group_columns or a.group_entity is not None or phrases.grain
     ):
@@ -1410,6 +1412,26 @@ def _resolve_negated_verb(a: Analysis, index: SchemaIndex) -> bool:
         + "."
     )
     return True
+
+
+def _resolve_ranked_verb(a: Analysis, index: SchemaIndex) -> None:
+    """'Which film was rented the most?': count the rows of the table the verb names, reached along foreign keys."""
+    word = a.phrases.rank_verb or ""
+    found = []
+    for table in index.tables.values():
+        if table is a.entity or not any(derives(word, n) or word_score(word, n) == 1.0 for n in table.tokens):
+            continue
+        up = index.up_path(table.key, a.entity.key)
+        if up:
+            found.append((len(up), table.name, table))
+    found.sort(key=lambda f: (f[0], f[1]))
+    if not found or (len(found) > 1 and found[0][0] == found[1][0]):
+        names = " or ".join(f[1] for f in found) or "no table"
+        raise PlanningError(f"'{word}' could mean rows of {names}; name the one you mean")
+    table = found[0][2]
+    a.counted, a.group_entity = table, a.entity
+    a.verb_phrases.setdefault(table.key, word)
+    a.steps.append(f"'{word}': count {table.name} rows per {singular(a.entity.name)}.")
 
 
 def _scope(a: Analysis, index: SchemaIndex) -> list[Table]:

@@ -209,3 +209,21 @@ def test_a_verb_of_where_a_row_is_belongs_to_the_location_it_is_in():
     assert city.column.column == "city" and city.phrase == "living in a given city"
     assert interp.parameter(city.param).required
     assert _problems(requirement, interp) == []
+
+
+def test_which_row_was_verbed_the_most_counts_the_rows_the_verb_names_along_foreign_keys():
+    from .test_planner_negation_lookup import MARINA
+
+    requirement = "Which boat was chartered the most?"
+    interp = plan_requirement(requirement=requirement, schema=MARINA).interpretation
+    assert {e.object for e in interp.entities} == {"boats", "moorings", "charters"}
+    [measure] = interp.measures
+    assert measure.func == "count"
+    assert interp.order_by[0].measure == measure.id and interp.order_by[0].direction == "desc"
+    assert interp.limit.n == 1
+    assert {g.column.column for g in interp.group_by} >= {"boat_id"}
+    catalog = Catalog(MARINA)
+    interpretation_compile(interp, catalog=catalog, dialect="postgres")
+    findings = coverage_check(requirement=requirement, interpretation=interp)
+    findings += shape_check(requirement=requirement, interpretation=interp, catalog=catalog)
+    assert [f.message for f in failed(findings)] == []
