@@ -279,13 +279,24 @@ def read_phrases(text: str) -> Phrases:
             take(match)
     if found.window is None:
         # "older than a week", "opened more than 3 days ago": rows from before a rolling cut-off.
+        # "been with us for more than five years": a state lasting that long began before the cut-off; with a
+        # negation ("inactive for more than 30 days") it is a lack of activity, another shape, so it is not read.
+        lasting = r"|for\s+(?:more than|over|at least)\s+(a|an|" + NUM[1:-1] + r")\s+(day|week|month|year)s?"
+        if re.search(r"\b(?:no|not|never|without|nobody|inactive|idle|dormant|lapsed)\b|n't\b", lowered):
+            lasting = ""
         match = re.search(
             r"\b(?:older than\s+(a|an|" + NUM[1:-1] + r")\s+(day|week|month|year)s?(?:\s+ago)?|"
-            r"(?:more than|over|at least)\s+(a|an|" + NUM[1:-1] + r")\s+(day|week|month|year)s?\s+ago)\b",
+            r"(?:more than|over|at least)\s+(a|an|"
+            + NUM[1:-1]
+            + r")\s+(day|week|month|year)s?\s+ago"
+            + lasting
+            + r")\b",
             lowered,
         )
         if match:
-            written, unit = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+            written, unit = next(
+                (match.group(n), match.group(n + 1)) for n in (1, 3, 5) if n < len(match.groups()) and match.group(n)
+            )
             amount = 1 if written in ("a", "an") else int(number_value(written) or 0)
             if amount > 0:
                 if unit == "week":

@@ -1161,23 +1161,26 @@ def _resolve_column_comparisons(a: Analysis, index: SchemaIndex) -> None:
             and _comparable(c, target)
         ]
         start = match.start()
-        first = _token_at(a, match.start())
-        before = next(
-            (j for j in range((first or 0) - 1, max(-1, (first or 0) - 3), -1) if a.tokens[j].lower not in STOPWORDS),
-            None,
-        )
+        first = _token_at(a, match.start()) or 0
         column = None
-        if before is not None and not a.phrases.explains(a.tokens[before].start, a.tokens[before].end):
-            named = [c for c in candidates if _word_hits_column(a.tokens[before].lower, c) >= 0.8]
+        # "whose stock has fallen below their reorder level": the nearest word before that names a column.
+        for j in range(first - 1, max(-1, first - 5), -1):
+            token = a.tokens[j]
+            if token.lower in STOPWORDS or a.phrases.explains(token.start, token.end):
+                continue
+            if any(m.start <= j < m.end for m in a.mentions):
+                break
+            named = [c for c in candidates if _word_hits_column(token.lower, c) >= 0.8]
             if len(named) == 1:
-                column, start = named[0], a.tokens[before].start
+                column, start = named[0], token.start
+                break
         if column is None:
             if len(candidates) != 1:
                 names = ", ".join(f"{a.entity.name}.{c.name}" for c in candidates) or "no other column"
+                said = a.requirement[match.start() : a.tokens[last].end]
                 raise PlanningError(
-                    f"'{match.group(0)}{a.tokens[last].text}' compares {target.name} with another column "
-                    f"({names}); say which one, for example '{candidates[0].tokens[0] if candidates else 'the value'} "
-                    f"{match.group(0)}{a.tokens[last].text}'"
+                    f"'{said}' compares {target.name} with another column ({names}); say which one, "
+                    f"for example '{candidates[0].tokens[-1] if candidates else 'the value'} {said}'"
                 )
             column = candidates[0]
         end = a.tokens[last].end

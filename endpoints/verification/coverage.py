@@ -308,6 +308,8 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
         n = _number(m.group(2))
         elements = at(m)
         ago = re.match(r"\s+(day|week|month|year)s?\s+ago\b", text[m.end() :])
+        if not ago and re.search(r"\bfor\s+$", text[: m.start()]):
+            ago = re.match(r"\s+(day|week|month|year)s?\b", text[m.end() :])  # "with us for more than five years"
         if ago and n is not None and m.group(1) in ("more than", "over", "at least"):
             # "more than 3 days ago": rows dated before the cut-off 3 days back, a window with that end.
             amount, unit = (n * 7, "day") if ago.group(1) == "week" else (n, ago.group(1))

@@ -227,3 +227,15 @@ def test_which_row_was_verbed_the_most_counts_the_rows_the_verb_names_along_fore
     findings = coverage_check(requirement=requirement, interpretation=interp)
     findings += shape_check(requirement=requirement, interpretation=interp, catalog=catalog)
     assert [f.message for f in failed(findings)] == []
+
+
+def test_a_state_lasting_more_than_n_years_began_before_the_cut_off_but_never_with_a_negation():
+    requirement = "Owners who have been with us for more than five years"
+    interp = _plan(requirement)
+    [window] = interp.windows
+    assert window.column.column == "created_at"
+    assert window.start is None and (window.end.relative.amount, window.end.relative.unit) == (-5, "year")
+    assert _problems(requirement, interp) == []
+    # "inactive for more than 30 days" is a lack of activity, not an age: never read as one.
+    with pytest.raises(PlanningError):
+        _plan("Owners who have been inactive for more than 30 days")
