@@ -160,6 +160,7 @@ class Phrases:
     structure_spans: list[tuple[int, int]] = field(default_factory=list)  # "look up", "search for"
     single_ranked: bool = False  # "which channel brought in the most revenue": the one group with the most
     rank_verb: str | None = None  # "which film was rented the most": the verb naming the rows counted
+    ranked_rows_at: tuple[int, int] | None = None  # "which shipper carried the most orders": (ranked, counted) offsets
     rank_verb_span: tuple[int, int] | None = None
     spans: list[tuple[int, int]] = field(default_factory=list)
 
@@ -187,6 +188,20 @@ def _read_single_superlative(lowered: str, found: Phrases) -> None:
         found.spans += [found.rank_span]
         found.metric = Metric(func="count", word=None, phrase=counted.group(2), span=counted.span(2))
         found.single_ranked = True
+        return
+    most_rows = re.match(
+        r"\s*(?:which|what)\s+(?:([a-z]+)\s+)??([a-z]+)\s+(?:has\s+|have\s+|had\s+)?([a-z]+ed)\s+(?:the\s+)?"
+        r"(most|fewest|least)\s+([a-z]+s)\b",
+        lowered,
+    )
+    if most_rows and not most_rows.group(2).endswith("s") and most_rows.group(5) not in MONEY_WORDS:
+        # "Which shipping company carried the most orders?": the one row with the most rows of that table.
+        found.top_n, found.top_ascending = 1, most_rows.group(4) != "most"
+        found.top_span = (most_rows.start(1) if most_rows.group(1) else most_rows.start(2), most_rows.end(2))
+        found.rank_span = (most_rows.start(3), most_rows.end(4))
+        found.spans += [found.rank_span]
+        found.single_ranked = True
+        found.ranked_rows_at = (most_rows.start(2), most_rows.start(5))
         return
     money = "|".join(sorted(MONEY_WORDS))
     superlative = re.search(

@@ -407,6 +407,8 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     _resolve_recency(a, index)
     if a.phrases.rank_verb and a.entity is not None and a.counted is None:
         _resolve_ranked_verb(a, index)
+    if a.phrases.ranked_rows_at is not None:
+        _check_ranked_rows(a, index)
     if a.rank_column is None and (
         phrases.metric or phrases.top_n is not None or a.group_columns or a.group_entity is not None or phrases.grain
     ):
@@ -1415,6 +1417,22 @@ def _resolve_negated_verb(a: Analysis, index: SchemaIndex) -> bool:
         + "."
     )
     return True
+
+
+def _check_ranked_rows(a: Analysis, index: SchemaIndex) -> None:
+    """'Which shipper carried the most orders?': both nouns must be tables, the counted one reaching the ranked one."""
+    ranked_at, counted_at = a.phrases.ranked_rows_at or (0, 0)
+    ranked = next((m for m in a.mentions if m.start <= _token_at(a, ranked_at) < m.end), None)
+    counted = next((m for m in a.mentions if m.offset == counted_at), None)
+    if ranked is None or counted is None or ranked.best()[1] == counted.best()[1]:
+        raise PlanningError("I could not tell which rows are counted for which thing; name both tables")
+    if a.entity is None or a.entity.key != ranked.best()[1]:
+        raise PlanningError("I could not tell which rows are counted for which thing; name both tables")
+    if index.up_path(counted.best()[1], ranked.best()[1]) is None:
+        raise PlanningError(
+            f"{index.tables[counted.best()[1]].name} do not belong to {index.tables[ranked.best()[1]].name} "
+            "along foreign keys, so they cannot be counted per one"
+        )
 
 
 def _resolve_ranked_verb(a: Analysis, index: SchemaIndex) -> None:

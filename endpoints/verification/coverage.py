@@ -338,6 +338,16 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
     for m in re.finditer(r"\b(average|avg|mean)\b", text):
         ok = any(kind == "measures" and e.func == "avg" for kind, e in at(m))
         need(ok, f"'{m.group(0)}' asks for an average, but the design does not average", m.group(0))
+    # A count of rows grouped by a key of the only table counts one row per group: it counts nothing.
+    root = catalog.get(interp.root.object) if len(interp.entities) == 1 else None
+    grouped = {g.column.column for g in interp.group_by if g.bucket is None and g.column.entity == interp.root.alias}
+    for m in interp.measures:
+        if root is not None and m.func == "count" and m.column is None and grouped and root.is_unique(grouped):
+            need(
+                False,
+                f"'{m.phrase or m.id}' counts rows per {', '.join(sorted(grouped))}, which is one row each",
+                m.phrase,
+            )
     # Two equalities on one column select nothing: a row holds one value ("gold and platinum" is a list).
     equalities: dict[tuple[str, str], list[Filter]] = {}
     for f in interp.filters:

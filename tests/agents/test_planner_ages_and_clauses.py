@@ -239,3 +239,46 @@ def test_a_state_lasting_more_than_n_years_began_before_the_cut_off_but_never_wi
     # "inactive for more than 30 days" is a lack of activity, not an age: never read as one.
     with pytest.raises(PlanningError):
         _plan("Owners who have been inactive for more than 30 days")
+
+
+POST = schema_of(
+    {
+        "couriers": {"columns": {"courier_id": "integer", "company_name": "string"}, "pk": ["courier_id"]},
+        "parcels": {
+            "columns": {"parcel_id": "integer", "courier_id": "integer", "sent_at": "date-time"},
+            "pk": ["parcel_id"],
+            "fks": {"courier_id": "couriers.courier_id"},
+        },
+    }
+)
+
+
+def test_which_row_verbed_the_most_of_a_table_counts_that_tables_rows_per_row_and_both_must_be_tables():
+    requirement = "Which courier carried the most parcels?"
+    interp = plan_requirement(requirement=requirement, schema=POST).interpretation
+    assert interp.root.object == "parcels" or {e.object for e in interp.entities} == {"couriers", "parcels"}
+    assert {g.column.column for g in interp.group_by} >= {"courier_id"}
+    assert interp.limit.n == 1 and interp.order_by[0].direction == "desc"
+    catalog = Catalog(POST)
+    findings = coverage_check(requirement=requirement, interpretation=interp)
+    findings += shape_check(requirement=requirement, interpretation=interp, catalog=catalog)
+    assert [f.message for f in failed(findings)] == []
+    with pytest.raises(PlanningError):
+        plan_requirement(requirement="Which delivery firm carried the most parcels?", schema=POST)
+
+
+def test_the_shape_check_refuses_a_count_per_key_of_the_only_table_counted():
+    requirement = "Which courier carried the most parcels?"
+    interp = interpretation_parse(
+        {
+            "entities": [{"alias": "p", "object": "parcels", "phrase": "parcels"}],
+            "group_by": [{"column": {"entity": "p", "column": "parcel_id"}, "phrase": "courier"}],
+            "measures": [{"id": "parcel_count", "func": "count", "phrase": "carried the most"}],
+            "order_by": [{"measure": "parcel_count", "direction": "desc", "phrase": "carried the most"}],
+            "limit": {"n": 1, "phrase": "courier"},
+        }
+    )
+    problems = [
+        f.message for f in failed(shape_check(requirement=requirement, interpretation=interp, catalog=Catalog(POST)))
+    ]
+    assert any("one row each" in p for p in problems)
