@@ -227,6 +227,8 @@ def _read_single_superlative(lowered: str, found: Phrases) -> None:
     found.spans += [found.rank_span]
     found.group_words.append((lead.start(2), noun))
     found.group_starts[lead.start(2)] = lead.start(1) if lead.group(1) else lead.start(2)
+    if lead.group(1):
+        found.spans.append(lead.span(1))  # "sales channel": the money word qualifies the noun; it names no table
     found.single_ranked = True
 
 

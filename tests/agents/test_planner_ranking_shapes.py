@@ -131,7 +131,9 @@ def test_which_single_group_brought_in_the_most_money_is_one_row_ranked_by_the_m
             "tickets": {
                 "columns": {"ticket_id": "integer", "channel": "string", "price": "number", "sold_at": "date-time"},
                 "pk": ["ticket_id"],
-            }
+            },
+            # "sales channel" qualifies the noun: it never names this view
+            "ticket_sales": {"columns": {"month": "date", "sales": "number"}, "kind": "view"},
         }
     )
     interp = plan_requirement(requirement=requirement, schema=schema).interpretation
