@@ -154,6 +154,7 @@ class Phrases:
     child_at: list[int] = field(default_factory=list)  # offsets after "with its" / "including"
     given: list[tuple[tuple[int, int], int]] = field(default_factory=list)  # ("a given X" span, offset of X)
     thresholds: list[Threshold] = field(default_factory=list)
+    repeats: list[Threshold] = field(default_factory=list)  # "twice", "more than once", "at least 3 times"
     recency: str | None = None  # "most recent", "latest": desc; "oldest": asc
     recency_span: tuple[int, int] | None = None
     name_lookup_span: tuple[int, int] | None = None  # "by first and last name"
@@ -404,6 +405,19 @@ def read_phrases(text: str) -> Phrases:
                 unit_span=match.span(4) if unit else None,
             )
         )
+
+    # Repeats: "twice", "more than once", "at least twice", "three times": how many rows something has.
+    for match in re.finditer(
+        r"\b(?:(more than|at least)\s+)?(?:(once|twice)|" + NUM + r"\s+times)\b",
+        lowered,
+    ):
+        count = {"once": 1, "twice": 2}.get(match.group(2) or "") or number_value(match.group(3) or "")
+        if count is None or count != int(count):
+            continue
+        op = {"more than": "gt", "at least": "gte"}.get(match.group(1) or "", "gte")
+        if match.group(2) == "once" and op != "gt":
+            continue  # "once" alone is not a repeat
+        found.repeats.append(Threshold(op=op, value=count, span=match.span()))
 
     # Top N.
     match = re.search(r"\b(top|bottom|first|best|worst)\s+" + NUM + r"\b", lowered) or re.search(

@@ -387,6 +387,7 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     _resolve_name_lookup(a, index)
     _resolve_given(a, index)
     _resolve_thresholds(a, index)
+    _resolve_repeats(a, index)
     _resolve_column_comparisons(a, index)
     if a.activity is None and a.entity is not None and a.phrases.negation_at is not None:
         _resolve_negated_verb(a, index)
@@ -1098,6 +1099,71 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
         a.needs_compiler.append(f"the comparison on {a.entity.name}.{column.name}")
         a.phrases.spans.append((start, end))
         a.steps.append(f"'{a.requirement[start:end]}': {a.entity.name}.{column.name} {t.op} {t.value:g}.")
+
+
+def _resolve_repeats(a: Analysis, index: SchemaIndex) -> None:
+    """'orders that were paid twice', 'customers who ordered more than once': the rows of the table the verb just
+    before names, counted per entity along foreign keys, with a HAVING condition on the count.
+
+    Anything between the verb and the count ("rented the same film more than once" counts per entity and
+    film) is not this shape and is left unexplained. Rows that a status of their own could exclude (a failed
+    payment) are asked about, unless the glossary defines the verb on that table.
+    """
+    if a.entity is None or a.counted is not None:
+        return
+    for r in a.phrases.repeats:
+        first = _token_at(a, r.span[0])
+        if not first:
+            continue
+        verb = first - 1
+        token = a.tokens[verb]
+        if token.lower in STOPWORDS or token.is_number:
+            continue
+        named = [m.best()[1] for m in a.mentions if m.start <= verb < m.end]
+        if named and (len(named) > 1 or named[0] == a.entity.key or not a.tokens[verb].lower.endswith("ed")):
+            continue  # a noun before the count ("the same film more than once") is another shape
+        found = []
+        for table in index.tables.values():
+            if table is a.entity or not any(
+                derives(token.lower, n) or word_score(token.lower, n) == 1.0 for n in table.tokens
+            ):
+                continue
+            up = index.up_path(table.key, a.entity.key)
+            if up:
+                found.append((len(up), table.name, table))
+        found.sort(key=lambda f: (f[0], f[1]))
+        if not found:
+            continue
+        if len(found) > 1 and found[0][0] == found[1][0]:
+            names = " or ".join(f[1] for f in found[:2])
+            raise PlanningError(f"'{token.text}' could mean rows of {names}; name the one you mean")
+        table = found[0][2]
+        termed = a.phrases.explains(token.start, token.end) and any(
+            s <= token.start and token.end <= e for _, (s, e) in a.terms
+        )
+        defined = any(
+            m.get("kind") in ("value", "filter") and _term_key(index, m.get("object")) == table.key for m, _ in a.terms
+        )
+        statuses = [
+            c
+            for c in table.columns.values()
+            if set(c.tokens) & STATUS_WORDS and len([v for v in c.known_values if isinstance(v, str)]) >= 2
+        ]
+        if statuses and not defined:
+            raise PlanningError(
+                f"'{token.text}' counts {table.name} rows, and {table.name}.{statuses[0].name} could leave some out "
+                f"(one that failed or was cancelled may not count); say which count",
+                questions=[
+                    status_question(token.text, index, table, c, qid=f"statuses_{n + 1}")
+                    for n, c in enumerate(statuses[:2])
+                ],
+            )
+        start = r.span[0] if termed else token.start
+        a.counted, a.group_entity = table, a.entity
+        a.having.append({"op": r.op, "value": int(r.value), "phrase": a.requirement[start : r.span[1]]})
+        a.phrases.spans.append((start, r.span[1]))
+        a.steps.append(f"Count {table.name} rows per {singular(a.entity.name)}: {r.op} {r.value:g}.")
+        return
 
 
 COLUMN_COMPARATIVES = {

@@ -418,11 +418,15 @@ def synonyms(word: str) -> frozenset[str]:
     return frozenset(found)
 
 
+# What turns a verb into the noun of its rows: supplier, rental, payment, booking.
+NOUN_SUFFIXES = ("er", "ers", "r", "rs", "al", "als", "ment", "ments", "ing", "ings")
+
+
 def derives(word: str, name_word: str) -> bool:
-    """Whether a verb names a noun made from it: supplied -> supplier, rented -> rental, shipped -> shipper."""
+    """Whether a verb names a noun made from it: supplied -> supplier, rented -> rental, paid -> payment."""
     noun = name_word.lower()
     for stem in variants(word):
-        if len(stem) >= 3 and noun.startswith(stem) and noun[len(stem) :] in ("er", "ers", "r", "rs", "al", "als"):
+        if len(stem) >= 3 and noun.startswith(stem) and noun[len(stem) :] in NOUN_SUFFIXES:
             return True
         if (
             len(stem) >= 4
