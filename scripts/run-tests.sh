@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 mkdir -p artifacts
 # Two xdist workers (each with its own test database, suffixed _gw0/_gw1); tests marked with
 # xdist_group (the multi-replica deployment) stay together on one worker. PYTEST_WORKERS=0 runs serially.
-pytest=(.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup "$@")
+pytest=(.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-2}" --dist loadgroup --max-worker-restart=0 "$@")
 # Unattended (no terminal, as in CI), the whole run has a ceiling: a test that hangs is already
 # failed by pytest-timeout, and this stops a run that still cannot finish (its workers included)
 # with a clear message instead of holding CI until its own limit.

@@ -31,7 +31,7 @@ def test_a_warm_endpoint_call_makes_no_platform_query(client, deployed, api_key,
         response = client.get(URL, QUERY, **bearer(api_key))
     assert response.status_code == 200, response.content
     assert response.json()["count"] == 5
-    assert audit_flush() == 2
+    audit_flush()  # what the background flusher has not written yet; the counts below are exact either way
     endpoint.refresh_from_db()
     assert endpoint.call_count == 2
     assert ToolCall.objects.filter(tool=endpoint.tool_name).count() == 2

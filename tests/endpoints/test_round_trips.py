@@ -89,7 +89,7 @@ def test_a_warm_endpoint_call_makes_no_platform_query_and_one_customer_round_tri
     assert [row["name"] for row in response.json()["results"]] == ["Ada", "Chloé"]
     assert response.json()["next"] is not None  # paged in the database: the page and one row more
     assert proxy.round_trips == 1
-    assert audit_flush() == 1
+    audit_flush()  # what the background flusher has not written yet (it may have written it already)
     assert ToolCall.objects.filter(tool=endpoint.tool_name).count() == 2
 
 

@@ -82,7 +82,7 @@ def test_a_cached_tool_call_makes_no_platform_query_and_one_customer_round_trip(
     assert not result.is_error, result.text
     assert result.structured["rows"] == [{"id": 1, "name": "Ada"}]
     assert proxy.round_trips == 1
-    assert audit_flush() == 1
+    audit_flush()  # what the background flusher has not written yet; the counts below are exact either way
     assert ToolCall.objects.filter(api_key=proxied_reader["key"]).count() == 2
 
 
@@ -143,7 +143,7 @@ def test_a_batch_adds_exact_counts_and_durations(reader, settings):
             outcome=CallOutcome.OK,
             duration_ms=2.0,
         )
-    assert audit_flush() == 30
+    audit_flush()  # what the background flusher has not written yet; the counts below are exact either way
     instance.refresh_from_db()
     assert instance.request_count == before + 30
     assert ToolCall.objects.filter(instance=instance, tool="query_customers").count() == 30
