@@ -161,45 +161,29 @@ MEASURE_NAME_QUALITY = {
     "cost": 0.6,
     "spend": 0.9,
 }
-# Verbs that say a row came to be, with the particle some of them take ("signed up").
-EVENT_VERBS = frozenset(
-    [
-        "sold",
-        "placed",
-        "made",
-        "bought",
-        "purchased",
-        "ordered",
-        "received",
-        "registered",
-        "signed",
-        "joined",
-        "happened",
-        "recorded",
-        "logged",
-        "opened",
-        "created",
-        "submitted",
-        "added",
-    ]
+# Verbs that say a row was recorded ("orders placed", "customers who signed up"): filler words of a request.
+RECORDING_VERBS = (
+    "sold",
+    "placed",
+    "made",
+    "bought",
+    "purchased",
+    "ordered",
+    "received",
+    "registered",
+    "signed",
+    "joined",
+    "happened",
+    "recorded",
+    "logged",
 )
+# Verbs that say a row came to be, with the particle some of them take ("signed up").
+EVENT_VERBS = frozenset([*RECORDING_VERBS, "opened", "created", "submitted", "added"])
 VERB_PARTICLES = frozenset(["up"])
 # Ordinary words of a request that select no rows: a requirement may contain them and nothing else unexplained.
 FILLER_WORDS = frozenset(
     [
-        "sold",
-        "placed",
-        "made",
-        "bought",
-        "purchased",
-        "ordered",
-        "received",
-        "registered",
-        "signed",
-        "joined",
-        "happened",
-        "recorded",
-        "logged",
+        *RECORDING_VERBS,
         "along",
         "together",
         "including",

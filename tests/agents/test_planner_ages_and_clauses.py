@@ -14,6 +14,7 @@ from endpoints.interpretation import interpretation_parse
 from endpoints.verification.coverage import coverage_check, shape_check
 from endpoints.verification.findings import failed
 from endpoints.verification.realization import realization_check
+from tests.agents.planner_checks import design_problems
 
 from .planner_schemas import schema_of
 
@@ -56,11 +57,7 @@ def _plan(requirement: str):
 
 
 def _problems(requirement: str, interp) -> list[str]:
-    catalog = Catalog(KENNEL)
-    interpretation_compile(interp, catalog=catalog, dialect="postgres")
-    findings = coverage_check(requirement=requirement, interpretation=interp)
-    findings += shape_check(requirement=requirement, interpretation=interp, catalog=catalog)
-    return [f.message for f in failed(findings)]
+    return design_problems(requirement, interp, schema=KENNEL)
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,9 @@ from __future__ import annotations
 import pytest
 
 from agents.planner import PlanningError, plan_requirement
-from endpoints.compiler import Catalog, interpretation_compile
 from endpoints.interpretation import interpretation_parse
-from endpoints.verification.coverage import coverage_check, shape_check
-from endpoints.verification.findings import failed
 from endpoints.verification.lexicon import content_words
+from tests.agents.planner_checks import design_problems
 
 from .planner_schemas import schema_of
 
@@ -51,11 +49,7 @@ def _plan(requirement: str, glossary=None):
 
 
 def _problems(requirement: str, interp) -> list[str]:
-    catalog = Catalog(MARINA)
-    interpretation_compile(interp, catalog=catalog, dialect="postgres")
-    findings = coverage_check(requirement=requirement, interpretation=interp)
-    findings += shape_check(requirement=requirement, interpretation=interp, catalog=catalog)
-    return [f.message for f in failed(findings)]
+    return design_problems(requirement, interp, schema=MARINA)
 
 
 def _without(interp, **changes):

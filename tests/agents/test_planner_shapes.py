@@ -7,10 +7,8 @@ element a phrase demands is caught by them.
 from __future__ import annotations
 
 from agents.planner import PlanningError, plan_requirement
-from endpoints.compiler import Catalog, interpretation_compile
 from endpoints.interpretation import interpretation_parse
-from endpoints.verification.coverage import coverage_check, shape_check
-from endpoints.verification.findings import failed
+from tests.agents.planner_checks import design_problems
 
 from .planner_schemas import schema_of
 
@@ -56,11 +54,7 @@ def _plan(requirement: str):
 
 
 def _problems(requirement: str, interp) -> list[str]:
-    catalog = Catalog(LIBRARY)
-    interpretation_compile(interp, catalog=catalog, dialect="postgres")
-    findings = coverage_check(requirement=requirement, interpretation=interp)
-    findings += shape_check(requirement=requirement, interpretation=interp, catalog=catalog)
-    return [f.message for f in failed(findings)]
+    return design_problems(requirement, interp, schema=LIBRARY)
 
 
 def _without(interp, **changes):
