@@ -37,6 +37,7 @@ from mcp.client.streamable_http import streamable_http_client
 from agents.apps import ensure_schedules
 from agents.models import AgentExecution, AgentStatus, ExecutionEvent
 from mcpservers.services import mcp_enable
+from nectar.management.commands.serve import stop_children
 from roles.demo import demo_build_sqlite
 from roles.demo.platform import demo_sales_analyst_permissions
 from roles.models import Engine, Role, RoleApiKey, Service
@@ -202,16 +203,9 @@ class Deployment:
         process.wait(timeout=30)
 
     def stop_all(self) -> None:
+        # As `manage.py serve` stops its children; a clean stop is not what is tested here.
+        stop_children(self.processes, grace=10)
         for process in self.processes.values():
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10  # for all of them together: a clean stop is not what is tested here
-        for name, process in self.processes.items():
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.kill(name)
             process.log.close()
 
     def logs(self) -> str:

@@ -37,15 +37,24 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 def stop_children(children: dict[str, subprocess.Popen], *, grace: float = GRACE_SECONDS) -> None:
-    """SIGTERM every child's process group, wait up to `grace` seconds, then SIGKILL what is left."""
+    """Stop every child within `grace` seconds: SIGTERM to each leader, then to what is left of its group.
+
+    A leader stops its own processes (the qcluster master tells its sentinel, which drains its pusher,
+    monitor and workers in order); SIGTERM to every member at once makes a qcluster take its whole
+    grace period, so the group is signalled only once its leader is gone (or late), then SIGKILLed.
+    """
     for child in children.values():
-        _signal_group(child.pid, signal.SIGTERM)
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
     for child in children.values():
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
-    # The leaders are gone (or late); what remains of their groups (e.g. workers of a killed
-    # qcluster master) gets the rest of the grace period, then SIGKILL.
+    # What remains of a group (the workers of a qcluster master that was killed, or a leader that
+    # is late) is asked to stop, gets the rest of the grace period, then SIGKILL.
+    for child in children.values():
+        _signal_group(child.pid, signal.SIGTERM)
     while any(_group_alive(child.pid) for child in children.values()) and time.monotonic() < deadline:
         time.sleep(0.1)
     for child in children.values():
