@@ -40,6 +40,7 @@ from endpoints.sqldialect import (
     contains,
     date_literal,
     date_param,
+    duration_sql,
     ilike,
     literal,
     month_start_param,
@@ -260,7 +261,7 @@ def _columns(interp: Interpretation) -> list[tuple[str, Col]]:
     for i, g in enumerate(interp.group_by):
         found.append((f"group_by[{i}]", g.column))
     for i, m in enumerate(interp.measures):
-        for name, col in (("column", m.column), ("times", m.times)):
+        for name, col in (("column", m.column), ("times", m.times), ("until", m.until)):
             if col is not None:
                 found.append((f"measures[{i}].{name}", col))
         found += [(f"measures[{i}].filters[{j}]", f.column) for j, f in enumerate(m.filters)]
@@ -307,6 +308,14 @@ def _check_types(ctx: _Ctx) -> None:
                 f"{g.column.column} is not a date, so it cannot be grouped by {g.bucket}", element=f"group_by[{i}]"
             )
     for i, m in enumerate(interp.measures):
+        if m.until is not None:
+            for col in (m.column, m.until):
+                if not ctx.info(col).is_temporal:
+                    raise CompileError(
+                        f"a duration runs from one date to another, and {col.column} is not a date",
+                        element=f"measures[{i}]",
+                    )
+            continue
         if m.func in ("sum", "avg"):
             for col in (m.column, m.times):
                 if col is not None and not ctx.info(col).is_numeric:
@@ -525,6 +534,17 @@ def _plan_pre_aggregates(ctx: _Ctx) -> dict[str, _PreAggregate]:
 # --- the query -------------------------------------------------------------------------------------------------
 
 
+def _measured(ctx: _Ctx, m: Measure) -> str:
+    """What a measure aggregates for each row: a column, a product of two, or a duration between two dates."""
+    if m.until is not None and m.unit is not None:
+        dates = all(ctx.info(c).format == "date" for c in (m.column, m.until))
+        return duration_sql(ctx.col(m.column), ctx.col(m.until), m.unit, ctx.dialect, dates=dates)
+    value = ctx.col(m.column)
+    if m.times is not None:
+        value = f"{value} * {ctx.col(m.times)}"
+    return value
+
+
 def _aggregate(ctx: _Ctx, m: Measure, *, prefix: str = "") -> str:
     """The aggregate expression of a measure over the joined rows."""
     condition = _condition(ctx, m.filters, m.window)
@@ -543,9 +563,7 @@ def _aggregate(ctx: _Ctx, m: Measure, *, prefix: str = "") -> str:
             # Rows of the outer side with no match must count as zero, not one.
             return f"COUNT({ctx.q(entity)}.{ctx.q(info.primary_key[0])})"
         return "COUNT(*)"
-    value = ctx.col(m.column)
-    if m.times is not None:
-        value = f"{value} * {ctx.col(m.times)}"
+    value = _measured(ctx, m)
     if condition:
         value = f"CASE WHEN {' AND '.join(condition)} THEN {value} END"
     if m.func == "count":
@@ -759,7 +777,7 @@ def _response_columns(ctx: _Ctx) -> list[dict]:
     for m in interp.measures:
         if m.func in ("count", "count_distinct"):
             columns.append({"name": m.id, "json_type": "integer"})
-        elif m.func in ("min", "max"):
+        elif m.func in ("min", "max") and m.until is None:
             columns.append(_column_spec(m.id, ctx.info(m.column)))
         else:
             columns.append({"name": m.id, "json_type": "number"})
@@ -942,9 +960,7 @@ def _aggregate_direct(ctx: _Ctx, m: Measure) -> str:
         if condition:
             return f"SUM(CASE WHEN {' AND '.join(condition)} THEN 1 ELSE 0 END)"
         return "COUNT(*)"
-    value = ctx.col(m.column)
-    if m.times is not None:
-        value = f"{value} * {ctx.col(m.times)}"
+    value = _measured(ctx, m)
     if condition:
         value = f"CASE WHEN {' AND '.join(condition)} THEN {value} END"
     if m.func == "count_distinct":

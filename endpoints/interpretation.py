@@ -22,7 +22,10 @@ Shapes (JSON, as a model sends it):
                    "start": {"calendar": {"unit": "year", "offset": 0}}, "phrase": "this year"}],
       "group_by": [{"column": {"entity": "o", "column": "order_date"}, "bucket": "month", "phrase": "each month"}],
       "measures": [{"id": "revenue", "func": "sum", "column": {"entity": "o", "column": "total"},
-                    "phrase": "revenue"}],
+                    "phrase": "revenue"},
+                   {"id": "average_hours", "func": "avg", "column": {"entity": "o", "column": "ordered_at"},
+                    "until": {"entity": "o", "column": "shipped_at"}, "unit": "hour",
+                    "phrase": "average time to ship, in hours"}],
       "having": [{"measure": "revenue", "op": "gt", "value": 1000, "phrase": "more than 1000"}],
       "exists": [{"negated": true, "from": "c", "entities": [{"alias": "o2", "object": "orders",
                   "join": {"to": "c", "on": [["customer_id", "customer_id"]]}}], "phrase": "never ordered"}],
@@ -56,6 +59,7 @@ Op = Literal[
 ]
 CompareOp = Literal["eq", "ne", "lt", "lte", "gt", "gte"]
 Unit = Literal["day", "week", "month", "quarter", "year"]
+DurationUnit = Literal["second", "minute", "hour", "day"]
 Func = Literal["count", "count_distinct", "sum", "avg", "min", "max"]
 ParamType = Literal["string", "integer", "number", "boolean", "date", "datetime"]
 VALUE_OPS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte", "like", "ilike", "contains"})
@@ -233,6 +237,11 @@ class Measure(_Strict):
     func: Func
     column: Col | None = Field(default=None, description="what is aggregated; none for a count of rows")
     times: Col | None = Field(default=None, description="multiplied by this column before summing (price x quantity)")
+    until: Col | None = Field(
+        default=None,
+        description="a duration: the time from `column` (a date) to this date of the same rows, in `unit`",
+    )
+    unit: DurationUnit | None = Field(default=None, description="the unit of a duration (`until`)")
     entity: str | None = Field(default=None, pattern=ALIAS_PATTERN, description="count(*) of this entity's rows")
     filters: list[Filter] = Field(default_factory=list, description="only rows matching these count")
     window: TimeWindow | None = Field(default=None, description="only rows in this window count")
@@ -246,6 +255,13 @@ class Measure(_Strict):
             raise ValueError("count_distinct needs a column")
         if self.times is not None and self.func not in ("sum", "avg"):
             raise ValueError("times applies to sum and avg only")
+        if (self.until is None) != (self.unit is None):
+            raise ValueError("a duration needs both `until` (its end date) and `unit`")
+        if self.until is not None:
+            if self.func not in ("sum", "avg", "min", "max") or self.column is None:
+                raise ValueError("a duration is summed, averaged or ranked from its start date (`column`)")
+            if self.times is not None:
+                raise ValueError("a duration takes no `times`")
         return self
 
 
@@ -481,6 +497,7 @@ def interpretation_problems(interp: Interpretation) -> list[str]:
             problems.append(f"measure id '{m.id}' is used twice")
         check_col(m.column, f"measures[{i}].column", top_aliases)
         check_col(m.times, f"measures[{i}].times", top_aliases)
+        check_col(m.until, f"measures[{i}].until", top_aliases)
         if m.entity is not None and m.entity not in top_aliases:
             problems.append(f"measures[{i}] counts entity '{m.entity}', which the query does not have")
         for j, f in enumerate(m.filters):

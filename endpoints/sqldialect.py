@@ -262,3 +262,21 @@ def concat(parts: list[str], dialect: str) -> str:
 def contains(expr: str, needle: str, dialect: str) -> str:
     """Case-insensitive substring match of a text expression."""
     return ilike(expr, concat(["'%'", needle, "'%'"], dialect), dialect)
+
+
+SECONDS_PER: dict[str, int] = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def duration_sql(start: str, end: str, unit: str, dialect: str, *, dates: bool = False) -> str:
+    """The time from `start` to `end` (SQL expressions of dates or timestamps) in `unit`, as a number.
+
+    `dates`: both are calendar dates, which PostgreSQL subtracts into a number of days, not an interval.
+    """
+    seconds = SECONDS_PER[unit]
+    if dialect == "sqlite":
+        return f"((julianday({end}) - julianday({start})) * {86400 / seconds:g})"
+    if dialect == "mysql":
+        return f"(TIMESTAMPDIFF(SECOND, {start}, {end}) / {seconds})"
+    if dates:
+        return f"(({end} - {start}) * {86400 / seconds:g})"
+    return f"(EXTRACT(EPOCH FROM ({end} - {start})) / {seconds})"

@@ -321,7 +321,11 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
             _kind, columns = a.measure or ("column", [])
             measure["func"] = metric.func
             measure["column"] = b.col(fact.key, columns[0])
-            if len(columns) > 1:
+            if _kind == "duration" and a.duration is not None:
+                measure["until"] = b.col(fact.key, columns[1])
+                measure["unit"] = a.duration[2]
+                measure["phrase"] = a.duration[3]
+            elif len(columns) > 1:
                 measure["times"] = b.col(fact.key, columns[1])
         b.data["measures"].append(measure)
         if metric is None or (metric.func == "count" and metric.word is None and not metric.phrase):
@@ -350,6 +354,11 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
             )
             b.data["limit"] = {"n": p.top_n, "param": ROW_LIMIT_PARAM, "phrase": b.text(p.top_span)}
             b.parameter(ROW_LIMIT_PARAM, "integer", default=p.top_n, phrase=b.text(p.top_span))
+        elif a.measure_order is not None:
+            direction, phrase = a.measure_order
+            b.data["order_by"].append({"measure": measure_id, "direction": direction, "phrase": phrase})
+            for key in group_keys:
+                b.data["order_by"].append({"column": key["column"], "direction": "asc", "phrase": ""})
         else:
             for key in group_keys:
                 b.data["order_by"].append(

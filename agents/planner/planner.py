@@ -9,11 +9,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from endpoints.interpretation import Interpretation, Question
+from endpoints.sqldialect import duration_sql
 from learning.grammar import is_grammatical
 
 from .dates import date_candidates, date_column, fact_date
+from .durations import DurationError, read_duration
 from .intent import Metric, Phrases, TimeWindow, read_phrases
 from .meaning import interpretation_from_analysis
+from .people import people_questions, resolve_people
 from .questions import (
     measure_choices,
     question_confirm_value,
@@ -269,6 +272,9 @@ class Analysis:
     verb_phrases: dict[Key, str] = field(default_factory=dict)  # "supplied" for the joined suppliers
     # "films in a given category" across a link table: rows that have a related row with the given value.
     related_given: list[tuple[list[ForeignKey], Filter]] = field(default_factory=list)
+    # "agents with the most unresolved tickets": groups ordered by their count, every group kept (direction, phrase)
+    measure_order: tuple[str, str] | None = None
+    duration: tuple[Column, Column, str, str] | None = None  # "time to close, in hours": (start, end, unit, phrase)
 
     def text(self, first: int, last: int) -> str:
         """The requirement's own words from token `first` to token `last` (inclusive)."""
@@ -389,10 +395,16 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     _resolve_thresholds(a, index)
     _resolve_repeats(a, index)
     _resolve_column_comparisons(a, index)
+    try:
+        read_duration(a, make_filter=Filter)
+    except DurationError as error:
+        raise PlanningError(str(error)) from None
     if a.activity is None and a.entity is not None and a.phrases.negation_at is not None:
         _resolve_negated_verb(a, index)
     _resolve_values_and_columns(a, index)
     _apply_terms(a, index)
+    scope = _scope(a, index) if a.entity is not None or a.mentions else list(index.tables.values())
+    resolve_people(a, index, scope, make_filter=Filter)
     _name_parameters(a, index)
     if a.unknown_words or a.confirms:
         _ask_unknown_words(a, index)
@@ -585,15 +597,21 @@ def _ask_unknown_words(a: Analysis, index: SchemaIndex) -> None:
     questions = []
     for n, (table, column, value, phrase) in enumerate(a.confirms[:4]):
         questions.append(question_confirm_value(phrase, index, table, column, value, qid=f"value_{n + 1}"))
-    for n, word in enumerate(a.unknown_words[: 8 - len(questions)]):
+    people = people_questions(a, index, scope, first=len(questions))
+    questions += people
+    # "Support agents": one question for the words of its phrase
+    asked = {w for q in people for w in q.phrase.split()}
+    rest = [w for w in a.unknown_words if w not in asked]
+    for n, word in enumerate(rest[: 8 - len(questions)]):
         questions.append(question_unknown_word(word, word, index, scope, qid=f"term_{n + 1}"))
     if not a.unknown_words:
         phrases = ", ".join(f"'{c[3]}'" for c in a.confirms)
         raise PlanningError(
             f"I am not sure {phrases} names a value; nothing I have seen confirms it", questions=questions
         )
-    names = ", ".join(f"'{w}'" for w in a.unknown_words)
-    verb = "means" if len(a.unknown_words) == 1 else "mean"
+    named = [q.phrase for q in people] + rest
+    names = ", ".join(f"'{w}'" for w in named)
+    verb = "means" if len(named) == 1 else "mean"
     raise PlanningError(
         f"I don't know what {names} {verb} in this database (no table, column, value or glossary term matches)",
         questions=questions,
@@ -2035,6 +2053,11 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
         a.fact = fact
         a.group_columns = _rebase_groups(a, fact)
         a.steps.append(f"Count rows of {fact.name}.")
+    elif a.duration is not None and a.entity is not None:
+        start, end, _unit, _phrase = a.duration
+        a.fact = a.entity
+        a.measure = ("duration", [start.name, end.name])
+        a.group_columns = _rebase_groups(a, a.entity)
     elif a.term_measure is not None:
         mapping, phrase = a.term_measure
         key = _term_key(index, mapping.get("object"))
@@ -2649,7 +2672,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             return f"{expr} IS {'NOT ' if f.op == 'not_null' else ''}NULL"
         if f.fixed:
             names = [f":{f.param}_{n}" for n in range(1, len(f.values or [f.value]) + 1)]
-            return f"{expr} IN ({', '.join(names)})"
+            return f"{expr} {'NOT IN' if f.op == 'not_in' else 'IN'} ({', '.join(names)})"
         return f"{expr} = :{f.param}"
 
     def bounded(default: int) -> None:
@@ -2675,6 +2698,8 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         q.limit = f":{ROW_LIMIT_PARAM}"
 
     for f in a.filters:
+        if f.fixed and f.op in ("is_null", "not_null"):
+            continue  # a condition with no value
         if f.fixed:
             for n, value in enumerate(f.values or [f.value], start=1):
                 spec = {**column_param(f), "default": value, "enum": [value]}
@@ -2727,8 +2752,14 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 name = f"total_{columns[0]}"
             if metric.func == "avg":
                 name = f"average_{columns[0]}"
+            if _kind == "duration" and a.duration is not None:
+                unit = a.duration[2]
+                dates = all(fact.columns[c].format == "date" for c in columns)
+                inner = duration_sql(q.col(fact, columns[0]), q.col(fact, columns[1]), unit, dialect, dates=dates)
+                prefix = {"avg": "average", "sum": "total"}.get(metric.func, metric.func)
+                name = f"{prefix}_{unit}s"
             expr, json_type = f"{metric.func.upper()}({inner})", "number"
-            if metric.func in ("min", "max"):
+            if metric.func in ("min", "max") and _kind != "duration":
                 json_type = fact.columns[columns[0]].json_type
         q.select.append((expr, name, json_type, None))
         labels["measure"] = name
@@ -2744,6 +2775,9 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             q.order_by = [f"{q.q(name)} {direction}", *group_exprs]
             steps.append(f"Rank by {name} {direction.lower()} and keep the top {a.phrases.top_n}.")
             bounded(a.phrases.top_n)
+        elif a.measure_order is not None:
+            q.order_by = [f"{q.q(name)} {a.measure_order[0].upper()}", *group_exprs]
+            bounded(DEFAULT_LIMIT)
         else:
             q.order_by = list(group_exprs) or []
             bounded(DEFAULT_LIMIT)

@@ -52,6 +52,15 @@ def _negates(word: str, value: str) -> bool:
     )
 
 
+def negated_base(word: str) -> str | None:
+    """The word a negating prefix is put on ('unresolved' -> 'resolved', 'non-paid' -> 'paid'), if any."""
+    word = word.lower().replace("-", "")
+    for prefix in ("un", "non"):  # 'in' and 'dis' begin too many plain words (invoice, discount)
+        if word.startswith(prefix) and len(word) > len(prefix) + 3:
+            return word[len(prefix) :]
+    return None
+
+
 def _object(index: SchemaIndex, table: Table) -> str:
     if table.schema and table.schema != index.default_schema:
         return f"{table.schema}.{table.name}"

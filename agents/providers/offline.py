@@ -37,6 +37,7 @@ from typing import Any
 from agents.planner import Plan, PlanningError, plan_requirement
 from agents.planner.intent import NUMBER_WORDS, read_phrases
 from agents.planner.planner import _memory_content
+from agents.planner.questions import negated_base
 from agents.planner.vocabulary import (
     FILLER_WORDS,
     MONEY_WORDS,
@@ -414,6 +415,9 @@ def _value_words(context: dict, objects: list[dict]) -> list[str]:
         if any(word_score(lower, n) >= 0.8 for n in heads):
             continue
         words.append(token.text)
+        base = negated_base(lower)
+        if base and base not in words and base not in known:
+            words.append(base)  # 'unresolved': look for 'resolved', the state it negates
     return words[:MAX_PROBE_WORDS]
 
 

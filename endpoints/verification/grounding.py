@@ -29,6 +29,13 @@ MONEY_WORDS = word_set(
 )
 
 
+# A duration (a measure with `until`) is a time: these words, and its unit's, say what it measures.
+DURATION_WORDS = word_set(
+    "time times duration durations long longer took take takes taken elapsed seconds second minutes minute hours "
+    "hour days day"
+)
+
+
 def _objects(interp: Interpretation) -> dict[str, str]:
     return {e.alias: e.object for e in interp.entities}
 
@@ -47,6 +54,7 @@ def _identifiers(measure: Measure, interp: Interpretation) -> list[str]:
 
     add_col(measure.column)
     add_col(measure.times)
+    add_col(measure.until)
     if measure.entity and measure.entity in objects:
         out.append(objects[measure.entity])
     if measure.column is None and measure.entity is None and interp.entities:
@@ -95,9 +103,13 @@ def measure_grounding_check(*, interpretation: Interpretation, terms: list[str] 
                 continue
             if w in MONEY_WORDS and measure.column is not None:
                 continue
+            if w in DURATION_WORDS and measure.until is not None:
+                continue
             if any(related(w, identifier) for identifier in identifiers):
                 continue
             what = f"{measure.func.upper()}({measure.column.column})" if measure.column else "a count of rows"
+            if measure.until is not None and measure.column is not None:
+                what = f"{measure.func.upper()}({measure.until.column} - {measure.column.column})"
             findings.append(
                 Finding(
                     "grounding",
