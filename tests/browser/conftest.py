@@ -34,7 +34,6 @@ def browser_demo_path(tmp_path_factory):
 @pytest.fixture
 def live_server_url(transactional_db, settings):
     """daphne serving Nectar's ASGI application (HTTP, WebSocket, static files) on a free port."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     server = DaphneProcess("127.0.0.1", partial(make_application, static_wrapper=ASGIStaticFilesHandler))
     server.daemon = True
     server.start()

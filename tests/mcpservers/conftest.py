@@ -81,12 +81,6 @@ READER_PERMISSIONS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Logins in these tests need no key stretching."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="session")
 def customer_database():
     """A PostgreSQL 15 database for the whole session; dropped at the end."""

@@ -17,7 +17,6 @@ from tests.mcpservers.conftest import (  # noqa: F401 - fixtures
     analyst,
     customer_database,
     customer_rows,
-    fast_password_hashing,
     live_mcp,
     reader,
     service,

@@ -34,12 +34,6 @@ def demo_sqlite_path(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """People are created and logged in for every test; the production hasher is slow by design."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def _fresh_cache(django_db_blocker):
     # The cache lives in the platform database unless Redis is configured.
     with django_db_blocker.unblock():
