@@ -29,7 +29,7 @@ import httpx
 import httpx2
 import pytest
 import redis
-from django.conf import settings
+from django.conf import global_settings, settings
 from django.test import Client
 from mcp import Client as McpClient
 from mcp.client.streamable_http import streamable_http_client
@@ -222,6 +222,13 @@ class Deployment:
                     pass
                 assert time.monotonic() < deadline, f"web replica on {port} did not start\n{self.logs()}"
                 time.sleep(0.5)
+
+
+@pytest.fixture(autouse=True)
+def _production_password_hashing(settings):
+    """The owner's password is hashed as production hashes it: a replica upgrades a cheaper hash on login,
+    which would end the session the test opened with the old one."""
+    settings.PASSWORD_HASHERS = global_settings.PASSWORD_HASHERS
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
+import pytest
 from django.conf import settings
 
 ROOT = Path(settings.BASE_DIR)
@@ -44,9 +47,19 @@ def test_unreachable_redis_stops_startup_with_a_clear_message():
     assert "REDIS_URL is set but Redis cannot be reached" in result.stderr
 
 
-def test_two_processes_attach_to_the_same_embedded_database(tmp_path):
+@pytest.fixture
+def embedded_data_dir():
+    """A fresh data directory outside pytest's own temporary root: the embedded server runs as a user of its
+    own, and another pytest session on the machine makes that root owner-only again (0700) at its start."""
+    path = Path(tempfile.mkdtemp(prefix="nectar-embedded-test-"))
+    path.chmod(0o755)
+    yield path / "data"
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_two_processes_attach_to_the_same_embedded_database(embedded_data_dir):
     """Two processes on a fresh data directory share one postmaster, which stops after the last exits."""
-    data_dir = tmp_path / "data"
+    data_dir = embedded_data_dir
     script = textwrap.dedent(
         """
         import os, sys, time

@@ -128,7 +128,11 @@ def test_a_worker_killed_mid_agent_leaves_no_execution_running_after_recovery(an
         worker.wait(timeout=30)
         log.close()
     assert AgentExecution.objects.filter(parent=execution, status=AgentStatus.RUNNING).exists()
-    time.sleep(11)
+    assert executions_recover_stale()["resumed"] == []  # its heartbeat is still fresh
+    # The dead worker writes no heartbeat any more: once its last one is older than the (now shorter)
+    # staleness bound, the run is taken back.
+    settings.EXECUTION_STALE_SECONDS = 1
+    time.sleep(1.5)
     assert executions_recover_stale()["resumed"] == [str(execution.pk)]
     assert run_execution_task(str(execution.pk)) == AgentStatus.COMPLETED
     left = AgentExecution.objects.filter(pk=execution.pk) | AgentExecution.objects.filter(parent=execution)
