@@ -273,6 +273,8 @@ def _columns(interp: Interpretation) -> list[tuple[str, Col]]:
         found += [(f"exists[{i}].filters[{j}].other", f.other) for j, f in enumerate(x.filters) if f.other]
         if x.window is not None:
             found.append((f"exists[{i}].window", x.window.column))
+        if x.repeated is not None:
+            found += [(f"exists[{i}].repeated.per[{j}]", col) for j, col in enumerate(x.repeated.per)]
     for i, o in enumerate(interp.order_by):
         if o.column is not None:
             found.append((f"order_by[{i}]", o.column))
@@ -633,10 +635,19 @@ def _exists_sql(ctx: _Ctx, x, *, shape: str) -> tuple[str, str | None]:
     joins = [_join_clause(ctx, e) for e in x.entities[1:]]
     condition = _condition(ctx, x.filters, x.window)
     source = f"{ctx.table(first)} AS {ctx.q(first.alias)}" + "".join(f" {j}" for j in joins)
+    inner_keys = ", ".join(f"{ctx.q(first.alias)}.{ctx.q(a)}" for a, _ in first.join.on)
+    repeat, repeat_keys = "", ""
+    if x.repeated is not None:
+        # "the same film more than once": the related rows grouped per film, one group counted past the test.
+        per = [ctx.col(c) for c in x.repeated.per]
+        repeat = f" HAVING COUNT(*) {_OPS[x.repeated.op]} {literal(x.repeated.value, ctx.dialect)}"
+        repeat_keys = ", ".join(per)
     if shape == "alternate":
         keys = [a for a, _ in first.join.on]
         select = ", ".join(f"{ctx.q(first.alias)}.{ctx.q(k)} AS {ctx.q(f'k{i}')}" for i, k in enumerate(keys))
         where = f" WHERE {' AND '.join(condition)}" if condition else ""
+        if repeat:
+            where += f" GROUP BY {inner_keys}, {repeat_keys}{repeat}"
         sub_alias = f"{first.alias}_x"
         derived = f"(SELECT DISTINCT {select} FROM {source}{where})"
         on = " AND ".join(
@@ -646,11 +657,14 @@ def _exists_sql(ctx: _Ctx, x, *, shape: str) -> tuple[str, str | None]:
         if x.negated:
             return f"{ctx.q(sub_alias)}.{ctx.q('k0')} IS NULL", f"LEFT JOIN {derived} AS {ctx.q(sub_alias)} ON {on}"
         outer = ", ".join(f"{ctx.q(x.from_)}.{ctx.q(b)}" for _, b in first.join.on)
-        inner_keys = ", ".join(f"{ctx.q(first.alias)}.{ctx.q(a)}" for a, _ in first.join.on)
         in_where = f" WHERE {' AND '.join(condition)}" if condition else ""
+        if repeat:
+            in_where += f" GROUP BY {inner_keys}, {repeat_keys}{repeat}"
         if len(first.join.on) == 1:
             return f"{outer} IN (SELECT {inner_keys} FROM {source}{in_where})", None
     where = " AND ".join(correlation + condition)
+    if repeat:
+        where += f" GROUP BY {repeat_keys}{repeat}"
     return f"{'NOT ' if x.negated else ''}EXISTS (SELECT 1 FROM {source} WHERE {where})", None
 
 

@@ -37,7 +37,9 @@ Shapes (JSON, as a model sends it):
 
 Columns are always named through an entity alias, so a table that appears twice (employees and
 the manager they report to) is two entities. Joins run along foreign keys: `on` pairs a column of
-the joining entity with a column of the entity it joins to.
+the joining entity with a column of the entity it joins to. An exists element with `"repeated": {"per":
+[{"entity": "i", "column": "film_id"}], "op": "gt", "value": 1, "phrase": "the same film more than once"}` keeps
+the rows whose related rows, grouped per film, count more than once.
 """
 
 from __future__ import annotations
@@ -283,14 +285,28 @@ class Having(_Strict):
         return self
 
 
+class Repeated(_Strict):
+    """'the same film more than once': the related rows counted per these columns, one count passing the test."""
+
+    per: list[Col] = Field(min_length=1, description="columns of the chain's entities the related rows share")
+    op: Literal["gt", "gte"] = "gt"
+    value: int = Field(ge=1)
+    phrase: str = ""
+
+
 class Exists(_Strict):
-    """Rows of `from` that have (or, negated, have no) related rows along a chain of joins."""
+    """Rows of `from` that have (or, negated, have no) related rows along a chain of joins.
+
+    With `repeated`, the related rows must repeat: some group of them sharing the `per` columns has a
+    count passing the test ("customers who rented the same film more than once").
+    """
 
     negated: bool = False
     from_: str = Field(alias="from", pattern=ALIAS_PATTERN)
     entities: list[Entity] = Field(min_length=1, description="the chain; the first joins to `from`")
     filters: list[Filter] = Field(default_factory=list)
     window: TimeWindow | None = None
+    repeated: Repeated | None = None
     phrase: str = ""
 
 
@@ -398,6 +414,8 @@ class Interpretation(_Strict):
                 add(f"exists[{i}].filters[{j}]", f.phrase)
             if x.window is not None:
                 add(f"exists[{i}].window", x.window.phrase)
+            if x.repeated is not None:
+                add(f"exists[{i}].repeated", x.repeated.phrase)
         for i, o in enumerate(self.order_by):
             add(f"order_by[{i}]", o.phrase)
         if self.limit is not None:
@@ -517,6 +535,9 @@ def interpretation_problems(interp: Interpretation) -> list[str]:
             check_col(f.other, f"exists[{i}].filters[{j}].other", aliases)
         if x.window is not None:
             check_col(x.window.column, f"exists[{i}].window", aliases)
+        if x.repeated is not None:
+            for j, col in enumerate(x.repeated.per):
+                check_col(col, f"exists[{i}].repeated.per[{j}]", {e.alias for e in x.entities})
     for i, o in enumerate(interp.order_by):
         if o.measure is not None and o.measure not in measure_ids:
             problems.append(f"order_by[{i}] names measure '{o.measure}', which is not defined")

@@ -8,6 +8,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from endpoints.compiler import Catalog, interpretation_compile
 from endpoints.interpretation import Interpretation, Question
 from endpoints.sqldialect import duration_sql
 from learning.grammar import is_grammatical
@@ -24,6 +25,7 @@ from .questions import (
     question_which,
     status_question,
 )
+from .relations import design_passes, relation_reading
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
 from .sql import (
     ROW_LIMIT_PARAM,
@@ -308,11 +310,22 @@ def plan_requirement(
     if not index.tables:
         raise PlanningError("this Role can read no table or view of the database")
     memories = memories or []
-    analysis = _analyse(requirement, index, memories, glossary or [])
+    try:
+        analysis = _analyse(requirement, index, memories, glossary or [])
+    except PlanningError:
+        # Rows related through a key's own name, a second instance of a table, a link table, or the same
+        # related row more than once: read another way, kept only when the platform's checks pass on it.
+        related = _relation_plan(requirement, index, schema or {}, dialect)
+        if related is None:
+            raise
+        return related
     reused = _reuse_memory(analysis, index, memories, dialect)
     if reused is not None:
         return reused
-    return _design(analysis, index, dialect)
+    plan = _design(analysis, index, dialect)
+    if plan.interpretation is not None and not design_passes(requirement, plan.interpretation, schema or {}, dialect):
+        return _relation_plan(requirement, index, schema or {}, dialect) or plan
+    return plan
 
 
 def requirement_questions(
@@ -2917,6 +2930,38 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
     )
 
 
+def _relation_plan(requirement: str, index: SchemaIndex, schema: dict, dialect: str) -> Plan | None:
+    """The Plan of the design relations.relation_reading reads, if any: its SQL is the platform's compilation."""
+    reading = relation_reading(requirement=requirement, index=index, schema=schema, dialect=dialect)
+    if reading is None:
+        return None
+    interpretation = reading.interpretation
+    compiled = interpretation_compile(interpretation, catalog=Catalog(schema), dialect=dialect)
+    rationale = (
+        f"Read the requirement as a {' + '.join(reading.shape)} request over "
+        f"{', '.join(f'{s}.{n}' for s, n in reading.objects)}.",
+        *reading.steps,
+        f"Composed one read-only SELECT for {dialect} with bound parameters "
+        f"{', '.join(':' + n for n in bind_names(compiled.sql)) or '(none)'}.",
+    )
+    return Plan(
+        requirement=requirement,
+        shape=reading.shape,
+        objects=reading.objects,
+        method="GET",
+        path=_slug(requirement),
+        description=_sentence(requirement),
+        parameters=compiled.parameters,
+        sql=compiled.sql,
+        response_columns=tuple(compiled.columns),
+        rationale=rationale,
+        confidence=0.85,
+        dialect=dialect,
+        steps=len(rationale),
+        interpretation=interpretation,
+    )
+
+
 def _table_and_name(pair: tuple[Table, Column]) -> tuple[Table, str]:
     return pair[0], pair[1].name
 
@@ -2931,7 +2976,11 @@ def _slug(requirement: str) -> str:
 
 
 def _description(a: Analysis) -> str:
-    text = a.requirement.strip().rstrip(".")
+    return _sentence(a.requirement)
+
+
+def _sentence(requirement: str) -> str:
+    text = requirement.strip().rstrip(".")
     return text[:1].upper() + text[1:] + "."
 
 

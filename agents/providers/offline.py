@@ -38,6 +38,8 @@ from agents.planner import Plan, PlanningError, plan_requirement
 from agents.planner.intent import NUMBER_WORDS, read_phrases
 from agents.planner.planner import _memory_content
 from agents.planner.questions import negated_base
+from agents.planner.relations import key_role_words
+from agents.planner.schema_index import SchemaIndex
 from agents.planner.vocabulary import (
     FILLER_WORDS,
     MONEY_WORDS,
@@ -398,6 +400,8 @@ def _value_words(context: dict, objects: list[dict]) -> list[str]:
     names = {t for o in described.values() for t in name_tokens(o["name"])}
     names |= {t for o in objects for c in o.get("columns") or [] for t in name_tokens(c["name"])}
     heads = {name_tokens(o["name"])[-1] for o in described.values() if name_tokens(o["name"])}
+    # 'manager' beside a key named reports_to or manager_id names the row above, not a value
+    names |= key_role_words(SchemaIndex(_schema(context) or {}))
     known = {str(v).lower() for o in objects for c in o.get("columns") or [] for v in c.get("enum") or []}
     samples = context.get("samples") or {}
     for obj in objects:
@@ -438,6 +442,23 @@ def _probe_columns(obj: dict, context: dict) -> list[str]:
     return out
 
 
+def _pattern_suffices(context: dict) -> bool:
+    """Whether the learned pattern's tables, described, do not leave the requirement declined for want of others.
+
+    "Customers who ordered the same product more than once" after a pattern over customers and orders needs the
+    products too: a search finds them.
+    """
+    if any(t not in _described(context) for t in _pattern_tables(context)):
+        return True
+    try:
+        _plan(context)
+    except PlanningError as error:
+        return bool(error.questions)
+    except LLMError:
+        return False
+    return True
+
+
 def _explorer_calls(context: dict, messages: list[Message], tool_names: list[str]) -> list[ToolCall]:
     """The explorer's next calls: search, then describe the candidates, then probe values; none when done."""
     made = _calls_made(messages)
@@ -455,7 +476,7 @@ def _explorer_calls(context: dict, messages: list[Message], tool_names: list[str
             ToolCall(id=f"call_describe_{i + 1}", name="describe_object", arguments={"object": name})
             for i, name in enumerate(learned)
         ]
-    if _pattern_tables(context) and not searches:
+    if _pattern_tables(context) and not searches and _pattern_suffices(context):
         searches = [ToolCall(id="learned", name="search_objects", arguments={})]
         context = {**context, "catalog": [{"name": t} for t in _pattern_tables(context)]}
     if not searches and "search_objects" in tool_names:

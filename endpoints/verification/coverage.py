@@ -327,7 +327,7 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
         r"\b(twice|more than once|at least once|once|(\d+|" + "|".join(NUMBER_WORDS) + r") times)\b", text
     ):
         elements = at(m)
-        ok = any(kind == "having" for kind, _ in elements)
+        ok = any(kind in ("having", "repeated") for kind, _ in elements)
         need(ok, f"'{m.group(0)}' counts occurrences, but the design has no condition on a count", m.group(0))
     # Counting: "how many", "number of", "count".
     for m in re.finditer(r"\b(how many|number of|count of|count|counts)\b", text):

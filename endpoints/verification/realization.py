@@ -269,6 +269,20 @@ def _exists_realized(tree: _Tree, interp: Interpretation, x) -> bool:
     return False
 
 
+def _repeat_realized(tree: _Tree, x) -> bool:
+    """A GROUP BY over the repeated columns with a HAVING condition, inside a query of the related rows."""
+    chain = {e.object_name.lower() for e in x.entities}
+    per = {c.column.lower() for c in x.repeated.per}
+    for select in tree.ast.find_all(exp.Select):
+        group, having = select.args.get("group"), select.args.get("having")
+        if group is None or having is None or select is tree.ast:
+            continue
+        grouped = {c.name.lower() for c in group.find_all(exp.Column)}
+        if per <= grouped and {t.name.lower() for t in select.find_all(exp.Table)} & chain:
+            return True
+    return False
+
+
 def _counts_rows(node: exp.Expression) -> bool:
     """SUM(CASE WHEN ... THEN 1 ELSE 0 END): a conditional count of rows."""
     case = node.this
@@ -400,6 +414,14 @@ def realization_check(*, sql: str, dialect: str, interpretation: Interpretation,
         if x.window is not None:
             missing = _window_realized(tree, interp, x.window)
             report(not missing, f"exists[{i}].window", "the time window of the related rows is not in the SQL")
+        if x.repeated is not None:
+            report(
+                _repeat_realized(tree, x),
+                f"exists[{i}].repeated",
+                f"'{x.repeated.phrase}' needs the related rows counted per "
+                + ", ".join(c.column for c in x.repeated.per),
+                phrase=x.repeated.phrase,
+            )
         what = x.entities[0].object_name
         report(
             _exists_realized(tree, interp, x),

@@ -89,6 +89,9 @@ def interpretation_describe(interp: Interpretation, *, requirement: str = "") ->
     for x in interp.exists:
         chain = " via ".join(_words(e.object_name) for e in reversed(x.entities))
         extra = [_filter(interp, f) for f in x.filters] + ([_window(interp, x.window)] if x.window else [])
+        if x.repeated is not None:
+            per = ", ".join(_col(interp, c) for c in x.repeated.per)
+            extra.append(f"the same {per} {'more than' if x.repeated.op == 'gt' else 'at least'} {x.repeated.value}x")
         condition = f" ({'; '.join(extra)})" if extra else ""
         parts.append(f"{'without' if x.negated else 'with'} any {chain}{condition}")
     if conditions:

@@ -163,3 +163,72 @@ LOGISTICS = schema_of(
         },
     }
 )
+
+# A school: a teacher's key to their own supervisor, a link table between teachers and courses, a campus
+# whose dean is a teacher, and enrolments of students in sections of courses.
+SCHOOL = schema_of(
+    {
+        "countries": {
+            "columns": {"country_id": "integer", "country_name": "string"},
+            "pk": ["country_id"],
+        },
+        "cities": {
+            "columns": {"city_id": "integer", "city_name": "string", "country_id": "integer"},
+            "pk": ["city_id"],
+            "fks": {"country_id": "countries.country_id"},
+        },
+        "teachers": {
+            "columns": {
+                "teacher_id": "integer",
+                "first_name": "string",
+                "last_name": "string",
+                "email": "string",
+                "supervisor_id": "integer",
+                "hired_on": "date",
+            },
+            "pk": ["teacher_id"],
+            "fks": {"supervisor_id": "teachers.teacher_id"},
+        },
+        "campuses": {
+            "columns": {
+                "campus_id": "integer",
+                "campus_name": "string",
+                "dean_teacher_id": "integer",
+                "city_id": "integer",
+            },
+            "pk": ["campus_id"],
+            "fks": {"dean_teacher_id": "teachers.teacher_id", "city_id": "cities.city_id"},
+            "values": {"campus_name": ["North", "Riverside", "Old Town"]},
+        },
+        "courses": {
+            "columns": {"course_id": "integer", "title": "string", "campus_id": "integer", "credits": "integer"},
+            "pk": ["course_id"],
+            "fks": {"campus_id": "campuses.campus_id"},
+        },
+        "course_teachers": {
+            "columns": {"teacher_id": "integer", "course_id": "integer", "assigned_on": "date"},
+            "pk": ["teacher_id", "course_id"],
+            "fks": {"teacher_id": "teachers.teacher_id", "course_id": "courses.course_id"},
+        },
+        "students": {
+            "columns": {"student_id": "integer", "first_name": "string", "last_name": "string"},
+            "pk": ["student_id"],
+        },
+        "sections": {
+            "columns": {"section_id": "integer", "course_id": "integer", "term": "string"},
+            "pk": ["section_id"],
+            "fks": {"course_id": "courses.course_id"},
+            "values": {"term": ["spring", "autumn"]},
+        },
+        "enrolments": {
+            "columns": {
+                "enrolment_id": "integer",
+                "student_id": "integer",
+                "section_id": "integer",
+                "enrolled_on": "date",
+            },
+            "pk": ["enrolment_id"],
+            "fks": {"student_id": "students.student_id", "section_id": "sections.section_id"},
+        },
+    }
+)

@@ -69,9 +69,15 @@ def test_a_repeat_after_a_verb_counts_the_rows_the_verb_names_per_entity(require
     assert _problems(requirement, wrong)
 
 
-def test_the_same_thing_more_than_once_is_declined_not_read_as_a_plain_count():
-    with pytest.raises(PlanningError):
-        plan_requirement(requirement="Guests who booked the same room more than once", schema=HOTEL)
+def test_the_same_thing_more_than_once_counts_per_entity_and_thing_not_a_plain_count():
+    requirement = "Guests who booked the same room more than once"
+    plan = _plan(requirement)
+    interp = plan.interpretation
+    assert not interp.having and not interp.measures  # not the guests who booked more than once
+    [exists] = interp.exists
+    assert [e.object for e in exists.entities] == ["bookings"]
+    assert [c.column for c in exists.repeated.per] == ["room_id"]
+    assert _problems(requirement, interp) == []
 
 
 def test_rows_a_status_of_their_own_could_leave_out_are_asked_about_before_counting():

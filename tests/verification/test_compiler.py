@@ -198,6 +198,27 @@ CASES = [
         {},
         ["id", "orders"],
     ),
+    (
+        "customers who bought the same product more than once",
+        {
+            "entities": [CUSTOMERS],
+            "select": [{"column": {"entity": "c", "column": "id"}}, {"column": {"entity": "c", "column": "name"}}],
+            "exists": [
+                {
+                    "from": "c",
+                    "entities": [
+                        {"alias": "o", "object": "orders", "join": {"to": "c", "on": [["customer_id", "id"]]}},
+                        {"alias": "i", "object": "order_items", "join": {"to": "o", "on": [["order_id", "id"]]}},
+                    ],
+                    "repeated": {"per": [{"entity": "i", "column": "product_id"}], "op": "gt", "value": 1},
+                }
+            ],
+        },
+        "SELECT id, name FROM customers c WHERE EXISTS (SELECT 1 FROM orders o JOIN order_items i ON i.order_id = o.id "
+        "WHERE o.customer_id = c.id GROUP BY i.product_id HAVING COUNT(*) > 1)",
+        {},
+        ["id", "name"],
+    ),
 ]
 
 
