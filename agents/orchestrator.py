@@ -671,8 +671,13 @@ def success_results(*, execution: AgentExecution, endpoint: GeneratedEndpoint) -
     exploration = phases.get(Phase.EXPLORATION) or {"schema": {"objects": []}}
     testing = phases.get(Phase.TESTING) or {}
     interp = endpoint.interpretation or design.get("interpretation") or {}
-    # Tables of its conditions count too ("never placed an order" reads orders): a later run explores them.
-    entities = [*interp.get("entities", []), *(e for x in interp.get("exists", []) for e in x.get("entities", []))]
+    # Tables of its conditions count too ("never placed an order" reads orders, "activity dropped" reads the
+    # events compared): a later run explores them.
+    entities = [
+        *interp.get("entities", []),
+        *(e for x in interp.get("exists", []) for e in x.get("entities", [])),
+        *(e for c in interp.get("comparisons", []) for e in c.get("entities", [])),
+    ]
     used = {e.get("object", "").rpartition(".")[2] for e in entities}
     objects = [
         {"schema": o.get("schema"), "name": o["name"], "kind": o.get("kind")}
@@ -722,6 +727,8 @@ def _shape(interp: dict) -> list[str]:
         shape.append("time_window")
     if any(x.get("negated") for x in interp.get("exists", [])):
         shape.append("anti_join")
+    if interp.get("comparisons"):
+        shape.append("period_comparison")
     if interp.get("limit"):
         shape.append("top_n")
     if len(interp.get("entities", [])) > 1:

@@ -32,6 +32,8 @@ from endpoints.interpretation import (
     Interpretation,
     Measure,
     Parameter,
+    PeriodComparison,
+    Relative,
     TimeWindow,
 )
 from endpoints.sqldialect import (
@@ -275,6 +277,12 @@ def _columns(interp: Interpretation) -> list[tuple[str, Col]]:
             found.append((f"exists[{i}].window", x.window.column))
         if x.repeated is not None:
             found += [(f"exists[{i}].repeated.per[{j}]", col) for j, col in enumerate(x.repeated.per)]
+    for i, c in enumerate(interp.comparisons):
+        found.append((f"comparisons[{i}].date", c.date))
+        if c.column is not None:
+            found.append((f"comparisons[{i}].column", c.column))
+        found += [(f"comparisons[{i}].filters[{j}]", f.column) for j, f in enumerate(c.filters)]
+        found += [(f"comparisons[{i}].filters[{j}].other", f.other) for j, f in enumerate(c.filters) if f.other]
     for i, o in enumerate(interp.order_by):
         if o.column is not None:
             found.append((f"order_by[{i}]", o.column))
@@ -288,6 +296,9 @@ def _check_types(ctx: _Ctx) -> None:
         (f"measures[{i}].filters[{j}]", f) for i, m in enumerate(interp.measures) for j, f in enumerate(m.filters)
     ]
     compared += [(f"exists[{i}].filters[{j}]", f) for i, x in enumerate(interp.exists) for j, f in enumerate(x.filters)]
+    compared += [
+        (f"comparisons[{i}].filters[{j}]", f) for i, c in enumerate(interp.comparisons) for j, f in enumerate(c.filters)
+    ]
     for path, f in compared:
         if f.other is None:
             continue
@@ -308,6 +319,15 @@ def _check_types(ctx: _Ctx) -> None:
         if g.bucket and not ctx.info(g.column).is_temporal:
             raise CompileError(
                 f"{g.column.column} is not a date, so it cannot be grouped by {g.bucket}", element=f"group_by[{i}]"
+            )
+    for i, c in enumerate(interp.comparisons):
+        if not ctx.info(c.date).is_temporal:
+            raise CompileError(
+                f"the periods are compared on {c.date.column}, which is not a date", element=f"comparisons[{i}]"
+            )
+        if c.column is not None and not ctx.info(c.column).is_numeric:
+            raise CompileError(
+                f"{c.func} of {c.column.column} is impossible: it is not a number", element=f"comparisons[{i}]"
             )
     for i, m in enumerate(interp.measures):
         if m.until is not None:
@@ -474,6 +494,7 @@ def _context_aliases(interp: Interpretation) -> set[str]:
     used |= {g.column.entity for g in interp.group_by}
     used |= {o.column.entity for o in interp.order_by if o.column is not None}
     used |= {x.from_ for x in interp.exists}
+    used |= {c.from_ for c in interp.comparisons}
     # Entities on the path between used ones are used too.
     parents = {e.alias: e.join.to for e in interp.entities if e.join is not None}
     closure = set(used)
@@ -668,6 +689,53 @@ def _exists_sql(ctx: _Ctx, x, *, shape: str) -> tuple[str, str | None]:
     return f"{'NOT ' if x.negated else ''}EXISTS (SELECT 1 FROM {source} WHERE {where})", None
 
 
+def _period_figures(ctx: _Ctx, c: PeriodComparison) -> tuple[str, str]:
+    """Correlated subqueries: the figure of the current window [today - N, ...) and of the N units before it."""
+    first = c.entities[0]
+    assert first.join is not None
+    correlation = [f"{ctx.q(first.alias)}.{ctx.q(a)} = {ctx.q(c.from_)}.{ctx.q(b)}" for a, b in first.join.on]
+    source = f"{ctx.table(first)} AS {ctx.q(first.alias)}" + "".join(f" {_join_clause(ctx, e)}" for e in c.entities[1:])
+    base = correlation + [_filter(ctx, f) for f in c.filters]
+    if c.func == "sum":
+        assert c.column is not None
+        value = f"COALESCE(SUM({ctx.col(c.column)}), 0)"
+    else:
+        value = "COUNT(*)"
+    date = ctx.col(c.date)
+    cut = _bound(ctx, Bound(relative=Relative(amount=-c.amount, unit=c.unit)), edge="start")
+    before = _bound(ctx, Bound(relative=Relative(amount=-2 * c.amount, unit=c.unit)), edge="start")
+    current = " AND ".join([*base, f"{date} >= {cut}"])
+    previous = " AND ".join([*base, f"{date} >= {before}", f"{date} < {cut}"])
+    return (f"(SELECT {value} FROM {source} WHERE {current})", f"(SELECT {value} FROM {source} WHERE {previous})")
+
+
+def _period_join(ctx: _Ctx, c: PeriodComparison, name: str) -> tuple[str, str, str]:
+    """The same figures by conditional aggregation: one derived row per related key, LEFT JOINed to `from`."""
+    first = c.entities[0]
+    assert first.join is not None
+    keys = [a for a, _ in first.join.on]
+    source = f"{ctx.table(first)} AS {ctx.q(first.alias)}" + "".join(f" {_join_clause(ctx, e)}" for e in c.entities[1:])
+    date = ctx.col(c.date)
+    cut = _bound(ctx, Bound(relative=Relative(amount=-c.amount, unit=c.unit)), edge="start")
+    before = _bound(ctx, Bound(relative=Relative(amount=-2 * c.amount, unit=c.unit)), edge="start")
+    value = ctx.col(c.column) if c.func == "sum" and c.column is not None else "1"
+    select = [f"{ctx.q(first.alias)}.{ctx.q(k)} AS {ctx.q(f'k{i}')}" for i, k in enumerate(keys)]
+    select += [
+        f"SUM(CASE WHEN {date} >= {cut} THEN {value} ELSE 0 END) AS {ctx.q('cur')}",
+        f"SUM(CASE WHEN {date} >= {before} AND {date} < {cut} THEN {value} ELSE 0 END) AS {ctx.q('prev')}",
+    ]
+    where = [_filter(ctx, f) for f in c.filters]
+    group = ", ".join(f"{ctx.q(first.alias)}.{ctx.q(k)}" for k in keys)
+    on = " AND ".join(
+        f"{ctx.q(name)}.{ctx.q(f'k{i}')} = {ctx.q(c.from_)}.{ctx.q(b)}" for i, (_, b) in enumerate(first.join.on)
+    )
+    derived = f"SELECT {', '.join(select)} FROM {source}"
+    if where:
+        derived += " WHERE " + " AND ".join(where)
+    join = f"LEFT JOIN ({derived} GROUP BY {group}) AS {ctx.q(name)} ON {on}"
+    return (f"COALESCE({ctx.q(name)}.{ctx.q('cur')}, 0)", f"COALESCE({ctx.q(name)}.{ctx.q('prev')}, 0)", join)
+
+
 def interpretation_compile(
     interp: Interpretation, *, catalog: Catalog, dialect: str, shape: str = "primary"
 ) -> CompiledQuery:
@@ -727,6 +795,19 @@ def interpretation_compile(
             measure_exprs[m.id] = _aggregate(ctx, m)
     for m in interp.measures:
         outputs[m.id] = measure_exprs[m.id]
+    compared: list[str] = []
+    for i, c in enumerate(interp.comparisons):
+        if shape == "alternate":
+            current, previous, join = _period_join(ctx, c, f"pc{i}")
+            derived.append(join)
+            wrap = interp.is_aggregate
+            outputs[c.current] = f"MAX({current})" if wrap else current
+            outputs[c.previous] = f"MAX({previous})" if wrap else previous
+        else:
+            current, previous = _period_figures(ctx, c)
+            outputs[c.current] = current
+            outputs[c.previous] = previous
+        compared.append(f"{current} {'<' if c.direction == 'down' else '>'} {previous}")
 
     select_list = ", ".join(f"{expr} AS {ctx.q(label)}" for label, expr in outputs.items())
     root = interp.root
@@ -741,6 +822,7 @@ def interpretation_compile(
         where.append(condition)
         if join:
             from_parts.append(join)
+    where += compared
     sql = f"SELECT {'DISTINCT ' if interp.distinct and not interp.is_aggregate else ''}{select_list} FROM " + " ".join(
         from_parts
     )
@@ -795,6 +877,9 @@ def _response_columns(ctx: _Ctx) -> list[dict]:
             columns.append(_column_spec(m.id, ctx.info(m.column)))
         else:
             columns.append({"name": m.id, "json_type": "number"})
+    for c in interp.comparisons:
+        json_type = "integer" if c.func == "count" else "number"
+        columns += [{"name": c.current, "json_type": json_type}, {"name": c.previous, "json_type": json_type}]
     return columns
 
 
@@ -855,6 +940,8 @@ def _uses(interp: Interpretation) -> dict[str, list[tuple[str, Any]]]:
     for x in interp.exists:
         filters(x.filters)
         windows(x.window)
+    for c in interp.comparisons:
+        filters(c.filters)
     for h in interp.having:
         if h.param:
             uses.setdefault(h.param, []).append(("having", h.measure))
@@ -906,6 +993,7 @@ def measure_check(
     needed = {g.column.entity for g in interp.group_by} | {s.column.entity for s in interp.select}
     needed |= {f.column.entity for f in interp.filters} | {w.column.entity for w in interp.windows}
     needed |= {x.from_ for x in interp.exists}
+    needed |= {c.from_ for c in interp.comparisons}
     if not needed <= set(reach):
         return None
     chosen: list[str] = []
@@ -944,6 +1032,9 @@ def measure_check(
         where += _window(ctx, w)
     for x in interp.exists:
         where.append(_exists_sql(ctx, x, shape="primary")[0])
+    for c in interp.comparisons:
+        current, previous = _period_figures(ctx, c)
+        where.append(f"{current} {'<' if c.direction == 'down' else '>'} {previous}")
     for i, g in enumerate(interp.group_by):
         label = g.label or (g.bucket or g.column.column)
         if label not in row:

@@ -29,6 +29,10 @@ Shapes (JSON, as a model sends it):
       "having": [{"measure": "revenue", "op": "gt", "value": 1000, "phrase": "more than 1000"}],
       "exists": [{"negated": true, "from": "c", "entities": [{"alias": "o2", "object": "orders",
                   "join": {"to": "c", "on": [["customer_id", "customer_id"]]}}], "phrase": "never ordered"}],
+      "comparisons": [{"from": "c", "entities": [{"alias": "e", "object": "events", "join": {"to": "c", "on":
+                       [["customer_id", "customer_id"]]}}], "func": "count", "date": {"entity": "e", "column":
+                       "occurred_at"}, "amount": 90, "unit": "day", "direction": "down", "current": "recent_events",
+                       "previous": "previous_events", "phrase": "activity dropped in the last 90 days"}],
       "order_by": [{"measure": "revenue", "direction": "desc", "phrase": "top"}],
       "limit": {"n": 10, "param": "top_n", "phrase": "top 10"},
       "parameters": [{"name": "country", "type": "string", "required": true, "phrase": "a given country"}],
@@ -310,6 +314,37 @@ class Exists(_Strict):
     phrase: str = ""
 
 
+class PeriodComparison(_Strict):
+    """Per row of `from`, a measure of its related rows in the last N units against the N units before.
+
+    The current window is [today - N, ...) and the previous one [today - 2N, today - N), on `date`;
+    "down" keeps the rows whose current figure is below the previous one ("activity dropped in the last
+    90 days"), "up" those above it ("orders grew"); rows with nothing in either window are neither.
+    Both figures are output columns (`current`, `previous`).
+    """
+
+    from_: str = Field(alias="from", pattern=ALIAS_PATTERN)
+    entities: list[Entity] = Field(min_length=1, description="the chain to the measured rows; the first joins `from`")
+    func: Literal["count", "sum"] = "count"
+    column: Col | None = Field(default=None, description="what is summed; none for a count of rows")
+    date: Col = Field(description="the date that says when a measured row happened")
+    amount: int = Field(ge=1, le=3650, description="the length of each window")
+    unit: Unit
+    direction: Literal["down", "up"]
+    filters: list[Filter] = Field(default_factory=list, description="only rows matching these count")
+    current: str = Field(pattern=ALIAS_PATTERN, description="output column of the current window's figure")
+    previous: str = Field(pattern=ALIAS_PATTERN, description="output column of the previous window's figure")
+    phrase: str = ""
+
+    @model_validator(mode="after")
+    def _operand(self) -> PeriodComparison:
+        if self.func == "sum" and self.column is None:
+            raise ValueError("a sum compared across periods needs a column")
+        if self.current == self.previous:
+            raise ValueError("the two figures of a period comparison need two names")
+        return self
+
+
 class OrderKey(_Strict):
     measure: str | None = Field(default=None, pattern=ALIAS_PATTERN)
     column: Col | None = None
@@ -346,6 +381,7 @@ class Interpretation(_Strict):
     measures: list[Measure] = Field(default_factory=list)
     having: list[Having] = Field(default_factory=list)
     exists: list[Exists] = Field(default_factory=list)
+    comparisons: list[PeriodComparison] = Field(default_factory=list)
     order_by: list[OrderKey] = Field(default_factory=list)
     limit: Limit | None = None
     distinct: bool = False
@@ -372,7 +408,11 @@ class Interpretation(_Strict):
         return next((e for e in self.all_entities() if e.alias == alias), None)
 
     def all_entities(self) -> list[Entity]:
-        return [*self.entities, *(e for x in self.exists for e in x.entities)]
+        return [
+            *self.entities,
+            *(e for x in self.exists for e in x.entities),
+            *(e for c in self.comparisons for e in c.entities),
+        ]
 
     def parameter(self, name: str) -> Parameter | None:
         return next((p for p in self.parameters if p.name == name), None)
@@ -416,6 +456,12 @@ class Interpretation(_Strict):
                 add(f"exists[{i}].window", x.window.phrase)
             if x.repeated is not None:
                 add(f"exists[{i}].repeated", x.repeated.phrase)
+        for i, c in enumerate(self.comparisons):
+            add(f"comparisons[{i}]", c.phrase)
+            for j, e in enumerate(c.entities):
+                add(f"comparisons[{i}].entities[{j}]", e.phrase)
+            for j, f in enumerate(c.filters):
+                add(f"comparisons[{i}].filters[{j}]", f.phrase)
         for i, o in enumerate(self.order_by):
             add(f"order_by[{i}]", o.phrase)
         if self.limit is not None:
@@ -431,6 +477,7 @@ class Interpretation(_Strict):
         names = [g.label or output_label(g.column, g.bucket) for g in self.group_by]
         names += [s.label or s.column.column for s in self.select]
         names += [m.id for m in self.measures]
+        names += [name for c in self.comparisons for name in (c.current, c.previous)]
         return names
 
 
@@ -467,6 +514,8 @@ def interpretation_parameter_uses(interp: Interpretation) -> list[str]:
     uses += [h.param for h in interp.having if h.param]
     for x in interp.exists:
         uses += _filter_params(x.filters) + _window_params(x.window)
+    for c in interp.comparisons:
+        uses += _filter_params(c.filters)
     if interp.limit is not None and interp.limit.param:
         uses.append(interp.limit.param)
     return uses
@@ -476,7 +525,8 @@ def interpretation_problems(interp: Interpretation) -> list[str]:
     """Internal consistency: aliases, joins, references to measures and parameters."""
     problems: list[str] = []
     seen: list[str] = []
-    for group, entities in [("entities", interp.entities), *(("exists", x.entities) for x in interp.exists)]:
+    nested = [*(("exists", x.entities) for x in interp.exists), *(("exists", c.entities) for c in interp.comparisons)]
+    for group, entities in [("entities", interp.entities), *nested]:
         local = list(seen) if group == "exists" else seen
         for i, entity in enumerate(entities):
             if entity.alias in local:
@@ -538,6 +588,19 @@ def interpretation_problems(interp: Interpretation) -> list[str]:
         if x.repeated is not None:
             for j, col in enumerate(x.repeated.per):
                 check_col(col, f"exists[{i}].repeated.per[{j}]", {e.alias for e in x.entities})
+    for i, c in enumerate(interp.comparisons):
+        if c.from_ not in top_aliases:
+            problems.append(f"comparisons[{i}] starts from '{c.from_}', which is not an entity of the query")
+        first = c.entities[0]
+        if first.join is not None and first.join.to != c.from_:
+            problems.append(f"the first entity of comparisons[{i}] joins '{c.from_}' (its `from`)")
+        aliases = top_aliases | {e.alias for e in c.entities}
+        chain = {e.alias for e in c.entities}
+        check_col(c.date, f"comparisons[{i}].date", chain)
+        check_col(c.column, f"comparisons[{i}].column", chain)
+        for j, f in enumerate(c.filters):
+            check_col(f.column, f"comparisons[{i}].filters[{j}]", aliases)
+            check_col(f.other, f"comparisons[{i}].filters[{j}].other", aliases)
     for i, o in enumerate(interp.order_by):
         if o.measure is not None and o.measure not in measure_ids:
             problems.append(f"order_by[{i}] names measure '{o.measure}', which is not defined")

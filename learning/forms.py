@@ -16,7 +16,13 @@ KINDS = [
     ("filter", "a condition (e.g. 'open' → status in new, open)"),
     ("measure", "a measure (e.g. 'revenue' → sum of orders.total_amount)"),
     ("entity", "a table or view (e.g. 'buyers' → customers)"),
+    ("definition", "a judgement from related activity (e.g. 'churn risk' → none lately in activity_events)"),
     ("ignore", "nothing in this database"),
+]
+SHAPES = [
+    ("", "—"),
+    ("lapsed", "none in the period, but some before"),
+    ("dropped", "fewer in the period than in the one before"),
 ]
 OPS = [
     ("", "—"),
@@ -98,6 +104,7 @@ class GlossaryTermForm(TextSafeFormMixin, forms.Form):
     )
     func = forms.ChoiceField(choices=FUNCS, required=False, label="Aggregate")
     times = forms.CharField(max_length=128, required=False, label="Times column", help_text="e.g. quantity")
+    shape = forms.ChoiceField(choices=SHAPES, required=False, label="Definition", help_text="for a definition")
     conditions = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -117,6 +124,7 @@ class GlossaryTermForm(TextSafeFormMixin, forms.Form):
             "value": ", ".join(str(v) for v in value) if isinstance(value, list) else ("" if value is None else value),
             "func": mapping.func or "",
             "times": mapping.times or "",
+            "shape": mapping.shape or "",
             "conditions": conditions_text(mapping),
             "note": note,
         }
@@ -144,7 +152,7 @@ class GlossaryTermForm(TextSafeFormMixin, forms.Form):
         """The mapping as learning.glossary takes it (checked there)."""
         data = self.cleaned_data
         mapping: dict[str, Any] = {"kind": data["kind"]}
-        for name in ("object", "column", "op", "func", "times"):
+        for name in ("object", "column", "op", "func", "times", "shape"):
             if data.get(name):
                 mapping[name] = data[name].strip()
         raw = (data.get("value") or "").strip()

@@ -13,6 +13,10 @@ Mapping kinds:
            [conditions]}, where an empty list says no condition applies: "every status counts");
 - measure: the term is an aggregate ({"func", "object", "column", "times"?, "filters"?: [conditions]}),
            e.g. 'revenue' -> sum of orders.total_amount over orders whose status is not cancelled/refunded;
+- definition: the term is a judgement about rows, defined by their related activity ({"shape", "object",
+           "column", "func"}): "lapsed" (none in the requirement's last N units but some before, the latest
+           `column` before the cut-off), "dropped" (fewer in the last N units than in the N before), e.g.
+           'churn risk' -> lapsed activity_events by occurred_at;
 - ignore:  the term changes nothing in this database (e.g. 'please', 'our').
 
 A term may have one mapping of each kind: 'revenue' is a measure (the sum of which column) and a
@@ -55,7 +59,8 @@ class Mapping(BaseModel):
     """What a term means; see the module docstring."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["entity", "column", "value", "filter", "measure", "ignore"]
+    kind: Literal["entity", "column", "value", "filter", "measure", "definition", "ignore"]
+    shape: Literal["lapsed", "dropped"] | None = Field(default=None, description="a definition's shape")
     object: str | None = Field(default=None, max_length=255)
     column: str | None = Field(default=None, max_length=128)
     op: Literal["eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "is_null", "not_null", "contains"] | None = None
@@ -74,6 +79,7 @@ class Mapping(BaseModel):
             "value": ("object", "column"),
             "filter": ("object",),
             "measure": ("func",),
+            "definition": ("shape", "object", "column"),
             "ignore": (),
         }[self.kind]
         missing = [name for name in need if not getattr(self, name)]
@@ -112,6 +118,10 @@ class Mapping(BaseModel):
                 what += f" times {self.times}"
             conditions = "; ".join(_condition_words(c) for c in self.filters)
             return f"{self.func} of {what}" + (f" where {conditions}" if conditions else "")
+        if self.kind == "definition":
+            if self.shape == "lapsed":
+                return f"no {self.object} in the period, but some before (the latest {self.column} is before it)"
+            return f"fewer {self.object} in the period than in the one before it (by {self.column})"
         return "nothing in this database (ignored)"
 
 

@@ -343,8 +343,9 @@ def low_cardinality_values(rows: list[dict], names: list[str], *, complete: bool
     return out
 
 
-def describe_object(objects: RoleObjects, grant: Grant, *, read_sample) -> dict:
-    """What an agent needs to know of one object; `read_sample(grant, columns, limit)` reads through the executor."""
+def describe_object(objects: RoleObjects, grant: Grant, *, read_sample, read_distinct=None) -> dict:
+    """What an agent needs to know of one object; `read_sample(grant, columns, limit)` and
+    `read_distinct(grant, column, limit) -> (values, complete)` read through the executor."""
     obj = grant.object or {}
     kind = _kind_label(grant)
     described: dict[str, Any] = {
@@ -387,6 +388,14 @@ def describe_object(objects: RoleObjects, grant: Grant, *, read_sample) -> dict:
     candidates = _sample_candidates(columns)
     if candidates and objects.readable(grant) and read_sample is not None:
         rows, complete = read_sample(grant, candidates, DESCRIBE_SAMPLE_ROWS)
-        described["sample_values"] = low_cardinality_values(rows, candidates, complete=complete)
+        values = low_cardinality_values(rows, candidates, complete=complete)
+        if not complete and read_distinct is not None:
+            # The first rows are a sample: a category seen there may have values only later rows hold (the
+            # statuses of rows still under way), and a question about it must offer every one.
+            for name in list(values):
+                every, all_of_them = read_distinct(grant, name, LOW_CARDINALITY_MAX)
+                if all_of_them:
+                    values[name] = [_shown(v) for v in every]
+        described["sample_values"] = values
         described["sample_values_from_rows"] = len(rows)
     return described

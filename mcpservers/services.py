@@ -432,7 +432,12 @@ def _fixed_payload(*, instance, name: str, arguments: dict) -> tuple[dict, int |
         )
         return result.rows, not result.truncated
 
-    return fixedtools.describe_object(objects, grant, read_sample=read_sample), None
+    def read_distinct(grant, column, limit):
+        return executor.executor_distinct(
+            role=role, object_name=grant.object_name, schema=grant.schema, column=column, limit=limit
+        )
+
+    return fixedtools.describe_object(objects, grant, read_sample=read_sample, read_distinct=read_distinct), None
 
 
 def _invoke_fixed(*, instance: MCPServerInstance, name: str, arguments: dict, try_sql: bool) -> ToolResult:

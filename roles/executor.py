@@ -455,6 +455,33 @@ def executor_query(
     return QueryResult(columns=names, rows=rows, row_count=len(rows), total=total, truncated=truncated)
 
 
+def executor_distinct(
+    *, role, object_name: str, schema: str | None = None, column: str, limit: int
+) -> tuple[list, bool]:
+    """The distinct non-null values of one column of a granted table or view, most frequent first, and
+    whether that is all of them (at most `limit` are returned)."""
+    grant, db_schema = _resolve(role, object_name, schema, action="SELECT", kinds=("table", "view"))
+    table = _table(grant, db_schema)
+    _readable_column(grant, column, "column")
+    where = _where(grant, table, db_schema["engine"], None, required=False)
+    target = table.c[column]
+    count = sa.func.count().label("n")
+    statement = (
+        sa.select(target, count)
+        .where(*where, target.is_not(None))
+        .group_by(target)
+        .order_by(count.desc(), target)
+        .limit(_limit(limit) + 1)
+    )
+
+    def work(conn, _engines):
+        return [{column: r[0]} for r in conn.execute(statement)]
+
+    rows = _run(role.service, work, write=False, context=f"distinct {object_name}.{column}")
+    values = [r[column] for r in _safe_rows(grant, rows[:limit])]
+    return values, len(rows) <= limit
+
+
 def _write_values(grant: Grant, values, field: str, engine: str, *, insert: bool) -> dict:
     if not isinstance(values, dict):
         raise ExecutorError("invalid_argument", f"{field} must be an object of column: value.", field=field)

@@ -14,10 +14,12 @@ from endpoints.sqldialect import duration_sql
 from learning.grammar import is_grammatical
 
 from .dates import date_candidates, date_column, fact_date
+from .definitions import definition_design
 from .durations import DurationError, read_duration
 from .intent import Metric, Phrases, TimeWindow, read_phrases
 from .meaning import interpretation_from_analysis
 from .people import people_questions, resolve_people
+from .periods import Unresolved, comparison_design, design_problems
 from .questions import (
     measure_choices,
     question_confirm_value,
@@ -40,6 +42,7 @@ from .sql import (
     time_bucket,
 )
 from .vocabulary import (
+    ACTIVITY_WORDS,
     FILLER_WORDS,
     LOCATION_WORDS,
     MEASURE_NAME_QUALITY,
@@ -73,29 +76,6 @@ STRICT_MAX_LIMIT = 200
 # Date parameters travel as ISO text checked by a pattern and are cast in SQL (CAST(:since AS DATE)).
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 REUSABLE_TYPES = ("SUCCESS_PATTERN", "API_PATTERN")
-ACTIVITY_WORDS = frozenset(
-    [
-        "activity",
-        "activities",
-        "event",
-        "events",
-        "log",
-        "logs",
-        "interaction",
-        "interactions",
-        "visit",
-        "visits",
-        "session",
-        "sessions",
-        "login",
-        "logins",
-        "action",
-        "actions",
-        "touchpoint",
-        "touchpoints",
-        "engagement",
-    ]
-)
 
 
 NEXT_STEP = "Rephrase it with the names of the things, columns or values it is about, or describe it in other words."
@@ -309,6 +289,9 @@ def plan_requirement(
     index = SchemaIndex(schema or {}, grants=grants, samples=samples, dialect=dialect)
     if not index.tables:
         raise PlanningError("this Role can read no table or view of the database")
+    designed = _shape_design(requirement, index, schema, grants, samples, glossary or [], dialect)
+    if designed is not None:
+        return designed
     memories = memories or []
     try:
         analysis = _analyse(requirement, index, memories, glossary or [])
@@ -326,6 +309,55 @@ def plan_requirement(
     if plan.interpretation is not None and not design_passes(requirement, plan.interpretation, schema or {}, dialect):
         return _relation_plan(requirement, index, schema or {}, dialect) or plan
     return plan
+
+
+def _shape_design(
+    requirement: str,
+    index: SchemaIndex,
+    schema: dict,
+    grants: list | None,
+    samples: dict | None,
+    glossary: list[dict],
+    dialect: str,
+) -> Plan | None:
+    """Shapes designed by their own modules: changes between periods, terms that need a definition."""
+
+    def money(text: str) -> Interpretation | None:
+        try:
+            return plan_requirement(
+                requirement=text, schema=schema, grants=grants, samples=samples, glossary=glossary, dialect=dialect
+            ).interpretation
+        except PlanningError as error:  # said of the money word alone, not of the words it was asked with
+            raise PlanningError(error.why, questions=error.questions) from None
+
+    try:
+        design = definition_design(requirement=requirement, index=index, glossary=glossary)
+        if design is None:
+            design = comparison_design(requirement=requirement, index=index, money=money)
+    except Unresolved as error:
+        raise PlanningError(error.why, questions=error.questions) from None
+    if design is None:
+        return None
+    problems = design_problems(requirement=requirement, design=design, schema=schema, dialect=dialect)
+    if problems:
+        raise PlanningError("; ".join(problems))
+    compiled = interpretation_compile(design.interpretation, catalog=Catalog(schema), dialect=dialect)
+    return Plan(
+        requirement=requirement,
+        shape=design.shape,
+        objects=tuple(design.objects),
+        method="GET",
+        path=_slug(requirement),
+        description=_sentence(requirement),
+        parameters=compiled.parameters,
+        sql=compiled.sql,
+        response_columns=tuple(compiled.columns),
+        rationale=tuple(design.steps),
+        confidence=0.8,
+        dialect=dialect,
+        steps=len(design.steps),
+        interpretation=design.interpretation,
+    )
 
 
 def requirement_questions(

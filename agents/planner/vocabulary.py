@@ -145,6 +145,30 @@ SYNONYM_GROUPS: tuple[frozenset[str], ...] = tuple(
     )
 )
 
+# Nouns for what a row does over time, recorded as dated rows of a child table ("no activity", "activity dropped").
+ACTIVITY_WORDS = frozenset(
+    [
+        "activity",
+        "activities",
+        "event",
+        "events",
+        "log",
+        "logs",
+        "interaction",
+        "interactions",
+        "visit",
+        "visits",
+        "session",
+        "sessions",
+        "login",
+        "logins",
+        "action",
+        "actions",
+        "touchpoint",
+        "touchpoints",
+        "engagement",
+    ]
+)
 MONEY_WORDS = frozenset(
     ["revenue", "sales", "sale", "spend", "spent", "spending", "income", "turnover", "money", "earnings", "gmv"]
 )
@@ -199,6 +223,11 @@ FILLER_WORDS = frozenset(
         "recent",
         "recently",
         "report",
+        # Verbs of asking for a figure, like "show": they select nothing (the platform's lexicon agrees).
+        "calculate",
+        "calculates",
+        "compute",
+        "computes",
         "overview",
         "breakdown",
         "figures",

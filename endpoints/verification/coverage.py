@@ -47,6 +47,12 @@ NUMBER_WORDS = {
     "fifty": 50,
     "hundred": 100,
 }
+DOWN_VERBS = frozenset({"dropped", "fell", "declined", "decreased", "shrank", "shrunk", "slowed", "dipped"})
+UP_VERBS = frozenset({"grew", "rose", "increased", "climbed", "jumped"})
+# Not a change between periods when a comparison with a value follows ("stock has fallen below its reorder level").
+CHANGE_VERBS = re.compile(
+    r"\b(" + "|".join(sorted(DOWN_VERBS | UP_VERBS)) + r")\b(?!\s+(?:below|above|under|over|beneath|to|by|than)\b)"
+)
 DESCENDING = {"most", "top", "highest", "largest", "biggest", "best", "greatest", "maximum", "max", "leading"}
 ASCENDING = {"least", "fewest", "lowest", "smallest", "worst", "bottom", "minimum", "min"}
 
@@ -211,10 +217,20 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
             continue
         elements = at(m)
         ok = any(
-            kind in ("windows", "window") or (kind == "filters" and _is_temporal_filter(interp, e, catalog))
+            kind in ("windows", "window", "comparisons")
+            or (kind == "filters" and _is_temporal_filter(interp, e, catalog))
             for kind, e in elements
         )
         need(ok, f"'{m.group(0)}' is a time window, but the design has no date condition for it", m.group(0))
+    # A change between periods ("activity dropped", "orders grew"): a period comparison, that way round.
+    for m in CHANGE_VERBS.finditer(text):
+        direction = "down" if m.group(1) in DOWN_VERBS else "up"
+        ok = any(kind == "comparisons" and e.direction == direction for kind, e in at(m, 1))
+        need(
+            ok,
+            f"'{m.group(1)}' compares two periods, but the design does not compare a figure with the period before",
+            m.group(1),
+        )
     # Negation: an anti-join, a null test or a negative comparison.
     for w in words(requirement):
         if w.lower not in NEGATIONS:

@@ -7,8 +7,8 @@ phrase must be explained by the measure itself (the column or columns it aggrega
 belong to, the rows it counts, its own conditions), by another element whose phrase holds the word
 ("per month" in "total sales per month"), by a business term of the Service's glossary, or be a word
 of aggregation ("average", "total", "number") or, for a measure of a numeric column, a word of money
-("value", "revenue", "spend"). A word none of these explain means the design measures something else
-than what was asked: the design is refused with the word named.
+("value", "revenue", "spend"), or, for a measure over all time (no window), "lifetime". A word none of these
+explain means the design measures something else than what was asked: the design is refused with the word named.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ AGGREGATION_WORDS = word_set(
     "average averages avg mean median total totals sum sums summed number numbers count counts counted many much "
     "overall combined typical aggregate"
 )
+ALL_TIME_WORDS = word_set("lifetime alltime ever")
 MONEY_WORDS = word_set(
     "value values valued revenue revenues sales sale sold spend spends spent spending amount amounts money price "
     "prices priced cost costs income turnover earnings earned worth dollars dollar euros euro takings billing "
@@ -105,6 +106,8 @@ def measure_grounding_check(*, interpretation: Interpretation, terms: list[str] 
                 continue
             if w in DURATION_WORDS and measure.until is not None:
                 continue
+            if w in ALL_TIME_WORDS and measure.window is None and not interp.windows:
+                continue  # "lifetime spend": over every row, which a measure with no window is
             if any(related(w, identifier) for identifier in identifiers):
                 continue
             what = f"{measure.func.upper()}({measure.column.column})" if measure.column else "a count of rows"

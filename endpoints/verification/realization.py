@@ -20,7 +20,7 @@ from sqlglot import exp
 from sqlglot.optimizer.qualify import qualify
 
 from endpoints.compiler import Catalog
-from endpoints.interpretation import Col, Filter, Interpretation, Measure, TimeWindow
+from endpoints.interpretation import Bound, Col, Filter, Interpretation, Measure, PeriodComparison, Relative, TimeWindow
 from endpoints.verification.findings import Finding
 
 _COMPARE = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.Like, exp.ILike, exp.In, exp.Is, exp.Between)
@@ -231,6 +231,32 @@ def _window_realized(tree: _Tree, interp: Interpretation, w: TimeWindow) -> list
     return missing
 
 
+def _comparison_realized(tree: _Tree, interp: Interpretation, c: PeriodComparison) -> bool:
+    """Both windows on the comparison's date, and a condition that compares two computed figures that way round."""
+    window = TimeWindow(column=c.date, start=Bound(relative=Relative(amount=-c.amount, unit=c.unit)), end=None)
+    previous = window.model_copy(update={"end": window.start})
+    if _window_realized(tree, interp, window) or _window_realized(tree, interp, previous):
+        return False
+    obj = _object(interp, c.date)
+
+    def dated(side: exp.Expression) -> int:
+        return sum(
+            1
+            for n in side.find_all(*_ORDERED)
+            if any(_refers(tree, part, obj, c.date.column) for part in (n.this, n.args.get("expression")) if part)
+        )
+
+    for node in tree.ast.find_all(exp.LT, exp.GT):
+        left, right = node.this, node.expression
+        if not all(s.find(exp.Subquery, exp.AggFunc, exp.Coalesce) is not None for s in (left, right)):
+            continue
+        smaller, larger = (left, right) if isinstance(node, exp.LT) else (right, left)
+        current, previous = (smaller, larger) if c.direction == "down" else (larger, smaller)
+        if dated(current) <= dated(previous):  # the previous window has two edges, the current one
+            return True
+    return False
+
+
 def _foreign_columns(node: exp.Expression) -> bool:
     """Whether an expression reads a column (a date expression of the window reads none)."""
     return any(True for _ in node.find_all(exp.Column))
@@ -430,6 +456,14 @@ def realization_check(*, sql: str, dialect: str, interpretation: Interpretation,
             if x.negated
             else f"'{x.phrase}' needs the related rows of {what}",
             phrase=x.phrase,
+        )
+    for i, c in enumerate(interp.comparisons):
+        report(
+            _comparison_realized(tree, interp, c),
+            f"comparisons[{i}]",
+            f"'{c.phrase or 'the change between periods'}' needs the {c.func} of {c.entities[-1].object_name} in the "
+            f"last {c.amount} {c.unit}s compared with the {c.amount} {c.unit}s before",
+            phrase=c.phrase,
         )
     for i, w in enumerate(interp.windows):
         missing = _window_realized(tree, interp, w)

@@ -113,6 +113,14 @@ def interpretation_describe(interp: Interpretation, *, requirement: str = "") ->
             what = f"{m.unit}s from {what} to {_col(interp, m.until)}"
         extra = [_filter(interp, f) for f in m.filters] + ([_window(interp, m.window)] if m.window else [])
         parts.append(f"{m.id} = {_FUNCS[m.func]} {what}" + (f" (counting {' and '.join(extra)})" if extra else ""))
+    for c in interp.comparisons:
+        what = _col(interp, c.column) if c.column else f"{_words(c.entities[-1].object_name)} rows"
+        change = "fewer" if c.direction == "down" else "more"
+        period = f"{c.amount} {c.unit}{'s' if c.amount != 1 else ''}"
+        parts.append(
+            f"only where the {_FUNCS[c.func]} {what} in the last {period} ({c.current}) is {change} than in the "
+            f"{period} before ({c.previous})"
+        )
     for h in interp.having:
         right = h.other if h.other else (f"{{{h.param}}}" if h.param else h.value)
         if h.other and h.factor != 1.0:

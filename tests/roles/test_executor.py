@@ -8,6 +8,7 @@ from roles.executor import (
     ExecutorError,
     executor_call,
     executor_delete,
+    executor_distinct,
     executor_insert,
     executor_query,
     executor_update,
@@ -288,6 +289,23 @@ def test_row_filter_confines_reads_updates_deletes_and_inserts(service, make_rol
         executor_update(role=role, object_name="customers", values={"region": "US"}, filters={"id": 1})
     assert err.value.code == "forbidden"
     assert data_checksum(service) == before
+
+
+def test_distinct_values_come_most_frequent_first_and_say_whether_they_are_all(service, make_role):
+    role = make_role(service, [table_perm("customers", ["SELECT"])])
+    # EU three times, then APAC and US once each (ties by value).
+    every = executor_distinct(role=role, object_name="customers", column="region", limit=5)
+    assert every == (["EU", "APAC", "US"], True)
+    assert executor_distinct(role=role, object_name="customers", column="region", limit=1) == (["EU"], False)
+
+
+def test_distinct_values_keep_the_row_filter_and_the_column_grants(service, make_role):
+    confined = make_role(service, [table_perm("customers", rowFilter={"region": "EU"})])
+    assert executor_distinct(role=confined, object_name="customers", column="region", limit=5) == (["EU"], True)
+    narrow = make_role(service, [table_perm("customers", columns={"allow": ["id", "name"]})])
+    with pytest.raises(ExecutorError) as err:
+        executor_distinct(role=narrow, object_name="customers", column="region", limit=5)
+    assert err.value.code == "forbidden"
 
 
 def test_bad_filter_shapes_get_precise_errors(service, make_role):

@@ -95,3 +95,22 @@ def test_a_count_is_explained_by_the_rows_it_counts_and_its_own_conditions():
         },
     )
     assert _messages(interp) == []
+
+
+def test_lifetime_is_a_measure_over_all_time_never_one_within_a_window():
+    measure = {
+        "id": "lifetime_spend",
+        "func": "sum",
+        "column": {"entity": "o", "column": "total_amount"},
+        "phrase": "lifetime spend",
+    }
+    assert _messages(_design(ORDERS, measure)) == []
+    windowed = measure | {
+        "window": {
+            "column": {"entity": "o", "column": "order_date"},
+            "start": {"relative": {"amount": -30, "unit": "day"}},
+        }
+    }
+    assert _messages(_design(ORDERS, windowed)) == [
+        "'lifetime' in 'lifetime spend' is not what the design measures (SUM(total_amount))"
+    ]

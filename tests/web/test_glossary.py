@@ -7,8 +7,10 @@ from html import unescape
 import pytest
 from django.urls import reverse
 
-from learning.glossary import glossary_define, glossary_lookup, glossary_terms
+from learning.forms import GlossaryTermForm
+from learning.glossary import glossary_define, glossary_lookup, glossary_terms, mapping_parse
 from learning.models import AgentMemory
+from learning.services import LearningInputError
 from roles.models import Engine, Service
 from tests.web.conftest import login
 
@@ -163,3 +165,17 @@ def test_a_glossary_memory_reads_as_its_term_and_a_memory_that_is_no_term_reads_
         service=demo_service,
     )
     assert glossary_term_read(memory=prose) is None
+
+
+def test_a_definition_term_round_trips_through_the_glossary_form():
+    data = {"term": "churn risk", "kind": "definition", "object": "activity_events", "column": "occurred_at"}
+    form = GlossaryTermForm(data=data | {"shape": "lapsed", "func": "max"})
+    assert form.is_valid(), form.errors
+    mapping = mapping_parse(form.mapping())
+    assert (mapping.kind, mapping.shape, mapping.func) == ("definition", "lapsed", "max")
+    assert "no activity_events in the period, but some before" in mapping.describe()
+    assert GlossaryTermForm.initial_for("churn risk", mapping)["shape"] == "lapsed"
+    missing = GlossaryTermForm(data=data)
+    assert missing.is_valid()
+    with pytest.raises(LearningInputError, match="shape"):
+        mapping_parse(missing.mapping())
