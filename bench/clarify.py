@@ -34,6 +34,8 @@ class ReferenceFacts:
     filters: set[tuple[str | None, str, str]] = field(default_factory=set)
     measures: set[tuple[str, str | None, str | None]] = field(default_factory=set)
     expressions: set[tuple[str, frozenset]] = field(default_factory=set)  # aggregates of expressions
+    formulas: set[tuple[str, str]] = field(default_factory=set)  # (func, arithmetic as arithmetic_text writes it)
+    comparisons: set[tuple[str, str, str]] = field(default_factory=set)  # (arithmetic, op, value): (a - b) / a < 0.3
     selected: set[tuple[str | None, str]] = field(default_factory=set)  # columns the outer SELECT returns
     words: set[str] = field(default_factory=set)  # every word of the SQL text: names, aliases, literals
 
@@ -133,7 +135,33 @@ def reference_facts(*, sql: str, parameters: dict | None = None, dialect: str = 
             facts.measures.add((func, owner(argument), argument.name.lower()))
         else:  # an expression of columns: SUM(price * quantity * (1 - discount)) is no column's sum
             facts.expressions.add((func, frozenset((owner(c), c.name.lower()) for c in columns)))
+            facts.formulas.add((func, arithmetic_text(argument)))
+    for predicate in tree.find_all(exp.GT, exp.GTE, exp.LT, exp.LTE, exp.EQ, exp.NEQ):
+        if isinstance(predicate.left, exp.Column) or predicate.left.find(exp.AggFunc) is not None:
+            continue
+        value = value_of(predicate.right)
+        if value is not None and predicate.left.find(exp.Column) is not None:
+            op = {exp.GT: "gt", exp.GTE: "gte", exp.LT: "lt", exp.LTE: "lte", exp.EQ: "eq", exp.NEQ: "ne"}
+            facts.comparisons.add((arithmetic_text(predicate.left), op[type(predicate)], value))
     return facts
+
+
+def arithmetic_text(node: exp.Expression | str) -> str:
+    """An arithmetic of columns in one spelling: casts, parentheses around single terms and table qualifiers
+    dropped, names lower-cased ('SUM(CAST(od.unit_price AS numeric) * od.quantity)' -> 'unit_price * quantity')."""
+    if isinstance(node, str):
+        node = sqlglot.parse_one(node)
+
+    def plain(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.Cast):
+            return plain(n.this)
+        if isinstance(n, exp.Column):
+            return exp.column(n.name.lower())
+        if isinstance(n, exp.Paren) and isinstance(n.this, (exp.Column, exp.Literal, exp.Cast, exp.Paren)):
+            return plain(n.this)
+        return n
+
+    return node.copy().transform(plain).sql().lower()
 
 
 def _filter_fits(table: str | None, column: str, values: list, facts: ReferenceFacts) -> bool:
@@ -188,7 +216,14 @@ def choice_fits(mapping: dict, facts: ReferenceFacts) -> bool:
         named = True
         func = str(func).lower()
         times = mapping.get("times")
-        if times:  # price x quantity: an aggregate of exactly those two columns
+        if mapping.get("expression"):  # an arithmetic of columns: the reference aggregates that very arithmetic
+            try:
+                wanted_text = arithmetic_text(str(mapping["expression"]))
+            except sqlglot.errors.ParseError:
+                return False
+            if (func, wanted_text) not in facts.formulas:
+                return False
+        elif times:  # price x quantity: an aggregate of exactly those two columns
             wanted = {str(column or "").lower(), str(times).lower()}
             if not any(f == func and {c for _t, c in cols} == wanted for f, cols in facts.expressions):
                 return False

@@ -54,6 +54,7 @@ from endpoints.sqldialect import (
     today,
     year_start_param,
 )
+from learning.arithmetic import arithmetic_render
 
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -266,6 +267,7 @@ def _columns(interp: Interpretation) -> list[tuple[str, Col]]:
         for name, col in (("column", m.column), ("times", m.times), ("until", m.until)):
             if col is not None:
                 found.append((f"measures[{i}].{name}", col))
+        found += [(f"measures[{i}].expression", col) for col in m.expression_columns()]
         found += [(f"measures[{i}].filters[{j}]", f.column) for j, f in enumerate(m.filters)]
         found += [(f"measures[{i}].filters[{j}].other", f.other) for j, f in enumerate(m.filters) if f.other]
         if m.window is not None:
@@ -338,8 +340,8 @@ def _check_types(ctx: _Ctx) -> None:
                         element=f"measures[{i}]",
                     )
             continue
-        if m.func in ("sum", "avg"):
-            for col in (m.column, m.times):
+        if m.func in ("sum", "avg") or m.expression is not None:
+            for col in (m.column, m.times, *m.expression_columns()):
                 if col is not None and not ctx.info(col).is_numeric:
                     raise CompileError(
                         f"{m.func} of {col.column} is impossible: it is not a number", element=f"measures[{i}]"
@@ -562,10 +564,30 @@ def _measured(ctx: _Ctx, m: Measure) -> str:
     if m.until is not None and m.unit is not None:
         dates = all(ctx.info(c).format == "date" for c in (m.column, m.until))
         return duration_sql(ctx.col(m.column), ctx.col(m.until), m.unit, ctx.dialect, dates=dates)
+    if m.expression is not None and m.column is not None:
+        return _arithmetic(ctx, m.column.entity, m.expression)
     value = ctx.col(m.column)
     if m.times is not None:
         value = f"{value} * {ctx.col(m.times)}"
     return value
+
+
+def _arithmetic(ctx: _Ctx, entity: str, expression: str) -> str:
+    """An arithmetic of one entity's columns; PostgreSQL reads floating-point columns as numeric (real * integer
+    would stay a float), and a division never truncates to a whole number."""
+
+    def column(name: str) -> str:
+        col = Col(entity=entity, column=name)
+        info = ctx.info(col)
+        if ctx.dialect == "postgres" and info.json_type == "number" and info.format != "decimal":
+            return f"CAST({ctx.col(col)} AS numeric)"
+        return ctx.col(col)
+
+    def divisible(text: str) -> str:
+        kind = {"postgres": "numeric", "sqlite": "REAL"}.get(ctx.dialect)
+        return f"CAST({text} AS {kind})" if kind else text
+
+    return arithmetic_render(expression, column, divisible=divisible)
 
 
 def _aggregate(ctx: _Ctx, m: Measure, *, prefix: str = "") -> str:
@@ -873,7 +895,7 @@ def _response_columns(ctx: _Ctx) -> list[dict]:
     for m in interp.measures:
         if m.func in ("count", "count_distinct"):
             columns.append({"name": m.id, "json_type": "integer"})
-        elif m.func in ("min", "max") and m.until is None:
+        elif m.func in ("min", "max") and m.until is None and m.expression is None:
             columns.append(_column_spec(m.id, ctx.info(m.column)))
         else:
             columns.append({"name": m.id, "json_type": "number"})

@@ -23,6 +23,8 @@ Shapes (JSON, as a model sends it):
       "group_by": [{"column": {"entity": "o", "column": "order_date"}, "bucket": "month", "phrase": "each month"}],
       "measures": [{"id": "revenue", "func": "sum", "column": {"entity": "o", "column": "total"},
                     "phrase": "revenue"},
+                   {"id": "sales", "func": "sum", "column": {"entity": "l", "column": "unit_price"},
+                    "expression": "unit_price * quantity * (1 - discount)", "phrase": "sales"},
                    {"id": "average_hours", "func": "avg", "column": {"entity": "o", "column": "ordered_at"},
                     "until": {"entity": "o", "column": "shipped_at"}, "unit": "hour",
                     "phrase": "average time to ship, in hours"}],
@@ -54,6 +56,8 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from learning.arithmetic import ExpressionError, arithmetic_columns, arithmetic_normalize
 
 ALIAS_PATTERN = r"^[a-z][a-z0-9_]{0,29}$"
 PARAM_PATTERN = r"^[a-z][a-z0-9_]{0,39}$"
@@ -248,6 +252,12 @@ class Measure(_Strict):
         description="a duration: the time from `column` (a date) to this date of the same rows, in `unit`",
     )
     unit: DurationUnit | None = Field(default=None, description="the unit of a duration (`until`)")
+    expression: str | None = Field(
+        default=None,
+        max_length=300,
+        description="aggregate this arithmetic of the columns of `column`'s entity instead of the column itself: "
+        "column names, numbers, + - * / and parentheses ('unit_price * quantity * (1 - discount)')",
+    )
     entity: str | None = Field(default=None, pattern=ALIAS_PATTERN, description="count(*) of this entity's rows")
     filters: list[Filter] = Field(default_factory=list, description="only rows matching these count")
     window: TimeWindow | None = Field(default=None, description="only rows in this window count")
@@ -268,7 +278,25 @@ class Measure(_Strict):
                 raise ValueError("a duration is summed, averaged or ranked from its start date (`column`)")
             if self.times is not None:
                 raise ValueError("a duration takes no `times`")
+        if self.expression is not None:
+            if self.func not in ("sum", "avg", "min", "max") or self.column is None:
+                raise ValueError("an expression is summed, averaged or ranked, with `column` one of its columns")
+            if self.times is not None or self.until is not None:
+                raise ValueError("an expression takes no `times` or `until`")
+            try:
+                columns = arithmetic_columns(self.expression)
+            except ExpressionError as exc:
+                raise ValueError(str(exc)) from None
+            if self.column.column not in columns:
+                raise ValueError("`column` is one of the expression's columns")
+            self.expression = arithmetic_normalize(self.expression)
         return self
+
+    def expression_columns(self) -> list[Col]:
+        """The columns an expression reads, on the entity of `column`."""
+        if self.expression is None or self.column is None:
+            return []
+        return [Col(entity=self.column.entity, column=name) for name in arithmetic_columns(self.expression)]
 
 
 class Having(_Strict):

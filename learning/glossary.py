@@ -7,12 +7,16 @@ A term is a BUSINESS_RULE memory of the Service, tagged "glossary", whose conten
 
 Mapping kinds:
 - entity:  the term names a table or view ({"object"});
-- column:  the term names a column ({"object", "column"}), e.g. 'live' -> customers.city;
+- column:  the term names a column ({"object", "column", "unit"?}), e.g. 'live' -> customers.city; "unit" says what
+           a number in it counts (film.length in "minute", a discount as a "fraction" of 1 or in "percent");
 - value:   the term is a value of a column ({"object", "column", "value"}), e.g. 'gold' -> tier = 'gold';
 - filter:  the term is a condition ({"object", "column", "op", "value" | "values"}, or {"object", "filters":
            [conditions]}, where an empty list says no condition applies: "every status counts");
-- measure: the term is an aggregate ({"func", "object", "column", "times"?, "filters"?: [conditions]}),
-           e.g. 'revenue' -> sum of orders.total_amount over orders whose status is not cancelled/refunded;
+- measure: the term is an aggregate ({"func", "object", "column", "times"?, "expression"?, "filters"?: [conditions]}),
+           e.g. 'revenue' -> sum of orders.total_amount over orders whose status is not cancelled/refunded, or the
+           sum of an arithmetic of one table's columns ("expression": "unit_price * quantity * (1 - discount)",
+           learning.arithmetic; "column" is then its first column); 'margin' -> "(price - cost) / price" is a
+           measure of each row (func "avg" of one row is the row's own value);
 - definition: the term is a judgement about rows, defined by their related activity ({"shape", "object",
            "column", "func"}): "lapsed" (none in the requirement's last N units but some before, the latest
            `column` before the cut-off), "dropped" (fewer in the last N units than in the N before), e.g.
@@ -37,6 +41,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from learning.arithmetic import ExpressionError, arithmetic_columns, arithmetic_normalize
 from learning.grammar import is_grammatical
 from learning.models import AgentMemory, MemoryType
 from learning.services import LearningInputError, memory_create, memory_embed
@@ -45,6 +50,10 @@ from roles.selectors import membership_get
 GLOSSARY_TAG = "glossary"
 MAX_TERM_CHARS = 80
 Scalar = str | int | float | bool
+UnitName = Literal[
+    "second", "minute", "hour", "day", "gram", "kilogram", "pound", "ounce", "millimetre", "centimetre", "metre",
+    "kilometre", "inch", "foot", "mile", "fraction", "percent",
+]  # fmt: skip
 
 
 class Condition(BaseModel):
@@ -69,6 +78,8 @@ class Mapping(BaseModel):
     func: Literal["count", "count_distinct", "sum", "avg", "min", "max"] | None = None
     times: str | None = Field(default=None, max_length=128)
     filters: list[Condition] = Field(default_factory=list)
+    expression: str | None = Field(default=None, max_length=300, description="an arithmetic of the object's columns")
+    unit: UnitName | None = Field(default=None, description="what a number in the column counts")
     text: str = Field(default="", max_length=500, description="the user's own words, when no choice fitted")
 
     @model_validator(mode="after")
@@ -91,6 +102,18 @@ class Mapping(BaseModel):
             raise ValueError("a filter mapping needs a column, or filters (an empty list: no condition)")
         if self.kind == "measure" and self.func != "count" and not self.column:
             raise ValueError(f"a {self.func} measure needs the column it aggregates")
+        if self.expression is not None:
+            if self.kind != "measure":
+                raise ValueError("only a measure is defined by an expression")
+            try:
+                columns = arithmetic_columns(self.expression)
+            except ExpressionError as exc:
+                raise ValueError(str(exc)) from None
+            if self.column not in columns:
+                raise ValueError("a measure's expression reads its column")
+            self.expression = arithmetic_normalize(self.expression)
+        if self.unit is not None and self.kind != "column":
+            raise ValueError("only a column has a unit")
         return self
 
     def describe(self) -> str:
@@ -99,7 +122,11 @@ class Mapping(BaseModel):
         if self.kind == "entity":
             return f"the table {self.object}"
         if self.kind == "column":
-            return f"the column {where}{self.column}"
+            unit = f" (in {self.unit}s)" if self.unit and self.unit not in ("fraction", "percent") else ""
+            unit = {"fraction": " (a fraction: 20% is 0.2)", "percent": " (in percent: 20% is 20)"}.get(
+                self.unit or "", unit
+            )
+            return f"the column {where}{self.column}{unit}"
         if self.kind == "filter" and not self.column:
             if not self.filters:
                 return f"no condition on {self.object}: every row counts"
@@ -114,7 +141,9 @@ class Mapping(BaseModel):
             )
         if self.kind == "measure":
             what = f"{where}{self.column}" if self.column else f"rows of {self.object or 'the table'}"
-            if self.times:
+            if self.expression:
+                what = f"{self.expression} of {self.object}"
+            elif self.times:
                 what += f" times {self.times}"
             conditions = "; ".join(_condition_words(c) for c in self.filters)
             return f"{self.func} of {what}" + (f" where {conditions}" if conditions else "")

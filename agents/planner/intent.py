@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .units import UNIT_WORDS as QUANTITY_UNITS
 from .vocabulary import EVENT_VERBS, MONEY_WORDS, VERB_PARTICLES
 
 UNSUPPORTED = (
@@ -389,8 +390,9 @@ def read_phrases(text: str) -> Phrases:
         lowered,
     ):
         unit = match.group(4)
-        if unit and re.fullmatch(r"(?:second|minute|hour|day|week|month|quarter|year)s?|times?|ago", unit):
-            continue  # durations and counts of occurrences are other shapes
+        durations = r"(?:second|minute|hour|day|week|month|quarter|year)s?|times?|ago"
+        if unit and (re.fullmatch(durations, unit) or unit in QUANTITY_UNITS):
+            continue  # durations, quantities in a unit (units.py) and counts of occurrences are other shapes
         value = number_value(match.group(2))
         if value is None:
             continue
@@ -495,10 +497,16 @@ def read_phrases(text: str) -> Phrases:
         else:
             # "which sales channel brought in the most revenue": the money word ranked, not the one naming the group
             after = found.rank_span[0] if found.single_ranked and found.rank_span else 0
-            money = re.compile(r"\b(" + "|".join(sorted(MONEY_WORDS)) + r")\b").search(lowered, after)
-            if money and (found.top_n is None or found.rank_word == money.group(1)):
+            words = "|".join(sorted(MONEY_WORDS))
+            # "sales revenue": two money words are one measure, named by the last
+            money = re.compile(r"\b(" + words + r")(?:\s+(" + words + r"))?\b").search(lowered, after)
+            if money and (found.top_n is None or found.rank_word in (money.group(1), money.group(2))):
                 found.metric = Metric(
-                    func="sum", word=money.group(1), money=True, phrase=money.group(0), span=money.span()
+                    func="sum",
+                    word=money.group(2) or money.group(1),
+                    money=True,
+                    phrase=money.group(0),
+                    span=money.span(),
                 )
                 take(money)
     if found.top_n is not None and found.metric is None and found.rank_word in MONEY_WORDS:

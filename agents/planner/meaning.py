@@ -298,10 +298,20 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
             phrase = a.group_phrase or mention_phrase(g.key)
             naming = {c.name for c in g.label_columns()}
             # "with their names": the words that ask for the group's naming columns
-            names_phrase = next(
-                (b.text((t.start, t.end)) for t in a.tokens if t.lower in ("name", "names", "titles", "title")),
-                "",
-            )
+            names_phrase = ""
+            for n, t in enumerate(a.tokens):
+                if t.lower not in ("name", "names", "titles", "title"):
+                    continue
+                start = t.start
+                # "company names" for company_name: the word before belongs to the name it qualifies
+                before = a.tokens[n - 1].lower.removesuffix("'s") if n else ""
+                if before and (
+                    any(before in c.tokens for c in g.label_columns())
+                    or any(variants(before) & variants(w) for w in g.tokens)
+                ):
+                    start = a.tokens[n - 1].start
+                names_phrase = b.text((start, t.end))
+                break
             for name, label in labels.get("group_entity", []):
                 own = names_phrase if name in naming and not phrase else phrase
                 group_keys.append({"column": b.col(g.key, name), "label": label, "phrase": own})
@@ -325,6 +335,8 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
                 measure["until"] = b.col(fact.key, columns[1])
                 measure["unit"] = a.duration[2]
                 measure["phrase"] = a.duration[3]
+            elif _kind == "expression" and a.measure_expression:
+                measure["expression"] = a.measure_expression
             elif len(columns) > 1:
                 measure["times"] = b.col(fact.key, columns[1])
         b.data["measures"].append(measure)

@@ -11,11 +11,13 @@ from typing import Any
 from endpoints.compiler import Catalog, interpretation_compile
 from endpoints.interpretation import Interpretation, Question
 from endpoints.sqldialect import duration_sql
+from learning.arithmetic import ExpressionError, arithmetic_columns, arithmetic_normalize
 from learning.grammar import is_grammatical
 
 from .dates import date_candidates, date_column, fact_date
 from .definitions import definition_design
 from .durations import DurationError, read_duration
+from .formulas import expression_choices, expression_sql
 from .intent import Metric, Phrases, TimeWindow, read_phrases
 from .meaning import interpretation_from_analysis
 from .people import people_questions, resolve_people
@@ -27,6 +29,7 @@ from .questions import (
     question_which,
     status_question,
 )
+from .rankings import read_ranking_adjective
 from .relations import design_passes, relation_reading
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
 from .sql import (
@@ -41,6 +44,7 @@ from .sql import (
     sql_tables,
     time_bucket,
 )
+from .units import UnitQuestion, percent_value, resolve_quantities
 from .vocabulary import (
     ACTIVITY_WORDS,
     FILLER_WORDS,
@@ -224,7 +228,8 @@ class Analysis:
     activity_span: tuple[int, int] | None = None  # "never been rented": the negation and the verb
     negated_column: bool = False  # "haven't shipped yet": the negation is a date left empty
     fact: Table | None = None
-    measure: tuple[str, list[str]] | None = None  # (kind "column" | "product", column names on fact)
+    measure: tuple[str, list[str]] | None = None  # (kind "column" | "product" | "expression", column names on fact)
+    measure_expression: str | None = None  # the arithmetic a glossary measure sums ('unit_price * quantity')
     metric: Metric | None = None
     group_columns: list[tuple[Table, Column]] = field(default_factory=list)
     group_entity: Table | None = None
@@ -438,6 +443,10 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     _resolve_name_lookup(a, index)
     _resolve_given(a, index)
     _resolve_thresholds(a, index)
+    try:
+        resolve_quantities(a, index, make_filter=Filter)
+    except UnitQuestion as asked:
+        raise PlanningError(str(asked), questions=[asked.question]) from None
     _resolve_repeats(a, index)
     _resolve_column_comparisons(a, index)
     try:
@@ -446,6 +455,7 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
         raise PlanningError(str(error)) from None
     if a.activity is None and a.entity is not None and a.phrases.negation_at is not None:
         _resolve_negated_verb(a, index)
+    read_ranking_adjective(a, index)
     _resolve_values_and_columns(a, index)
     _apply_terms(a, index)
     scope = _scope(a, index) if a.entity is not None or a.mentions else list(index.tables.values())
@@ -702,6 +712,8 @@ def _table_score(words: list[str], table: Table) -> float:
     name = [w for w in table.tokens if w not in ("tbl", "dim", "fact", "vw", "v", "t")] or list(table.tokens)
     if len(words) == len(name):
         scores = [word_score(w, n) for w, n in zip(words, name, strict=True)]
+        if len(scores) > 1 and all(x == 1.0 for x in scores[:-1]) and scores[-1] == 0.8:
+            return 0.9  # "order lines" for order_details: the head a synonym, the words before exact
         return min(scores) if all(scores) else 0.0
     if len(words) == 1 and len(name) > 1:
         head = word_score(words[0], name[-1])
@@ -1117,8 +1129,6 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
             a.phrases.spans.append((start, end))
             a.steps.append(f"Count {table.name} rows per {singular(a.entity.name)}: {t.op} {t.value:g}.")
             continue
-        if t.percent:
-            continue  # whether 20% is stored as 20 or 0.2 is not known without the data
         numeric = [
             c
             for c in a.entity.columns.values()
@@ -1158,6 +1168,11 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
             continue
         end = _phrase_end_naming(a, end, column)
         value = int(t.value) if t.value == int(t.value) and column.json_type == "integer" else t.value
+        if t.percent:  # 20% is 0.2 or 20, as the column holds it
+            try:
+                value = percent_value(a, index, a.entity, column, t.value, t.op, a.requirement[start:end])
+            except UnitQuestion as asked:
+                raise PlanningError(str(asked), questions=[asked.question]) from None
         a.filters.append(Filter(a.entity.key, column.name, value, phrase=a.requirement[start:end], op=t.op, fixed=True))
         a.needs_compiler.append(f"the comparison on {a.entity.name}.{column.name}")
         a.phrases.spans.append((start, end))
@@ -1336,7 +1351,10 @@ def _term_column_before(a: Analysis, first: int | None, numeric: list[Column]) -
     """A glossary column term just before a comparison ("cost" defined as rental_rate): the column it compares."""
     if not first:
         return None
-    start = a.tokens[first - 1].start
+    j = first - 1
+    while j > 0 and a.tokens[j].lower in ("of", "a", "an", "the"):
+        j -= 1  # "a discount of at least 20%"
+    start = a.tokens[j].start
     for mapping, (s, e) in a.terms:
         if mapping.get("kind") == "column" and s <= start < e:
             column = next((c for c in numeric if c.name == mapping.get("column")), None)
@@ -1604,6 +1622,8 @@ def _column_score(words: list[str], column: Column) -> float:
     name = list(column.tokens)
     if len(words) == len(name):
         scores = [word_score(w, n) for w, n in zip(words, name, strict=True)]
+        if len(scores) > 1 and all(x == 1.0 for x in scores[:-1]) and scores[-1] == 0.8:
+            return 0.9  # "order lines" for order_details: the head a synonym, the words before exact
         return min(scores) if all(scores) else 0.0
     if len(words) == 1 and len(name) > 1 and any(variants(words[0]) & variants(n) for n in name[-1:]):
         return 0.6
@@ -1941,6 +1961,8 @@ def _filler(word: str) -> bool:
 
 def _typed(value: Any, column: Column) -> Any:
     if column.json_type == "integer":
+        if isinstance(value, float) and not value.is_integer():
+            return value  # 1.5 minutes is not 1: an integer column compared with a fraction keeps it
         try:
             return int(value)
         except (TypeError, ValueError):
@@ -2108,11 +2130,21 @@ def _resolve_aggregate(a: Analysis, index: SchemaIndex) -> None:
         key = _term_key(index, mapping.get("object"))
         table = index.tables.get(key) if key else None
         columns = [c for c in (mapping.get("column"), mapping.get("times")) if c]
+        if mapping.get("expression"):
+            try:
+                columns = arithmetic_columns(str(mapping["expression"]))
+            except ExpressionError:
+                raise PlanningError(
+                    f"the glossary defines '{phrase}' with an expression that is not arithmetic"
+                ) from None
         if table is None or not columns or any(c not in table.columns for c in columns):
             raise PlanningError(f"the glossary defines '{phrase}' with a table or column this Role cannot read")
         metric.func = mapping.get("func") or metric.func
         a.fact = table
         a.measure = ("product" if len(columns) > 1 else "column", columns)
+        if mapping.get("expression"):
+            a.measure = ("expression", columns)
+            a.measure_expression = arithmetic_normalize(str(mapping["expression"]))
         a.group_columns = _rebase_groups(a, table)
         # A measure's answer may come in parts: the column, then which statuses count (filter mappings of the term).
         # Each condition is on its own mapping's table (the statuses of orders for a sum of order lines).
@@ -2221,7 +2253,10 @@ def _ask_business_measure(a: Analysis, index: SchemaIndex, metric: Metric, table
     word = metric.word or metric.phrase
     questions = []
     if len(money) > 1:
-        options = measure_choices(word, index, [table])
+        object_name = next((m["object"] for _, m in measure_choices(word, index, [table])), table.name)
+        options = expression_choices(word, index, table, object_name=object_name) + measure_choices(
+            word, index, [table]
+        )
         questions.append(
             question_which(
                 word, f"'{word}': the sum of which column?", "measure", options, qid="measure", allow_other=True
@@ -2797,6 +2832,8 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 name = f"total_{columns[0]}"
             if metric.func == "avg":
                 name = f"average_{columns[0]}"
+            if _kind == "expression" and a.measure_expression:
+                inner = expression_sql(a.measure_expression, fact, q.col, dialect)
             if _kind == "duration" and a.duration is not None:
                 unit = a.duration[2]
                 dates = all(fact.columns[c].format == "date" for c in columns)
@@ -2804,7 +2841,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 prefix = {"avg": "average", "sum": "total"}.get(metric.func, metric.func)
                 name = f"{prefix}_{unit}s"
             expr, json_type = f"{metric.func.upper()}({inner})", "number"
-            if metric.func in ("min", "max") and _kind != "duration":
+            if metric.func in ("min", "max") and _kind not in ("duration", "expression"):
                 json_type = fact.columns[columns[0]].json_type
         q.select.append((expr, name, json_type, None))
         labels["measure"] = name

@@ -142,6 +142,7 @@ SYNONYM_GROUPS: tuple[frozenset[str], ...] = tuple(
         "status state stage",
         "category type kind class",
         "quantity qty",
+        "line item detail",
     )
 )
 

@@ -446,8 +446,8 @@ def _compares(element, n: float | None, words_: str) -> bool:
     except (TypeError, ValueError):
         return False
     # The same number, or the boundary written the other way (more than 30 = at least 31), or a unit
-    # conversion (minutes to seconds, hours to minutes).
-    candidates = {n, n + 1, n - 1, n * 60, n * 3600, n * 1000, n / 100}
+    # conversion either way (minutes to seconds, hours to minutes, seconds to minutes, grams to kilograms).
+    candidates = {n, n + 1, n - 1, n * 60, n * 3600, n * 1000, n / 100, n / 60, n / 3600, n / 1000}
     return any(abs(value - c) < 1e-9 for c in candidates)
 
 

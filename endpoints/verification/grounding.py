@@ -56,6 +56,8 @@ def _identifiers(measure: Measure, interp: Interpretation) -> list[str]:
     add_col(measure.column)
     add_col(measure.times)
     add_col(measure.until)
+    for col in measure.expression_columns():
+        add_col(col)
     if measure.entity and measure.entity in objects:
         out.append(objects[measure.entity])
     if measure.column is None and measure.entity is None and interp.entities:

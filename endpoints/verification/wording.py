@@ -111,6 +111,8 @@ def interpretation_describe(interp: Interpretation, *, requirement: str = "") ->
             what += f" times {_col(interp, m.times)}"
         if m.until is not None:
             what = f"{m.unit}s from {what} to {_col(interp, m.until)}"
+        if m.expression is not None:
+            what = f"{m.expression} of {_words(interp.entity(m.column.entity).object_name)}"
         extra = [_filter(interp, f) for f in m.filters] + ([_window(interp, m.window)] if m.window else [])
         parts.append(f"{m.id} = {_FUNCS[m.func]} {what}" + (f" (counting {' and '.join(extra)})" if extra else ""))
     for c in interp.comparisons:

@@ -150,3 +150,40 @@ def test_of_several_fitting_choices_the_one_that_says_exactly_what_the_reference
     )
     answers, why = answers_for(questions=[both], facts=FACTS)
     assert answers == {} and "2 choices fit" in why
+
+
+LINES_SQL = (
+    "SELECT c.category_name, SUM(CAST(od.unit_price AS numeric) * od.quantity * (1 - CAST(od.discount AS numeric))) "
+    "AS revenue FROM order_details od JOIN products p ON p.product_id = od.product_id "
+    "JOIN categories c ON c.category_id = p.category_id GROUP BY c.category_name"
+)
+
+
+def test_an_expression_choice_fits_only_the_arithmetic_the_reference_aggregates():
+    facts = reference_facts(sql=LINES_SQL)
+    base = {"kind": "measure", "func": "sum", "object": "order_details", "column": "unit_price"}
+    question = _question(
+        _choice("fraction", **base, expression="unit_price * quantity * (1 - discount)"),
+        _choice("percent", **base, expression="unit_price * quantity * (1 - discount / 100)"),
+        _choice("gross", **base, expression="unit_price * quantity"),
+        _choice("price", **base),
+        phrase="revenue",
+    )
+    assert answers_for(questions=[question], facts=facts) == ({"q1": "fraction"}, "")
+
+
+def test_a_unit_or_scale_choice_fits_the_comparison_the_reference_makes():
+    facts = reference_facts(sql="SELECT film_id, title, length FROM film WHERE length > 180")
+    question = _question(
+        *(
+            _choice(unit, kind="column", object="film", column="length", unit=unit, op="gt", value=value)
+            for unit, value in (("minute", 180), ("hour", 3), ("second", 10800))
+        ),
+        phrase="run longer than 3 hours",
+    )
+    assert answers_for(questions=[question], facts=facts) == ({"q1": "minute"}, "")
+
+
+def test_a_comparison_of_an_arithmetic_is_read_from_the_reference():
+    facts = reference_facts(sql="SELECT product_id FROM products WHERE (price - cost) / price < 0.3")
+    assert facts.comparisons == {("(price - cost) / price", "lt", "0.3")}

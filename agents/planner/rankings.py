@@ -1,0 +1,47 @@
+"""Adjectives that rank groups by their measure ('our best-selling product categories, by sales revenue').
+
+'best-selling', 'top-performing', 'highest-earning' before the groups, with no number, orders every group
+by the measure (best, top, highest: the most first; worst, lowest: the least first); a number ("the 5
+best-selling") is a top N, read elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+RANKED = re.compile(
+    r"\b(best|top|worst|highest|lowest|biggest)[- ](selling|sellers?|performing|earning|grossing|paying|spending)\b"
+)
+DESCENDING = frozenset({"best", "top", "highest", "biggest"})
+
+
+def read_ranking_adjective(a: Any, index: Any) -> None:
+    """Order the groups by the measure when an adjective ranks them; its words are then accounted for.
+
+    The groups are the table the words right after it name ('best-selling product categories': the last
+    of the names that follow, categories); one row per group."""
+    if a.phrases.top_n is not None or a.measure_order is not None or a.phrases.metric is None:
+        return
+    match = RANKED.search(a.requirement.lower())
+    if match is None:
+        return
+    start, end = match.span()
+    if a.phrases.explains(start, end):
+        return
+    following = sorted((m for m in a.mentions if a.tokens[m.start].start >= end), key=lambda m: m.start)
+    run = []
+    for mention in following:
+        if run and mention.start != run[-1].end:
+            break
+        if not run and any(end <= t.start < a.tokens[mention.start].start for t in a.tokens if t.lower not in ("our",)):
+            break
+        run.append(mention)
+    if not run:
+        return
+    head = run[-1]
+    a.group_entity = index.tables[head.best()[1]]
+    a.group_phrase = a.requirement[a.tokens[run[0].start].start : a.tokens[head.end - 1].end]
+    a.measure_order = ("desc" if match.group(1) in DESCENDING else "asc", a.requirement[start:end])
+    a.phrases.spans.append((start, end))
+    a.steps.append(f"'{a.requirement[start:end]}': every group, ordered by the measure.")
