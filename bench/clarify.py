@@ -161,7 +161,11 @@ def arithmetic_text(node: exp.Expression | str) -> str:
             return plain(n.this)
         return n
 
-    return node.copy().transform(plain).sql().lower()
+    tree = node.copy().transform(plain)
+    for division in tree.find_all(exp.Div):  # a dialect's reading of '/' (safe, typed) is not the arithmetic
+        division.set("safe", None)
+        division.set("typed", None)
+    return tree.sql().lower()
 
 
 def _filter_fits(table: str | None, column: str, values: list, facts: ReferenceFacts) -> bool:
@@ -195,6 +199,13 @@ def choice_fits(mapping: dict, facts: ReferenceFacts) -> bool:
         named = True
         if not facts.has_column(table, column):
             return False
+    if mapping.get("expression") and func is None:  # a formula compared: '(price - cost) / price < 0.3'
+        try:
+            wanted_text = arithmetic_text(str(mapping["expression"]))
+        except sqlglot.errors.ParseError:
+            return False
+        op = str(mapping.get("op") or "")
+        return any(e == wanted_text and o == op and v == _text(value) for e, o, v in facts.comparisons)
     if value is not None:
         named = True
         wanted = value if isinstance(value, list) else [value]

@@ -35,6 +35,7 @@ from endpoints.interpretation import (
     PeriodComparison,
     Relative,
     TimeWindow,
+    filter_expression_columns,
 )
 from endpoints.sqldialect import (
     bucket,
@@ -259,6 +260,7 @@ def _columns(interp: Interpretation) -> list[tuple[str, Col]]:
         found.append((f"filters[{i}]", f.column))
         if f.other is not None:
             found.append((f"filters[{i}].other", f.other))
+        found += [(f"filters[{i}].expression", col) for col in filter_expression_columns(f)]
     for i, w in enumerate(interp.windows):
         found.append((f"windows[{i}]", w.column))
     for i, g in enumerate(interp.group_by):
@@ -302,6 +304,9 @@ def _check_types(ctx: _Ctx) -> None:
         (f"comparisons[{i}].filters[{j}]", f) for i, c in enumerate(interp.comparisons) for j, f in enumerate(c.filters)
     ]
     for path, f in compared:
+        for col in filter_expression_columns(f):
+            if not ctx.info(col).is_numeric:
+                raise CompileError(f"{col.column} is not a number, so it cannot be computed with", element=path)
         if f.other is None:
             continue
         left, right = ctx.info(f.column), ctx.info(f.other)
@@ -401,6 +406,9 @@ def _filter(ctx: _Ctx, f: Filter) -> str:
         return f"{column} IS NOT NULL"
     if f.other is not None:
         return f"{column} {_OPS[f.op]} {ctx.col(f.other)}"
+    if f.expression is not None:
+        right = f":{f.param}" if f.param else literal(f.value, d)
+        return f"{_arithmetic(ctx, f.column.entity, f.expression)} {_OPS[f.op]} {right}"
     if f.op in ("in", "not_in"):
         if f.param:
             raise CompileError("a list parameter is not supported; use fixed values", element=f.phrase)

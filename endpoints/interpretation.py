@@ -162,10 +162,26 @@ class Filter(_Strict):
     values: list[Scalar] | None = None
     param: str | None = Field(default=None, pattern=PARAM_PATTERN)
     other: Col | None = Field(default=None, description="compare with this column (eq, ne, lt, lte, gt, gte)")
+    expression: str | None = Field(
+        default=None,
+        max_length=300,
+        description="compare this arithmetic of the columns of `column`'s entity instead of the column itself "
+        "('(price - cost) / price' < 0.3); `column` is one of its columns",
+    )
     phrase: str = ""
 
     @model_validator(mode="after")
     def _operand(self) -> Filter:
+        if self.expression is not None:
+            if self.op not in COMPARE_OPS or self.other is not None or (self.value is None and self.param is None):
+                raise ValueError("an expression is compared (eq, ne, lt, lte, gt, gte) with a value or a parameter")
+            try:
+                columns = arithmetic_columns(self.expression)
+            except ExpressionError as exc:
+                raise ValueError(str(exc)) from None
+            if self.column.column not in columns:
+                raise ValueError("`column` is one of the expression's columns")
+            self.expression = arithmetic_normalize(self.expression)
         if self.other is not None:
             if self.op not in COMPARE_OPS:
                 raise ValueError(f"op '{self.op}' cannot compare two columns; use eq, ne, lt, lte, gt or gte")
@@ -186,6 +202,13 @@ class Filter(_Strict):
         elif given != 1 or self.values is not None:
             raise ValueError(f"op '{self.op}' needs exactly one of 'value' or 'param'")
         return self
+
+
+def filter_expression_columns(f: Filter) -> list[Col]:
+    """The columns a filter's expression reads, on the entity of its column."""
+    if f.expression is None:
+        return []
+    return [Col(entity=f.column.entity, column=name) for name in arithmetic_columns(f.expression)]
 
 
 class Relative(_Strict):

@@ -21,6 +21,8 @@ Mapping kinds:
            "column", "func"}): "lapsed" (none in the requirement's last N units but some before, the latest
            `column` before the cut-off), "dropped" (fewer in the last N units than in the N before), e.g.
            'churn risk' -> lapsed activity_events by occurred_at;
+- formula: the term is a number computed from each row's columns ({"object", "column", "expression"}), e.g.
+           'margin' -> "(price - cost) / price" of products ("column" is the expression's first column);
 - ignore:  the term changes nothing in this database (e.g. 'please', 'our').
 
 A term may have one mapping of each kind: 'revenue' is a measure (the sum of which column) and a
@@ -68,7 +70,7 @@ class Mapping(BaseModel):
     """What a term means; see the module docstring."""
 
     model_config = ConfigDict(extra="forbid")
-    kind: Literal["entity", "column", "value", "filter", "measure", "definition", "ignore"]
+    kind: Literal["entity", "column", "value", "filter", "measure", "formula", "definition", "ignore"]
     shape: Literal["lapsed", "dropped"] | None = Field(default=None, description="a definition's shape")
     object: str | None = Field(default=None, max_length=255)
     column: str | None = Field(default=None, max_length=128)
@@ -91,6 +93,7 @@ class Mapping(BaseModel):
             "filter": ("object",),
             "measure": ("func",),
             "definition": ("shape", "object", "column"),
+            "formula": ("object", "column", "expression"),
             "ignore": (),
         }[self.kind]
         missing = [name for name in need if not getattr(self, name)]
@@ -103,8 +106,8 @@ class Mapping(BaseModel):
         if self.kind == "measure" and self.func != "count" and not self.column:
             raise ValueError(f"a {self.func} measure needs the column it aggregates")
         if self.expression is not None:
-            if self.kind != "measure":
-                raise ValueError("only a measure is defined by an expression")
+            if self.kind not in ("measure", "formula"):
+                raise ValueError("only a measure or a formula is defined by an expression")
             try:
                 columns = arithmetic_columns(self.expression)
             except ExpressionError as exc:
@@ -121,6 +124,8 @@ class Mapping(BaseModel):
         where = f"{self.object}." if self.object else ""
         if self.kind == "entity":
             return f"the table {self.object}"
+        if self.kind == "formula":
+            return f"{self.expression} of each {self.object} row"
         if self.kind == "column":
             unit = f" (in {self.unit}s)" if self.unit and self.unit not in ("fraction", "percent") else ""
             unit = {"fraction": " (a fraction: 20% is 0.2)", "percent": " (in percent: 20% is 20)"}.get(

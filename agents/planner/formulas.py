@@ -9,6 +9,7 @@ question. Whether a discount is a fraction (0.2) or a percentage (20) is read fr
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from learning.arithmetic import arithmetic_render
 
@@ -93,3 +94,72 @@ def expression_sql(expression: str, table: Table, column: Callable[[Table, str],
         return f"CAST({text} AS REAL)" if dialect == "sqlite" else text
 
     return arithmetic_render(expression, one, divisible=divisible)
+
+
+# Words for a row's margin over its cost; the definition is the business's, so it is asked once.
+MARGIN_WORDS = frozenset({"margin", "margins", "markup", "markups"})
+SALE_WORDS = frozenset({"price", "sale", "sales", "selling", "revenue", "amount"})
+COST_WORDS = frozenset({"cost", "costs", "cogs"})
+_SIGN = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "=", "ne": "<>"}
+
+
+class FormulaQuestion(Exception):
+    """A business word computed from a row's columns is not defined yet: ask how."""
+
+    def __init__(self, message: str, options: list[tuple[str, dict]], phrase: str) -> None:
+        super().__init__(message)
+        self.options = options
+        self.phrase = phrase
+
+
+def margin_ratios(table: Table) -> list[tuple[str, str]]:
+    """(expression, first column) of a row's margin as a share: over its price, then over its cost."""
+    money = [c for c in _plain_numbers(table) if c.format == "decimal" or c.json_type in ("number", "integer")]
+    price = _one(money, SALE_WORDS)
+    cost = _one([c for c in money if c is not price], COST_WORDS)
+    if price is None or cost is None:
+        return []
+    return [
+        (f"({price.name} - {cost.name}) / {price.name}", price.name),
+        (f"({price.name} - {cost.name}) / {cost.name}", price.name),
+    ]
+
+
+def percent_formula(
+    a: Any, index: SchemaIndex, table: Table, word_index: int, op: str, percent: float, end: int
+) -> tuple[str, str, float, int] | None:
+    """'a margin below 30%': (expression, first column, 0.3, phrase start) from the glossary's formula for the word
+    before the comparison; FormulaQuestion when the word is a margin nobody has defined; None otherwise."""
+    token = a.tokens[word_index]
+    for mapping, (start, stop) in a.terms:
+        if mapping.get("kind") != "formula" or not (start <= token.start < stop):
+            continue
+        expression, first = str(mapping.get("expression") or ""), str(mapping.get("column") or "")
+        if str(mapping.get("object") or "").rpartition(".")[2] != table.name or "/" not in expression:
+            return None  # a difference is an amount, not a share
+        return expression, first, round(percent / 100, 6), start
+    if token.lower not in MARGIN_WORDS:
+        return None
+    ratios = margin_ratios(table)
+    if not ratios:
+        return None
+    phrase = a.requirement[token.start : end]
+    options = []
+    for expression, first in ratios:
+        mapping = {
+            "term": token.text,
+            "kind": "formula",
+            "object": table.name
+            if not table.schema or table.schema == index.default_schema
+            else table.key[0] + "." + table.name,
+            "column": first,
+            "expression": expression,
+            "op": op,
+            "value": round(percent / 100, 6),
+        }
+        options.append((f"{expression}: {table.name} where it is {_SIGN[op]} {percent / 100:g}", mapping))
+    raise FormulaQuestion(
+        f"'{token.text}' is a business definition this database does not spell out",
+        options,
+        phrase,
+    )

@@ -235,6 +235,7 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
             if f.fixed and f.op in ("gt", "gte", "lt", "lte", "ne", "contains"):
                 b.data[where].append(
                     {"column": b.col(f.table, f.column), "op": f.op, "value": f.value, "phrase": f.phrase}
+                    | ({"expression": f.expression} if f.expression else {})
                 )
                 continue
             if f.fixed and f.op in ("is_null", "not_null"):

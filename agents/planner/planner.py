@@ -17,7 +17,7 @@ from learning.grammar import is_grammatical
 from .dates import date_candidates, date_column, fact_date
 from .definitions import definition_design
 from .durations import DurationError, read_duration
-from .formulas import expression_choices, expression_sql
+from .formulas import FormulaQuestion, expression_choices, expression_sql, percent_formula
 from .intent import Metric, Phrases, TimeWindow, read_phrases
 from .meaning import interpretation_from_analysis
 from .people import people_questions, resolve_people
@@ -207,6 +207,7 @@ class Filter:
     required: bool = False  # "a given X": the caller must say which
     enum: list | None = None  # the values the database's type allows, when it says
     other: str | None = None  # compared with this column of the same table ("over their credit limit")
+    expression: str | None = None  # compare this arithmetic of the table's columns ("(price - cost) / price")
 
 
 @dataclass
@@ -1164,6 +1165,36 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
                 column = candidates[0]
             elif candidates and defined is None and before and before[0] == (first or 0) - 1:
                 _ask_which_money_column(a, index, t, before[0], candidates)
+        nearest = _nearest_word_before(a, first) if first else None
+        if column is None and t.percent and nearest is not None:
+            try:
+                formula = percent_formula(a, index, a.entity, nearest, t.op, t.value, t.span[1])
+            except FormulaQuestion as asked:
+                question = question_which(
+                    asked.phrase,
+                    f"'{a.tokens[nearest].text}': how is it computed?",
+                    "measure",
+                    asked.options,
+                    qid="formula",
+                )
+                raise PlanningError(str(asked), questions=[question]) from None
+            if formula is not None:
+                expression, first_column, value, start = formula
+                a.filters.append(
+                    Filter(
+                        a.entity.key,
+                        first_column,
+                        value,
+                        phrase=a.requirement[start : t.span[1]],
+                        op=t.op,
+                        fixed=True,
+                        expression=expression,
+                    )
+                )
+                a.needs_compiler.append(f"the comparison of {expression}")
+                a.phrases.spans.append((start, t.span[1]))
+                a.steps.append(f"'{a.requirement[start : t.span[1]]}': {expression} {t.op} {value:g}.")
+                continue
         if column is None:
             continue
         end = _phrase_end_naming(a, end, column)
@@ -1345,6 +1376,14 @@ def _phrase_end_naming(a: Analysis, end: int, column: Column) -> int:
     if after and any(word_score(after[0].lower, n) == 1.0 or derives(after[0].lower, n) for n in column.tokens):
         return after[0].end
     return end
+
+
+def _nearest_word_before(a: Analysis, first: int | None) -> int | None:
+    """The token nearest before a comparison, past 'a', 'an', 'the' and 'of' ("a margin of below 30%")."""
+    j = (first or 0) - 1
+    while j > 0 and a.tokens[j].lower in ("of", "a", "an", "the"):
+        j -= 1
+    return j if j >= 0 else None
 
 
 def _term_column_before(a: Analysis, first: int | None, numeric: list[Column]) -> tuple[Column, int] | None:
@@ -2744,6 +2783,8 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
 
     def where_filter(f: Filter) -> str:
         expr = q.col(index.tables[f.table], f.column)
+        if f.expression is not None:
+            expr = expression_sql(f.expression, index.tables[f.table], q.col, dialect)
         if f.other is not None:
             return f"{expr} {COMPARISON_SQL.get(f.op, '=')} {q.col(index.tables[f.table], f.other)}"
         if f.fixed and f.op in COMPARISON_SQL:
@@ -2783,6 +2824,8 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         if f.fixed:
             for n, value in enumerate(f.values or [f.value], start=1):
                 spec = {**column_param(f), "default": value, "enum": [value]}
+                if f.expression is not None:
+                    spec["type"] = "number"  # a ratio of integer columns is no integer
                 spec["description"] = f"Fixed by the definition of '{f.phrase}'."
                 add_param(f"{f.param}_{n}", spec)
         else:

@@ -269,3 +269,49 @@ CLIENTS = schema_of(
         },
     }
 )
+
+
+CATALOGUE = schema_of(
+    {
+        "articles": {
+            "columns": {"article_id": "integer", "title": "string", "list_price": "number", "unit_cost": "number"},
+            "pk": ["article_id"],
+        }
+    }
+)
+MARGIN = {
+    "term": "margin",
+    "kind": "formula",
+    "object": "articles",
+    "column": "list_price",
+    "expression": "(list_price - unit_cost) / list_price",
+}
+
+
+def test_a_margin_below_a_percentage_asks_how_the_margin_is_computed_with_each_comparison():
+    question = _asked("Articles with a margin below 25%", CATALOGUE)["formula"]
+    assert question.text == "'margin': how is it computed?"
+    assert [(c.mapping["expression"], c.mapping["op"], c.mapping["value"]) for c in question.choices] == [
+        ("(list_price - unit_cost) / list_price", "lt", 0.25),
+        ("(list_price - unit_cost) / unit_cost", "lt", 0.25),
+    ]
+    mapping_parse(question.choices[0].mapping)
+
+
+def test_a_margin_the_glossary_defines_is_compared_as_a_share_on_every_dialect():
+    plan = _plan("Articles with a margin of at least 40%", CATALOGUE, glossary=[MARGIN])
+    (f,) = plan.interpretation.filters
+    assert (f.expression, f.op, f.value) == ("(list_price - unit_cost) / list_price", "gte", 0.4)
+    for dialect, wanted in (
+        ("postgres", "CAST((a.list_price - a.unit_cost) AS numeric) / a.list_price >= 0.4"),
+        ("sqlite", "CAST((a.list_price - a.unit_cost) AS REAL) / a.list_price >= 0.4"),
+        ("mysql", "(a.list_price - a.unit_cost) / a.list_price >= 0.4"),
+    ):
+        sql = interpretation_compile(plan.interpretation, catalog=Catalog(CATALOGUE), dialect=dialect).sql
+        assert wanted in sql
+
+
+def test_a_percentage_after_a_word_that_names_no_column_or_margin_is_not_guessed():
+    with pytest.raises(PlanningError) as raised:
+        plan_requirement(requirement="Articles with a popularity below 25%", schema=CATALOGUE)
+    assert not any(q.id == "formula" for q in raised.value.questions)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.clarify import answers_for, choice_fits, reference_facts
 
 SQL = (
@@ -184,6 +186,19 @@ def test_a_unit_or_scale_choice_fits_the_comparison_the_reference_makes():
     assert answers_for(questions=[question], facts=facts) == ({"q1": "minute"}, "")
 
 
-def test_a_comparison_of_an_arithmetic_is_read_from_the_reference():
-    facts = reference_facts(sql="SELECT product_id FROM products WHERE (price - cost) / price < 0.3")
+@pytest.mark.parametrize("dialect", ["postgres", "sqlite", "mysql"])
+def test_a_comparison_of_an_arithmetic_is_read_from_the_reference_in_every_dialect(dialect):
+    sql = "SELECT product_id FROM products WHERE (price - cost) / price < 0.3"
+    facts = reference_facts(sql=sql, dialect=dialect)
     assert facts.comparisons == {("(price - cost) / price", "lt", "0.3")}
+
+
+def test_a_formula_choice_fits_the_arithmetic_and_the_comparison_the_reference_filters_on():
+    facts = reference_facts(sql="SELECT product_id FROM products WHERE (price - cost) / price < 0.3")
+    base = {"kind": "formula", "object": "products", "column": "price", "op": "lt", "value": 0.3}
+    question = _question(
+        _choice("on_price", **base, expression="(price - cost) / price"),
+        _choice("on_cost", **base, expression="(price - cost) / cost"),
+        phrase="margin below 30%",
+    )
+    assert answers_for(questions=[question], facts=facts) == ({"q1": "on_price"}, "")
