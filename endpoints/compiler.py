@@ -559,6 +559,10 @@ def _plan_pre_aggregates(ctx: _Ctx) -> dict[str, _PreAggregate]:
                 f"aggregate at the level of {ctx.objects[fact].name} or use an exists condition",
                 element=f"measures[{i}]",
             )
+        if m.share:
+            raise CompileError(
+                f"{m.id} is a share of {ctx.objects[fact].name} rows, which the joins repeat", element=f"measures[{i}]"
+            )
         plan = plans.setdefault(fact, _PreAggregate(fact, [], members))
         plan.measures.append(m)
     return plans
@@ -608,7 +612,11 @@ def _aggregate(ctx: _Ctx, m: Measure, *, prefix: str = "") -> str:
         if multiplied:
             key = f"{ctx.q(entity)}.{ctx.q(info.primary_key[0])}"
             inner = f"CASE WHEN {' AND '.join(condition)} THEN {key} END" if condition else key
+            if m.share:
+                return f"100.0 * COUNT(DISTINCT {inner}) / COUNT(DISTINCT {key})"
             return f"COUNT(DISTINCT {inner})"
+        if m.share:
+            return f"100.0 * SUM(CASE WHEN {' AND '.join(condition)} THEN 1 ELSE 0 END) / COUNT(*)"
         if condition:
             return f"SUM(CASE WHEN {' AND '.join(condition)} THEN 1 ELSE 0 END)"
         joined = ctx.interp.entity(entity)
@@ -901,7 +909,7 @@ def _response_columns(ctx: _Ctx) -> list[dict]:
     for s in interp.select:
         columns.append(_column_spec(s.label or s.column.column, ctx.info(s.column)))
     for m in interp.measures:
-        if m.func in ("count", "count_distinct"):
+        if m.func in ("count", "count_distinct") and not m.share:
             columns.append({"name": m.id, "json_type": "integer"})
         elif m.func in ("min", "max") and m.until is None and m.expression is None:
             columns.append(_column_spec(m.id, ctx.info(m.column)))
@@ -1092,6 +1100,8 @@ def measure_check(
 def _aggregate_direct(ctx: _Ctx, m: Measure) -> str:
     condition = _condition(ctx, m.filters, m.window)
     if m.func == "count" and m.column is None:
+        if m.share:
+            return f"100.0 * SUM(CASE WHEN {' AND '.join(condition)} THEN 1 ELSE 0 END) / COUNT(*)"
         if condition:
             return f"SUM(CASE WHEN {' AND '.join(condition)} THEN 1 ELSE 0 END)"
         return "COUNT(*)"

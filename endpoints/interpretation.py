@@ -282,6 +282,10 @@ class Measure(_Strict):
         "column names, numbers, + - * / and parentheses ('unit_price * quantity * (1 - discount)')",
     )
     entity: str | None = Field(default=None, pattern=ALIAS_PATTERN, description="count(*) of this entity's rows")
+    share: bool = Field(
+        default=False,
+        description="a count as a percentage: 100 * the rows matching `filters` / every row of the group",
+    )
     filters: list[Filter] = Field(default_factory=list, description="only rows matching these count")
     window: TimeWindow | None = Field(default=None, description="only rows in this window count")
     phrase: str = ""
@@ -301,6 +305,8 @@ class Measure(_Strict):
                 raise ValueError("a duration is summed, averaged or ranked from its start date (`column`)")
             if self.times is not None:
                 raise ValueError("a duration takes no `times`")
+        if self.share and (self.func != "count" or self.column is not None or not self.filters):
+            raise ValueError("a share counts the rows matching its filters among every row of the group")
         if self.expression is not None:
             if self.func not in ("sum", "avg", "min", "max") or self.column is None:
                 raise ValueError("an expression is summed, averaged or ranked, with `column` one of its columns")

@@ -340,8 +340,20 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
                 measure["expression"] = a.measure_expression
             elif len(columns) > 1:
                 measure["times"] = b.col(fact.key, columns[1])
+        if a.share is not None and a.share_filters:
+            (start, end), unit = a.share
+            measure.update(share=True, phrase=b.text((start, end)), filters=[])
+            every, a.filters = a.filters, list(a.share_filters)
+            b.data["share_filters"] = []
+            add_filters("share_filters")
+            a.filters = every
+            measure["filters"] = b.data.pop("share_filters")
+            if unit is not None:
+                b.data["assumptions"].append({"text": "the share is a percentage (0 to 100)", "phrase": b.text(unit)})
         b.data["measures"].append(measure)
-        if metric is None or (metric.func == "count" and metric.word is None and not metric.phrase):
+        if a.share is None and (
+            metric is None or (metric.func == "count" and metric.word is None and not metric.phrase)
+        ):
             # A breakdown that names no measure ("refunds by payment method"): how many, and how much
             # when the counted rows carry one money amount, since either may be what was meant.
             amount = _sole_amount(fact)

@@ -32,6 +32,7 @@ from .questions import (
 from .rankings import read_ranking_adjective
 from .relations import design_passes, relation_reading
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
+from .shares import ShareError, read_share, take_share_filters
 from .sql import (
     ROW_LIMIT_PARAM,
     bind_names,
@@ -230,6 +231,9 @@ class Analysis:
     negated_column: bool = False  # "haven't shipped yet": the negation is a date left empty
     fact: Table | None = None
     measure: tuple[str, list[str]] | None = None  # (kind "column" | "product" | "expression", column names on fact)
+    # "share of orders placed on mobile, as a percentage": (share words span, unit words span or None)
+    share: tuple[tuple[int, int], tuple[int, int] | None] | None = None
+    share_filters: list[Filter] = field(default_factory=list)  # the rows the share counts (channel = 'mobile')
     measure_expression: str | None = None  # the arithmetic a glossary measure sums ('unit_price * quantity')
     metric: Metric | None = None
     group_columns: list[tuple[Table, Column]] = field(default_factory=list)
@@ -457,6 +461,7 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     if a.activity is None and a.entity is not None and a.phrases.negation_at is not None:
         _resolve_negated_verb(a, index)
     read_ranking_adjective(a, index)
+    read_share(a)
     _resolve_values_and_columns(a, index)
     _apply_terms(a, index)
     scope = _scope(a, index) if a.entity is not None or a.mentions else list(index.tables.values())
@@ -488,6 +493,13 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
         a.shape.append("list")
     _resolve_window_column(a, index)
     _merge_values_of_one_column(a)
+    if a.share is not None:
+        if a.metric is not None and a.metric.func != "count":
+            raise PlanningError("a share counts rows; it is not a share of a sum or an average")
+        try:
+            take_share_filters(a)
+        except ShareError as error:
+            raise PlanningError(str(error)) from None
     a.objects = _objects(a, index)
     if len(a.objects) > 1:
         a.shape.append("join")
@@ -2818,7 +2830,7 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
         )
         q.limit = f":{ROW_LIMIT_PARAM}"
 
-    for f in a.filters:
+    for f in [*a.filters, *a.share_filters]:
         if f.fixed and f.op in ("is_null", "not_null"):
             continue  # a condition with no value
         if f.fixed:
@@ -2865,7 +2877,11 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             q.select.append((q.col(table, column.name), column.name, column.json_type, column.format))
             group_exprs.append(q.col(table, column.name))
         metric = a.metric or Metric(func="count", word=None)
-        if metric.func == "count":
+        if metric.func == "count" and a.share_filters:
+            counted = " AND ".join(where_filter(f) for f in a.share_filters)
+            expr = f"100.0 * SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) / COUNT(*)"
+            name, json_type = "share", "number"
+        elif metric.func == "count":
             expr, name, json_type = "COUNT(*)", f"{singular(fact.name)}_count", "integer"
         else:
             _kind, columns = a.measure or ("column", [])

@@ -23,6 +23,7 @@ AGGREGATION_WORDS = word_set(
     "overall combined typical aggregate"
 )
 ALL_TIME_WORDS = word_set("lifetime alltime ever")
+SHARE_WORDS = word_set("share shares proportion percentage percent fraction")
 MONEY_WORDS = word_set(
     "value values valued revenue revenues sales sale sold spend spends spent spending amount amounts money price "
     "prices priced cost costs income turnover earnings earned worth dollars dollar euros euro takings billing "
@@ -110,6 +111,8 @@ def measure_grounding_check(*, interpretation: Interpretation, terms: list[str] 
                 continue
             if w in ALL_TIME_WORDS and measure.window is None and not interp.windows:
                 continue  # "lifetime spend": over every row, which a measure with no window is
+            if w in SHARE_WORDS and measure.share:
+                continue
             if any(related(w, identifier) for identifier in identifiers):
                 continue
             what = f"{measure.func.upper()}({measure.column.column})" if measure.column else "a count of rows"

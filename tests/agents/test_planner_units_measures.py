@@ -315,3 +315,34 @@ def test_a_percentage_after_a_word_that_names_no_column_or_margin_is_not_guessed
     with pytest.raises(PlanningError) as raised:
         plan_requirement(requirement="Articles with a popularity below 25%", schema=CATALOGUE)
     assert not any(q.id == "formula" for q in raised.value.questions)
+
+
+BOOKINGS = schema_of(
+    {
+        "bookings": {
+            "columns": {"booking_id": "integer", "booked_on": "date", "venue": "string", "source": "string"},
+            "pk": ["booking_id"],
+            "values": {"venue": ["Lisbon", "Porto"], "source": ["app", "desk", "partner"]},
+        }
+    }
+)
+
+
+def test_a_share_as_a_percentage_counts_the_value_s_rows_among_every_row_of_the_group():
+    requirement = "Share of this year's bookings made on app, per venue, as a percentage"
+    plan = _plan(requirement, BOOKINGS)
+    interp = plan.interpretation
+    (measure,) = interp.measures
+    assert measure.share and measure.func == "count"
+    assert [(f.column.column, f.phrase) for f in measure.filters] == [("source", "made on app")]
+    assert interp.filters == []  # the window applies to both counts, the value only to the share
+    assert [g.column.column for g in interp.group_by] == ["venue"]
+    assert "100.0 * SUM(CASE WHEN b.source = :source THEN 1 ELSE 0 END) / COUNT(*)" in plan.sql.replace("\n", " ")
+    for dialect in ("postgres", "sqlite", "mysql"):
+        sql = interpretation_compile(interp, catalog=Catalog(BOOKINGS), dialect=dialect).sql
+        assert "100.0 * SUM(CASE WHEN" in sql and "/ COUNT(*)" in sql
+
+
+def test_a_share_with_no_value_to_count_is_declined():
+    with pytest.raises(PlanningError):
+        plan_requirement(requirement="Share of bookings per venue, as a percentage", schema=BOOKINGS)
