@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 from django import forms
 
-from learning.glossary import Mapping
+from learning.glossary import Mapping, UnitName
 from nectar.forms import TextSafeFormMixin
 
 KINDS = [
@@ -15,6 +15,7 @@ KINDS = [
     ("value", "a value of a column (e.g. 'gold' → tier = gold)"),
     ("filter", "a condition (e.g. 'open' → status in new, open)"),
     ("measure", "a measure (e.g. 'revenue' → sum of orders.total_amount)"),
+    ("formula", "a number computed from each row (e.g. 'margin' → (price - cost) / price of products)"),
     ("entity", "a table or view (e.g. 'buyers' → customers)"),
     ("definition", "a judgement from related activity (e.g. 'churn risk' → none lately in activity_events)"),
     ("ignore", "nothing in this database"),
@@ -105,6 +106,16 @@ class GlossaryTermForm(TextSafeFormMixin, forms.Form):
     func = forms.ChoiceField(choices=FUNCS, required=False, label="Aggregate")
     times = forms.CharField(max_length=128, required=False, label="Times column", help_text="e.g. quantity")
     shape = forms.ChoiceField(choices=SHAPES, required=False, label="Definition", help_text="for a definition")
+    expression = forms.CharField(
+        max_length=300,
+        required=False,
+        help_text="Arithmetic of the table's columns, e.g. unit_price * quantity * (1 - discount).",
+    )
+    unit = forms.ChoiceField(
+        choices=[("", "—")] + [(u, u) for u in get_args(UnitName)],
+        required=False,
+        help_text="What a number in the column counts, e.g. minute for a film's length.",
+    )
     conditions = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
@@ -125,6 +136,8 @@ class GlossaryTermForm(TextSafeFormMixin, forms.Form):
             "func": mapping.func or "",
             "times": mapping.times or "",
             "shape": mapping.shape or "",
+            "expression": mapping.expression or "",
+            "unit": mapping.unit or "",
             "conditions": conditions_text(mapping),
             "note": note,
         }
@@ -152,7 +165,7 @@ class GlossaryTermForm(TextSafeFormMixin, forms.Form):
         """The mapping as learning.glossary takes it (checked there)."""
         data = self.cleaned_data
         mapping: dict[str, Any] = {"kind": data["kind"]}
-        for name in ("object", "column", "op", "func", "times", "shape"):
+        for name in ("object", "column", "op", "func", "times", "shape", "expression", "unit"):
             if data.get(name):
                 mapping[name] = data[name].strip()
         raw = (data.get("value") or "").strip()

@@ -179,3 +179,27 @@ def test_a_definition_term_round_trips_through_the_glossary_form():
     assert missing.is_valid()
     with pytest.raises(LearningInputError, match="shape"):
         mapping_parse(missing.mapping())
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        {
+            "kind": "measure",
+            "func": "sum",
+            "object": "lines",
+            "column": "price",
+            "expression": "price * qty * (1 - off)",
+        },
+        {"kind": "formula", "object": "products", "column": "price", "expression": "(price - cost) / price"},
+        {"kind": "column", "object": "film", "column": "length", "unit": "minute"},
+    ],
+)
+def test_the_term_form_keeps_an_expression_and_a_unit_when_a_term_is_edited(mapping):
+    from learning.forms import GlossaryTermForm
+    from learning.glossary import mapping_parse
+
+    initial = GlossaryTermForm.initial_for("term", mapping_parse(mapping))
+    form = GlossaryTermForm(data={k: v for k, v in initial.items() if v not in ("", None)})
+    assert form.is_valid(), form.errors
+    assert mapping_parse(form.mapping()) == mapping_parse(mapping)
