@@ -1213,9 +1213,12 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
         value = int(t.value) if t.value == int(t.value) and column.json_type == "integer" else t.value
         if t.percent:  # 20% is 0.2 or 20, as the column holds it
             try:
-                value = percent_value(a, index, a.entity, column, t.value, t.op, a.requirement[start:end])
+                scaled = percent_value(a, index, a.entity, column, t.value, t.op, a.requirement[start:end])
             except UnitQuestion as asked:
                 raise PlanningError(str(asked), questions=[asked.question]) from None
+            if scaled is None:
+                continue
+            value = scaled
         a.filters.append(Filter(a.entity.key, column.name, value, phrase=a.requirement[start:end], op=t.op, fixed=True))
         a.needs_compiler.append(f"the comparison on {a.entity.name}.{column.name}")
         a.phrases.spans.append((start, end))

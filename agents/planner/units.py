@@ -214,11 +214,19 @@ def _unit_question(index: SchemaIndex, table: Table, column: Column, quantity: Q
 _SIGN = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<=", "eq": "=", "ne": "<>"}
 
 
+# Names of amounts, never a share of something: 20% of them is another shape.
+AMOUNT_WORDS = frozenset(
+    {"amount", "price", "balance", "total", "cost", "revenue", "salary", "value", "spend", "income", "sum"}
+)
+
+
 def percent_value(
     a: Any, index: SchemaIndex, table: Table, column: Column, value: float, op: str, phrase: str
-) -> float:
+) -> float | None:
     """20% as the column holds it: 0.2 for a fraction, 20 in percent; asked when neither its name, the glossary
-    nor its known values say."""
+    nor its known values say. None for a column of amounts (a price is no percentage)."""
+    if set(column.tokens) & AMOUNT_WORDS:
+        return None
     scale = _glossary_unit(a.glossary, table, column)
     if scale not in ("fraction", "percent"):
         scale = None

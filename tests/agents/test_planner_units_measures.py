@@ -346,3 +346,10 @@ def test_a_share_as_a_percentage_counts_the_value_s_rows_among_every_row_of_the_
 def test_a_share_with_no_value_to_count_is_declined():
     with pytest.raises(PlanningError):
         plan_requirement(requirement="Share of bookings per venue, as a percentage", schema=BOOKINGS)
+
+
+def test_a_percentage_of_an_amount_column_is_not_read_as_a_comparison_with_it():
+    schema = schema_of({"accounts": {"columns": {"account_id": "integer", "balance": "number"}, "pk": ["account_id"]}})
+    with pytest.raises(PlanningError) as raised:
+        plan_requirement(requirement="Accounts with a balance above 20%", schema=schema)
+    assert not any(q.id.startswith("scale_") for q in raised.value.questions)
