@@ -567,10 +567,4 @@ def read_phrases(text: str) -> Phrases:
         found.group_starts[match.start(1)] = match.start()
     for match in re.finditer(r"\b(?:with|and|including|plus)\s+(?:all\s+)?(?:its|their|the)?\s*(?=\w)", lowered):
         found.child_at.append(match.end())
-    window = found.window
-    if window is not None and lowered[window.span[1] : window.span[1] + 2] == "'s":
-        # "last month's orders": the possessive belongs to the window
-        window.span = (window.span[0], window.span[1] + 2)
-        window.phrase = text[window.span[0] : window.span[1]]
-        found.spans.append(window.span)
     return found

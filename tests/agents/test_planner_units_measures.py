@@ -329,7 +329,7 @@ BOOKINGS = schema_of(
 
 
 def test_a_share_as_a_percentage_counts_the_value_s_rows_among_every_row_of_the_group():
-    requirement = "Share of this year's bookings made on app, per venue, as a percentage"
+    requirement = "Share of bookings made on app this year, per venue, as a percentage"
     plan = _plan(requirement, BOOKINGS)
     interp = plan.interpretation
     (measure,) = interp.measures
