@@ -453,7 +453,12 @@ def _pattern_suffices(context: dict) -> bool:
     try:
         _plan(context)
     except PlanningError as error:
-        return bool(error.questions)
+        # A question whose only answer is leaving the word out ('rented' with no rentals described) says
+        # a table is missing, not that the user must choose.
+        return bool(error.questions) and all(
+            any((choice.mapping or {}).get("kind") != "ignore" for choice in question.choices)
+            for question in error.questions
+        )
     except LLMError:
         return False
     return True
