@@ -433,9 +433,15 @@ def _fixed_payload(*, instance, name: str, arguments: dict) -> tuple[dict, int |
         return result.rows, not result.truncated
 
     def read_distinct(grant, column, limit):
-        return executor.executor_distinct(
-            role=role, object_name=grant.object_name, schema=grant.schema, column=column, limit=limit
-        )
+        try:
+            return executor.executor_distinct(
+                role=role, object_name=grant.object_name, schema=grant.schema, column=column, limit=limit
+            )
+        except ExecutorError as exc:
+            # A count that times out on a large table leaves the sampled values as they are: the
+            # description still answers, and says its values come from a sample.
+            logger.info("describe_object %s: values of %s not counted (%s)", grant.object_name, column, exc.code)
+            return [], False
 
     return fixedtools.describe_object(objects, grant, read_sample=read_sample, read_distinct=read_distinct), None
 

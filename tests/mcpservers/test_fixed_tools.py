@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
+from mcpservers.fixedtools import DESCRIBE_SAMPLE_ROWS
 from mcpservers.models import CallOutcome, ToolCall
+from roles import executor
 from roles.models import RoleApiKey
+from roles.results import ExecutorError
 from tests.mcpservers.conftest import FULL_PERMISSIONS, instance_url, make_role, raw_post, run
 from tests.mcpservers.test_http import mcp_client
 
@@ -222,3 +226,43 @@ def test_prompts_and_resources_answer_with_the_roles_objects(live_mcp, reader):
     described = json.loads(read.contents[0].text)
     assert {c["name"] for c in described["columns"]} == {"id", "name", "region"}
     assert described["row_filter"] == {"region": "EU"}
+
+
+def _more_customers(engine, *, first: int, regions: list[str]) -> None:
+    """Customers beyond the description's 500-row sample, whose regions only later rows hold."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO customers (name, region) SELECT 'Customer ' || n, (CAST(:regions AS text[]))[1 + n % :k] "
+                "FROM generate_series(1, :count) AS n"
+            ),
+            {"regions": regions, "k": len(regions), "count": first},
+        )
+        conn.execute(sa.text("INSERT INTO customers (name, region) VALUES ('Late', 'LATAM')"))
+
+
+def test_describe_object_offers_every_value_of_a_category_beyond_its_sample(live_mcp, analyst, customer_rows):
+    _more_customers(customer_rows, first=DESCRIBE_SAMPLE_ROWS, regions=["EU", "US"])
+    (described,) = calls(
+        instance_url(live_mcp, analyst["instance"]), analyst["secret"], ("describe_object", {"object": "customers"})
+    )
+    regions = described.structured_content["sample_values"]["region"]
+    assert set(regions) == {"EU", "US", "APAC", "LATAM"}
+    assert regions[:2] in (["EU", "US"], ["US", "EU"])  # most frequent first
+
+
+def test_a_value_count_that_fails_leaves_the_sampled_values_and_the_description_answers(
+    live_mcp, analyst, customer_rows, monkeypatch
+):
+    _more_customers(customer_rows, first=DESCRIBE_SAMPLE_ROWS, regions=["EU", "US"])
+
+    def timed_out(**_):
+        raise ExecutorError("timeout", "The database did not answer in time.", retryable=True)
+
+    monkeypatch.setattr(executor, "executor_distinct", timed_out)
+    (described,) = calls(
+        instance_url(live_mcp, analyst["instance"]), analyst["secret"], ("describe_object", {"object": "customers"})
+    )
+    assert not described.is_error
+    assert "LATAM" not in described.structured_content["sample_values"]["region"]
+    assert {"EU", "US"} <= set(described.structured_content["sample_values"]["region"])
