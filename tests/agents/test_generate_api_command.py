@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from io import StringIO
 
 import pytest
@@ -202,16 +203,19 @@ def test_at_a_terminal_a_number_out_of_range_is_asked_again_not_taken_as_words(a
         def isatty(self) -> bool:
             return True
 
-    replies = iter(["9", "0", "2", "1"])  # two numbers that are no choice, then line_total, then every status
+    replies = iter(["9", "0", "line_total", "1"])  # two numbers that are no choice, line_total, every status
     prompts = []
+    out = StringIO()
 
     def answer(prompt: str) -> str:
         prompts.append(prompt)
-        return next(replies)
+        reply = next(replies)
+        if reply == "line_total":  # the number the command printed beside that choice
+            reply = re.findall(r"(\d+)\. the sum of order_items\.line_total", out.getvalue())[-1]
+        return reply
 
     monkeypatch.setattr("sys.stdin", Terminal())
     monkeypatch.setattr("builtins.input", answer)
-    out = StringIO()
     try:
         call_command("generate_api", REVENUE, role="Sales analyst", stdout=out)
     except CommandError as error:
