@@ -10,10 +10,17 @@ or a schema with a foreign key that cannot be deferred, still truncates.
 
 from __future__ import annotations
 
+import sys
+
+import psycopg
+from django.db import OperationalError
 from django.db.backends.postgresql.operations import DatabaseOperations
 
 KEPT = frozenset({"django_content_type", "auth_permission"})
+# How long the flush waits for the tables' locks before it looks for a connection that holds them idle.
+LOCK_WAIT = "10s"
 _truncate = DatabaseOperations.sql_flush
+_execute = DatabaseOperations.execute_sql_flush
 
 
 def _sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
@@ -40,5 +47,34 @@ def _all_foreign_keys_deferrable(connection) -> bool:
         return cursor.fetchone()[0]
 
 
+def _execute_sql_flush(self, sql_list):
+    """Run the flush; a connection left idle in a transaction holding the tables' locks (a thread of an
+    earlier test that never committed) is ended, named on stderr, and the flush runs again."""
+    if not sql_list:
+        return _execute(self, sql_list)
+    try:
+        return _execute(self, [f"SET LOCAL lock_timeout = '{LOCK_WAIT}'", *sql_list])
+    except OperationalError as exc:
+        if not isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
+            raise
+    for pid, query in _end_idle_lock_holders(self.connection):
+        sys.stderr.write(f"\nflush: ended connection {pid}, idle in a transaction after: {query}\n")
+    return _execute(self, sql_list)
+
+
+def _end_idle_lock_holders(connection) -> list[tuple[int, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.pid, left(a.query, 200) FROM pg_stat_activity a WHERE a.datname = current_database()"
+            " AND a.pid <> pg_backend_pid() AND a.state LIKE 'idle in transaction%%'"
+            " AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.relation IS NOT NULL)"
+        )
+        holders = cursor.fetchall()
+        for pid, _ in holders:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+    return holders
+
+
 def install() -> None:
     DatabaseOperations.sql_flush = _sql_flush
+    DatabaseOperations.execute_sql_flush = _execute_sql_flush
