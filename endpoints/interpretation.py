@@ -80,6 +80,17 @@ COMPARE_OPS = frozenset({"eq", "ne", "lt", "lte", "gt", "gte"})
 Scalar = str | int | float | bool
 
 
+def _checked_expression(expression: str, column: str) -> str:
+    """An arithmetic of columns (learning.arithmetic), normalized; `column` must be one of its columns."""
+    try:
+        columns = arithmetic_columns(expression)
+    except ExpressionError as exc:
+        raise ValueError(str(exc)) from None
+    if column not in columns:
+        raise ValueError("`column` is one of the expression's columns")
+    return arithmetic_normalize(expression)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -175,13 +186,7 @@ class Filter(_Strict):
         if self.expression is not None:
             if self.op not in COMPARE_OPS or self.other is not None or (self.value is None and self.param is None):
                 raise ValueError("an expression is compared (eq, ne, lt, lte, gt, gte) with a value or a parameter")
-            try:
-                columns = arithmetic_columns(self.expression)
-            except ExpressionError as exc:
-                raise ValueError(str(exc)) from None
-            if self.column.column not in columns:
-                raise ValueError("`column` is one of the expression's columns")
-            self.expression = arithmetic_normalize(self.expression)
+            self.expression = _checked_expression(self.expression, self.column.column)
         if self.other is not None:
             if self.op not in COMPARE_OPS:
                 raise ValueError(f"op '{self.op}' cannot compare two columns; use eq, ne, lt, lte, gt or gte")
@@ -312,13 +317,7 @@ class Measure(_Strict):
                 raise ValueError("an expression is summed, averaged or ranked, with `column` one of its columns")
             if self.times is not None or self.until is not None:
                 raise ValueError("an expression takes no `times` or `until`")
-            try:
-                columns = arithmetic_columns(self.expression)
-            except ExpressionError as exc:
-                raise ValueError(str(exc)) from None
-            if self.column.column not in columns:
-                raise ValueError("`column` is one of the expression's columns")
-            self.expression = arithmetic_normalize(self.expression)
+            self.expression = _checked_expression(self.expression, self.column.column)
         return self
 
     def expression_columns(self) -> list[Col]:

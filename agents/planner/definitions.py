@@ -32,6 +32,7 @@ from .periods import (
     object_ref,
     table_named,
 )
+from .questions import leave_out_choice
 from .schema_index import SchemaIndex, Table
 from .vocabulary import ACTIVITY_WORDS, singular, tokenize, variants
 
@@ -200,11 +201,7 @@ def _question(index: SchemaIndex, term: str, entity: Table, activity: Table, dat
             label=f"a {rows} with fewer {activity.name} in the last {period} than in the {period} before",
             mapping=base | {"shape": "dropped", "func": "count"},
         ),
-        Choice(
-            id="leave_it_out",
-            label=f"'{term}' adds nothing to the question: leave it out",
-            mapping={"term": term, "kind": "ignore"},
-        ),
+        leave_out_choice(term, set()),
     ]
     return Question(
         id="definition",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from endpoints.interpretation import Choice, Question
 
-from .questions import MAX_CHOICES, _negates, _object, _slug
+from .questions import MAX_CHOICES, _negates, _object, _slug, leave_out_choice
 from .schema_index import Column, SchemaIndex, Table
 from .vocabulary import STOPWORDS, variants
 
@@ -100,13 +100,7 @@ def person_question(phrase: str, index: SchemaIndex, columns: list[tuple[Table, 
                 mapping={"term": phrase, "kind": "column", "object": _object(index, table), "column": column.name},
             )
         )
-    choices.append(
-        Choice(
-            id=_slug("leave it out", taken),
-            label=f"'{phrase}' adds nothing to the question: leave it out",
-            mapping={"term": phrase, "kind": "ignore"},
-        )
-    )
+    choices.append(leave_out_choice(phrase, taken))
     return Question(
         id=qid,
         phrase=phrase,

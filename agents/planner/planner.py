@@ -352,22 +352,10 @@ def _shape_design(
     if problems:
         raise PlanningError("; ".join(problems))
     compiled = interpretation_compile(design.interpretation, catalog=Catalog(schema), dialect=dialect)
-    return Plan(
-        requirement=requirement,
-        shape=design.shape,
-        objects=tuple(design.objects),
-        method="GET",
-        path=_slug(requirement),
-        description=_sentence(requirement),
-        parameters=compiled.parameters,
-        sql=compiled.sql,
-        response_columns=tuple(compiled.columns),
-        rationale=tuple(design.steps),
-        confidence=0.8,
-        dialect=dialect,
-        steps=len(design.steps),
-        interpretation=design.interpretation,
-    )
+    return _compiled_plan(
+        requirement, design.interpretation, compiled, shape=design.shape, objects=tuple(design.objects),
+        rationale=tuple(design.steps), confidence=0.8, dialect=dialect,
+    )  # fmt: skip
 
 
 def requirement_questions(
@@ -3075,10 +3063,20 @@ def _relation_plan(requirement: str, index: SchemaIndex, schema: dict, dialect: 
         f"Composed one read-only SELECT for {dialect} with bound parameters "
         f"{', '.join(':' + n for n in bind_names(compiled.sql)) or '(none)'}.",
     )
+    return _compiled_plan(
+        requirement, interpretation, compiled, shape=reading.shape, objects=reading.objects, rationale=rationale,
+        confidence=0.85, dialect=dialect,
+    )  # fmt: skip
+
+
+def _compiled_plan(
+    requirement: str, interpretation, compiled, *, shape, objects, rationale: tuple, confidence: float, dialect: str
+) -> Plan:
+    """The Plan whose SQL, parameters and columns are the platform's compilation of `interpretation`."""
     return Plan(
         requirement=requirement,
-        shape=reading.shape,
-        objects=reading.objects,
+        shape=shape,
+        objects=objects,
         method="GET",
         path=_slug(requirement),
         description=_sentence(requirement),
@@ -3086,7 +3084,7 @@ def _relation_plan(requirement: str, index: SchemaIndex, schema: dict, dialect: 
         sql=compiled.sql,
         response_columns=tuple(compiled.columns),
         rationale=rationale,
-        confidence=0.85,
+        confidence=confidence,
         dialect=dialect,
         steps=len(rationale),
         interpretation=interpretation,

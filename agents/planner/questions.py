@@ -17,6 +17,15 @@ from .vocabulary import semantic_similarity, variants, word_score
 MAX_CHOICES = 8
 
 
+def leave_out_choice(term: str, taken: set[str]) -> Choice:
+    """The choice of a question that the word changes nothing ('kind': 'ignore')."""
+    return Choice(
+        id=_slug("leave it out", taken),
+        label=f"'{term}' adds nothing to the question: leave it out",
+        mapping={"term": term, "kind": "ignore"},
+    )
+
+
 def _slug(text: str, taken: set[str]) -> str:
     base = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:34] or "choice"
     slug, n = base, 2
@@ -143,13 +152,7 @@ def question_unknown_word(
         value_choices(word, index, tables) + column_choices(word, index, tables) + entity_choices(word, index)
     )
     choices = [Choice(id=_slug(label, taken), label=label, mapping=mapping) for _, label, mapping in candidates]
-    choices.append(
-        Choice(
-            id=_slug("leave it out", taken),
-            label=f"'{word}' adds nothing to the question: leave it out",
-            mapping={"term": word, "kind": "ignore"},
-        )
-    )
+    choices.append(leave_out_choice(word, taken))
     return Question(
         id=qid or _slug(f"term_{word}", set()),
         phrase=phrase,

@@ -177,6 +177,16 @@ def _counting_at(w: _Words) -> tuple[int, int] | None:
     return None
 
 
+def _group_by_key_and_names(d: _Design, w: _Words, alias: str, table: Table) -> None:
+    """Group by the table's key and naming columns; "with their names" is the phrase of the first name."""
+    keys = list(table.primary_key)
+    labels = [c.name for c in table.label_columns() if c.name not in keys]
+    names = _name_at(w)
+    for k, name in enumerate(keys + labels):
+        phrase = w.text(names[0], names[0]) if names and k == len(keys) else ""
+        d.data["group_by"].append({"column": {"entity": alias, "column": name}, "label": name, "phrase": phrase})
+
+
 def _name_at(w: _Words) -> list[int]:
     return [i for i, t in enumerate(w.tokens) if t.lower in NAME_WORDS]
 
@@ -541,12 +551,7 @@ def _self_count_reading(w: _Words) -> Reading | None:
     word = _role_word(w, role, [group_span])
     rows = d.entity(table, phrase=w.text(counted, counted))
     above = d.entity(table, phrase=w.text(*group_span), wanted=word, join=_up_join(role.fk, rows))
-    keys = list(table.primary_key)
-    labels = [c.name for c in table.label_columns() if c.name not in keys]
-    names = _name_at(w)
-    for k, name in enumerate(keys + labels):
-        phrase = w.text(names[0], names[0]) if names and k == len(keys) else ""
-        d.data["group_by"].append({"column": {"entity": above, "column": name}, "label": name, "phrase": phrase})
+    _group_by_key_and_names(d, w, above, table)
     measure = "direct_reports" if role.verb else f"{singular(table.name)}_count"
     d.data["measures"].append({"id": measure, "func": "count", "entity": rows, "phrase": w.text(counting[0], counted)})
     steps = [
@@ -605,12 +610,7 @@ def _link_count_reading(w: _Words) -> Reading | None:
     d = _Design(w)
     root = d.entity(link, phrase=w.text(*verb) if verb else "")
     alias = d.entity(entity, phrase=w.text(*group_span), join=_up_join(to_entity, root))
-    keys = list(entity.primary_key)
-    labels = [c.name for c in entity.label_columns() if c.name not in keys]
-    names = _name_at(w)
-    for k, name in enumerate(keys + labels):
-        phrase = w.text(names[0], names[0]) if names and k == len(keys) else ""
-        d.data["group_by"].append({"column": {"entity": alias, "column": name}, "label": name, "phrase": phrase})
+    _group_by_key_and_names(d, w, alias, entity)
     d.data["measures"].append(
         {
             "id": f"{singular(far_table.name)}_count",

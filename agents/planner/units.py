@@ -188,19 +188,24 @@ def resolve_quantities(a: Any, index: SchemaIndex, *, make_filter: Callable[...,
         a.steps.append(f"'{phrase}': {a.entity.name}.{column.name} {quantity.op} {value:g} (in {unit}s).")
 
 
+def _unit_mapping(index: SchemaIndex, table: Table, column: Column, unit: str, op: str, value: float) -> dict:
+    """A choice's glossary mapping: the column's unit, with the comparison that unit makes of the number said."""
+    return {
+        "term": column.name,
+        "kind": "column",
+        "object": _object(index, table),
+        "column": column.name,
+        "unit": unit,
+        "op": op,
+        "value": value,
+    }
+
+
 def _unit_question(index: SchemaIndex, table: Table, column: Column, quantity: Quantity, phrase: str) -> Question:
     options = []
     for unit in FAMILY_CHOICES[FAMILY[quantity.unit]]:
         value = convert(quantity.value, quantity.unit, unit)
-        mapping = {
-            "term": column.name,
-            "kind": "column",
-            "object": _object(index, table),
-            "column": column.name,
-            "unit": unit,
-            "op": quantity.op,
-            "value": value,
-        }
+        mapping = _unit_mapping(index, table, column, unit, quantity.op, value)
         options.append((f"in {unit}s: {table.name}.{column.name} {_SIGN[quantity.op]} {value:g}", mapping))
     return question_which(
         phrase,
@@ -240,15 +245,7 @@ def percent_value(
         return value
     options = []
     for unit, number in (("fraction", round(value / 100, 6)), ("percent", value)):
-        mapping = {
-            "term": column.name,
-            "kind": "column",
-            "object": _object(index, table),
-            "column": column.name,
-            "unit": unit,
-            "op": op,
-            "value": number,
-        }
+        mapping = _unit_mapping(index, table, column, unit, op, number)
         how = "as a fraction of 1" if unit == "fraction" else "in percent"
         options.append((f"{how}: {table.name}.{column.name} {_SIGN[op]} {number:g}", mapping))
     raise UnitQuestion(
