@@ -6,14 +6,18 @@ the process does not lose it) and to the batch in memory. A flusher thread write
 one transaction: the ToolCall rows (one INSERT), the counters of MCP instances and endpoints
 (one UPDATE each, adding the batch's exact counts and durations), the keys' last use (at most
 once a minute per key) and the batch's id in AuditBatch, so that no batch is ever applied twice.
-Then the batch's journal segment is deleted.
+Then the batch's journal segment is deleted. Each batch and each prune of AuditBatch is committed
+at once: the flusher's connection is checked before and after every piece of work, and one left
+with a transaction open (see nectar.connections) is closed, so nothing is held between flushes
+and a batch is never counted as written while its transaction is still open.
 
 Shutdown flushes what is pending (atexit, SIGTERM, the ASGI lifespan). After a crash, the
 journal segments of the dead process are found by the next process that flushes (a segment's
 lock is free once its process is gone) and applied unless AuditBatch already has them.
 
 With AUDIT_SYNCHRONOUS (the test suite) each record is applied before audit_record() returns,
-through the same journal and the same batch code.
+through the same journal and the same batch code, by the caller (inside its transaction, if it
+is in one); a flusher thread started earlier leaves those batches alone.
 """
 
 from __future__ import annotations
@@ -37,9 +41,13 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from nectar.connections import close_if_transaction_left_open
+
 logger = logging.getLogger(__name__)
 
 KEY_TOUCH_SECONDS = 60
+# How often the flusher applies the journals of dead processes and prunes AuditBatch.
+RECOVER_SECONDS = 30.0
 
 
 @dataclass
@@ -136,7 +144,11 @@ def audit_flush() -> int:
 
 
 def _apply_segment(segment_id: uuid.UUID, records: list[dict]) -> int:
-    """Apply one batch exactly once; on failure the journal keeps it for the next attempt."""
+    """Apply one batch exactly once; on failure the journal keeps it for the next attempt.
+
+    Outside a transaction of the caller the batch is committed before this returns, and the
+    connection is left with nothing open.
+    """
     with _apply_lock:
         try:
             return _apply(segment_id, records)
@@ -145,12 +157,15 @@ def _apply_segment(segment_id: uuid.UUID, records: list[dict]) -> int:
             return _apply(segment_id, _repaired(records))
         finally:
             if not connection.in_atomic_block:
+                close_if_transaction_left_open(connection)
                 connection.close_if_unusable_or_obsolete()
 
 
 def _apply(segment_id: uuid.UUID, records: list[dict]) -> int:
     from mcpservers.models import AuditBatch, ToolCall
 
+    # Outside a caller's transaction, the block below must be a transaction of its own that commits.
+    close_if_transaction_left_open(connection)
     with transaction.atomic():
         _, created = AuditBatch.objects.get_or_create(id=segment_id)
         if not created:
@@ -311,7 +326,7 @@ def _flush_forever() -> None:
         try:
             with _lock:
                 segment = _state["segment"]
-                if segment is not None and segment.records:
+                if segment is not None and segment.records and not getattr(settings, "AUDIT_SYNCHRONOUS", False):
                     _state["segment"] = None
                 else:
                     segment = None
@@ -323,7 +338,7 @@ def _flush_forever() -> None:
                     # Keep the journal: a later flush (or the next process) applies it.
                     logger.exception("audit batch %s not written yet; it stays in the journal", segment.id)
                     _close(segment, delete=False)
-            if time.monotonic() - recovered_at > 30:
+            if time.monotonic() - recovered_at > RECOVER_SECONDS:
                 recovered_at = time.monotonic()
                 _recover_orphans()
                 _forget_old_batches()
@@ -331,6 +346,8 @@ def _flush_forever() -> None:
             if stop.is_set():
                 return  # shutting down: audit_shutdown flushes what is left
             logger.exception("audit flusher failed; retrying")
+        finally:
+            close_if_transaction_left_open(connection)  # nothing is held until the next flush
 
 
 def _forget_old_batches() -> None:
@@ -339,6 +356,7 @@ def _forget_old_batches() -> None:
 
     from mcpservers.models import AuditBatch
 
+    close_if_transaction_left_open(connection)  # so that the delete commits at once
     AuditBatch.objects.filter(created_at__lt=timezone.now() - timedelta(days=7)).delete()
 
 

@@ -31,6 +31,8 @@ from typing import Any
 from django.conf import settings
 from django.db import connections
 
+from nectar.connections import transaction_left_open
+
 _state = threading.local()
 _lock = threading.Lock()
 _pool = None
@@ -69,7 +71,7 @@ def _after_task() -> None:
         seen = opened.get(conn.alias)
         if seen is None or seen[0] is not raw:
             seen = opened[conn.alias] = (raw, now)
-        if conn.in_atomic_block or conn.get_autocommit() != conn.settings_dict["AUTOCOMMIT"]:
+        if conn.in_atomic_block or transaction_left_open(conn):
             conn.close()  # a transaction was left open: never hand it to the next caller
         elif (conn.errors_occurred and not conn.is_usable()) or now - seen[1] >= _max_age():
             conn.close()  # broken, or old enough to be replaced

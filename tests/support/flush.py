@@ -49,7 +49,11 @@ def _all_foreign_keys_deferrable(connection) -> bool:
 
 def _execute_sql_flush(self, sql_list):
     """Run the flush; a connection left idle in a transaction holding the tables' locks (a thread of an
-    earlier test that never committed) is ended, named on stderr, and the flush runs again."""
+    earlier test that never committed) is ended, named on stderr, and the flush runs again.
+
+    Nectar's own threads no longer leave one (the audit flusher did; see nectar/connections.py): this
+    guards against test code that does (raw connections, servers a test starts), which would otherwise
+    hold every later flush until the test timeout."""
     if not sql_list:
         return _execute(self, sql_list)
     try:
