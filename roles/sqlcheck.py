@@ -69,7 +69,7 @@ SAFE_FUNCTIONS = frozenset(
             "instr locate lcase ucase mid field elt find_in_set format_bytes hex unhex bin oct conv crc32 sha1",
             "sha2 json_extract json_unquote json_object json_array json_arrayagg json_objectagg json_contains",
             "json_length json_keys json_value group_concat truncate strftime julianday date time datetime",
-            "unixepoch printf typeof iif ifnull total",
+            "unixepoch printf typeof iif ifnull total makedate",
         )
     ).split()
 )

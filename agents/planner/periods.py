@@ -7,6 +7,11 @@ entity's key and naming columns, as a `comparisons` element of the interpretatio
 spend" adds the money measure over all time. Money words are resolved the way every other requirement
 resolves them (the glossary, or the questions about which column and which statuses count).
 
+Calendar periods compared ("revenue this month compared with last month", "orders this year vs last
+year", "sales per category, this quarter versus the previous quarter"): the requirement without its second
+period is designed as any other, and each of its measures becomes two, one per period, each counting only
+the rows of its own period (calendar_comparison_design).
+
 Nothing here knows a particular schema: tables are found by their names and foreign keys, dates by
 their types and names.
 """
@@ -18,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from endpoints.interpretation import Interpretation, Question
+from endpoints.interpretation import Interpretation, Question, TimeWindow
 
 from .dates import date_candidates
 from .intent import NUMBER_WORDS
@@ -45,6 +50,14 @@ LIFETIME = re.compile(
     r"^\s*,?\s*(?:and\s+)?(?:with|showing|including)\s+(?:their|its|the)\s+"
     r"(?P<phrase>(?:(?:lifetime|total|all[- ]time|overall)\s+)?(?P<word>[a-z]+))\s*\.?\s*$"
 )
+# "this month compared with last month", "this year vs last year", "this quarter versus the previous quarter".
+CALENDAR_PERIOD = r"(?:the\s+)?(?P<{rel}>this|current|last|previous|prior|past)\s+(?P<{unit}>week|month|quarter|year)"
+CALENDAR_VERSUS = re.compile(
+    r"\b(?P<first>" + CALENDAR_PERIOD.format(rel="rel1", unit="unit1") + r")\s*,?\s*"
+    r"(?P<against>(?:vs\.?|versus|(?:as\s+)?compared\s+(?:with|to)|against)\s+"
+    r"(?P<second>" + CALENDAR_PERIOD.format(rel="rel2", unit="unit2") + r"))(?![a-z'])"
+)
+CURRENT_WORDS = frozenset({"this", "current"})
 LEAD_WORDS = frozenset({"show", "list", "find", "get", "give", "return", "me", "all", "the", "which", "our", "every"})
 
 
@@ -66,6 +79,9 @@ class Design:
     objects: list[Key]
     steps: list[str] = field(default_factory=list)
 
+
+# A requirement designed by the planner: its interpretation and the objects it reads (PlanningError when it cannot).
+Planned = Callable[[str], tuple[Interpretation | None, list[Key]]]
 
 # A money measure as the planner resolves it ("Total spend per customer"), or PlanningError with questions.
 MoneyMeasure = Callable[[str], Interpretation | None]
@@ -326,6 +342,75 @@ def comparison_design(*, requirement: str, index: SchemaIndex, money: MoneyMeasu
     interpretation = Interpretation.model_validate(data)
     shape = ("period_comparison", "aggregate" if lifetime is not None else "list", "join")
     return Design(interpretation=interpretation, shape=shape, objects=objects, steps=steps)
+
+
+def _calendar_window(column: Any, unit: str, first: int, last: int, phrase: str) -> TimeWindow:
+    """From the calendar unit `first` units from the current one to the end of unit `last`; the current
+    one runs on to today."""
+    end = None if last == 0 else {"calendar": {"unit": unit, "offset": last + 1}}
+    return TimeWindow.model_validate(
+        {"column": column, "start": {"calendar": {"unit": unit, "offset": first}}, "end": end, "phrase": phrase}
+    )
+
+
+def _offset(relation: str) -> int:
+    return 0 if relation in CURRENT_WORDS else -1
+
+
+def _label(phrase: str) -> str:
+    return "_".join(w for w in re.findall(r"[a-z]+", phrase.lower()) if w != "the")
+
+
+def calendar_comparison_design(*, requirement: str, index: SchemaIndex, plan: Planned) -> Design | None:
+    """Calendar periods compared: every measure of the requirement once per period, side by side.
+
+    None when the requirement compares no two calendar periods; Unresolved when it does in a way this
+    design cannot read (two lengths, the same period twice, a ranking or a condition on the figures).
+    """
+    match = CALENDAR_VERSUS.search(requirement.lower())
+    if match is None:
+        return None
+    unit, other = match.group("unit1"), match.group("unit2")
+    offsets = (_offset(match.group("rel1")), _offset(match.group("rel2")))
+    if unit != other:
+        raise Unresolved(f"a {unit} is compared with a {other}; compare periods of the same length")
+    if offsets[0] == offsets[1]:
+        raise Unresolved(f"'{requirement[match.start() : match.end()]}' compares a period with itself")
+    rest = requirement[: match.end("first")] + requirement[match.end() :]
+    interp, objects = plan(rest)
+    first = requirement[match.start("first") : match.end("first")]
+    second = requirement[match.start("second") : match.end("second")]
+    against = requirement[match.start("against") : match.end("against")]  # "compared with last month"
+    if interp is None or not interp.measures:
+        raise Unresolved(f"'{requirement[match.start() : match.end()]}' compares figures, and I found none to compare")
+    if len(interp.windows) != 1 or interp.windows[0].phrase.strip().lower() != first.strip().lower():
+        raise Unresolved(f"I could not tell which dates '{first}' and '{second}' apply to")
+    window = interp.windows[0]
+    start = window.start.calendar if window.start is not None else None
+    if start is None or (start.unit, start.offset) != (unit, offsets[0]) or interp.having or interp.comparisons:
+        raise Unresolved(f"I could not read '{requirement[match.start() : match.end()]}' as two {unit}s side by side")
+    if any(m.window is not None for m in interp.measures) or interp.limit is not None:
+        raise Unresolved(f"a ranking or a figure of its own period cannot be compared {unit} by {unit} yet")
+    periods = [(first, _label(first), offsets[0]), (against, _label(second), offsets[1])]
+    column = window.column.model_dump()
+    measures, renamed = [], {}
+    for m in interp.measures:
+        for n, (phrase, label, offset) in enumerate(periods):
+            name = f"{m.id[: 29 - len(label)].rstrip('_')}_{label}"  # output names hold 30 characters
+            if n == 0:
+                renamed[m.id] = name
+            own = _calendar_window(column, unit, offset, offset, phrase)
+            measures.append(m.model_copy(update={"id": name, "window": own, "phrase": m.phrase if n == 0 else ""}))
+    span = _calendar_window(column, unit, min(offsets), max(offsets), "")  # only rows of the two periods
+    order = [
+        o.model_copy(update={"measure": renamed[o.measure]}) if o.measure in renamed else o for o in interp.order_by
+    ]
+    compared = interp.model_copy(update={"windows": [span], "measures": measures, "order_by": order})
+    compared = Interpretation.model_validate(compared.model_dump(by_alias=True, exclude_none=True))
+    table = ", ".join(sorted({m.id for m in measures}))
+    steps = [f"Compare {first} with {second}: each figure once per {unit} ({table}), on {window.column.column}."]
+    return Design(interpretation=compared, shape=("period_comparison", "aggregate", "time_window"),
+                  objects=objects, steps=steps)  # fmt: skip
 
 
 def design_problems(*, requirement: str, design: Design, schema: dict, dialect: str) -> list[str]:

@@ -21,7 +21,7 @@ from .formulas import FormulaQuestion, expression_choices, expression_sql, perce
 from .intent import Metric, Phrases, TimeWindow, read_phrases
 from .meaning import interpretation_from_analysis
 from .people import people_questions, resolve_people
-from .periods import Unresolved, comparison_design, design_problems
+from .periods import Unresolved, calendar_comparison_design, comparison_design, design_problems
 from .questions import (
     measure_choices,
     question_confirm_value,
@@ -332,18 +332,24 @@ def _shape_design(
 ) -> Plan | None:
     """Shapes designed by their own modules: changes between periods, terms that need a definition."""
 
-    def money(text: str) -> Interpretation | None:
+    def planned(text: str) -> tuple[Interpretation | None, list[Key]]:
         try:
-            return plan_requirement(
+            plan = plan_requirement(
                 requirement=text, schema=schema, grants=grants, samples=samples, glossary=glossary, dialect=dialect
-            ).interpretation
-        except PlanningError as error:  # said of the money word alone, not of the words it was asked with
+            )
+        except PlanningError as error:  # said of these words alone, not of the words they were asked with
             raise PlanningError(error.why, questions=error.questions) from None
+        return plan.interpretation, list(plan.objects)
+
+    def money(text: str) -> Interpretation | None:
+        return planned(text)[0]
 
     try:
         design = definition_design(requirement=requirement, index=index, glossary=glossary)
         if design is None:
             design = comparison_design(requirement=requirement, index=index, money=money)
+        if design is None:
+            design = calendar_comparison_design(requirement=requirement, index=index, plan=planned)
     except Unresolved as error:
         raise PlanningError(error.why, questions=error.questions) from None
     if design is None:
@@ -660,6 +666,7 @@ def _ask_unknown_words(a: Analysis, index: SchemaIndex) -> None:
     rest = [w for w in a.unknown_words if w not in asked]
     for n, word in enumerate(rest[: 8 - len(questions)]):
         questions.append(question_unknown_word(word, word, index, scope, qid=f"term_{n + 1}"))
+    questions += _window_date_questions(a, index, questions)[: 8 - len(questions)]
     if not a.unknown_words:
         phrases = ", ".join(f"'{c[3]}'" for c in a.confirms)
         raise PlanningError(
@@ -672,6 +679,77 @@ def _ask_unknown_words(a: Analysis, index: SchemaIndex) -> None:
         f"I don't know what {names} {verb} in this database (no table, column, value or glossary term matches)",
         questions=questions,
     )
+
+
+DATED_TERM_KINDS = ("value", "filter", "measure")  # a term of these kinds stands for rows that happen at a date
+
+
+def _dates_too_close(found: tuple[Table, Column], ranked: list[tuple[float, Column]]) -> bool:
+    """Whether two dates of the window's table say about as well when a row happened, none named."""
+    return len(ranked) > 1 and ranked[0][1] is found[1] and ranked[0][0] < 2.0 and ranked[0][0] - ranked[1][0] < 0.5
+
+
+def _window_applies(a: Analysis) -> bool:
+    return a.phrases.window is not None and (a.activity is None or _window_before_negation(a))
+
+
+def _window_date_question(
+    a: Analysis, index: SchemaIndex, phrase: str, term: str, tables: list[Table], *, qid: str
+) -> Question | None:
+    """'Refunds last month': which date says when they happen, among the dates of each table the term may be on.
+
+    Asked only when, on one of those tables, two dates say about as well when a row happened; a table
+    whose date is clear offers that one date, so whichever table the term turns out to mean has its choice.
+    """
+    options: list[tuple[str, dict]] = []
+    unclear = False
+    for table in tables:
+        found = fact_date(a, index, table)
+        if found is None:
+            continue
+        ranked = date_candidates(found[0], a)
+        close = _dates_too_close(found, ranked)
+        unclear = unclear or close
+        for _, column in ranked[:2] if close else [(0.0, found[1])]:
+            mapping = {
+                "term": term,
+                "kind": "column",
+                "object": _object_ref(index, found[0].key),
+                "column": column.name,
+            }
+            if all(m != mapping for _, m in options):
+                options.append((f"{found[0].name}.{column.name}", mapping))
+    if not unclear:
+        return None
+    window = a.phrases.window.phrase
+    return question_which(
+        phrase, f"'{phrase} {window}': which date says when {phrase} happen?", "column", options, qid=qid
+    )
+
+
+def _window_date_questions(a: Analysis, index: SchemaIndex, asked: list[Question]) -> list[Question]:
+    """With the words asked about, the date a window applies to on each table their choices could be on.
+
+    So one round of answers is enough: what 'refunds' are, and which of their dates 'last month' is by.
+    With a table named already, only the choices on that table would carry the window.
+    """
+    if not _window_applies(a):
+        return []
+    out = []
+    for question in asked:
+        keys = []
+        for choice in question.choices:
+            key = _term_key(index, choice.mapping.get("object"))
+            if choice.mapping.get("kind") in DATED_TERM_KINDS and key is not None and key not in keys:
+                keys.append(key)
+        if a.entity is not None:
+            keys = [k for k in keys if k == a.entity.key]
+        term = next((str(c.mapping["term"]) for c in question.choices if c.mapping.get("term")), question.phrase)
+        tables = [index.tables[k] for k in keys]
+        asked_date = _window_date_question(a, index, question.phrase, term, tables, qid=f"window_date_{len(out) + 1}")
+        if asked_date is not None:
+            out.append(asked_date)
+    return out
 
 
 def _apply_anti_patterns(a: Analysis, memories: list[dict]) -> None:
@@ -2320,7 +2398,7 @@ def _window_before_negation(a: Analysis) -> bool:
 
 
 def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
-    if a.phrases.window is None or (a.activity is not None and not _window_before_negation(a)):
+    if not _window_applies(a):
         return
     table = a.fact or a.entity
     if table is None:
@@ -2338,7 +2416,7 @@ def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
     ranked = date_candidates(found[0], a)
     if found[0].key in a.term_dates:
         found = (found[0], a.term_dates[found[0].key])
-    elif len(ranked) > 1 and ranked[0][1] is found[1] and ranked[0][0] < 2.0 and ranked[0][0] - ranked[1][0] < 0.5:
+    elif _dates_too_close(found, ranked):
         # Nothing in the requirement names the date, and two say about as well when a row happened.
         names = " or ".join(f"{found[0].name}.{c.name}" for _, c in ranked[:2])
         why = (
@@ -2350,33 +2428,15 @@ def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
             (
                 (m, span)
                 for m, span in a.terms
-                if m.get("kind") in ("value", "filter", "measure") and _term_key(index, m.get("object")) == found[0].key
+                if m.get("kind") in DATED_TERM_KINDS and _term_key(index, m.get("object")) == found[0].key
             ),
             None,
         )
         if term is None:
             raise PlanningError(why)
         phrase = a.requirement[term[1][0] : term[1][1]]
-        options = [
-            (
-                f"{found[0].name}.{c.name}",
-                {
-                    "term": term[0]["term"],
-                    "kind": "column",
-                    "object": _object_ref(index, found[0].key),
-                    "column": c.name,
-                },
-            )
-            for _, c in ranked[:2]
-        ]
-        question = question_which(
-            phrase,
-            f"'{phrase} {a.phrases.window.phrase}': which date says when {phrase} happen?",
-            "column",
-            options,
-            qid="window_date",
-        )
-        raise PlanningError(why, questions=[question])
+        question = _window_date_question(a, index, phrase, term[0]["term"], [found[0]], qid="window_date")
+        raise PlanningError(why, questions=[question] if question is not None else [])
     a.window_column = found
     # "paid last month": the word naming the window's date is the window's, not a value of another column.
     named = [t for t in a.tokens if t.end <= a.phrases.window.span[0]][-1:]

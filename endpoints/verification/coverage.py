@@ -7,7 +7,8 @@ Two checks, both on the requirement's own words, independent of whoever wrote th
 2. shape: phrases that demand a particular element get one: "a given X" a parameter, a year or a
    period a time window, "never / no / without" a negation, "most recent" an ordering by a date,
    "each month" that grain, "top 10" a limit of 10 with an ordering, "more than 30" a comparison
-   with 30, "twice" a count condition, "names" of people first and last names, "how many" a count.
+   with 30, "twice" a count condition, "names" of people first and last names, "how many" a count,
+   "this month compared with last month" a figure measured in each of the two periods on its own.
 """
 
 from __future__ import annotations
@@ -53,6 +54,16 @@ UP_VERBS = frozenset({"grew", "rose", "increased", "climbed", "jumped"})
 CHANGE_VERBS = re.compile(
     r"\b(" + "|".join(sorted(DOWN_VERBS | UP_VERBS)) + r")\b(?!\s+(?:below|above|under|over|beneath|to|by|than)\b)"
 )
+# Two calendar periods side by side ("this month compared with last month", "this year vs last year").
+_PERIOD = r"(?:the\s+)?(?:this|current|last|previous|prior|past)\s+(?:week|month|quarter|year)"
+CALENDAR_VERSUS = re.compile(
+    r"\b("
+    + _PERIOD
+    + r")\s*,?\s*(?:vs\.?|versus|(?:as\s+)?compared\s+(?:with|to)|against)\s+("
+    + _PERIOD
+    + r")(?![a-z'])"
+)
+MEASURE_WINDOW = re.compile(r"measures\[(\d+)\]\.window")
 DESCENDING = {"most", "top", "highest", "largest", "biggest", "best", "greatest", "maximum", "max", "leading"}
 ASCENDING = {"least", "fewest", "lowest", "smallest", "worst", "bottom", "minimum", "min"}
 
@@ -230,6 +241,23 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
             ok,
             f"'{m.group(1)}' compares two periods, but the design does not compare a figure with the period before",
             m.group(1),
+        )
+    # Calendar periods side by side: each period measured on its own, by a figure of its own.
+    for m in CALENDAR_VERSUS.finditer(text):
+        sides = [
+            {
+                int(found.group(1))
+                for p in _covering(spans, m.start(g), m.end(g))
+                if (found := MEASURE_WINDOW.fullmatch(p))
+            }
+            for g in (1, 2)
+        ]
+        windows = [{_window_key(interp.measures[i].window) for i in side} for side in sides]
+        ok = all(sides) and not sides[0] & sides[1] and not windows[0] & windows[1]
+        need(
+            ok,
+            f"'{m.group(0)}' sets two periods side by side, but the design does not measure each period on its own",
+            m.group(0),
         )
     # Negation: an anti-join, a null test or a negative comparison.
     for w in words(requirement):
@@ -417,6 +445,11 @@ def _is_negative(kind: str, e) -> bool:
     if kind in ("windows", "window"):
         return e.end is not None and e.start is None  # "not since", "older than"
     return False
+
+
+def _window_key(window) -> str:
+    """A window's dates, whatever its phrase."""
+    return window.model_dump_json(exclude={"phrase"})
 
 
 def _compares(element, n: float | None, words_: str) -> bool:
