@@ -79,6 +79,15 @@ COMPARATIVES = {
 }
 # Verbs of money coming in: "the countries that bring in the most revenue".
 EARNING_VERBS = r"bring|brings|brought|bringing|earn|earns|earned|generate|generates|generated|make|makes|made"
+# "lifetime value", "lifetime spend": money summed over every row of the entity, whatever its date.
+LIFETIME_MONEY = r"lifetime\s+(?:value|" + "|".join(sorted(MONEY_WORDS)) + r")"
+
+
+def is_money_word(word: str) -> bool:
+    """Whether the words name an amount of money: 'revenue', 'sales', 'lifetime value'."""
+    return word in MONEY_WORDS or re.fullmatch(LIFETIME_MONEY, word) is not None
+
+
 RECENT_WORDS = {"most recent": "desc", "latest": "desc", "newest": "desc", "oldest": "asc", "earliest": "asc"}
 
 
@@ -252,12 +261,14 @@ def read_phrases(text: str) -> Phrases:
         found.spans.append(match.span())
 
     # Time windows.
+    # "in the past week" is the seven days up to today ("last week" is the calendar week before this one).
     match = re.search(
-        r"\b(?:(?:in|within|during|over|for)\s+)?(?:the\s+)?(?:last|past|previous|recent)\s+(\d+)\s+(day|week|month|year)s?\b",
+        r"\b(?:(?:in|within|during|over|for)\s+)?(?:the\s+)?(?:(?:last|past|previous|recent)\s+(\d+)\s+"
+        r"|past\s+)(day|week|month|year)s?\b",
         lowered,
     )
     if match:
-        amount, unit = int(match.group(1)), match.group(2)
+        amount, unit = int(match.group(1) or 1), match.group(2)
         if unit == "week":
             amount, unit = amount * 7, "day"
         found.window = TimeWindow(
@@ -386,7 +397,7 @@ def read_phrases(text: str) -> Phrases:
     # Thresholds: "more than 30", "above 50 dollars", "at least 20%", "over $1,000".
     for match in re.finditer(
         r"\b(" + "|".join(sorted(COMPARATIVES, key=len, reverse=True)) + r")\s+(?:[$€£]\s?)?" + NUM + r"(%)?"
-        r"(?:\s+([a-z][\w-]*))?",
+        r"(?:\s+(?:(?:different|distinct|separate)\s+)?([a-z][\w-]*))?",
         lowered,
     ):
         unit = match.group(4)
@@ -447,7 +458,10 @@ def read_phrases(text: str) -> Phrases:
         take_span = found.spans.append
         take_span(apart.span(1))
         start, end = apart.span(2)
-        if apart.group(4) and apart.group(4) in MONEY_WORDS:
+        lifetime = re.compile(r"\s+(" + LIFETIME_MONEY + r")\b").match(lowered, end)
+        if lifetime:
+            found.rank_word, end = lifetime.group(1), lifetime.end(1)
+        elif apart.group(4) and apart.group(4) in MONEY_WORDS:
             found.rank_word, end = apart.group(4), apart.end(4)
             verb = re.search(r"\b(?:" + EARNING_VERBS + r")(?:\s+in)?\s+$", lowered[:start])
             if verb:
@@ -466,7 +480,10 @@ def read_phrases(text: str) -> Phrases:
     if found.top_n is None:
         _read_single_superlative(lowered, found)
     if found.top_n is not None and found.rank_span is None:
-        rank = re.search(r"\b(?:by|in terms of|ranked by|with the (?:most|highest))\s+(?:total\s+)?(\w+)", lowered)
+        rank = re.search(
+            r"\b(?:by|in terms of|ranked by|with the (?:most|highest))\s+(?:total\s+)?(" + LIFETIME_MONEY + r"|\w+)",
+            lowered,
+        )
         if rank:
             found.rank_word = rank.group(1)
             found.rank_span = rank.span()
@@ -509,7 +526,7 @@ def read_phrases(text: str) -> Phrases:
                     span=money.span(),
                 )
                 take(money)
-    if found.top_n is not None and found.metric is None and found.rank_word in MONEY_WORDS:
+    if found.top_n is not None and found.metric is None and is_money_word(found.rank_word or ""):
         found.metric = Metric(func="sum", word=found.rank_word, money=True, phrase=found.rank_word)
 
     if ranked_count is not None:

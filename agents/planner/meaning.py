@@ -326,7 +326,9 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
         measure_id = labels["measure"]
         metric = a.metric
         measure: dict[str, Any] = {"id": measure_id, "phrase": b.text(metric.span) if metric else ""}
-        if metric is None or metric.func == "count":
+        if (metric is None or metric.func == "count") and a.counted_key is not None:
+            measure.update(func="count_distinct", column=b.col(fact.key, a.counted_key))
+        elif metric is None or metric.func == "count":
             measure["func"] = "count"
         else:
             _kind, columns = a.measure or ("column", [])
@@ -351,8 +353,10 @@ def interpretation_from_analysis(a: Analysis, index: SchemaIndex, *, labels: dic
             if unit is not None:
                 b.data["assumptions"].append({"text": "the share is a percentage (0 to 100)", "phrase": b.text(unit)})
         b.data["measures"].append(measure)
-        if a.share is None and (
-            metric is None or (metric.func == "count" and metric.word is None and not metric.phrase)
+        if (
+            a.share is None
+            and a.counted_key is None
+            and (metric is None or (metric.func == "count" and metric.word is None and not metric.phrase))
         ):
             # A breakdown that names no measure ("refunds by payment method"): how many, and how much
             # when the counted rows carry one money amount, since either may be what was meant.

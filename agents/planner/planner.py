@@ -14,6 +14,7 @@ from endpoints.sqldialect import duration_sql
 from learning.arithmetic import ExpressionError, arithmetic_columns, arithmetic_normalize
 from learning.grammar import is_grammatical
 
+from .bridges import bridge_to
 from .dates import date_candidates, date_column, fact_date
 from .definitions import definition_design
 from .durations import DurationError, read_duration
@@ -260,6 +261,7 @@ class Analysis:
     chains: list[list[ForeignKey]] = field(default_factory=list)  # many-to-one joins from the entity to far tables
     having: list[dict] = field(default_factory=list)  # conditions on the count: {"op", "value", "phrase"}
     counted: Table | None = None  # "more than 20 orders": the rows counted per entity
+    counted_key: str | None = None  # "more than 4 different products": the column of `counted` counted distinct
     recency: str | None = None  # order by the entity's date: "desc" for "most recent", "asc" for "oldest"
     verb_phrases: dict[Key, str] = field(default_factory=dict)  # "supplied" for the joined suppliers
     # "films in a given category" across a link table: rows that have a related row with the given value.
@@ -1185,8 +1187,15 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
         counted = next((m for m in a.mentions if t.unit_span and m.offset == t.unit_span[0]), None)
         if counted is not None:
             table = index.tables[counted.best()[1]]
-            if table is a.entity or a.counted is not None or index.up_path(table.key, a.entity.key) is None:
+            if table is a.entity or a.counted is not None:
                 continue
+            far = None
+            if index.up_path(table.key, a.entity.key) is None:
+                bridge = bridge_to(index, a.entity, table)
+                if bridge is None:
+                    continue
+                far, (table, key) = table, bridge
+                a.counted_key = key.child_columns[0]
             # The verb that relates them ("placed", "wrote") is part of the phrase.
             first = _token_at(a, t.span[0])
             start = t.span[0]
@@ -1206,7 +1215,8 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
                 }
             )
             a.phrases.spans.append((start, end))
-            a.steps.append(f"Count {table.name} rows per {singular(a.entity.name)}: {t.op} {t.value:g}.")
+            what = f"distinct {far.name} of {table.name}" if far is not None else f"{table.name} rows"
+            a.steps.append(f"Count {what} per {singular(a.entity.name)}: {t.op} {t.value:g}.")
             continue
         numeric = [
             c
@@ -2917,6 +2927,8 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             g = a.group_entity
             keys = list(g.primary_key) or [next(iter(g.columns))]
             names = [c.name for c in g.label_columns() if c.name not in keys]
+            if a.window_column is not None and a.window_column[0] is g and a.window_column[1].name not in names:
+                names.append(a.window_column[1].name)  # "orders from the last 7 days ...": when each one was
             for name in keys + names:
                 column = g.columns[name]
                 prefix = singular(g.name)
@@ -2932,12 +2944,16 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
             counted = " AND ".join(where_filter(f) for f in a.share_filters)
             expr = f"100.0 * SUM(CASE WHEN {counted} THEN 1 ELSE 0 END) / COUNT(*)"
             name, json_type = "share", "number"
+        elif metric.func == "count" and a.counted_key is not None:
+            far = next(fk.parent for fk in fact.foreign_keys if fk.child_columns == (a.counted_key,))
+            expr = f"COUNT(DISTINCT {q.col(fact, a.counted_key)})"
+            name, json_type = f"{singular(index.tables[far].name)}_count", "integer"
         elif metric.func == "count":
             expr, name, json_type = "COUNT(*)", f"{singular(fact.name)}_count", "integer"
         else:
             _kind, columns = a.measure or ("column", [])
             inner = " * ".join(q.col(fact, c) for c in columns)
-            name = metric.word if metric.money else f"{metric.func}_{columns[0]}"
+            name = "_".join(metric.word.split()) if metric.money else f"{metric.func}_{columns[0]}"
             if metric.func == "sum" and not metric.money:
                 name = f"total_{columns[0]}"
             if metric.func == "avg":

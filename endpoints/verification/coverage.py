@@ -233,6 +233,20 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
             for kind, e in elements
         )
         need(ok, f"'{m.group(0)}' is a time window, but the design has no date condition for it", m.group(0))
+    # "in the past week": the days up to today (seven for a week), not the calendar week before this one.
+    for m in re.finditer(r"\bpast\s+(day|week|month|year)\b", text):
+        amount, unit = (7, "day") if m.group(1) == "week" else (1, m.group(1))
+        ok = any(kind in ("windows", "window") and _starts_ago(e, amount, unit) for kind, e in at(m))
+        need(ok, f"'{m.group(0)}' is the {m.group(1)} up to today, but the design's dates start elsewhere", m.group(0))
+    # "the highest lifetime value": money added up over every row, never an average or a single row's amount.
+    for m in re.finditer(r"\blifetime\s+[a-z]+", text):
+        elements = at(m)
+        measures = [e for kind, e in elements if kind == "measures"]
+        measures += [interp.measure(e.measure) for kind, e in elements if kind == "order_by" and e.measure]
+        measures = [e for e in measures if e is not None]
+        if measures:
+            ok = all(e.func == "sum" for e in measures)
+            need(ok, f"'{m.group(0)}' adds up every amount, but the design does not sum them", m.group(0))
     # A change between periods ("activity dropped", "orders grew"): a period comparison, that way round.
     for m in CHANGE_VERBS.finditer(text):
         direction = "down" if m.group(1) in DOWN_VERBS else "up"
@@ -366,6 +380,14 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
         comparisons = [e for kind, e in elements if kind in ("having", "filters")]
         ok = any(_compares(e, n, m.group(1)) for e in comparisons)
         need(ok, f"'{m.group(0)}' is a threshold, but the design has no comparison with {m.group(2)}", m.group(0))
+    # "more than four different products": each product counted once, however many rows name it.
+    for m in re.finditer(r"\b(?:different|distinct|separate)\s+[a-z]+", text):
+        counted = [interp.measure(e.measure) for kind, e in at(m) if kind == "having"]
+        counted += [e for kind, e in at(m) if kind == "measures"]
+        counts = [e for e in counted if e is not None and e.func in ("count", "count_distinct")]
+        if counts:
+            ok = all(e.func == "count_distinct" for e in counts)
+            need(ok, f"'{m.group(0)}' counts each one once, but the design counts every row", m.group(0))
     # "twice", "more than once", "N times": a count condition.
     for m in re.finditer(
         r"\b(twice|more than once|at least once|once|(\d+|" + "|".join(NUMBER_WORDS) + r") times)\b", text
@@ -415,6 +437,17 @@ def _ends_ago(window, amount: float, unit: str) -> bool:
     if end.relative is not None:
         return end.relative.unit == unit and abs(end.relative.amount + amount) < 1e-9
     return end.param is not None and end.param_unit == "days_ago" and unit == "day"
+
+
+def _starts_ago(window, amount: float, unit: str) -> bool:
+    """Whether a window starts `amount` units before today and runs on to today ("the past week")."""
+    start = getattr(window, "start", None)
+    if window.end is not None or start is None or start.relative is None:
+        return False
+    relative = start.relative
+    if relative.unit == "week" and unit == "day":
+        return abs(relative.amount * 7 + amount) < 1e-9
+    return relative.unit == unit and abs(relative.amount + amount) < 1e-9
 
 
 def _temporal(interp: Interpretation, col, catalog: Catalog) -> bool:
