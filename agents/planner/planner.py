@@ -32,6 +32,7 @@ from .questions import (
 )
 from .rankings import read_ranking_adjective
 from .relations import design_passes, relation_reading
+from .row_dates import names_table, row_date_of
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
 from .shares import ShareError, read_share, take_share_filters
 from .sql import (
@@ -256,6 +257,7 @@ class Analysis:
     terms: list[tuple[dict, tuple[int, int]]] = field(default_factory=list)  # glossary terms found, with spans
     term_measure: tuple[dict, str] | None = None  # a measure the glossary defines, and its phrase
     term_dates: dict[Key, Column] = field(default_factory=dict)  # the date a glossary term's rows happen at
+    row_dates: dict[Key, Column] = field(default_factory=dict)  # a table's rows happen at (asked, row_dates.py)
     needs_compiler: list[str] = field(default_factory=list)  # elements only the interpretation compiler renders
     confirms: list[tuple[Table, Column, str, str]] = field(default_factory=list)  # (table, column, value, phrase)
     chains: list[list[ForeignKey]] = field(default_factory=list)  # many-to-one joins from the entity to far tables
@@ -563,7 +565,8 @@ def _find_terms(a: Analysis, index: SchemaIndex) -> None:
                 if any(s <= span[0] < e and m.get("term") != mapping.get("term") for m, (s, e) in a.terms):
                     continue
                 a.terms.append((mapping, span))
-                a.phrases.spans.append(span)
+                if row_date_of(mapping, _term_key(index, mapping.get("object")), index) is None:
+                    a.phrases.spans.append(span)  # a table's date leaves its word naming the table
                 a.steps.append(f"'{a.requirement[span[0] : span[1]]}' is a glossary term: {mapping.get('kind')}.")
                 break
     a.terms.sort(key=lambda item: item[1][0])
@@ -629,6 +632,9 @@ def _apply_terms(a: Analysis, index: SchemaIndex) -> None:
             column = mapping.get("column")
             if column not in table.columns:
                 raise PlanningError(f"the glossary maps '{phrase}' to {column}, which this Role cannot read")
+            if row_date_of(mapping, key, index) is not None:
+                a.row_dates[key] = table.columns[column]
+                continue
             if table.columns[column].is_temporal and a.phrases.window is not None:
                 a.term_dates[key] = table.columns[column]  # "refunds" happen at paid_at: the window's date
                 continue
@@ -2424,9 +2430,12 @@ def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
     if found is None:
         raise PlanningError(f"{table.name} has no date or timestamp column for '{a.phrases.window.phrase}'")
     ranked = date_candidates(found[0], a)
+    unsettled = _dates_too_close(found, ranked)
     if found[0].key in a.term_dates:
         found = (found[0], a.term_dates[found[0].key])
-    elif _dates_too_close(found, ranked):
+    elif unsettled and found[0].key in a.row_dates:
+        found = (found[0], a.row_dates[found[0].key])  # answered before: 'which date says when payments happen?'
+    elif unsettled:
         # Nothing in the requirement names the date, and two say about as well when a row happened.
         names = " or ".join(f"{found[0].name}.{c.name}" for _, c in ranked[:2])
         why = (
@@ -2443,7 +2452,13 @@ def _resolve_window_column(a: Analysis, index: SchemaIndex) -> None:
             None,
         )
         if term is None:
-            raise PlanningError(why)
+            # Only the table's own word can hold the answer: any other would lose the word's meaning.
+            words = (_span_text(a, m) for m in a.mentions if m.best()[1] == found[0].key)
+            word = next((w for w in words if names_table(w, found[0])), "")
+            if not word:
+                raise PlanningError(why)
+            question = _window_date_question(a, index, word, word.lower(), [found[0]], qid="row_date")
+            raise PlanningError(why, questions=[question] if question is not None else [])
         phrase = a.requirement[term[1][0] : term[1][1]]
         question = _window_date_question(a, index, phrase, term[0]["term"], [found[0]], qid="window_date")
         raise PlanningError(why, questions=[question] if question is not None else [])

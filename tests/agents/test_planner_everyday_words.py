@@ -143,3 +143,63 @@ def test_parts_that_two_child_tables_of_a_job_name_are_not_guessed():
     }
     with pytest.raises(PlanningError):
         plan_requirement(requirement="Jobs with more than three different parts", schema=schema_of(tables))
+
+
+# Invoices with two dates that both say when an invoice happened.
+BILLING = schema_of(
+    {
+        "invoices": {
+            "columns": {
+                "invoice_id": "integer",
+                "state": "string",
+                "channel": "string",
+                "amount": "number",
+                "created_at": "date-time",
+                "settled_at": "date-time",
+            },
+            "pk": ["invoice_id"],
+            "values": {"state": ["open", "settled", "void"], "channel": ["post", "emailed"]},
+        }
+    }
+)
+INVOICES_DATED = [{"term": "invoices", "kind": "column", "object": "invoices", "column": "created_at"}]
+
+
+def test_a_window_two_dates_of_the_rows_could_carry_is_asked_with_those_dates():
+    with pytest.raises(PlanningError) as raised:
+        plan_requirement(requirement="How many void invoices last month, per channel", schema=BILLING)
+    [question] = raised.value.questions
+    assert question.phrase == "invoices" and "which date says when invoices happen" in question.text
+    assert [c.mapping for c in question.choices] == [
+        {"term": "invoices", "kind": "column", "object": "invoices", "column": name}
+        for name in ("created_at", "settled_at")
+    ]
+
+
+def test_the_answered_date_of_the_rows_carries_their_windows_and_the_word_still_names_the_table():
+    requirement = "How many void invoices last month, per channel"
+    interp = plan_requirement(requirement=requirement, schema=BILLING, glossary=INVOICES_DATED).interpretation
+    [window] = interp.windows
+    assert window.column.column == "created_at"
+    assert [e.object for e in interp.entities] == ["invoices"]
+    assert [g.column.column for g in interp.group_by] == ["channel"]
+    assert _checked(requirement, interp, BILLING) == []
+    listed = plan_requirement(requirement="Invoices per channel", schema=BILLING, glossary=INVOICES_DATED)
+    assert listed.interpretation.windows == [] and "created_at" not in {
+        g.column.column for g in listed.interpretation.group_by
+    }
+
+
+def test_a_date_the_requirement_names_wins_over_the_answered_one():
+    requirement = "Invoices settled last month"
+    interp = plan_requirement(requirement=requirement, schema=BILLING, glossary=INVOICES_DATED).interpretation
+    [window] = interp.windows
+    assert window.column.column == "settled_at"
+
+
+def test_rows_named_by_another_word_are_not_asked_about_their_date():
+    glossary = [{"term": "bills", "kind": "entity", "object": "invoices"}]
+    with pytest.raises(PlanningError) as raised:
+        plan_requirement(requirement="How many void bills last month, per channel", schema=BILLING, glossary=glossary)
+    assert raised.value.questions == []
+    assert "created_at or invoices.settled_at" in str(raised.value)
