@@ -18,16 +18,24 @@ from agents.toolbox import ToolOutcome
 from endpoints.interpretation import RESERVED_PARAMETERS
 
 MEMORY_CHARS = 1800
+PATTERN_BLOCK = "```json"  # where a learned API pattern's machine-readable design begins
 
 
-def memory_lines(memories: list[dict]) -> str:
-    """Memories as an agent reads them: the prose, then the reusable pattern whole (not cut before it)."""
+def memory_lines(memories: list[dict], *, patterns: bool = True) -> str:
+    """Memories as an agent reads them: the prose, then the reusable pattern whole (not cut before it).
+
+    Without `patterns` (the explorer, which looks for objects and values, not for a design to reuse) a memory
+    is its prose alone: the designs of earlier requests would otherwise be read again at every one of its
+    steps, and a request asked after many others would use up its budget reading them.
+    """
     if not memories:
         return "(none yet)"
     lines = []
     for m in memories:
         content = m.get("content")
         text = json.dumps(content, default=str) if isinstance(content, dict) else str(content or "")
+        if not patterns:
+            text = text.split(PATTERN_BLOCK, 1)[0].rstrip()
         if len(text) > MEMORY_CHARS:
             text = text[:MEMORY_CHARS] + " ..."
         lines.append(f"- [{m.get('type')}] {text}")
@@ -120,7 +128,7 @@ class ExplorerAgent(BaseAgent):
             "object the requirement may need, including the tables that join them, and look for the values the "
             "requirement names in the text columns. You may only read.\n"
             f"Business terms of this database:\n{glossary_lines(context.get('glossary', []))}\n"
-            f"Relevant learned memories:\n{memory_lines(context.get('memories', []))}"
+            f"Relevant learned memories:\n{memory_lines(context.get('memories', []), patterns=False)}"
         )
 
     def task_prompt(self, goal: str, context: dict) -> str:

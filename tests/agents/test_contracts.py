@@ -60,6 +60,20 @@ def test_no_prompt_asks_for_something_the_endpoint_layer_refuses(name):
     assert "snake_case" not in text.lower()
 
 
+def test_the_explorer_reads_learned_patterns_without_their_designs_and_the_architect_with_them():
+    design = '{"entities": [{"alias": "c", "object": "main.customers"}], "select": []}'
+    pattern = (
+        "GET customers-by-country: Customers of a given country. Reads main.customers.\n\n```json\n" + design + "\n```"
+    )
+    context = {**CONTEXT, "memories": [{"type": "API_PATTERN", "content": pattern}]}
+    runtime = AgentRuntime(orchestration=None, provider=None, toolbox=None, dialect="postgres")
+    explorer = AGENTS["explorer"](runtime).system_prompt(context)
+    architect = AGENTS["architect"](runtime).system_prompt(context)
+    assert "Reads main.customers." in explorer
+    assert design not in explorer
+    assert design in architect
+
+
 def test_the_architect_prompt_states_the_rules_its_contract_enforces():
     text = _prompts("architect")
     assert "kebab-case" in text
