@@ -33,7 +33,7 @@ from endpoints.interpretation import ALIAS_PATTERN, RESERVED_PARAMETERS, Interpr
 from endpoints.verification.coverage import coverage_check, shape_check
 from endpoints.verification.findings import failed
 
-from .intent import read_phrases
+from .intent import number_value, read_phrases
 from .meaning import param_type
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
 from .vocabulary import Token, derives, name_tokens, singular, tokenize, variants, word_score
@@ -99,7 +99,14 @@ def relation_reading(*, requirement: str, index: SchemaIndex, schema: dict, dial
     """The design of a requirement about rows related through foreign keys, or None when it is not one."""
     words = _Words(requirement, tokenize(requirement), index)
     catalog = Catalog(schema)
-    for read in (_repeat_reading, _self_count_reading, _link_count_reading, _link_exists_reading, _list_reading):
+    for read in (
+        _repeat_reading,
+        _self_count_reading,
+        _link_count_reading,
+        _link_rank_reading,
+        _link_exists_reading,
+        _list_reading,
+    ):
         try:
             reading = read(words)
         except (ValueError, CompileError):
@@ -621,6 +628,60 @@ def _link_count_reading(w: _Words) -> Reading | None:
     )
     steps = [f"Count the distinct {to_far.child_columns[0]} of {link.name} per {singular(entity.name)}."]
     return Reading(d.build(), ("aggregate", "join"), (link.key, entity.key), steps)
+
+
+def _rank_number(w: _Words, i: int) -> float | None:
+    """The number token i says ("five", "5"), or None."""
+    return number_value(w.lower(i)) if 0 <= i < len(w.tokens) else None
+
+
+def _link_rank_reading(w: _Words) -> Reading | None:
+    """'Which five actors appear in the most films?': the far rows of each entity counted through the link, most
+    first, as many as the number says (a singular entity: the one with the most).
+
+    Only 'the most': 'the fewest' would have to count the entities with no link row at all, which rows of the
+    link cannot show.
+    """
+    if _counting_at(w) is not None:
+        return None
+    sup = next((i for i in range(1, len(w.tokens)) if w.lower(i - 1) == "the" and w.lower(i) == "most"), None)
+    far_hit = _tables_at(w, sup + 1) if sup is not None else None
+    mentions = _mentions(w)
+    if sup is None or far_hit is None or not mentions or mentions[0][0] >= sup:
+        return None
+    first, last, entity = mentions[0]
+    far_len, far = far_hit
+    links = _links(w.index, entity.key, far.key)
+    if len(links) != 1 or entity is far:
+        return None
+    said = w.lower(last)
+    n = _rank_number(w, first - 1)
+    if n is None and singular(said) != said:
+        return None  # "Which actors appear in the most films": how many is not said
+    link, to_entity, to_far = links[0]
+    far_span = (sup + 1, sup + far_len)
+    taken = [(first - (n is not None), last), (sup - 1, far_span[1])]
+    verb = _link_verb(w, taken, (last + 1, sup - 2))
+    d = _Design(w)
+    root = d.entity(link, phrase=w.text(*verb) if verb else "")
+    alias = d.entity(entity, phrase=w.text(first, last), join=_up_join(to_entity, root))
+    _group_by_key_and_names(d, w, alias, entity)
+    measure = f"{singular(far.name)}_count"
+    d.data["measures"].append(
+        {
+            "id": measure,
+            "func": "count_distinct",
+            "column": {"entity": root, "column": to_far.child_columns[0]},
+            "phrase": w.text(*far_span),
+        }
+    )
+    d.data["order_by"] = [{"measure": measure, "direction": "desc", "phrase": w.text(sup - 1, far_span[1])}]
+    d.data["limit"] = {"n": int(n or 1), "phrase": w.text(first - 1, first - 1) if n is not None else ""}
+    steps = [
+        f"Count the distinct {to_far.child_columns[0]} of {link.name} per {singular(entity.name)}, "
+        f"most first, {int(n or 1)} row(s)."
+    ]
+    return Reading(d.build(), ("ranking", "aggregate", "join"), (link.key, entity.key), steps)
 
 
 def _link_exists_reading(w: _Words) -> Reading | None:

@@ -6,9 +6,10 @@ Two checks, both on the requirement's own words, independent of whoever wrote th
    and every element's phrase is words of the requirement;
 2. shape: phrases that demand a particular element get one: "a given X" a parameter, a year or a
    period a time window, "never / no / without" a negation, "most recent" an ordering by a date,
-   "each month" that grain, "top 10" a limit of 10 with an ordering, "more than 30" a comparison
-   with 30, "twice" a count condition, "names" of people first and last names, "how many" a count,
-   "this month compared with last month" a figure measured in each of the two periods on its own.
+   "each month" that grain, "top 10" and "which five ... the most" a limit of that number with an
+   ordering, "more than 30" a comparison with 30, "twice" a count condition, "names" of people first
+   and last names, "how many" a count, "this month compared with last month" a figure measured in
+   each of the two periods on its own.
 """
 
 from __future__ import annotations
@@ -334,6 +335,23 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
             wanted = "asc" if word in ASCENDING else "desc"
             ok = interp.order_by[0].direction == wanted
         need(ok, f"'{m.group(0)}' asks for {int(n)} ranked rows, but the design does not rank and cut them", m.group(0))
+    # A number apart from its superlative ("which five actors appear in the most films", "the three countries
+    # that bring in the most revenue"): a limit of that number, ordered that way.
+    apart = re.match(
+        r"\s*(?:which|what|the|our)\s+(\d+|" + "|".join(NUMBER_WORDS) + r")\s+[a-z][\w'-]*"
+        r"(?:\s+(?!than\b)[a-z][\w'-]*){0,8}?\s+the\s+(most|fewest|least|highest|lowest|biggest|largest)\b",
+        text,
+    )
+    if apart and not any(start <= apart.start(1) < end for start, end in ranked_spans):
+        n = _number(apart.group(1))
+        wanted = "asc" if apart.group(2) in ASCENDING else "desc"
+        ok = interp.limit is not None and interp.limit.n == n and bool(interp.order_by)
+        ok = ok and interp.order_by[0].direction == wanted
+        need(
+            ok,
+            f"'{apart.group(0).strip()}' asks for {int(n)} ranked rows, but the design does not rank and cut them",
+            apart.group(1),
+        )
     # Superlatives without a number: an ordering on a measure or column, the right way.
     for w in words(requirement):
         if w.lower not in DESCENDING | ASCENDING or w.lower in ("max", "min"):

@@ -118,6 +118,44 @@ def test_a_link_table_counts_the_far_rows_of_each_entity():
     assert sorted((r[0], r[-1]) for r in _rows(plan, SCHOOL, SCHOOL_ROWS)) == [(1, 1), (2, 2), (3, 1)]
 
 
+def test_the_entities_with_the_most_far_rows_through_a_link_table_are_counted_ranked_and_cut():
+    requirement = "Which two teachers teach the most courses?"
+    plan = _plan(requirement)
+    interp = plan.interpretation
+    assert interp.root.object == "course_teachers" and interp.root.phrase == "teach"
+    [measure] = interp.measures
+    assert measure.func == "count_distinct" and measure.column.column == "course_id"
+    assert [g.column.column for g in interp.group_by] == ["teacher_id", "first_name", "last_name"]
+    assert interp.limit.n == 2 and interp.order_by[0].direction == "desc"
+    # Ben teaches two courses, Ana and Cid one each: Ben first.
+    rows = _rows(plan, SCHOOL, SCHOOL_ROWS)
+    assert len(rows) == 2 and (rows[0][0], rows[0][-1]) == (2, 2)
+    # The number is what "two" asks for: cut at another number, or not cut, the checks refuse the design.
+    data = interp.model_dump(by_alias=True, exclude_none=True)
+    data["limit"]["n"] = 3
+    assert design_problems(requirement, interpretation_parse(data), schema=SCHOOL)
+    del data["limit"]
+    assert design_problems(requirement, interpretation_parse(data), schema=SCHOOL)
+
+
+def test_the_one_entity_with_the_most_far_rows_through_a_link_table_is_one_row():
+    plan = _plan("Which teacher teaches the most courses?")
+    assert plan.interpretation.limit.n == 1
+    assert [r[0] for r in _rows(plan, SCHOOL, SCHOOL_ROWS)] == [2]
+
+
+@pytest.mark.parametrize(
+    "requirement",
+    [
+        "Which teachers teach the most courses?",  # how many is not said
+        "Which two teachers teach the fewest courses?",  # a teacher with no course would not be counted
+    ],
+)
+def test_a_ranking_through_a_link_table_that_the_words_do_not_settle_is_declined(requirement):
+    with pytest.raises(PlanningError):
+        plan_requirement(requirement=requirement, schema=SCHOOL)
+
+
 def test_a_given_value_beyond_a_link_table_is_an_exists_condition_along_the_whole_path():
     requirement = "Teachers who teach a course on a given campus"
     plan = _plan(requirement)
