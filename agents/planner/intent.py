@@ -400,7 +400,12 @@ def read_phrases(text: str) -> Phrases:
         r"(?:\s+(?:(?:different|distinct|separate)\s+)?([a-z][\w-]*))?",
         lowered,
     ):
-        unit = match.group(4)
+        unit, unit_span = match.group(4), match.span(4)
+        partitive = re.match(r"\s+(?:(?:our|the|their|your|its)\s+)?([a-z][\w-]*)", lowered[match.end() :])
+        if unit == "of" and partitive and not match.group(3):
+            # "more than one of our customers": a count of customers, like "more than one customer"
+            unit = partitive.group(1)
+            unit_span = (match.end() + partitive.start(1), match.end() + partitive.end(1))
         durations = r"(?:second|minute|hour|day|week|month|quarter|year)s?|times?|ago"
         if unit and (re.fullmatch(durations, unit) or unit in QUANTITY_UNITS):
             continue  # durations, quantities in a unit (units.py) and counts of occurrences are other shapes
@@ -415,7 +420,7 @@ def read_phrases(text: str) -> Phrases:
                 span=(match.start(), end),
                 percent=bool(match.group(3)),
                 unit=unit,
-                unit_span=match.span(4) if unit else None,
+                unit_span=unit_span if unit else None,
             )
         )
 

@@ -68,6 +68,7 @@ from .vocabulary import (
 )
 
 NAME_WORDS = frozenset({"name", "names", "title", "titles", "label", "labels"})
+BE_WORDS = frozenset(["is", "are", "was", "were"])
 # Verbs that say where a row is ("customers living in a given city"): part of the location's phrase.
 LOCATION_VERBS = frozenset(
     ["living", "live", "lives", "located", "based", "residing", "reside", "resides", "situated", "headquartered"]
@@ -1212,6 +1213,9 @@ def _resolve_thresholds(a: Analysis, index: SchemaIndex) -> None:
             ):
                 start = a.tokens[first - 1].start
             end = a.tokens[counted.end - 1].end
+            verb = counted.end + (counted.end < len(a.tokens) and a.tokens[counted.end].lower in BE_WORDS)
+            if verb < len(a.tokens) and a.tokens[verb].lower in LOCATION_VERBS:
+                end = a.tokens[verb].end  # "cities where more than one of our customers lives / is based"
             a.counted, a.group_entity = table, a.entity
             a.having.append(
                 {

@@ -93,6 +93,22 @@ def test_more_than_n_related_rows_is_a_count_per_entity_with_a_having_condition(
     assert any("more than 5" in p for p in _problems(requirement, wrong))
 
 
+def test_more_than_n_of_our_rows_living_in_a_place_is_a_count_per_place_up_the_keys():
+    requirement = "Towns where more than one of our members lives"
+    interp = _plan(requirement)
+    [having] = interp.having
+    assert (having.op, having.value) == ("gt", 1) and having.phrase.endswith("more than one of our members lives")
+    assert interp.root.object == "members" and [m.func for m in interp.measures] == ["count"]
+    assert {g.column.column for g in interp.group_by} >= {"town_id"}
+    wrong = _without(interp, having=[])
+    assert any("more than one" in p for p in _problems(requirement, wrong))
+    # Two steps up the keys, with the verb after 'is'.
+    interp = _plan("Regions where at least 3 of our members are based")
+    [having] = interp.having
+    assert (having.op, having.value) == ("gte", 3)
+    assert {g.column.column for g in interp.group_by} >= {"region_id"}
+
+
 def test_a_threshold_with_a_money_unit_compares_the_named_numeric_column():
     requirement = "Loans with a fee above 2 dollars"
     interp = _plan(requirement)
