@@ -36,6 +36,7 @@ from endpoints.verification.findings import failed
 from .intent import number_value, read_phrases
 from .meaning import param_type
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
+from .units import DIMENSIONS
 from .vocabulary import Token, derives, name_tokens, singular, tokenize, variants, word_score
 
 LIST_COLUMNS = 8  # a list shows the row's first eight columns (as the general reading does)
@@ -52,6 +53,17 @@ NAME_WORDS = frozenset({"name", "names"})
 GIVEN_WORDS = frozenset({"given", "specific", "particular", "certain", "selected", "chosen", "specified"})
 GROUP_WORDS = frozenset({"each", "every", "per"})
 STATUS_WORDS = frozenset({"status", "state", "stage"})
+# Superlatives of a measured dimension ("the three longest films"): the comparative naming the dimension
+# (units.DIMENSIONS) and the direction, most first or least first.
+EXTREMES = {
+    "longest": ("longer", "desc"),
+    "shortest": ("longer", "asc"),
+    "heaviest": ("heavier", "desc"),
+    "lightest": ("heavier", "asc"),
+    "tallest": ("taller", "desc"),
+    "widest": ("wider", "desc"),
+    "narrowest": ("wider", "asc"),
+}
 PREPOSITIONS = frozenset({"in", "on", "at", "for", "from", "to", "into", "with"})
 # Words of a request that say nothing by themselves (the verifier decides what must be covered).
 QUIET = frozenset(
@@ -684,6 +696,56 @@ def _link_rank_reading(w: _Words) -> Reading | None:
     return Reading(d.build(), ("ranking", "aggregate", "join"), (link.key, entity.key), steps)
 
 
+def _extreme_column(entity: Table, dimension: str) -> Column:
+    """The entity's one numeric column of the dimension ('length' for longer), the nearest word first."""
+    for noun in DIMENSIONS[dimension]:
+        named = [c for c in entity.columns.values() if c.is_numeric and not c.primary_key and noun in c.tokens]
+        if len(named) > 1:
+            raise ValueError(f"{', '.join(c.name for c in named)} could each be the {noun}")
+        if named:
+            return named[0]
+    raise ValueError(f"no column of {entity.name} measures what '{dimension}' compares")
+
+
+def _read_extreme(w: _Words, d: _Design, first: int, root: str, entity: Table) -> int:
+    """'The three longest films': the entity's rows ordered by the column the superlative measures, cut at the
+    number; the first token of those words (`first` when there are none). Without a number it is not read."""
+    said = w.lower(first - 1)
+    if said not in EXTREMES:
+        return first
+    n = _rank_number(w, first - 2)
+    if n is None:
+        raise ValueError(f"'{said}': how many rows is not said")
+    dimension, direction = EXTREMES[said]
+    column = _extreme_column(entity, dimension)
+    d.select(root, column.name)
+    if column.nullable:
+        # a row without the measure is not among the longest (PostgreSQL puts NULLs first when descending)
+        d.data.setdefault("filters", []).append({"column": {"entity": root, "column": column.name}, "op": "not_null"})
+    d.data["order_by"] = [
+        {
+            "column": {"entity": root, "column": column.name},
+            "direction": direction,
+            "phrase": w.text(first - 1, first - 1),
+        }
+    ]
+    d.data["limit"] = {"n": int(n), "phrase": w.text(first - 2, first - 2)}
+    return first - 2
+
+
+def _value_before(w: _Words, i: int, table: Table) -> tuple[Column, str] | None:
+    """'the Comedy category': the one string column of the table holding the word before it as a value."""
+    said = w.lower(i - 1)
+    found = [
+        (c, v)
+        for c in table.columns.values()
+        if c.is_string
+        for v in c.known_values
+        if isinstance(v, str) and v.lower() == said
+    ]
+    return found[0] if len(found) == 1 else None
+
+
 def _link_exists_reading(w: _Words) -> Reading | None:
     """'Employees who cover a territory in a given region': entities with a linked row (up to a given value)."""
     if _counting_at(w) is not None:
@@ -705,6 +767,7 @@ def _link_exists_reading(w: _Words) -> Reading | None:
         given = (a, b, t)
     if given is None and w.lower(x_first - 1) in GIVEN_WORDS:
         given = (x_first, x_last, far)
+    value = _value_before(w, x_first, far) if given is None else None
     chain: list[ForeignKey] = []
     if given is not None and given[2] is not far:
         chains = _up_paths(w.index, far.key, given[2].key, max_steps=3)
@@ -712,10 +775,12 @@ def _link_exists_reading(w: _Words) -> Reading | None:
             return None
         chain = chains[0]
     taken = [(first, last), (x_first, x_last)] + ([(given[0] - 2, given[1])] if given else [])
-    verb = _link_verb(w, taken, (last + 1, x_first - 1))
+    taken += [(x_first - 1, x_first - 1)] if value else []
+    verb = _link_verb(w, taken, (last + 1, x_first - 1 - (value is not None)))
     d = _Design(w)
     root = d.entity(entity, phrase=w.text(first, last))
     _show_entity(d, root, entity)
+    _read_extreme(w, d, first, root, entity)
     taken_aliases = set(d.taken)
     chain_entities: list[dict] = []
 
@@ -735,6 +800,17 @@ def _link_exists_reading(w: _Words) -> Reading | None:
     exists: dict[str, Any] = {"negated": False, "from": root, "entities": chain_entities, "filters": []}
     start = verb[0] if verb else x_first
     end = x_last
+    if value is not None:
+        column, held = value
+        start = min(start, x_first - 1)
+        exists["filters"].append(
+            {
+                "column": {"entity": previous, "column": column.name},
+                "op": "eq",
+                "value": held,
+                "phrase": w.text(x_first - 1, x_last),
+            }
+        )
     if given is not None:
         column = _given_column(given[2], w.lower(given[1]))
         if column is None:

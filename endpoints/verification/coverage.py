@@ -65,8 +65,12 @@ CALENDAR_VERSUS = re.compile(
     + r")(?![a-z'])"
 )
 MEASURE_WINDOW = re.compile(r"measures\[(\d+)\]\.window")
+# Superlatives of a measured dimension ("the three longest films"): an ordering on it, that way.
+DESCENDING_DIMENSIONS = {"longest", "heaviest", "tallest", "widest"}
+ASCENDING_DIMENSIONS = {"shortest", "lightest", "narrowest"}
 DESCENDING = {"most", "top", "highest", "largest", "biggest", "best", "greatest", "maximum", "max", "leading"}
-ASCENDING = {"least", "fewest", "lowest", "smallest", "worst", "bottom", "minimum", "min"}
+DESCENDING |= DESCENDING_DIMENSIONS
+ASCENDING = {"least", "fewest", "lowest", "smallest", "worst", "bottom", "minimum", "min"} | ASCENDING_DIMENSIONS
 
 
 @dataclass(frozen=True)
@@ -324,7 +328,7 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
     for m in re.finditer(
         r"\b(top|bottom|first|best|worst)\s+(\d+|" + "|".join(NUMBER_WORDS) + r")\b|"
         r"\b(\d+|" + "|".join(NUMBER_WORDS) + r")\s+(most|least|best|worst|biggest|largest|highest|lowest|"
-        r"smallest|top)\b",
+        r"smallest|top|" + "|".join(sorted(DESCENDING_DIMENSIONS | ASCENDING_DIMENSIONS)) + r")\b",
         text,
     ):
         ranked_spans.append(m.span())

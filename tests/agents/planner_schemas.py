@@ -232,3 +232,30 @@ SCHOOL = schema_of(
         },
     }
 )
+
+# Hiking trails: a link table between trails and the tags they carry, and a trail's length in kilometres.
+TRAILS = schema_of(
+    {
+        "trails": {
+            "columns": {
+                "trail_id": "integer",
+                "name": "string",
+                "difficulty": "string",
+                "length_km": "number",
+                "opened_on": "date",
+            },
+            "pk": ["trail_id"],
+            "values": {"difficulty": ["easy", "hard"]},
+        },
+        "tags": {
+            "columns": {"tag_id": "integer", "label": "string"},
+            "pk": ["tag_id"],
+            "values": {"label": ["Coastal", "Forest", "Alpine"]},
+        },
+        "trail_tags": {
+            "columns": {"trail_id": "integer", "tag_id": "integer"},
+            "pk": ["trail_id", "tag_id"],
+            "fks": {"trail_id": "trails.trail_id", "tag_id": "tags.tag_id"},
+        },
+    }
+)

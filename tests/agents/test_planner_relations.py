@@ -16,7 +16,7 @@ from endpoints.compiler import Catalog, interpretation_compile
 from endpoints.interpretation import interpretation_parse
 from tests.agents.planner_checks import design_problems
 
-from .planner_schemas import HR, SCHOOL, schema_of
+from .planner_schemas import HR, SCHOOL, TRAILS, schema_of
 
 
 def _plan(requirement: str, schema: dict = SCHOOL):
@@ -154,6 +154,49 @@ def test_the_one_entity_with_the_most_far_rows_through_a_link_table_is_one_row()
 def test_a_ranking_through_a_link_table_that_the_words_do_not_settle_is_declined(requirement):
     with pytest.raises(PlanningError):
         plan_requirement(requirement=requirement, schema=SCHOOL)
+
+
+TRAIL_ROWS = """
+CREATE TABLE trails (trail_id INTEGER PRIMARY KEY, name TEXT, difficulty TEXT, length_km NUMERIC, opened_on DATE);
+CREATE TABLE tags (tag_id INTEGER PRIMARY KEY, label TEXT);
+CREATE TABLE trail_tags (trail_id INTEGER, tag_id INTEGER, PRIMARY KEY (trail_id, tag_id));
+INSERT INTO trails (trail_id, name, length_km) VALUES
+  (1, 'Cliff Walk', 12), (2, 'Dune Loop', 4), (3, 'Pine Path', 30), (4, 'Bay Ridge', 18), (5, 'Cove Lane', NULL);
+INSERT INTO tags VALUES (1, 'Coastal'), (2, 'Forest');
+INSERT INTO trail_tags VALUES (1, 1), (2, 1), (3, 2), (4, 1), (4, 2), (5, 1);
+"""
+
+
+def test_a_value_beyond_a_link_table_keeps_the_rows_linked_to_it():
+    plan = _plan("Trails with the Coastal tag", TRAILS)
+    [exists] = plan.interpretation.exists
+    [condition] = exists.filters
+    assert (condition.column.column, condition.op, condition.value) == ("label", "eq", "Coastal")
+    assert sorted(r[0] for r in _rows(plan, TRAILS, TRAIL_ROWS)) == [1, 2, 4, 5]
+
+
+def test_the_n_longest_rows_linked_to_a_value_are_ordered_by_their_length_and_cut():
+    requirement = "The two longest trails with the Coastal tag"
+    plan = _plan(requirement, TRAILS)
+    interp = plan.interpretation
+    [order] = interp.order_by
+    assert (order.column.column, order.direction, interp.limit.n) == ("length_km", "desc", 2)
+    assert "length_km" in {s.column.column for s in interp.select}
+    # Bay Ridge (18 km) and Cliff Walk (12 km); Pine Path is not coastal, Cove Lane has no length.
+    assert [r[0] for r in _rows(plan, TRAILS, TRAIL_ROWS)] == [4, 1]
+    shortest = _plan("The two shortest trails with the Coastal tag", TRAILS)
+    assert [r[0] for r in _rows(shortest, TRAILS, TRAIL_ROWS)] == [2, 1]
+    # Cut at another number, or ordered the other way, the checks refuse the design.
+    data = interp.model_dump(by_alias=True, exclude_none=True)
+    data["limit"]["n"] = 3
+    assert design_problems(requirement, interpretation_parse(data), schema=TRAILS)
+    data["limit"]["n"], data["order_by"][0]["direction"] = 2, "asc"
+    assert design_problems(requirement, interpretation_parse(data), schema=TRAILS)
+
+
+def test_the_longest_rows_without_a_number_are_declined():
+    with pytest.raises(PlanningError):
+        plan_requirement(requirement="The longest trails with the Coastal tag", schema=TRAILS)
 
 
 def test_a_given_value_beyond_a_link_table_is_an_exists_condition_along_the_whole_path():
