@@ -31,7 +31,7 @@ from .questions import (
     status_question,
 )
 from .rankings import read_ranking_adjective
-from .relations import design_passes, relation_reading
+from .relations import design_passes, is_link, relation_reading
 from .row_dates import names_table, row_date_of
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
 from .shares import ShareError, read_share, take_share_filters
@@ -994,10 +994,22 @@ def _resolve_entity(a: Analysis, index: SchemaIndex) -> None:
                 f"{', '.join(c for fk in chain for c in fk.child_columns)})."
             )
         elif mention.role == "group":
-            a.group_entity = table
+            a.group_entity = _link_group(a, table, mention)
             a.group_phrase = _group_phrase(a, mention)
         else:
             _relate(a, index, table, mention)
+
+
+def _link_group(a: Analysis, table: Table, mention: Mention) -> Table:
+    """The table a group names. A link table's key is a pair of rows: "per film category" (film_category linking
+    films and categories) is per category, reached through the link, which this reading does not build (a path
+    to categories may run elsewhere): declined rather than grouped per pair."""
+    if is_link(table):
+        raise PlanningError(
+            f"'{_span_text(a, mention)}' pairs two kinds of rows ({table.name}); grouping by one of them through "
+            "it is not something I can build yet"
+        )
+    return table
 
 
 def _relate(a: Analysis, index: SchemaIndex, table: Table, mention: Mention) -> None:

@@ -214,7 +214,7 @@ def _list_columns(table: Table) -> list[str]:
     return [c.name for c in table.columns.values() if not (c.is_secret or c.is_sensitive)][:LIST_COLUMNS]
 
 
-def _is_link(table: Table) -> bool:
+def is_link(table: Table) -> bool:
     """Rows of two foreign keys to two other tables, with nothing else but dates and a key of their own."""
     fks = [fk for fk in table.foreign_keys if fk.parent != table.key]
     if len(fks) != 2 or fks[0].parent == fks[1].parent:
@@ -232,7 +232,7 @@ def _is_link(table: Table) -> bool:
 def _links(index: SchemaIndex, a: Key, b: Key) -> list[tuple[Table, ForeignKey, ForeignKey]]:
     found = []
     for table in index.tables.values():
-        if not _is_link(table):
+        if not is_link(table):
             continue
         fks = {fk.parent: fk for fk in table.foreign_keys if fk.parent != table.key}
         if a in fks and b in fks:
@@ -934,4 +934,4 @@ def _repeat_reading(w: _Words) -> Reading | None:
     return Reading(d.build(), ("list", "join"), tuple(dict.fromkeys(objects)), steps)
 
 
-__all__ = ["Reading", "design_passes", "key_role_words", "relation_reading"]
+__all__ = ["Reading", "design_passes", "is_link", "key_role_words", "relation_reading"]

@@ -348,7 +348,7 @@ def _candidates(context: dict) -> list[str]:
     described = _described(context)
     names += [n for n in described if n not in names]
     words = _requirement_words(context)
-    scored = []
+    scored, by_column = [], []
     for name in names:
         tokens = name_tokens(name) or (name.lower(),)
         score = max(
@@ -359,19 +359,24 @@ def _candidates(context: dict) -> list[str]:
             ),
             default=0.0,
         )  # "rented" names rentals as surely as a synonym
-        matched = next((o for o in context.get("catalog") or [] if o["name"] == name), {})
-        if matched.get("matched_columns"):
-            score = max(score, 0.4)
+        found = next((o for o in context.get("catalog") or [] if o["name"] == name), {})
         if score >= 0.4:
             scored.append((-score, name))
+        elif found.get("matched_columns"):
+            by_column.append(name)
     chosen = [n for _, n in sorted(scored)]
     for table in _pattern_tables(context):
         if table in names and table not in chosen:
             chosen.append(table)
-    # The tables the named ones belong to first (the path to a far parent runs through them), then their children.
+    # The tables the named ones belong to first (the path to a far parent runs through them: customer -> address
+    # -> city -> country), then the ones only a column's name matches and theirs, then the children of both.
     named = list(chosen)
-    for kind in ("parents", "children"):
-        for table in named:
+    matched = [n for n in by_column if n not in chosen]
+    for kind, tables in (("parents", named), ("columns", matched), ("parents", matched), ("children", named + matched)):
+        if kind == "columns":
+            chosen += tables
+            continue
+        for table in tables:
             obj = described.get(table)
             if obj is None:
                 continue
@@ -380,7 +385,9 @@ def _candidates(context: dict) -> list[str]:
             else:
                 related = [str(r.get("object") or "").rpartition(".")[2] for r in obj.get("referenced_by") or []]
             for name in related:
-                if name and name in names and name not in chosen:
+                # a foreign key's parent is on the path even when the search did not list it (address between
+                # customers and their city)
+                if name and (name in names or (kind == "parents" and tables is named)) and name not in chosen:
                     chosen.append(name)
     if not chosen:
         chosen = sorted(names)

@@ -172,3 +172,22 @@ def test_the_explorer_describes_the_table_a_verb_names():
         "schema": {"objects": []},
     }
     assert _candidates(context) == ["boats", "members", "rentals"]
+
+
+def test_the_explorer_describes_the_parents_on_the_path_to_a_named_table_before_tables_a_column_matches():
+    from agents.providers.offline import _candidates
+
+    described = [
+        {"name": "members", "foreign_keys": [{"ref_table": "homes"}], "referenced_by": []},
+        {"name": "regions", "foreign_keys": [], "referenced_by": []},
+    ]
+    context = {
+        "requirement": "Members of a given region",
+        # the search lists the two named tables and tables whose columns match, not the homes between them
+        "catalog": [{"name": "members"}, {"name": "regions"}]
+        + [{"name": f"dues_{n}", "matched_columns": ["member_id"]} for n in range(8)],
+        "schema": {"objects": described},
+    }
+    chosen = _candidates(context)
+    assert chosen[:3] == ["members", "regions", "homes"]
+    assert len(chosen) == 8

@@ -280,3 +280,10 @@ def test_two_link_tables_between_the_same_tables_are_not_chosen_between():
     }
     with pytest.raises(PlanningError):
         plan_requirement(requirement="How many courses each teacher covers", schema=schema_of(tables))
+
+
+def test_rows_per_a_link_table_are_declined_not_grouped_per_pair_of_linked_rows():
+    # "per course teacher" is per teacher through course_teachers, not per (teacher, course) pair, and not
+    # per dean along another path to teachers.
+    with pytest.raises(PlanningError):
+        plan_requirement(requirement="Enrolments per course teacher in the last 30 days", schema=SCHOOL)
