@@ -642,6 +642,11 @@ def _apply_terms(a: Analysis, index: SchemaIndex) -> None:
             grouped = any(
                 a.phrases.group_starts.get(offset, -1) < span[0] <= offset for offset in a.phrases.group_starts
             ) or a.requirement[: span[0]].rstrip().lower().endswith((" by", " per", " each"))
+            first = _token_at(a, span[0])
+            if not grouped and first is not None and _flag_before_entity(a, first, table, table.columns[column]):
+                # "active customers", 'active' being the column customer.active: only rows where it is set
+                a.filters.append(Filter(key, column, _flag_true(table.columns[column]), phrase=phrase))
+                continue
             if grouped:
                 a.group_columns.append((table, table.columns[column]))
             else:
@@ -1001,10 +1006,10 @@ def _resolve_entity(a: Analysis, index: SchemaIndex) -> None:
 
 
 def _link_group(a: Analysis, table: Table, mention: Mention) -> Table:
-    """The table a group names. A link table's key is a pair of rows: "per film category" (film_category linking
-    films and categories) is per category, reached through the link, which this reading does not build (a path
-    to categories may run elsewhere): declined rather than grouped per pair."""
-    if is_link(table):
+    """The table a group names. A link table keyed by its two foreign keys is a pair of rows: "per film
+    category" (film_category linking films and categories) is per category, reached through the link, which this
+    reading does not build (a path to categories may run elsewhere): declined rather than grouped per pair."""
+    if is_link(table) and len(table.primary_key) == 2 and set(table.primary_key) <= set(table.fk_columns):
         raise PlanningError(
             f"'{_span_text(a, mention)}' pairs two kinds of rows ({table.name}); grouping by one of them through "
             "it is not something I can build yet"
@@ -1770,6 +1775,25 @@ def _scope(a: Analysis, index: SchemaIndex) -> list[Table]:
     return [index.tables[k] for k in keys]
 
 
+def _is_flag(column: Column) -> bool:
+    """A yes/no column: boolean, or whole numbers whose known values are only 0 and 1 (both seen)."""
+    if column.json_type == "boolean":
+        return True
+    values = {v for v in column.known_values if not isinstance(v, bool)}
+    return column.json_type == "integer" and values == {0, 1}
+
+
+def _flag_true(column: Column) -> bool | int:
+    return True if column.json_type == "boolean" else 1
+
+
+def _flag_before_entity(a: Analysis, i: int, table: Table, column: Column) -> bool:
+    """'active customers': the word is the whole name of a yes/no column of the entity, right before its name."""
+    if a.entity is None or table.key != a.entity.key or not _is_flag(column) or column.tokens != (a.tokens[i].lower,):
+        return False
+    return any(m.start == i + 1 and m.candidates and m.best()[1] == a.entity.key for m in a.mentions)
+
+
 def _column_score(words: list[str], column: Column) -> float:
     name = list(column.tokens)
     if len(words) == len(name):
@@ -1962,6 +1986,14 @@ def _resolve_values_and_columns(a: Analysis, index: SchemaIndex) -> None:
             else:
                 a.confirms.append((table, column, word.text, phrase))
             used.update({i, a.tokens.index(word)})
+            continue
+        if _flag_before_entity(a, i, table, column):
+            # "active customers": the entity's yes/no column named by the word before it, set
+            a.filters.append(Filter(table.key, column.name, _flag_true(column), phrase=token.text))
+            used.add(i)
+            a.steps.append(
+                f"'{token.text}' is the yes/no column {table.name}.{column.name}: only rows where it is set."
+            )
             continue
         a.mentioned_columns.add((table.key, column.name))
         a.column_phrases[(table.key, column.name)] = a.text(i - 1, i) if i in a.qualified else a.text(i, i)

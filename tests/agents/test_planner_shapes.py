@@ -166,3 +166,40 @@ def test_a_given_value_across_a_link_table_is_an_exists_chain_with_a_required_pa
     assert interp.parameter("club").required and not interp.filters
     assert _problems(requirement, interp) == []
     assert any("a given club" in p for p in _problems(requirement, _without(interp, exists=[], parameters=[])))
+
+
+GYMS = schema_of(
+    {
+        "gyms": {"columns": {"gym_id": "integer", "city": "string"}, "pk": ["gym_id"]},
+        "members": {
+            "columns": {
+                "member_id": "integer",
+                "first_name": "string",
+                "last_name": "string",
+                "gym_id": "integer",
+                "active": "integer",
+                "paused": "boolean",
+            },
+            "pk": ["member_id"],
+            "fks": {"gym_id": "gyms.gym_id"},
+            "values": {"active": [1, 0]},
+        },
+    }
+)
+
+
+def _flag_filter(requirement: str, glossary: list | None = None):
+    plan = plan_requirement(requirement=requirement, schema=GYMS, glossary=glossary)
+    assert design_problems(requirement, plan.interpretation, schema=GYMS) == []
+    [only] = plan.interpretation.filters
+    value = only.value if only.param is None else plan.interpretation.parameter(only.param).default
+    return only.column.column, only.op, value
+
+
+def test_a_yes_no_column_named_before_the_entity_keeps_the_rows_where_it_is_set():
+    assert _flag_filter("Active members") == ("active", "eq", 1)
+    assert _flag_filter("How many active members each gym has") == ("active", "eq", 1)
+    assert _flag_filter("Paused members") == ("paused", "eq", True)
+    # The same when the word was defined as the column in the glossary: never every member with the column shown.
+    glossary = [{"term": "active", "kind": "column", "object": "public.members", "column": "active"}]
+    assert _flag_filter("Active members", glossary) == ("active", "eq", 1)
