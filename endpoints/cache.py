@@ -42,13 +42,21 @@ def _put(cache: dict, name, organization_id, value, generation: int) -> None:
         cache[name] = (str(organization_id), value)
 
 
-def api_key_cached(key_hash: str, load):
-    """The RoleApiKey (with role and organization) for a key hash; `load()` reads it on a miss."""
+def api_key_peek(key_hash: str):
+    """The cached RoleApiKey for a key hash while it can be trusted and has not expired, else None."""
     entry = _keys.get(key_hash) if invalidation.healthy() else None
     if entry is not None:
         key = entry[1]
         if key.expires_at is None or key.expires_at > timezone.now():
             return key
+    return None
+
+
+def api_key_cached(key_hash: str, load):
+    """The RoleApiKey (with role and organization) for a key hash; `load()` reads it on a miss."""
+    key = api_key_peek(key_hash)
+    if key is not None:
+        return key
     generation = invalidation.generation()
     key = load()
     if key is not None and key.is_usable and key.role.is_active:
@@ -56,11 +64,17 @@ def api_key_cached(key_hash: str, load):
     return key
 
 
-def endpoint_cached(name: tuple, load):
-    """The live endpoint addressed by (organization slug, slug, version); `load()` resolves it on a miss."""
+def endpoint_peek(name: tuple):
+    """The cached live endpoint addressed by (organization slug, slug, version, role id), or None."""
     entry = _endpoints.get(name) if invalidation.healthy() else None
-    if entry is not None:
-        return entry[1]
+    return entry[1] if entry is not None else None
+
+
+def endpoint_cached(name: tuple, load):
+    """The live endpoint addressed by (organization slug, slug, version, role id); `load()` resolves it on a miss."""
+    endpoint = endpoint_peek(name)
+    if endpoint is not None:
+        return endpoint
     generation = invalidation.generation()
     endpoint = load()  # raises Http404 / EndpointGone, which are not cached
     _put(_endpoints, name, endpoint.organization_id, endpoint, generation)

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from endpoints.api import ApiKeyRateThrottle, HasRoleApiKey, RoleApiKeyAuthentication
 from endpoints.cache import endpoint_cached
 from endpoints.openapi import organization_openapi
-from endpoints.runtime import endpoint_call, error_body
+from endpoints.runtime import EndpointResult, endpoint_call, error_body
 from endpoints.selectors import EndpointGone, endpoint_get_for_user, endpoint_resolve_live, organization_for_openapi
 from endpoints.services import endpoint_export, endpoint_markdown_docs
 from nectar.markdown import markdown_html
@@ -30,6 +30,16 @@ def _page_link(request, *, limit: int, offset: int) -> str:
     query["limit"] = str(limit)
     query["offset"] = str(offset)
     return request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+
+
+def answer_body(result: EndpointResult, request) -> dict:
+    """A live call's JSON body: a page of rows gets links to the next and previous pages."""
+    body = dict(result.body)
+    if result.status == 200 and "has_next" in body:
+        limit, offset = body["limit"], body["offset"]
+        body["next"] = _page_link(request, limit=limit, offset=offset + limit) if body.pop("has_next") else None
+        body["previous"] = _page_link(request, limit=limit, offset=max(0, offset - limit)) if offset > 0 else None
+    return body
 
 
 class GeneratedEndpointView(APIView):
@@ -80,12 +90,7 @@ class GeneratedEndpointView(APIView):
         result = endpoint_call(
             endpoint=endpoint, api_key=api_key, values=values, from_text=from_text, invalid_body=invalid_body
         )
-        body = dict(result.body)
-        if result.status == 200 and "has_next" in body:
-            limit, offset = body["limit"], body["offset"]
-            body["next"] = _page_link(request, limit=limit, offset=offset + limit) if body.pop("has_next") else None
-            body["previous"] = _page_link(request, limit=limit, offset=max(0, offset - limit)) if offset > 0 else None
-        return Response(body, status=result.status, headers=result.headers or None)
+        return Response(answer_body(result, request), status=result.status, headers=result.headers or None)
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -22,6 +22,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp_types.jsonrpc import INTERNAL_ERROR, JSONRPCError, JSONRPCResponse
+from mcp_types.methods import serialize_server_result
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 
 from mcpservers.limits import mcp_rate_check
@@ -212,12 +214,79 @@ async def application(scope, receive, send) -> None:
         return None  # the client went away
     if _SURROGATE_ESCAPE.search(body) and await _answered_bad_text_call(served, body, send):
         return None
+    call = _plain_tools_call(scope, body)
+    if call is not None:
+        return await _answer_tools_call(served, call, send)
     manager = await _session_manager()
     token = CURRENT.set(served)
     try:
         await manager.handle_request(scope, _replayed(body, receive), send)
     finally:
         CURRENT.reset(token)
+
+
+# --- A plain tool call, answered without the SDK's per-request session -------------------------
+
+JSON_ACCEPTED = {"application/json", "application/*", "*/*"}
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: the SDK's parser refuses them too
+
+
+def _plain_tools_call(scope, body: bytes) -> tuple | None:
+    """(id, tool name, arguments, protocol version) of a lone `tools/call` of a pre-2026 protocol version,
+    which the SDK would answer with one JSON response and nothing else; None for anything else.
+
+    Such a call is what MCP clients send most, and the SDK would build a transport, memory streams
+    and a task group for it. Everything else (initialize, lists, batches, notifications, the
+    2026-07-28 protocol, calls with `_meta` or malformed ones) goes to the SDK.
+    """
+    version = _header(scope, b"mcp-protocol-version")
+    if version not in HANDSHAKE_PROTOCOL_VERSIONS:
+        return None
+    if (_header(scope, b"content-type") or "").split(";")[0].strip() != "application/json":
+        return None
+    accepted = {kind.split(";")[0].strip().lower() for kind in (_header(scope, b"accept") or "").split(",")}
+    if not accepted & JSON_ACCEPTED:
+        return None
+    try:
+        message = json.loads(body, parse_constant=_no_constant)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or message.keys() != {"jsonrpc", "id", "method", "params"}:
+        return None
+    request_id, params = message["id"], message["params"]
+    if message["jsonrpc"] != "2.0" or message["method"] != "tools/call":
+        return None
+    if isinstance(request_id, bool) or not isinstance(request_id, int | str):
+        return None
+    if not isinstance(params, dict) or "name" not in params or not params.keys() <= {"name", "arguments"}:
+        return None
+    name, arguments = params["name"], params.get("arguments")
+    arguments = {} if arguments is None else arguments
+    if not isinstance(name, str) or not isinstance(arguments, dict):
+        return None
+    return request_id, name, arguments, version
+
+
+async def _answer_tools_call(served, call: tuple, send) -> None:
+    """The tool's result as the SDK words it: the same result model, sieved for the protocol version."""
+    request_id, name, arguments, version = call
+    try:
+        result = await run_in_worker(served.call, name=name, arguments=arguments, _tenant=served.organization_id)
+        dumped = call_result(result).model_dump(by_alias=True, mode="json", exclude_none=True)
+        answer = JSONRPCResponse(
+            jsonrpc="2.0", id=request_id, result=serialize_server_result("tools/call", version, dumped)
+        )
+    except Exception:
+        logger.exception("MCP tool call %s failed", name[:100])
+        error = {"code": INTERNAL_ERROR, "message": "Internal error; it has been logged."}
+        answer = JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
+    payload = answer.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
 
 
 # --- Text that JSON can carry but Unicode cannot ------------------------------------------------

@@ -161,7 +161,9 @@ class FairPool:
             finally:
                 with self._cond:
                     self._running[tenant] -= 1
-                    self._cond.notify_all()
+                    if self._queues:
+                        # A task may have waited for this tenant's share: one thread is enough to take it.
+                        self._cond.notify()
 
     def close(self) -> None:
         with self._cond:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from agents.routing import websocket_urlpatterns
+from endpoints.http import PREFIX as LIVE_ENDPOINTS
+from endpoints.http import live_endpoints
 from mcpservers.http import application as mcp_application
 from mcpservers.http import lifespan as mcp_lifespan
 
@@ -23,8 +25,11 @@ def websocket_routes() -> list:
 
 
 def http_router(django_app):
-    """Send requests under a mounted prefix to its ASGI app and everything else to Django."""
-    mounts = list(HTTP_MOUNTS)
+    """Send requests under a mounted prefix to its ASGI app and everything else to Django.
+
+    Live generated endpoints take their hot path (endpoints.http) before Django's view.
+    """
+    mounts = [*HTTP_MOUNTS, (LIVE_ENDPOINTS, live_endpoints(django_app))]
 
     async def router(scope, receive, send):
         path = scope.get("path", "")

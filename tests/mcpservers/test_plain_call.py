@@ -1,0 +1,102 @@
+"""A plain tools/call is answered without the SDK's per-request session, exactly as the SDK answers it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+
+from mcpservers import http as mcp_http
+from mcpservers.audit import audit_flush
+from mcpservers.models import ToolCall
+from tests.mcpservers.conftest import instance_url, raw_post
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUERY = {"columns": ["id", "name", "balance"], "filters": {"region": "EU"}, "order_by": "id", "limit": 5}
+
+
+def _tools_call(name: str, arguments=None, request_id=7) -> dict:
+    params = {"name": name} if arguments is None else {"name": name, "arguments": arguments}
+    return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+def _answer(url: str, secret: str, body: dict, version: str) -> tuple[int, str, dict]:
+    response = raw_post(url, secret=secret, headers={"MCP-Protocol-Version": version}, body=body)
+    return response.status_code, response.headers["content-type"], response.json()
+
+
+@pytest.mark.parametrize("version", ["2025-03-26", "2025-06-18", "2025-11-25"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        _tools_call("query_customers", QUERY),
+        _tools_call("query_customers", QUERY, request_id="call-1"),
+        _tools_call("query_customers", {"filters": {"no_such_column": 1}}),  # a tool error naming the field
+        _tools_call("no_such_tool", {}),
+        _tools_call("describe_object", {"name": "customers"}),
+        _tools_call("list_objects"),  # no arguments at all
+    ],
+)
+def test_a_plain_call_answers_as_the_sdk_does(live_mcp, analyst, monkeypatch, body, version):
+    url = instance_url(live_mcp, analyst["instance"])
+    assert mcp_http._plain_tools_call(_scope(version), _encoded(body)) is not None
+    plain = _answer(url, analyst["secret"], body, version)
+    monkeypatch.setattr(mcp_http, "_plain_tools_call", lambda scope, body: None)
+    through_sdk = _answer(url, analyst["secret"], body, version)
+    assert plain == through_sdk
+    assert plain[0] == 200
+
+
+def test_plain_calls_skip_the_sdk_and_are_audited(live_mcp, analyst, monkeypatch):
+    async def refuse(*args, **kwargs):
+        raise AssertionError("the SDK served a plain tool call")
+
+    monkeypatch.setattr(StreamableHTTPSessionManager, "handle_request", refuse)
+    url = instance_url(live_mcp, analyst["instance"])
+    for request_id in range(3):
+        status, _, answer = _answer(
+            url, analyst["secret"], _tools_call("query_customers", QUERY, request_id), "2025-06-18"
+        )
+        assert status == 200
+        assert answer["id"] == request_id
+        assert [row["name"] for row in answer["result"]["structuredContent"]["rows"]] == ["Ada", "Cleo"]
+    audit_flush()
+    assert ToolCall.objects.filter(instance=analyst["instance"], tool="query_customers").count() == 3
+
+
+def _scope(version: str | None, **headers) -> dict:
+    sent = {"content-type": "application/json", "accept": "application/json, text/event-stream", **headers}
+    if version is not None:
+        sent["mcp-protocol-version"] = version
+    return {"type": "http", "headers": [(k.encode(), v.encode()) for k, v in sent.items() if v is not None]}
+
+
+def _encoded(body) -> bytes:
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("scope", "body"),
+    [
+        (_scope(None), _tools_call("query_customers", QUERY)),  # no version: the SDK's default applies
+        (_scope("2026-07-28"), _tools_call("query_customers", QUERY)),  # the stateless protocol's own rules
+        (_scope("2025-06-18", **{"content-type": "text/plain"}), _tools_call("query_customers", QUERY)),
+        (_scope("2025-06-18", accept="text/event-stream"), _tools_call("query_customers", QUERY)),
+        (_scope("2025-06-18"), [_tools_call("query_customers", QUERY)]),  # a batch
+        (_scope("2025-06-18"), {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}),
+        (_scope("2025-06-18"), {**_tools_call("query_customers", QUERY), "params": {"name": "x", "_meta": {}}}),
+        (_scope("2025-06-18"), _tools_call("query_customers", [1, 2])),
+        (_scope("2025-06-18"), _tools_call("query_customers", QUERY, request_id=True)),
+        (_scope("2025-06-18"), _tools_call("query_customers", QUERY, request_id=None)),
+        (_scope("2025-06-18"), {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": "x"}}),
+    ],
+)
+def test_anything_else_goes_to_the_sdk(scope, body):
+    assert mcp_http._plain_tools_call(scope, _encoded(body)) is None
+
+
+def test_json_the_sdk_refuses_goes_to_the_sdk():
+    assert mcp_http._plain_tools_call(_scope("2025-06-18"), b'{"jsonrpc": "2.0", "id": NaN}') is None
+    assert mcp_http._plain_tools_call(_scope("2025-06-18"), b"{not json") is None
