@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "1")))
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--access-log", action="store_true", help="log every request (off by default)")
+    parser.add_argument(
+        "--loop", choices=["auto", "asyncio", "uvloop"], default="auto", help="event loop (auto: uvloop when installed)"
+    )
     args = parser.parse_args(argv)
     config = TcpConfig(
         APPLICATION,
@@ -48,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
         log_level=args.log_level,
         access_log=args.access_log,
+        loop=args.loop,
     )
     server = Server(config)
     if config.workers > 1:
