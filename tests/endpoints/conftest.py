@@ -8,8 +8,11 @@ import pytest
 from django.core.cache import cache
 
 from endpoints.services import endpoint_approve, endpoint_create_draft, endpoint_deploy
+from roles.connectors import service_engines_dispose
 from roles.demo import demo_build_sqlite
 from roles.models import Role, RoleApiKey, Service
+from tests.roles.conftest import _make_service, my_database, pg_database  # noqa: F401 (fixtures)
+from tests.support.roundtrips import RoundTripProxy
 
 CUSTOMERS_SQL = (
     "SELECT customer_id, first_name, last_name, region, segment FROM customers "
@@ -153,3 +156,26 @@ def deployed(make_draft, owner):
 
 def bearer(secret: str) -> dict:
     return {"HTTP_AUTHORIZATION": f"Bearer {secret}"}
+
+
+PROXIED_PORTS = {"postgresql": 5432, "mysql": 3306}
+PROXIED_PERMISSIONS = [{"objectName": "customers", "path": "/table/customers", "actions": ["SELECT"]}]
+
+
+@pytest.fixture(params=["postgresql", "mysql"])
+def proxied(request, org):
+    """A Role on a PostgreSQL or MariaDB Service that reaches its server through a counting proxy."""
+    engine = request.param
+    database = request.getfixturevalue({"postgresql": "pg_database", "mysql": "my_database"}[engine])
+    service = _make_service(org, engine, database, name=f"{engine} via proxy")
+    proxy = RoundTripProxy("127.0.0.1", PROXIED_PORTS[engine])
+    service_engines_dispose(service=service)
+    service.port = proxy.port
+    service.save()
+    role = Role.objects.create(
+        organization=org, service=service, name=f"{engine} reader", permissions=PROXIED_PERMISSIONS
+    )
+    key, secret = RoleApiKey.issue(role=role, name="proxied")
+    yield {"engine": engine, "role": role, "key": key, "secret": secret, "proxy": proxy}
+    service_engines_dispose(service=service)
+    proxy.close()

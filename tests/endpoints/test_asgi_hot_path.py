@@ -14,6 +14,8 @@ from mcpservers.models import ToolCall
 from mcpservers.workers import worker_pool_close
 from nectar import invalidation
 from tests.endpoints.test_hot_path import _healthy
+from tests.endpoints.test_round_trips import PARAMETERS, RESPONSE, SQL
+from tests.support.platform_queries import platform_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -192,3 +194,40 @@ def test_a_retired_version_is_gone_on_the_hot_path_too(apps, deployed, api_key):
     assert invalidation.healthy()
     assert hot.planned(scope) is None
     assert _call(router, scope)[0] == 410
+
+
+def test_a_hot_call_is_one_customer_round_trip_and_no_platform_query(apps, proxied, org, owner, settings, monkeypatch):
+    from endpoints.services import endpoint_approve, endpoint_create_draft, endpoint_deploy
+
+    router, _ = apps
+    settings.AUDIT_SYNCHRONOUS = False  # batched off the request path, as in production
+    settings.ENDPOINT_RATE_LIMIT = "100000/min"  # one lease covers the calls below
+    endpoint = endpoint_create_draft(
+        organization=org,
+        role=proxied["role"],
+        method="GET",
+        slug="customers-of-region",
+        description="Customers of a region.",
+        parameters=PARAMETERS,
+        sql=SQL,
+        response_schema=RESPONSE,
+        tests=[],
+        docs="",
+    )
+    endpoint_approve(endpoint=endpoint, user=owner, comment="")
+    endpoint_deploy(endpoint=endpoint, user=owner)
+    assert _healthy()
+    scope = _scope("/api/v1/x/acme/customers-of-region", "region=EU&limit=2", secret=proxied["secret"])
+    assert _call(router, scope)[0] == 200  # through Django: fills the caches
+    assert hot.planned(scope) is not None
+    audit_flush()
+    proxied["proxy"].reset()
+    with platform_queries(monkeypatch) as queries:
+        status, _, body = _call(router, scope)
+    assert status == 200, body
+    assert [row["name"] for row in body["results"]] == ["Ada", "Chloé"]
+    assert body["next"] is not None  # paged in the database: the page and one row more
+    assert queries == []
+    assert proxied["proxy"].round_trips == 1
+    audit_flush()
+    assert ToolCall.objects.filter(tool=endpoint.tool_name).count() == 2

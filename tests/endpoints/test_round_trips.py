@@ -15,11 +15,7 @@ from mcpservers.audit import audit_flush
 from mcpservers.models import ToolCall
 from mcpservers.services import tool_call
 from nectar import invalidation
-from roles.connectors import service_engines_dispose
-from roles.models import Role, RoleApiKey
 from tests.endpoints.conftest import bearer
-from tests.roles.conftest import _make_service, my_database, pg_database  # noqa: F401 (fixtures)
-from tests.support.roundtrips import RoundTripProxy
 
 SQL = "SELECT id, name, region FROM customers WHERE region = :region ORDER BY id"
 PARAMETERS = {
@@ -31,8 +27,6 @@ RESPONSE = {
     "type": "object",
     "properties": {"id": {"type": "integer"}, "name": {"type": "string"}, "region": {"type": "string"}},
 }
-PERMISSIONS = [{"objectName": "customers", "path": "/table/customers", "actions": ["SELECT"]}]
-PORTS = {"postgresql": 5432, "mysql": 3306}
 
 
 def _healthy() -> bool:
@@ -40,23 +34,6 @@ def _healthy() -> bool:
     while not invalidation.healthy() and time.monotonic() < deadline:
         time.sleep(0.05)
     return invalidation.healthy()
-
-
-@pytest.fixture(params=["postgresql", "mysql"])
-def proxied(request, org):
-    """A Role on a PostgreSQL or MariaDB Service that reaches its server through a counting proxy."""
-    engine = request.param
-    database = request.getfixturevalue({"postgresql": "pg_database", "mysql": "my_database"}[engine])
-    service = _make_service(org, engine, database, name=f"{engine} via proxy")
-    proxy = RoundTripProxy("127.0.0.1", PORTS[engine])
-    service_engines_dispose(service=service)
-    service.port = proxy.port
-    service.save()
-    role = Role.objects.create(organization=org, service=service, name=f"{engine} reader", permissions=PERMISSIONS)
-    key, secret = RoleApiKey.issue(role=role, name="proxied")
-    yield {"engine": engine, "role": role, "key": key, "secret": secret, "proxy": proxy}
-    service_engines_dispose(service=service)
-    proxy.close()
 
 
 def test_a_warm_endpoint_call_makes_no_platform_query_and_one_customer_round_trip(

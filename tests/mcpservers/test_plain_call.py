@@ -11,6 +11,8 @@ from mcpservers import http as mcp_http
 from mcpservers.audit import audit_flush
 from mcpservers.models import ToolCall
 from tests.mcpservers.conftest import instance_url, raw_post
+from tests.mcpservers.test_hot_path import proxied_reader  # noqa: F401 (fixture)
+from tests.support.platform_queries import platform_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,3 +102,21 @@ def test_anything_else_goes_to_the_sdk(scope, body):
 def test_json_the_sdk_refuses_goes_to_the_sdk():
     assert mcp_http._plain_tools_call(_scope("2025-06-18"), b'{"jsonrpc": "2.0", "id": NaN}') is None
     assert mcp_http._plain_tools_call(_scope("2025-06-18"), b"{not json") is None
+
+
+def test_a_plain_call_over_http_is_one_customer_round_trip_and_no_platform_query(
+    live_mcp, request, settings, monkeypatch
+):
+    proxied = request.getfixturevalue("proxied_reader")  # a fixture of the MCP hot-path tests
+    settings.AUDIT_SYNCHRONOUS = False  # batched off the request path, as in production
+    url, secret, proxy = instance_url(live_mcp, proxied["instance"]), proxied["secret"], proxied["proxy"]
+    body = _tools_call("query_customers", {"columns": ["id", "name"], "filters": {"name": "Ada"}, "limit": 5})
+    assert _answer(url, secret, body, "2025-06-18")[0] == 200  # authorises and caches the caller
+    audit_flush()
+    proxy.reset()
+    with platform_queries(monkeypatch) as queries:
+        status, _, answer = _answer(url, secret, body, "2025-06-18")
+    assert status == 200
+    assert answer["result"]["structuredContent"]["rows"] == [{"id": 1, "name": "Ada"}]
+    assert queries == []
+    assert proxy.round_trips == 1
