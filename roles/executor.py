@@ -124,17 +124,35 @@ def _bind(value) -> sa.BindParameter:
     return sa.bindparam(None, value, type_=sa.types.NullType())
 
 
-class _FilterBuilder:
-    def __init__(self, grant: Grant, table: sa.TableClause, engine: str):
-        self.grant, self.table, self.engine = grant, table, engine
-        self.count = 0
+def _named(name: str) -> sa.BindParameter:
+    """An untyped bind whose value comes with each execution (a cached statement's filter value)."""
+    return sa.bindparam(name, type_=sa.types.NullType())
 
-    def build(self, filters, field: str = "filters", depth: int = 0):
+
+class _FilterBuilder:
+    """Checks a caller's filters and turns them into a shape and its values.
+
+    The shape is a hashable tree that names columns, operators and bind names (f0, f1, ...) but no
+    values, so that one statement built from it serves every call of that shape; `values` holds
+    the checked, coerced value of each bind.
+    """
+
+    def __init__(self, grant: Grant, engine: str):
+        self.grant, self.engine = grant, engine
+        self.count = 0
+        self.values: dict[str, Any] = {}
+
+    def _value(self, value) -> str:
+        name = f"f{len(self.values)}"
+        self.values[name] = value
+        return name
+
+    def build(self, filters, field: str = "filters", depth: int = 0) -> tuple | None:
         if depth > MAX_FILTER_DEPTH:
             raise ExecutorError("invalid_argument", f"{field}: filters nest too deeply.", field=field)
         if isinstance(filters, list):
-            parts = [self.build(item, f"{field}[{i}]", depth + 1) for i, item in enumerate(filters)]
-            return sa.and_(*parts) if parts else None
+            parts = [self._part(item, f"{field}[{i}]", depth + 1) for i, item in enumerate(filters)]
+            return ("and", tuple(parts)) if parts else None
         if not isinstance(filters, dict):
             raise ExecutorError("invalid_argument", f"{field}: a filter must be an object or a list.", field=field)
         if len(filters) == 1 and next(iter(filters)) in ("and", "or"):
@@ -143,8 +161,7 @@ class _FilterBuilder:
                 raise ExecutorError(
                     "invalid_argument", f"{field}.{key} must be a non-empty list.", field=f"{field}.{key}"
                 )
-            parts = [self.build(item, f"{field}.{key}[{i}]", depth + 1) for i, item in enumerate(items)]
-            return sa.and_(*parts) if key == "and" else sa.or_(*parts)
+            return (key, tuple(self._part(item, f"{field}.{key}[{i}]", depth + 1) for i, item in enumerate(items)))
         if "column" in filters and "op" in filters:
             extra = set(filters) - {"column", "op", "value"}
             if extra:
@@ -156,9 +173,15 @@ class _FilterBuilder:
         for name, value in filters.items():
             op = "is_null" if value is None else "eq"
             parts.append(self.condition(name, op, True if value is None else value, f"{field}.{name}"))
-        return sa.and_(*parts) if parts else None
+        return ("and", tuple(parts)) if parts else None
 
-    def condition(self, name, op, value, field: str):
+    def _part(self, filters, field: str, depth: int) -> tuple:
+        shape = self.build(filters, field, depth)
+        if shape is None:
+            raise ExecutorError("invalid_argument", f"{field}: an empty filter; leave it out.", field=field)
+        return shape
+
+    def condition(self, name, op, value, field: str) -> tuple:
         self.count += 1
         if self.count > MAX_CONDITIONS:
             raise ExecutorError("invalid_argument", f"At most {MAX_CONDITIONS} conditions are allowed.", field=field)
@@ -167,11 +190,10 @@ class _FilterBuilder:
             raise ExecutorError(
                 "invalid_argument", f"{field}: unknown operator {op!r}; use one of {', '.join(OPS)}.", field=field
             )
-        column = self.table.c[name]
         if op == "is_null":
             if not isinstance(value, bool):
                 raise ExecutorError("invalid_argument", f"{field}: is_null takes true or false.", field=field)
-            return column.is_(None) if value else column.is_not(None)
+            return ("is_null", name, value)
         if col["json_type"] in ("object", "array"):
             raise ExecutorError(
                 "invalid_argument", f"{field}: {col['json_type']} column {name!r} supports only is_null.", field=field
@@ -188,28 +210,20 @@ class _FilterBuilder:
                     f"(this one has {len(value)}).",
                     field=field,
                 )
-            return column.like(_bind(value)) if op == "like" else column.ilike(_bind(value))
+            return (op, name, self._value(value))
         if op == "in":
             if not isinstance(value, list) or not value or len(value) > MAX_IN_VALUES:
                 raise ExecutorError(
                     "invalid_argument", f"{field}: in takes a list of 1 to {MAX_IN_VALUES} values.", field=field
                 )
-            values = [_bind(self._scalar(col, v, f"{field}.value[{i}]")) for i, v in enumerate(value)]
-            return column.in_(values)
+            values = [self._scalar(col, v, f"{field}.value[{i}]") for i, v in enumerate(value)]
+            return ("in", name, tuple(self._value(v) for v in values))
         if op == "between":
             if not isinstance(value, list) or len(value) != 2:
                 raise ExecutorError("invalid_argument", f"{field}: between takes [low, high].", field=field)
             low, high = (self._scalar(col, v, f"{field}.value[{i}]") for i, v in enumerate(value))
-            return column.between(_bind(low), _bind(high))
-        bound = _bind(self._scalar(col, value, f"{field}.value"))
-        return {
-            "eq": column.__eq__,
-            "ne": column.__ne__,
-            "lt": column.__lt__,
-            "lte": column.__le__,
-            "gt": column.__gt__,
-            "gte": column.__ge__,
-        }[op](bound)
+            return ("between", name, self._value(low), self._value(high))
+        return (op, name, self._value(self._scalar(col, value, f"{field}.value")))
 
     def _scalar(self, col, value, field):
         if value is None:
@@ -222,6 +236,34 @@ class _FilterBuilder:
                 field=field,
             )
         return coerce_value(col, value, field, self.engine)
+
+
+_COMPARISONS = {
+    "eq": lambda column, bound: column == bound,
+    "ne": lambda column, bound: column != bound,
+    "lt": lambda column, bound: column < bound,
+    "lte": lambda column, bound: column <= bound,
+    "gt": lambda column, bound: column > bound,
+    "gte": lambda column, bound: column >= bound,
+    "like": lambda column, bound: column.like(bound),
+    "ilike": lambda column, bound: column.ilike(bound),
+}
+
+
+def _filter_clause(shape: tuple, table: sa.TableClause, bind):
+    """The SQL condition of a filter shape; `bind(name)` gives the bind parameter of each value."""
+    kind = shape[0]
+    if kind in ("and", "or"):
+        parts = [_filter_clause(part, table, bind) for part in shape[1]]
+        return sa.and_(*parts) if kind == "and" else sa.or_(*parts)
+    column = table.c[shape[1]]
+    if kind == "is_null":
+        return column.is_(None) if shape[2] else column.is_not(None)
+    if kind == "in":
+        return column.in_([bind(name) for name in shape[2]])
+    if kind == "between":
+        return column.between(bind(shape[2]), bind(shape[3]))
+    return _COMPARISONS[kind](column, bind(shape[2]))
 
 
 def _row_filter_clause(grant: Grant, table: sa.TableClause, engine: str):
@@ -240,21 +282,27 @@ def _where(grant, table, engine, filters, *, required: bool):
     row_filter = _row_filter_clause(grant, table, engine)
     if row_filter is not None:
         clauses.append(row_filter)
-    user = None
-    if filters is not None and filters != {} and filters != []:
-        user = _FilterBuilder(grant, table, engine).build(filters)
-    if required and user is None:
+    builder = _FilterBuilder(grant, engine)
+    shape = _filter_shape(builder, filters)
+    if required and shape is None:
         raise ExecutorError(
             "invalid_argument", "filters are required: an unfiltered change of every row is refused.", field="filters"
         )
-    if user is not None:
-        clauses.append(user)
+    if shape is not None:
+        clauses.append(_filter_clause(shape, table, lambda name: _bind(builder.values[name])))
     return clauses
 
 
-def _order_by(grant: Grant, table, order_by) -> list:
+def _filter_shape(builder: _FilterBuilder, filters) -> tuple | None:
+    if filters is None or filters == {} or filters == []:
+        return None
+    return builder.build(filters)
+
+
+def _order_shape(grant: Grant, order_by) -> tuple[tuple[str, bool], ...]:
+    """The checked ordering as (column, descending) pairs."""
     if order_by is None or order_by == [] or order_by == "":
-        return []
+        return ()
     items = order_by if isinstance(order_by, list) else [order_by]
     out = []
     for i, item in enumerate(items):
@@ -273,8 +321,48 @@ def _order_by(grant: Grant, table, order_by) -> list:
                 "invalid_argument", f'{field} must be "col", "-col" or {{"column", "direction"}}.', field=field
             )
         _readable_column(grant, name, field)
-        out.append(table.c[name].desc() if desc else table.c[name].asc())
-    return out
+        out.append((name, desc))
+    return tuple(out)
+
+
+# Engines whose LIMIT and OFFSET take bind parameters, so that one statement serves every page.
+BOUND_LIMIT_ENGINES = frozenset({"postgresql", "mysql", "sqlite"})
+LIMIT_BIND, OFFSET_BIND = "nectar_limit", "nectar_offset"
+STATEMENTS = "_nectar_statements"
+MAX_CACHED_STATEMENTS = 256
+
+
+def _query_statements(grant: Grant, db_schema: dict, names: tuple, shape, ordering: tuple, page, include_total: bool):
+    """The SELECT (and its COUNT) of one query shape on a grant, built once and kept with the grant.
+
+    A statement kept this way is compiled once by SQLAlchemy's cache, and only the filter values
+    change between calls. The cache goes with the grant: a change of the Role's permissions or of
+    the schema makes new grants, with none.
+    """
+    cache = grant.__dict__.get(STATEMENTS)
+    if cache is None or len(cache) >= MAX_CACHED_STATEMENTS:
+        cache = grant.__dict__[STATEMENTS] = {}  # the grant is frozen: its own dict, not setattr
+    key = (db_schema["engine"], names, shape, ordering, page, include_total)
+    statements = cache.get(key)
+    if statements is None:
+        table = _table(grant, db_schema)
+        where = [_row_filter_clause(grant, table, db_schema["engine"])]
+        if shape is not None:
+            where.append(_filter_clause(shape, table, _named))
+        where = [clause for clause in where if clause is not None]
+        columns = [table.c[name].desc() if desc else table.c[name].asc() for name, desc in ordering]
+        statement = sa.select(*[table.c[n] for n in names]).where(*where).order_by(*columns)
+        if page is None:
+            statement = statement.limit(_named_int(LIMIT_BIND)).offset(_named_int(OFFSET_BIND))
+        else:
+            statement = statement.limit(page[0]).offset(page[1])
+        counting = sa.select(sa.func.count()).select_from(table).where(*where) if include_total else None
+        statements = cache[key] = (statement, counting)
+    return statements
+
+
+def _named_int(name: str) -> sa.BindParameter:
+    return sa.bindparam(name, type_=sa.Integer)
 
 
 def _limit(limit) -> int:
@@ -419,7 +507,6 @@ def executor_query(
     """Read rows of a granted table or view with typed filters, ordering and a capped limit."""
     grant, db_schema = _resolve(role, object_name, schema, action="SELECT", kinds=("table", "view"))
     engine = db_schema["engine"]
-    table = _table(grant, db_schema)
     if columns is None or columns == []:
         names = list(grant.readable_columns)
     else:
@@ -430,23 +517,27 @@ def executor_query(
             _readable_column(grant, name, f"columns[{i}]")
             if name not in names:
                 names.append(name)
-    where = _where(grant, table, engine, filters, required=False)
-    ordering = _order_by(grant, table, order_by)
+    builder = _FilterBuilder(grant, engine)
+    shape = _filter_shape(builder, filters)
+    ordering = _order_shape(grant, order_by)
     row_limit = _limit(limit)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ExecutorError("invalid_argument", "offset must be a non-negative integer.", field="offset")
     if not isinstance(include_total, bool):
         raise ExecutorError("invalid_argument", "include_total must be true or false.", field="include_total")
-    statement = sa.select(*[table.c[n] for n in names]).where(*where).order_by(*ordering)
-    statement = statement.limit(row_limit + 1).offset(offset)
+    values = dict(builder.values)
+    if engine in BOUND_LIMIT_ENGINES:
+        values.update({LIMIT_BIND: row_limit + 1, OFFSET_BIND: offset})
+        page = None
+    else:
+        page = (row_limit + 1, offset)  # rendered into the statement (SQL Server's TOP, Oracle's FETCH)
+    statement, counting = _query_statements(grant, db_schema, tuple(names), shape, ordering, page, include_total)
 
     def work(conn, _engines):
-        result = conn.execute(statement)
+        result = conn.execute(statement, values)
         keys = list(result.keys())
         rows = [dict(zip(keys, r, strict=True)) for r in result]
-        total = None
-        if include_total:
-            total = conn.execute(sa.select(sa.func.count()).select_from(table).where(*where)).scalar()
+        total = conn.execute(counting, builder.values).scalar() if counting is not None else None
         return rows, total
 
     rows, total = _run(role.service, work, write=False, context=f"query {object_name}")

@@ -50,6 +50,10 @@ class Grant:
                 return col
         return None
 
+    def __getstate__(self) -> dict:
+        # What a process keeps with a grant (roles.executor's statements) stays in that process.
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_nectar_")}
+
 
 def _error(index, field_name, message) -> dict:
     return {"index": index, "field": field_name, "message": message}

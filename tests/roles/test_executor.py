@@ -319,6 +319,8 @@ def test_bad_filter_shapes_get_precise_errors(service, make_role):
         ({"column": "id", "op": "like", "value": "1%"}, "invalid_argument"),
         ({"column": "email", "op": "eq", "value": None}, "invalid_argument"),
         ({"or": []}, "invalid_argument"),
+        ([{}], "invalid_argument"),  # an empty filter inside others: refused, not read as "no rows"
+        ({"or": [{"region": "EU"}, {}]}, "invalid_argument"),
         ("region = 'EU'", "invalid_argument"),
     ]
     for filters, code in cases:
@@ -373,3 +375,36 @@ def test_calling_an_ungranted_routine_or_a_table_is_refused(pg_service, make_rol
         executor_call(role=role, object_name="customers", parameters={})
     assert err.value.code == "invalid_argument"
     assert data_checksum(pg_service) == before
+
+
+def test_one_statement_per_query_shape_serves_every_value_and_page(service, make_role):
+    from roles.executor import STATEMENTS
+    from roles.permissions import role_grants
+
+    role = make_role(service, [table_perm("customers", ["SELECT"], rowFilter={"region": "EU"})])
+    shape = {"column": "id", "op": "in"}
+    first = executor_query(role=role, object_name="customers", filters={**shape, "value": [1, 3]}, order_by="id")
+    other = executor_query(role=role, object_name="customers", filters={**shape, "value": [3, 5]}, order_by="id")
+    paged = executor_query(
+        role=role, object_name="customers", filters={**shape, "value": [1, 5]}, order_by="id", limit=1, offset=1
+    )
+    outside = executor_query(role=role, object_name="customers", filters={**shape, "value": [2, 4]}, order_by="id")
+    assert (_ids(first), _ids(other), _ids(paged), _ids(outside)) == ([1, 3], [3, 5], [5], [])
+    grant = next(g for g in role_grants(role=role) if g.object_name == "customers")
+    assert len(grant.__dict__[STATEMENTS]) == 1, "the same shape, values and pages: one statement"
+    executor_query(role=role, object_name="customers", filters={**shape, "value": [1, 3, 5]}, order_by="-id")
+    assert len(grant.__dict__[STATEMENTS]) == 2
+
+
+def test_a_grant_is_copied_without_the_statements_built_for_it(service, make_role):
+    import copy
+
+    from roles.executor import STATEMENTS
+    from roles.permissions import role_grants
+
+    role = make_role(service, [table_perm("customers", ["SELECT"])])
+    executor_query(role=role, object_name="customers", filters={"region": "EU"})
+    grant = next(g for g in role_grants(role=role) if g.object_name == "customers")
+    assert STATEMENTS in grant.__dict__
+    copied = copy.deepcopy(grant)  # as pickling does: through __getstate__
+    assert copied == grant and STATEMENTS not in copied.__dict__
