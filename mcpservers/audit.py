@@ -170,26 +170,32 @@ def _apply(segment_id: uuid.UUID, records: list[dict]) -> int:
         _, created = AuditBatch.objects.get_or_create(id=segment_id)
         if not created:
             return 0
-        ToolCall.objects.bulk_create(
-            [
-                ToolCall(
-                    organization_id=r["organization_id"],
-                    instance_id=r["instance_id"],
-                    api_key_id=r["api_key_id"],
-                    tool=r["tool"],
-                    arguments=r["arguments"],
-                    outcome=r["outcome"],
-                    error=r["error"],
-                    rows=r["rows"],
-                    duration_ms=r["duration_ms"],
-                    created_at=datetime.fromisoformat(r["created_at"]),
-                )
-                for r in records
-            ]
-        )
+        _insert_calls(ToolCall._meta.db_table, records)
         _add_counters(records)
     _touch_keys(records)
     return len(records)
+
+
+CALL_COLUMNS = (
+    "organization_id",
+    "instance_id",
+    "api_key_id",
+    "tool",
+    "arguments",
+    "outcome",
+    "error",
+    "rows",
+    "duration_ms",
+    "created_at",
+)
+
+
+def _insert_calls(table: str, records: list[dict]) -> None:
+    """The batch's ToolCall rows in one COPY (the platform database is PostgreSQL)."""
+    statement = f"COPY {table} ({', '.join(CALL_COLUMNS)}) FROM STDIN"
+    with connection.cursor() as cursor, connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
+        for r in records:
+            copy.write_row([json.dumps(r[c]) if c == "arguments" else r[c] for c in CALL_COLUMNS])
 
 
 def _counts(records: list[dict], field: str) -> list[tuple[str, int, float]]:

@@ -106,7 +106,7 @@ def test_a_batch_after_a_failure_at_the_end_of_a_transaction_is_committed(
         django_db_blocker,
         caplog,
         table="mcpservers_toolcall",
-        statement='INSERT INTO "mcpservers_toolcall"',
+        statement="COPY mcpservers_toolcall",
         start=lambda: _record(org, 2),
     )
     _record(org, 3)
