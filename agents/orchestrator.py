@@ -345,6 +345,7 @@ class Orchestrator:
             catalog=self.catalog,
             dialect=self.dialect,
             terms=[str(g.get("term") or "") for g in self.glossary],
+            left_out=[str(g.get("term") or "") for g in self.glossary if g.get("kind") == "ignore"],
         )
         blocking = failed(findings)
         meaning = interpretation_describe(interp, requirement=self.requirement)
@@ -627,6 +628,13 @@ def execution_run(*, execution: AgentExecution, provider=None, on_progress=None)
         _finish_stopped(execution, orchestrator, stop)
         return execution
     except NeedsAnswers as ask:
+        repeated = _asked_before(execution, ask.questions)
+        if repeated:
+            reason = _answer_not_understood(
+                repeated, understood=ask.understood or orchestrator.state.get("understood", "")
+            )
+            _fail(execution, orchestrator, phase=ask.phase, reason=reason, started=started)
+            return execution
         _wait(execution, orchestrator, ask)
         return execution
     except (PipelineFailed, AgentFailed) as exc:
@@ -792,6 +800,30 @@ def _avoid_from(reason: str, design: dict) -> dict:
     """What the next design should stay away from, read from why this one failed."""
     columns = sorted({name.split(".")[-1] for name in re.findall(r"'([\w.]+)'", reason) if "." in name})
     return {"columns": columns, "unbounded": []}
+
+
+def _question_key(phrase: str, text: str) -> tuple[str, str]:
+    """What makes two questions the same one: the phrase asked about and the question's first sentence."""
+    sentence = plain_words(text).split("?")[0]
+    return " ".join(phrase.lower().split()), " ".join(sentence.lower().split())
+
+
+def _asked_before(execution: AgentExecution, questions: list[Question]) -> list[dict]:
+    """The answers this run already had to the questions it would ask now: an answer that did not take effect."""
+    answered = {_question_key(a.get("phrase") or "", a.get("question") or ""): a for a in execution.answers or []}
+    keys = (_question_key(q.phrase, q.text) for q in questions)
+    return list({id(answered[k]): answered[k] for k in keys if k in answered}.values())
+
+
+def _answer_not_understood(answers: list[dict], *, understood: str = "") -> str:
+    """Why a run ends instead of asking again what it was told: the words and the answers it could not use."""
+    told = "; ".join(f"'{a.get('phrase')}' ({a.get('answer')})" for a in answers[:4])
+    said = f"I understood: {understood.strip().rstrip('.')}. " if understood.strip() else ""
+    return (
+        f"{said}I still could not build the request with what you told me about {told}: the answer did not "
+        "settle what the words mean here, and asking the same question again would not help. Try rephrasing the "
+        "request, or name the tables and columns you mean."
+    )
 
 
 def _wait(execution: AgentExecution, orchestrator: Orchestrator, ask: NeedsAnswers) -> None:

@@ -21,7 +21,7 @@ from agents.models import AgentExecution, AgentStatus, AgentType
 from agents.wording import phase_doing, plain_words
 from endpoints.interpretation import design_fingerprint
 from endpoints.models import GeneratedEndpoint
-from learning.glossary import glossary_define, mapping_parse
+from learning.glossary import Mapping, glossary_define, mapping_parse, term_normalize
 from learning.grammar import is_grammatical
 from learning.services import RATING_STEP, LearningInputError, design_reject, memories_shift_relevance
 from roles.selectors import membership_get, organization_ids_for_user
@@ -379,6 +379,12 @@ def _replace_phrase(requirement: str, phrase: str, text: str) -> str:
     return replaced if count else f"{requirement} ({phrase}: {text})"
 
 
+def _without_left_out(mappings: list[tuple[str, Mapping]]) -> list[tuple[str, Mapping]]:
+    """A word answered 'leave it out' keeps nothing else of the same answers (a date for its window, say)."""
+    left_out = {term_normalize(term) for term, mapping in mappings if mapping.kind == "ignore"}
+    return [(t, m) for t, m in mappings if m.kind == "ignore" or term_normalize(t) not in left_out]
+
+
 def execution_answer(*, execution: AgentExecution, user, answers: dict, enqueue: bool = True) -> AgentExecution:
     """The requester answers a waiting run's questions; choices define glossary terms, and the run goes on.
 
@@ -420,6 +426,7 @@ def execution_answer(*, execution: AgentExecution, user, answers: dict, enqueue:
                 raise ExecutionError(
                     f"That answer cannot be used ({exc}); choose another.", field=f"answers.{question['id']}"
                 ) from exc
+    mappings = _without_left_out(mappings)
     service = execution.role.service if execution.role else None
     # Glossary terms first (embedding them may reach the network): the next requirement asks nothing.
     defined = [

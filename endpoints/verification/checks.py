@@ -41,11 +41,12 @@ def design_verify(
     catalog: Catalog,
     dialect: str,
     terms: list[str] | None = None,
+    left_out: list[str] | None = None,
 ) -> list[Finding]:
     """Coverage of every phrase, shapes, measures grounded in their own words, compilability, joins along
     keys, and the SQL's realization. `terms` are the Service's business terms (the glossary): a word they
-    define explains itself."""
-    findings = coverage_check(requirement=requirement, interpretation=interpretation)
+    define explains itself; `left_out` are the terms it defines as adding nothing to a request."""
+    findings = coverage_check(requirement=requirement, interpretation=interpretation, left_out=tuple(left_out or ()))
     findings += shape_check(requirement=requirement, interpretation=interpretation, catalog=catalog)
     findings += measure_grounding_check(interpretation=interpretation, terms=terms)
     try:

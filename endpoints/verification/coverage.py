@@ -122,9 +122,13 @@ def _element(interp: Interpretation, path: str):
     return node
 
 
-def coverage_check(*, requirement: str, interpretation: Interpretation) -> list[Finding]:
-    """Every content word of the requirement lies inside an element's phrase."""
+def coverage_check(
+    *, requirement: str, interpretation: Interpretation, left_out: tuple[str, ...] = ()
+) -> list[Finding]:
+    """Every content word of the requirement lies inside an element's phrase, or a phrase the Service's
+    glossary leaves out (a user's answer that the words add nothing)."""
     spans, findings = _spans(requirement, interpretation)
+    spans += [Span(s, e, "left out") for phrase in left_out for s, e in _occurrences(requirement, phrase)]
     uncovered = [w for w in content_words(requirement) if not _covering(spans, w.start, w.end)]
     for word in uncovered:
         findings.append(
