@@ -32,7 +32,8 @@ from agents.events import event_append, execution_touch
 from agents.llm_usage import llm_call_observers
 from agents.models import AgentExecution, AgentStatus, Phase
 from agents.planner.questions import question_unknown_word
-from agents.planner.schema_index import SchemaIndex
+from agents.planner.schema_index import SchemaIndex, Table
+from agents.planner.vocabulary import variants
 from agents.providers import MeteredProvider, UsageMeter, provider_for
 from agents.specialists import AGENTS, agent_for_task
 from agents.toolbox import McpToolbox
@@ -392,6 +393,7 @@ class Orchestrator:
                 break
             if is_grammatical(phrase):
                 continue  # a word of the grammar is no business term: the run says what it missed instead
+            phrase = _named_with_neighbour(self.requirement, phrase, tables)
             questions.append(question_unknown_word(phrase, phrase, index, tables, qid=f"phrase_{i + 1}"))
         return questions
 
@@ -800,6 +802,26 @@ def _avoid_from(reason: str, design: dict) -> dict:
     """What the next design should stay away from, read from why this one failed."""
     columns = sorted({name.split(".")[-1] for name in re.findall(r"'([\w.]+)'", reason) if "." in name})
     return {"columns": columns, "unbounded": []}
+
+
+def _named_with_neighbour(requirement: str, phrase: str, tables: list[Table]) -> str:
+    """The phrase with the word beside it when the two words together are a table's name ('support ticket'):
+    an answer about the one word alone would leave the other unexplained."""
+    words = list(re.finditer(r"[A-Za-z][A-Za-z'-]*", requirement))
+    for i, word in enumerate(words):
+        if word.group().lower() != phrase.lower():
+            continue
+        for first, last in ((i, i + 1), (i - 1, i)):
+            if first < 0 or last >= len(words):
+                continue
+            pair = (words[first].group(), words[last].group())
+            if any(_names(pair, table.tokens) for table in tables):
+                return requirement[words[first].start() : words[last].end()]
+    return phrase
+
+
+def _names(words: tuple[str, ...], tokens: tuple[str, ...]) -> bool:
+    return len(words) == len(tokens) and all(variants(w) & variants(t) for w, t in zip(words, tokens, strict=True))
 
 
 def _question_key(phrase: str, text: str) -> tuple[str, str]:

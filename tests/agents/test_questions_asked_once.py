@@ -11,11 +11,13 @@ import sqlite3
 import pytest
 
 from agents.models import AgentStatus
-from agents.orchestrator import execution_run
+from agents.orchestrator import _named_with_neighbour, execution_run
+from agents.planner.schema_index import SchemaIndex
 from agents.services import execution_answer, execution_claim, execution_submit
 from learning.glossary import glossary_terms
 from mcpservers.services import mcp_enable
 from roles.models import Engine, Role, Service
+from tests.agents.planner_schemas import schema_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -124,3 +126,25 @@ def test_a_word_left_out_is_accounted_for_and_not_asked_about_again(gardener_rol
     assert execution.events.filter(kind="questions").count() == 1
     again = _run(gardener_role, owner, "Zorbly plants")
     assert again.status == AgentStatus.COMPLETED, (again.status_reason, again.questions)
+
+
+@pytest.mark.parametrize(
+    ("requirement", "phrase", "asked"),
+    [
+        ("A seed packet by its number", "seed", "seed packet"),
+        ("A seed packet by its number", "packet", "seed packet"),
+        ("Seed Packets sown last spring", "Seed", "Seed Packets"),
+        ("Seeds kept in a packet", "Seeds", "Seeds"),  # not side by side: the word alone
+        ("A seed tray by its number", "seed", "seed"),  # no table is named so
+    ],
+)
+def test_a_word_is_asked_about_with_its_neighbour_when_the_two_name_a_table(requirement, phrase, asked):
+    schema = schema_of(
+        {
+            "seed_packets": {"columns": {"packet_id": "integer", "variety": "string"}, "pk": ["packet_id"]},
+            "beds": {"columns": {"bed_id": "integer", "label": "string"}, "pk": ["bed_id"]},
+        },
+        engine="sqlite",
+    )
+    tables = list(SchemaIndex(schema).tables.values())
+    assert _named_with_neighbour(requirement, phrase, tables) == asked
