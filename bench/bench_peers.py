@@ -40,6 +40,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nectar.settings")
 os.environ.setdefault("NECTAR_TEST_DATABASE_NAME", f"test_nectar_bench_peers_{os.getpid()}")
+# The bench's customer database is the local PostgreSQL, which Services may reach only when listed.
+os.environ.setdefault("NECTAR_SERVICE_ALLOWED_HOSTS", "127.0.0.1")
 
 import django
 

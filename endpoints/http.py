@@ -81,7 +81,9 @@ def _headers(scope) -> dict[bytes, bytes]:
 def _accepts_json(accept: bytes | None) -> bool:
     if accept is None:
         return True
-    kinds = [part.split(b";")[0].strip().lower() for part in accept.split(b",")]
+    if b";" in accept:
+        return False  # media type parameters ('; indent=4') change DRF's rendering: the view answers
+    kinds = [part.strip().lower() for part in accept.split(b",")]
     return all(kind.decode("latin-1") in JSON_MEDIA for kind in kinds)
 
 

@@ -148,6 +148,7 @@ def test_every_hot_call_is_audited_and_counted(apps, deployed, api_key):
     "change",
     [
         {"headers": {"accept": "text/html"}},  # DRF's browsable page
+        {"headers": {"accept": "application/json; indent=4"}},
         {"query": "region=EU&format=api"},
         {"headers": {"host": "evil.example"}},
         {"secret": "nk_unknown"},
