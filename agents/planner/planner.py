@@ -30,7 +30,7 @@ from .questions import (
     question_which,
     status_question,
 )
-from .rankings import read_ranking_adjective
+from .rankings import read_ranking_adjective, top_per_group
 from .relations import design_passes, is_link, relation_reading
 from .row_dates import names_table, row_date_of
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
@@ -460,6 +460,8 @@ def _analyse_steps(a: Analysis, index: SchemaIndex, memories: list[dict]) -> Ana
     if a.activity is None and a.entity is not None and a.phrases.negation_at is not None:
         _resolve_negated_verb(a, index)
     read_ranking_adjective(a, index)
+    if (reason := top_per_group(a)) is not None:
+        raise PlanningError(reason)
     read_share(a)
     _resolve_values_and_columns(a, index)
     _apply_terms(a, index)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from endpoints.verification.coverage import TOP_PER_GROUP
+
 RANKED = re.compile(
     r"\b(best|top|worst|highest|lowest|biggest)[- ](selling|sellers?|performing|earning|grossing|paying|spending)\b"
 )
@@ -45,3 +47,20 @@ def read_ranking_adjective(a: Any, index: Any) -> None:
     a.measure_order = ("desc" if match.group(1) in DESCENDING else "asc", a.requirement[start:end])
     a.phrases.spans.append((start, end))
     a.steps.append(f"'{a.requirement[start:end]}': every group, ordered by the measure.")
+
+
+def top_per_group(a: Any) -> str | None:
+    """'The best-selling product in each category', 'the top 3 films of every genre': the first rows within each
+    group, which an endpoint cannot offer yet; the reason to decline, with what to ask instead (never a ranking
+    over every row)."""
+    if a.phrases.top_n is None and a.measure_order is None:
+        return None
+    match = TOP_PER_GROUP.search(a.requirement.lower())
+    if match is None:
+        return None
+    group = match.group("group")
+    return (
+        f"'{a.requirement[match.start() : match.end()]}' asks for the top ones within each {group}; "
+        f"I cannot pick them per {group} yet. Ask for all of them with their {group}, ranked, "
+        f"or for the top ones of a given {group}"
+    )

@@ -9,7 +9,8 @@ Two checks, both on the requirement's own words, independent of whoever wrote th
    "each month" that grain, "top 10" and "which five ... the most" a limit of that number with an
    ordering, "more than 30" a comparison with 30, "twice" a count condition, "names" of people first
    and last names, "how many" a count, "this month compared with last month" a figure measured in
-   each of the two periods on its own.
+   each of the two periods on its own; "the best-selling product in each category" (the top rows within each
+   group) is refused unless the design is one maximum or minimum per group.
 """
 
 from __future__ import annotations
@@ -65,6 +66,15 @@ CALENDAR_VERSUS = re.compile(
     + r")(?![a-z'])"
 )
 MEASURE_WINDOW = re.compile(r"measures\[(\d+)\]\.window")
+# "the best-selling product in each category", "the top 3 films of every category": the first rows within each
+# group, which a design (one ordering and one limit over every row) cannot say.
+TOP_PER_GROUP = re.compile(
+    r"\b(?:the|our|which)\s+(?:(?:\d+|" + "|".join(NUMBER_WORDS) + r")\s+)?"
+    r"(best|top|worst|most(?!\s+recent)|highest|lowest|biggest|largest|smallest|least|fewest|cheapest|longest|shortest)"
+    r"(?:[- ](?:selling|sellers?|performing|earning|grossing|paying|spending|expensive|popular))?"
+    r"(?:\s+(?:\d+|" + "|".join(NUMBER_WORDS) + r"))?"
+    r"(?:\s+[a-z][\w-]*){1,3}?\s+(?:in|for|within|of|across)\s+(?:each|every)\s+(?P<group>[a-z][\w-]*)"
+)
 # Superlatives of a measured dimension ("the three longest films"): an ordering on it, that way.
 DESCENDING_DIMENSIONS = {"longest", "heaviest", "tallest", "widest"}
 ASCENDING_DIMENSIONS = {"shortest", "lightest", "narrowest"}
@@ -282,6 +292,12 @@ def shape_check(*, requirement: str, interpretation: Interpretation, catalog: Ca
             f"'{m.group(0)}' sets two periods side by side, but the design does not measure each period on its own",
             m.group(0),
         )
+    # The first rows within each group: one figure per group (the highest salary in each department) is a
+    # maximum or a minimum; the rows that hold it (the best-selling product in each category) no design can say.
+    for m in TOP_PER_GROUP.finditer(text):
+        ok = any(kind == "measures" and e.func in ("max", "min") for kind, e in at(m, 1))
+        group = m.group("group")
+        need(ok, f"'{m.group(0)}' asks for the top ones within each {group}, which cannot be offered yet", m.group(0))
     # Negation: an anti-join, a null test or a negative comparison.
     for w in words(requirement):
         if w.lower not in NEGATIONS:
