@@ -112,6 +112,7 @@ class TimeWindow:
     previous: bool = False
     since: str | None = None
     until: str | None = None
+    given: bool = False  # "since a given date": the caller gives the first day
     span: tuple[int, int] = (0, 0)
 
 
@@ -301,6 +302,15 @@ def read_phrases(text: str) -> Phrases:
             found.window = TimeWindow(
                 kind="between", phrase=match.group(0), since=match.group(1), until=match.group(2), span=match.span()
             )
+            take(match)
+    if found.window is None:
+        match = re.search(
+            r"\b(?:since|after|from|starting)\s+(?:on\s+)?(?:a|an|any|the|some)\s+"
+            r"(?:given|specific|particular|certain|selected|chosen|specified)\s+(?:date|day)\b",
+            lowered,
+        )
+        if match:
+            found.window = TimeWindow(kind="since", phrase=match.group(0), given=True, span=match.span())
             take(match)
     if found.window is None:
         match = re.search(r"\b(since|after|from|starting)\s+(?:on\s+)?(\d{4}-\d{2}-\d{2})\b", lowered)

@@ -13,7 +13,7 @@ from endpoints.interpretation import Interpretation, interpretation_parse
 
 from .dates import fact_date
 from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
-from .sql import ROW_LIMIT_PARAM
+from .sql import ROW_LIMIT_PARAM, SINCE_PARAM
 from .vocabulary import variants
 
 AMOUNT_WORDS = frozenset(["amount", "total", "revenue", "subtotal"])
@@ -170,6 +170,9 @@ def window_bounds(window, builder: _Builder) -> dict:
             }
         return {"start": {"calendar": {"unit": window.period, "offset": 0}}}
     bounds: dict[str, Any] = {}
+    if window.given:
+        builder.parameter(SINCE_PARAM, "date", required=True, phrase=window.phrase)
+        bounds["start"] = {"param": SINCE_PARAM}
     if window.since:
         bounds["start"] = {"date": window.since}
     if window.until:

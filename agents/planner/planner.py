@@ -37,6 +37,7 @@ from .schema_index import Column, ForeignKey, Key, SchemaIndex, Table
 from .shares import ShareError, read_share, take_share_filters
 from .sql import (
     ROW_LIMIT_PARAM,
+    SINCE_PARAM,
     bind_names,
     date_param,
     normalize_dialect,
@@ -2895,6 +2896,12 @@ def _design(a: Analysis, index: SchemaIndex, dialect: str) -> Plan:
                 return [f"{expr} >= {start}", f"{expr} < {period_start(window.period, dialect)}"]
             return [f"{expr} >= {start}"]
         out = []
+        if window.given:
+            add_param(
+                SINCE_PARAM,
+                {"type": "string", "pattern": DATE_PATTERN, "description": "Earliest date included (YYYY-MM-DD)."},
+            )
+            out.append(f"{expr} >= {date_param(SINCE_PARAM, dialect)}")
         if window.since:
             add_param(
                 "since",

@@ -10,6 +10,7 @@ import re
 
 # The bound parameter that carries a ranking's row count ("top 10 ...").
 ROW_LIMIT_PARAM = "top_n"
+SINCE_PARAM = "since"  # the first day of a window the caller gives ("since a given date")
 
 DIALECTS = {
     "postgres": "postgres",

@@ -1,4 +1,5 @@
-"""The first rows within each group ('the best-selling plant in each family'): declined, never ranked over all rows."""
+"""The top rows within each group ('the best-selling plant in each family') are declined, never ranked over all rows;
+no rows since a given date ('members who haven't visited since a given date') asks the caller for the date."""
 
 from __future__ import annotations
 
@@ -60,3 +61,27 @@ def test_one_figure_per_group_is_still_answered():
     plan = plan_requirement(requirement="Average salary in each department", schema=HR)
     assert design_problems("Average salary in each department", plan.interpretation, schema=HR) == []
     assert [m.func for m in plan.interpretation.measures] == ["avg"]
+
+
+LIBRARY_CARDS = schema_of(
+    {
+        "members": {"columns": {"member_id": "integer", "name": "string"}, "pk": ["member_id"]},
+        "visits": {
+            "columns": {"visit_id": "integer", "member_id": "integer", "visited_on": "date"},
+            "pk": ["visit_id"],
+            "fks": {"member_id": "members.member_id"},
+        },
+    }
+)
+
+
+def test_no_rows_since_a_given_date_asks_the_caller_for_the_date():
+    requirement = "Members who haven't visited since a given date"
+    plan = plan_requirement(requirement=requirement, schema=LIBRARY_CARDS)
+    interp = plan.interpretation
+    assert design_problems(requirement, interp, schema=LIBRARY_CARDS) == []
+    (absent,) = interp.exists
+    assert absent.negated and absent.window.start.param == "since" and absent.window.end is None
+    (since,) = interp.parameters
+    assert since.required and since.default is None and since.type == "date"
+    assert ":since" in plan.sql and "default" not in plan.parameters["properties"]["since"]
