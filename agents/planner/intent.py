@@ -402,6 +402,9 @@ def read_phrases(text: str) -> Phrases:
         r"\b(?:a|an|any|one|some|the)\s+(?:given|specific|particular|certain|selected|chosen|specified)\s+([a-z]\w*)",
         lowered,
     ):
+        window = found.window
+        if window is not None and window.given and window.span[0] <= match.start() < window.span[1]:
+            continue  # "since a given date" is the window's first day
         found.given.append(((match.start(), match.end(1)), match.start(1)))
 
     # Thresholds: "more than 30", "above 50 dollars", "at least 20%", "over $1,000".

@@ -85,3 +85,13 @@ def test_no_rows_since_a_given_date_asks_the_caller_for_the_date():
     (since,) = interp.parameters
     assert since.required and since.default is None and since.type == "date"
     assert ":since" in plan.sql and "default" not in plan.parameters["properties"]["since"]
+
+
+def test_rows_of_a_given_member_since_a_given_date_take_the_date_once():
+    requirement = "Visits of a given member since a given date"
+    plan = plan_requirement(requirement=requirement, schema=LIBRARY_CARDS)
+    interp = plan.interpretation
+    assert design_problems(requirement, interp, schema=LIBRARY_CARDS) == []
+    assert sorted(p.name for p in interp.parameters) == ["name", "since"]
+    (window,) = interp.windows
+    assert window.start.param == "since" and window.column.column == "visited_on"
