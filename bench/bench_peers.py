@@ -107,6 +107,19 @@ def _drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _drop_platform_database(name: str) -> None:
+    """The throwaway platform database, also while the in-process measurements' threads (audit flusher,
+    invalidation listener, MCP workers) still hold connections to it."""
+    from nectar import invalidation
+
+    invalidation.stop_listening()  # it would reconnect to the database being dropped
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**{**params, "dbname": "postgres"}, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def _ensure_peers() -> dict[str, Path]:
     bins = {
         "toolbox": PEERS_DIR / "node_modules" / ".bin" / "toolbox",
@@ -626,7 +639,7 @@ def main() -> None:
         for service in Service.objects.all():
             service_engines_dispose(service=service)
         connection.close()
-        connection.creation.destroy_test_db(platform_name, verbosity=0)
+        _drop_platform_database(platform_name)
         _drop_database(customer_db)
         shutil.rmtree(workdir, ignore_errors=True)
 
