@@ -142,6 +142,11 @@ def _comparisons(tree: _Tree) -> list[exp.Expression]:
     return [n for n in tree.ast.find_all(*_COMPARE)]
 
 
+def _negated(node: exp.Expression) -> bool:
+    """NOT x, and the forms sqlglot keeps as one node with `negate` ('IS NOT NULL' on PostgreSQL, 'NOT LIKE')."""
+    return isinstance(node.parent, exp.Not) or bool(node.args.get("negate"))
+
+
 MIRRORED = {"lt": "gt", "lte": "gte", "gt": "lt", "gte": "lte", "eq": "eq", "ne": "ne"}
 
 
@@ -149,7 +154,7 @@ def _columns_compared(tree: _Tree, interp: Interpretation, f: Filter) -> bool:
     """balance > credit_limit: a comparison with one column on each side, the right way round."""
     left, right = (_object(interp, f.column), f.column.column), (_object(interp, f.other), f.other.column)
     for node in _comparisons(tree):
-        if isinstance(node.parent, exp.Not):
+        if _negated(node):
             continue
         for op, (first, second) in ((f.op, (left, right)), (MIRRORED[f.op], (right, left))):
             if not isinstance(node, _OP_NODES[op][:1]):
@@ -179,9 +184,9 @@ def _filter_realized(tree: _Tree, interp: Interpretation, f: Filter) -> bool:
         if not _refers(tree, node, obj, f.column.column):
             continue
         negative_form = isinstance(node, exp.In | exp.Is | exp.Like | exp.ILike)
-        if f.op in ("ne", "not_in", "not_null") and negative_form and not isinstance(node.parent, exp.Not):
+        if f.op in ("ne", "not_in", "not_null") and negative_form and not _negated(node):
             continue
-        if f.op in ("in", "eq", "is_null", "like", "ilike", "contains") and isinstance(node.parent, exp.Not):
+        if f.op in ("in", "eq", "is_null", "like", "ilike", "contains") and _negated(node):
             continue
         if f.op in ("is_null", "not_null"):
             return True
@@ -269,13 +274,13 @@ def _subquery_tables(tree: _Tree, node: exp.Expression) -> set[str]:
 def _exists_realized(tree: _Tree, interp: Interpretation, x) -> bool:
     chain = {e.object_name.lower() for e in x.entities}
     for node in tree.ast.find_all(exp.Exists):
-        negated = isinstance(node.parent, exp.Not)
+        negated = _negated(node)
         if negated == x.negated and _subquery_tables(tree, node) & chain:
             return True
     for node in tree.ast.find_all(exp.In):
         if node.args.get("query") is None:
             continue
-        negated = isinstance(node.parent, exp.Not)
+        negated = _negated(node)
         if negated == x.negated and _subquery_tables(tree, node.args["query"]) & chain:
             return True
     joins = [j for j in tree.ast.find_all(exp.Join) if _subquery_tables(tree, j) & chain]
@@ -288,7 +293,7 @@ def _exists_realized(tree: _Tree, interp: Interpretation, x) -> bool:
         if join.this is not None and join.this.alias:
             aliases.add(join.this.alias.lower())
         for node in tree.ast.find_all(exp.Is):
-            if isinstance(node.parent, exp.Not):
+            if _negated(node):
                 continue
             if any((c.table or "").lower() in aliases for c in _columns_in(node)):
                 return True

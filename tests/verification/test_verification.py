@@ -328,3 +328,43 @@ def test_a_ranking_in_the_wrong_order_fails(retail):
     )
     report = _meaning(retail, TOP_CUSTOMERS, sql=wrong)
     assert {t.kind for t in report.tests if not t.passed} & {"order", "formulation"}
+
+
+WITH_EMAIL = {
+    "entities": [C],
+    "select": GIVEN_COUNTRY["select"],
+    "filters": [{"column": {"entity": "c", "column": "email"}, "op": "not_null"}],
+}
+WITHOUT_EMAIL = {
+    "entities": [C],
+    "select": GIVEN_COUNTRY["select"],
+    "filters": [{"column": {"entity": "c", "column": "email"}, "op": "is_null"}],
+}
+NAMED_A = {
+    "entities": [C],
+    "select": GIVEN_COUNTRY["select"],
+    "filters": [{"column": {"entity": "c", "column": "name"}, "op": "like", "value": "A%"}],
+}
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "mysql", "sqlite"])
+@pytest.mark.parametrize(
+    ("data", "sql", "realized"),
+    [
+        # sqlglot keeps 'IS NOT NULL' (PostgreSQL) and 'NOT LIKE' (every dialect) as one negated node
+        (WITH_EMAIL, "SELECT id, country FROM customers WHERE email IS NOT NULL", True),
+        (WITHOUT_EMAIL, "SELECT id, country FROM customers WHERE email IS NOT NULL", False),
+        (WITHOUT_EMAIL, "SELECT id, country FROM customers WHERE email IS NULL", True),
+        (NAMED_A, "SELECT id, country FROM customers WHERE name NOT LIKE 'A%'", False),
+        (NAMED_A, "SELECT id, country FROM customers WHERE name LIKE 'A%'", True),
+        (
+            NEVER_ORDERED,
+            "SELECT c.id FROM customers c LEFT JOIN orders o ON o.customer_id = c.id WHERE o.id IS NOT NULL",
+            False,
+        ),
+    ],
+)
+def test_a_negated_condition_never_realizes_its_opposite(retail, dialect, data, sql, realized):
+    interp = interpretation_parse(data)
+    findings = realization_check(sql=sql, dialect=dialect, interpretation=interp, catalog=retail["catalog"])
+    assert (_messages(findings) == []) is realized, _messages(findings)
