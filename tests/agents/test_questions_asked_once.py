@@ -11,13 +11,14 @@ import sqlite3
 import pytest
 
 from agents.models import AgentStatus
-from agents.orchestrator import _named_with_neighbour, execution_run
+from agents.orchestrator import _named_with_neighbour
 from agents.planner.schema_index import SchemaIndex
-from agents.services import execution_answer, execution_claim, execution_submit
+from agents.services import execution_answer
 from learning.glossary import glossary_terms
 from mcpservers.services import mcp_enable
 from roles.models import Engine, Role, Service
 from tests.agents.planner_schemas import schema_of
+from tests.agents.test_clarification import _resume, _run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,19 +68,6 @@ def gardener_role(org, owner, greenhouse_path):
     mcp_enable(role=role)
     role.refresh_from_db()
     return role
-
-
-def _run(role, user, requirement: str):
-    execution = execution_submit(user=user, role=role, requirement=requirement, enqueue=False)
-    execution_run(execution=execution_claim(execution_id=execution.pk))
-    execution.refresh_from_db()
-    return execution
-
-
-def _resume(execution):
-    execution_run(execution=execution_claim(execution_id=execution.pk))
-    execution.refresh_from_db()
-    return execution
 
 
 def test_an_answer_that_does_not_help_ends_the_run_instead_of_asking_the_same_question_again(gardener_role, owner):

@@ -14,7 +14,7 @@ from mcpservers.models import ToolCall
 from mcpservers.workers import worker_pool_close
 from nectar import invalidation
 from tests.endpoints.test_hot_path import _healthy
-from tests.endpoints.test_round_trips import PARAMETERS, RESPONSE, SQL
+from tests.endpoints.test_round_trips import deploy_customers_of_region
 from tests.support.platform_queries import platform_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -198,25 +198,10 @@ def test_a_retired_version_is_gone_on_the_hot_path_too(apps, deployed, api_key):
 
 
 def test_a_hot_call_is_one_customer_round_trip_and_no_platform_query(apps, proxied, org, owner, settings, monkeypatch):
-    from endpoints.services import endpoint_approve, endpoint_create_draft, endpoint_deploy
-
     router, _ = apps
     settings.AUDIT_SYNCHRONOUS = False  # batched off the request path, as in production
     settings.ENDPOINT_RATE_LIMIT = "100000/min"  # one lease covers the calls below
-    endpoint = endpoint_create_draft(
-        organization=org,
-        role=proxied["role"],
-        method="GET",
-        slug="customers-of-region",
-        description="Customers of a region.",
-        parameters=PARAMETERS,
-        sql=SQL,
-        response_schema=RESPONSE,
-        tests=[],
-        docs="",
-    )
-    endpoint_approve(endpoint=endpoint, user=owner, comment="")
-    endpoint_deploy(endpoint=endpoint, user=owner)
+    endpoint = deploy_customers_of_region(org=org, role=proxied["role"], owner=owner)
     assert _healthy()
     scope = _scope("/api/v1/x/acme/customers-of-region", "region=EU&limit=2", secret=proxied["secret"])
     assert _call(router, scope)[0] == 200  # through Django: fills the caches

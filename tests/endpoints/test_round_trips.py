@@ -36,14 +36,11 @@ def _healthy() -> bool:
     return invalidation.healthy()
 
 
-def test_a_warm_endpoint_call_makes_no_platform_query_and_one_customer_round_trip(
-    proxied, org, owner, client, settings, django_assert_num_queries
-):
-    settings.AUDIT_SYNCHRONOUS = False
-    settings.ENDPOINT_RATE_LIMIT = "100000/min"  # one lease covers the calls below
+def deploy_customers_of_region(*, org, role, owner):
+    """/api/v1/x/acme/customers-of-region on the Role's Service, deployed."""
     endpoint = endpoint_create_draft(
         organization=org,
-        role=proxied["role"],
+        role=role,
         method="GET",
         slug="customers-of-region",
         description="Customers of a region.",
@@ -54,7 +51,15 @@ def test_a_warm_endpoint_call_makes_no_platform_query_and_one_customer_round_tri
         docs="",
     )
     endpoint_approve(endpoint=endpoint, user=owner, comment="")
-    endpoint_deploy(endpoint=endpoint, user=owner)
+    return endpoint_deploy(endpoint=endpoint, user=owner)
+
+
+def test_a_warm_endpoint_call_makes_no_platform_query_and_one_customer_round_trip(
+    proxied, org, owner, client, settings, django_assert_num_queries
+):
+    settings.AUDIT_SYNCHRONOUS = False
+    settings.ENDPOINT_RATE_LIMIT = "100000/min"  # one lease covers the calls below
+    endpoint = deploy_customers_of_region(org=org, role=proxied["role"], owner=owner)
     assert _healthy()
     url, secret, proxy = "/api/v1/x/acme/customers-of-region", proxied["secret"], proxied["proxy"]
     assert client.get(url, {"region": "EU"}, **bearer(secret)).status_code == 200
