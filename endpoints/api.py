@@ -78,14 +78,21 @@ class ApiKeyRateThrottle(BaseThrottle):
     """
 
     def allow_request(self, request, view):
-        from mcpservers.limits import parse_rate, take
-
         principal = request.user
-        rate = parse_rate(settings.ENDPOINT_RATE_LIMIT)
-        if rate is None or not isinstance(principal, ApiKeyPrincipal):
+        if not isinstance(principal, ApiKeyPrincipal):
             return True
-        allowed, self.retry_after = take(f"endpoint:key:{principal.api_key.pk}", rate)
+        allowed, self.retry_after = endpoint_rate_take(principal.api_key)
         return allowed
 
     def wait(self):
         return getattr(self, "retry_after", None)
+
+
+def endpoint_rate_take(api_key) -> tuple[bool, int | None]:
+    """Spend one call of the key's rate limit (settings.ENDPOINT_RATE_LIMIT): (allowed, retry_after)."""
+    from mcpservers.limits import parse_rate, take
+
+    rate = parse_rate(settings.ENDPOINT_RATE_LIMIT)
+    if rate is None:
+        return True, None
+    return take(f"endpoint:key:{api_key.pk}", rate)

@@ -30,6 +30,7 @@ from django.middleware.security import SecurityMiddleware
 from rest_framework.exceptions import Throttled
 from rest_framework.renderers import JSONRenderer
 
+from endpoints.api import endpoint_rate_take
 from endpoints.cache import api_key_peek, endpoint_peek
 from endpoints.runtime import EndpointResult, endpoint_call, error_body
 from endpoints.views import GeneratedEndpointView, answer_body
@@ -127,13 +128,8 @@ def planned(scope):
 
 
 def _throttled(key) -> EndpointResult | None:
-    """The 429 of the key's rate limit (settings.ENDPOINT_RATE_LIMIT), as the view's throttle answers it."""
-    from mcpservers.limits import parse_rate, take
-
-    rate = parse_rate(settings.ENDPOINT_RATE_LIMIT)
-    if rate is None:
-        return None
-    allowed, retry_after = take(f"endpoint:key:{key.pk}", rate)
+    """The 429 of the key's rate limit, as the view's throttle (ApiKeyRateThrottle) answers it."""
+    allowed, retry_after = endpoint_rate_take(key)
     if allowed:
         return None
     refused = Throttled(retry_after)
