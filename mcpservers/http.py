@@ -89,10 +89,15 @@ def bearer_secret(scope) -> str | None:
 
 async def _refuse(send, status: int, message: str, *, headers: list | None = None, code: int = -32001) -> None:
     body = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}).encode()
-    sent = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    sent = list(headers or [])
     if status == 401:
         error = "invalid_request" if "Missing" in message else "invalid_token"
         sent.append((b"www-authenticate", f'Bearer realm="nectar", error="{error}"'.encode()))
+    await _send_json(send, status, body, sent)
+
+
+async def _send_json(send, status: int, body: bytes, headers: list | None = None) -> None:
+    sent = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
     await send({"type": "http.response.start", "status": status, "headers": sent})
     await send({"type": "http.response.body", "body": body})
 
@@ -283,10 +288,7 @@ async def _answer_tools_call(served, call: tuple, send) -> None:
         logger.exception("MCP tool call %s failed", name[:100])
         error = {"code": INTERNAL_ERROR, "message": "Internal error; it has been logged."}
         answer = JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
-    payload = answer.model_dump_json(by_alias=True, exclude_unset=True).encode()
-    headers = [(b"content-length", str(len(payload)).encode()), (b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    await _send_json(send, 200, answer.model_dump_json(by_alias=True, exclude_unset=True).encode())
 
 
 # --- Text that JSON can carry but Unicode cannot ------------------------------------------------
@@ -342,8 +344,5 @@ async def _answered_bad_text_call(served, body: bytes, send) -> bool:
         "id": message["id"],
         "result": call_result(result).model_dump(by_alias=True, mode="json", exclude_none=True),
     }
-    payload = json.dumps(answer).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
+    await _send_json(send, 200, json.dumps(answer).encode())
     return True
