@@ -22,17 +22,12 @@ from django.utils import timezone
 
 from mcpservers import audit
 from mcpservers.models import AuditBatch, CallOutcome, ToolCall
+from tests.mcpservers.test_hot_path import _wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _wait_until(condition, seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
+WAIT = 20.0  # seconds: the flusher retries on its own schedule
 
 
 @pytest.fixture
@@ -87,11 +82,11 @@ def _commit_while_access_is_refused(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
         " AND query LIKE %s"
     )
-    assert _wait_until(lambda: watcher.execute(waiting, [statement + "%"]).fetchone() is not None)
+    assert _wait_until(lambda: watcher.execute(waiting, [statement + "%"]).fetchone() is not None, WAIT)
     caplog.clear()
     with django_db_blocker.block():
         holder.rollback()
-        assert _wait_until(lambda: any(r.name == "mcpservers.audit" for r in caplog.records))
+        assert _wait_until(lambda: any(r.name == "mcpservers.audit" for r in caplog.records), WAIT)
     return watcher
 
 
@@ -100,7 +95,7 @@ def test_a_batch_after_a_failure_at_the_end_of_a_transaction_is_committed(
 ):
     monkeypatch.setattr(audit, "RECOVER_SECONDS", 3600.0)  # no recovery in between: the next batch comes first
     _record(org, 1)
-    assert _wait_until(lambda: ToolCall.objects.count() == 1)  # the flusher has its connection
+    assert _wait_until(lambda: ToolCall.objects.count() == 1, WAIT)  # the flusher has its connection
     watcher = _commit_while_access_is_refused(
         raw_connections,
         django_db_blocker,
@@ -121,7 +116,7 @@ def test_the_prune_after_a_failure_at_the_end_of_a_transaction_holds_nothing(
     org, journal_dir, raw_connections, django_db_blocker, caplog, monkeypatch
 ):
     _record(org, 1)
-    assert _wait_until(lambda: ToolCall.objects.count() == 1)  # the flusher has its connection
+    assert _wait_until(lambda: ToolCall.objects.count() == 1, WAIT)  # the flusher has its connection
     monkeypatch.setattr(audit, "RECOVER_SECONDS", 0.05)
     watcher = _commit_while_access_is_refused(
         raw_connections,
