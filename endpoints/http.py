@@ -37,6 +37,8 @@ from endpoints.views import GeneratedEndpointView, answer_body
 from mcpservers.http import host_allowed
 from mcpservers.workers import run_in_worker
 from nectar.text import query_string_values
+from roles.connectors import connector_reads_on_loop
+from roles.connectors.onloop import BlockingOnLoop, on_loop, refuse_on_loop, run_on_loop
 from roles.models import hash_api_key
 
 logger = logging.getLogger(__name__)
@@ -137,13 +139,34 @@ def _throttled(key) -> EndpointResult | None:
     return EndpointResult(429, error_body(429, str(refused.detail), code=refused.default_code), headers=headers)
 
 
-def _call(*, key, endpoint, query: bytes) -> EndpointResult:
-    """The view's work for a read: throttle, parameters from the query string, the call and its audit record."""
-    refused = _throttled(key)
-    if refused is not None:
-        return refused
+def _call(*, key, endpoint, query: bytes, spent: list) -> EndpointResult:
+    """The view's work for a read: throttle, parameters from the query string, the call and its audit record.
+
+    `spent` says that the throttle has counted this request already (a call run again in a
+    thread after the event loop gave it up counts once).
+    """
+    if not spent:
+        refused = _throttled(key)
+        spent.append(True)
+        if refused is not None:
+            return refused
+    if on_loop() and not connector_reads_on_loop(endpoint.role.service.engine):
+        refuse_on_loop("a read of this database")
     values = {k: (v if len(v) > 1 else v[0]) for k, v in query_string_values(query).items()}
     return endpoint_call(endpoint=endpoint, api_key=key, values=values, from_text=True)
+
+
+async def _result(*, key, endpoint, query: bytes) -> EndpointResult:
+    """The call on the event loop when its read can run there (roles.connectors.onloop), else in the worker pool."""
+    spent: list = []
+    if settings.READS_ON_LOOP:
+        try:
+            return await run_on_loop(_call, key=key, endpoint=endpoint, query=query, spent=spent)
+        except BlockingOnLoop:
+            pass  # something on its way would block the loop: the worker threads run it, as always
+    return await run_in_worker(
+        _call, key=key, endpoint=endpoint, query=query, spent=spent, _tenant=str(endpoint.organization_id)
+    )
 
 
 def _response(scope, result: EndpointResult) -> HttpResponse:
@@ -159,13 +182,7 @@ def _response(scope, result: EndpointResult) -> HttpResponse:
 
 async def _answer(scope, send, key, endpoint) -> None:
     try:
-        result = await run_in_worker(
-            _call,
-            key=key,
-            endpoint=endpoint,
-            query=scope.get("query_string", b""),
-            _tenant=str(endpoint.organization_id),
-        )
+        result = await _result(key=key, endpoint=endpoint, query=scope.get("query_string", b""))
     except Exception:
         logger.exception("Generated endpoint %s failed", endpoint.pk)
         result = EndpointResult(500, error_body(500, "Internal error; it has been logged.", code="internal_error"))

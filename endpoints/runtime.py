@@ -30,6 +30,7 @@ from mcpservers.models import CallOutcome
 from nectar.text import text_printable
 from roles import executor
 from roles.connectors import ConnectorError
+from roles.connectors.onloop import unexpected_on_loop
 from roles.executor import ExecutorError
 
 logger = logging.getLogger(__name__)
@@ -340,7 +341,8 @@ def endpoint_call(
     else:
         try:
             result = endpoint_run(endpoint=endpoint, values=values, from_text=from_text)
-        except Exception:
+        except Exception as exc:
+            unexpected_on_loop(exc)  # on the event loop: run again in a worker thread, which answers it
             logger.exception("Generated endpoint %s failed", endpoint.pk)
             result = EndpointResult(
                 500, error_body(500, "Internal error; it has been logged.", code="internal_error"), error="internal"

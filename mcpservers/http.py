@@ -32,6 +32,7 @@ from mcpservers.server import CURRENT, call_result, dispatching_server, instance
 from mcpservers.services import McpAccessError, cached_caller, instance_authorize_cached
 from mcpservers.workers import run_in_worker, worker_pool_close  # noqa: F401  (worker_pool_close: shutdown)
 from nectar.text import data_text_problem
+from roles.connectors import service_engines_close_loop
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +134,9 @@ async def session_manager_stop() -> None:
 
 
 async def lifespan(scope, receive, send) -> None:
-    """ASGI lifespan: start the session manager; at shutdown stop it, flush the audit batch and
-    release the channel layer's listener and pool on this loop (so that the loop can close)."""
+    """ASGI lifespan: start the session manager; at shutdown stop it, close this loop's customer
+    read pools, flush the audit batch and release the channel layer's listener and pool on this
+    loop (so that the loop can close)."""
     from channels.layers import get_channel_layer
 
     from mcpservers.audit import audit_shutdown
@@ -146,6 +148,7 @@ async def lifespan(scope, receive, send) -> None:
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await session_manager_stop()
+            await service_engines_close_loop()
             await asyncio.get_running_loop().run_in_executor(None, audit_shutdown)
             close_loop = getattr(get_channel_layer(), "close_loop", None)
             if close_loop is not None:
@@ -279,16 +282,55 @@ async def _answer_tools_call(served, call: tuple, send) -> None:
     """The tool's result as the SDK words it: the same result model, sieved for the protocol version."""
     request_id, name, arguments, version = call
     try:
-        result = await run_in_worker(served.call, name=name, arguments=arguments, _tenant=served.organization_id)
-        dumped = call_result(result).model_dump(by_alias=True, mode="json", exclude_none=True)
-        answer = JSONRPCResponse(
-            jsonrpc="2.0", id=request_id, result=serialize_server_result("tools/call", version, dumped)
-        )
+        result = await served.run_call(name=name, arguments=arguments)
+        body = _result_body(request_id, result, version)
+        if body is None:
+            dumped = call_result(result).model_dump(by_alias=True, mode="json", exclude_none=True)
+            answer = JSONRPCResponse(
+                jsonrpc="2.0", id=request_id, result=serialize_server_result("tools/call", version, dumped)
+            )
+            body = answer.model_dump_json(by_alias=True, exclude_unset=True).encode()
     except Exception:
         logger.exception("MCP tool call %s failed", name[:100])
         error = {"code": INTERNAL_ERROR, "message": "Internal error; it has been logged."}
         answer = JSONRPCError(jsonrpc="2.0", id=request_id, error=error)
-    await _send_json(send, 200, answer.model_dump_json(by_alias=True, exclude_unset=True).encode())
+        body = answer.model_dump_json(by_alias=True, exclude_unset=True).encode()
+    await _send_json(send, 200, body)
+
+
+_RESULT_FIELDS: dict[str, frozenset] = {}
+
+
+def _result_fields(version: str) -> frozenset:
+    """The fields of a tool call's result that the SDK keeps for this protocol version (its sieve, asked once)."""
+    fields = _RESULT_FIELDS.get(version)
+    if fields is None:
+        probe = {"content": [{"type": "text", "text": "{}"}], "structuredContent": {}, "isError": False}
+        fields = _RESULT_FIELDS[version] = frozenset(serialize_server_result("tools/call", version, probe))
+    return fields
+
+
+def _result_body(request_id, result, version: str) -> bytes | None:
+    """The JSON-RPC answer of a text result, written without building the SDK's models; None: let them write it.
+
+    What the SDK would send (the same fields for the version, structuredContent only where the
+    version has it): a text content whose JSON, when the result has a structured form, is that
+    form itself, so it is written once for both.
+    """
+    if result.structured is not None and not result.text_is_structured:
+        return None
+    fields = _result_fields(version)
+    parts = ['{"jsonrpc":"2.0","id":', json.dumps(request_id), ',"result":{"content":[{"type":"text","text":']
+    parts += [json.dumps(result.text, ensure_ascii=False), "}]"]
+    if result.structured is not None and "structuredContent" in fields:
+        parts += [',"structuredContent":', result.text]
+    if "isError" in fields:
+        parts += [',"isError":', "true" if result.is_error else "false"]
+    parts.append("}}")
+    try:
+        return "".join(parts).encode()
+    except UnicodeEncodeError:
+        return None  # text that is not valid Unicode: the SDK's models say how it is sent
 
 
 # --- Text that JSON can carry but Unicode cannot ------------------------------------------------

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from roles.connectors.onloop import refuse_on_loop
+
 _UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
 LEASE_SHARE = 0.02
 
@@ -78,6 +80,7 @@ def take(bucket: str, rate: Rate) -> tuple[bool, int]:
     local = take_local(bucket, rate)
     if local is not None:
         return local, retry_after
+    refuse_on_loop("a lease of the shared rate counter")  # Redis or the platform database: not on the loop
     lease = max(1, int(rate.calls * LEASE_SHARE))
     total = _counter_add(bucket, index, lease, rate.seconds)
     granted = max(0, min(lease, rate.calls - (total - lease)))

@@ -22,6 +22,7 @@ from mcp.server.lowlevel import Server
 from mcpservers.fixedtools import describe_object, qualified
 from mcpservers.services import ToolResult, instance_compiled, tool_call, try_sql_allowed
 from mcpservers.workers import run_in_worker
+from roles.connectors.onloop import BlockingOnLoop, run_on_loop
 
 SERVER_VERSION = "1.0"
 RESOURCE_PREFIX = "nectar://objects/"
@@ -52,8 +53,10 @@ class Served:
         resources: Callable[[], list[dict]] | None = None,
         read_resource: Callable[..., str | None] | None = None,
         complete: Callable[..., list[str]] | None = None,
+        reads_on_loop: Callable[[str], bool] | None = None,
     ):
         self.name = name
+        self.reads_on_loop = reads_on_loop or (lambda name: False)
         self.complete = complete or (lambda **kwargs: [])
         self.key_id = key_id
         self.resources = resources or (lambda: [])
@@ -65,6 +68,15 @@ class Served:
         self._definitions: list[dict] | None = None
         self._listed: types.ListToolsResult | None = None
         self._schemas: dict[str, dict] | None = None
+
+    async def run_call(self, *, name: str, arguments: dict) -> ToolResult:
+        """The call, on the event loop when it is a read that can run there, else in the MCP worker pool."""
+        if self.reads_on_loop(name):
+            try:
+                return await run_on_loop(self.call, name=name, arguments=arguments)
+            except BlockingOnLoop:
+                pass  # something on its way would block the loop: the worker threads run it, as always
+        return await run_in_worker(self.call, name=name, arguments=arguments, _tenant=self.organization_id)
 
     def definitions(self) -> list[dict]:
         if self._definitions is None:
@@ -93,10 +105,7 @@ class _NectarServer(Server):
             return self._resolve().listed()
 
         async def on_call_tool(ctx, params: types.CallToolRequestParams) -> types.CallToolResult:
-            served = self._resolve()
-            result = await run_in_worker(
-                served.call, name=params.name, arguments=dict(params.arguments or {}), _tenant=served.organization_id
-            )
+            result = await self._resolve().run_call(name=params.name, arguments=dict(params.arguments or {}))
             return call_result(result)
 
         async def on_list_prompts(ctx, params) -> types.ListPromptsResult:
@@ -292,6 +301,7 @@ def instance_served(*, instance, api_key, agent: bool = False) -> Served:
         resources=resources,
         read_resource=read_resource,
         complete=complete,
+        reads_on_loop=lambda name: compiled.reads_on_loop(name, role.service.engine),
     )
 
 

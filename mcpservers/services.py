@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import hashlib
 import json
 import logging
@@ -39,7 +40,8 @@ from mcpservers.toolgen import (
 from nectar import invalidation
 from nectar.text import data_text_problem, text_printable
 from roles import executor
-from roles.connectors import ConnectorError
+from roles.connectors import ConnectorError, connector_reads_on_loop
+from roles.connectors.onloop import unexpected_on_loop
 from roles.executor import ExecutorError, service_test_connection
 from roles.introspection import service_schema
 from roles.models import API_KEY_PREFIX, RoleApiKey, hash_api_key
@@ -163,12 +165,15 @@ class ToolResult:
     is_error: bool
     outcome: str = CallOutcome.OK
     rows: int | None = None
+    # The text is strict JSON of `structured` (a tool's payload of JSON values): answers may carry it as both.
+    text_is_structured: bool = False
 
 
 SECRET_PARTS = {"password", "passwd", "pwd", "secret", "token", "key", "apikey", "credential", "credentials"}
 REDACTED = "[redacted]"
 
 
+@functools.lru_cache(maxsize=4096)  # argument names repeat from call to call
 def _is_secret_name(name: str) -> bool:
     spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name))
     parts = [p for p in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if p]
@@ -178,7 +183,7 @@ def _is_secret_name(name: str) -> bool:
 def redact(value: Any) -> Any:
     """Arguments as stored in the audit log: values of secret-looking keys replaced, bad text escaped."""
     if isinstance(value, dict):
-        return {text_printable(k): (REDACTED if _is_secret_name(k) else redact(v)) for k, v in value.items()}
+        return {text_printable(k): (REDACTED if _is_secret_name(str(k)) else redact(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v) for v in value]
     return text_printable(value)
@@ -258,6 +263,10 @@ def _query_payload(result) -> dict:
     }
 
 
+# Tool actions whose calls may run on the event loop: reads (query) and answers kept in the tool (no database).
+LOOP_ACTIONS = frozenset({"query", "analyze", "signature"})
+
+
 def _run_binding(*, role, binding: dict, arguments: dict) -> tuple[dict, int | None]:
     action = binding["action"]
     target = {"role": role, "object_name": binding["object"], "schema": binding.get("schema")}
@@ -290,9 +299,17 @@ def _run_binding(*, role, binding: dict, arguments: dict) -> tuple[dict, int | N
 
 def _result_text(payload: dict) -> str:
     """The text content: the same JSON as structuredContent (notes travel inside it, never after it)."""
+    return _result_json(payload)[0]
+
+
+def _result_json(payload: dict) -> tuple[str, bool]:
+    """The text content, and whether it is strict JSON of the payload as it stands (no value turned to text)."""
     if payload.get("truncated") and "note" not in payload:
         payload["note"] = f"Results were truncated at {payload.get('row_count')} rows; narrow the filters or page on."
-    return json.dumps(payload, default=str, ensure_ascii=False)
+    try:
+        return json.dumps(payload, ensure_ascii=False, allow_nan=False), True
+    except (TypeError, ValueError):
+        return json.dumps(payload, default=str, ensure_ascii=False), False
 
 
 def _find_tool(tools: list[dict], name: str) -> dict | None:
@@ -332,6 +349,15 @@ class CompiledInstance:
 
     def validate(self, name: str, schema: dict, arguments: dict) -> str | None:
         return _validate_arguments(schema, arguments, validator=self.validator(name, schema))
+
+    def reads_on_loop(self, name: str, engine: str) -> bool:
+        """Whether a call of the tool `name` is a read that can run on the event loop (roles.connectors.onloop)."""
+        if name in FIXED_NAMES or (name in COMPACT_NAMES and self.compact):
+            return False
+        tool = self.by_name.get(name)
+        if tool is None or (tool.get("binding") or {}).get("action") not in LOOP_ACTIONS:
+            return False
+        return settings.READS_ON_LOOP and connector_reads_on_loop(engine)
 
     def listed(self, *, try_sql: bool) -> list[dict]:
         listed = self._listed.get(try_sql)
@@ -380,10 +406,12 @@ def tool_invoke(*, instance: MCPServerInstance, name: str, arguments: dict | Non
     except ExecutorError as exc:
         outcome = CallOutcome.DENIED if exc.code == "forbidden" else CallOutcome.ERROR
         return ToolResult(None, _executor_error_text(exc), True, outcome)
-    except Exception:
+    except Exception as exc:
+        unexpected_on_loop(exc)  # on the event loop: run again in a worker thread, which answers it
         logger.exception("MCP tool %s of instance %s failed", name, instance.pk)
         return ToolResult(None, "Internal error while running the tool; it has been logged.", True, CallOutcome.ERROR)
-    return ToolResult(payload, _result_text(payload), False, CallOutcome.OK, rows)
+    text, strict = _result_json(payload)
+    return ToolResult(payload, text, False, CallOutcome.OK, rows, text_is_structured=strict)
 
 
 def _executor_error_text(exc) -> str:
@@ -461,7 +489,8 @@ def _invoke_fixed(*, instance: MCPServerInstance, name: str, arguments: dict, tr
     except ExecutorError as exc:
         outcome = CallOutcome.DENIED if exc.code == "forbidden" else CallOutcome.ERROR
         return ToolResult(None, str(exc), True, outcome)
-    except Exception:
+    except Exception as exc:
+        unexpected_on_loop(exc)  # on the event loop: run again in a worker thread, which answers it
         logger.exception("MCP tool %s of instance %s failed", name, instance.pk)
         return ToolResult(None, "Internal error while running the tool; it has been logged.", True, CallOutcome.ERROR)
     return ToolResult(payload, _result_text(payload), False, CallOutcome.OK, rows)

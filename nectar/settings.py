@@ -349,6 +349,9 @@ MCP_HEALTH_INTERVAL_MINUTES = env_int("MCP_HEALTH_INTERVAL_MINUTES", 5, minimum=
 # Threads doing the MCP servers' synchronous work (each keeps one platform connection), and how long
 # such a connection is reused whatever DB_CONN_MAX_AGE says (see mcpservers/workers.py).
 MCP_WORKER_THREADS = env_int("MCP_WORKER_THREADS", 8, minimum=1)
+# Reads of PostgreSQL Services by MCP tools and live endpoints run on the event loop, without a worker
+# thread (roles/connectors/onloop.py); off, every call runs in the worker threads.
+READS_ON_LOOP = env_bool("NECTAR_READS_ON_LOOP", True)
 # The largest share of those threads one organization may hold at once (its other calls queue).
 MCP_TENANT_SHARE = float(env_str("MCP_TENANT_SHARE", "0.5"))
 # Calls per key and per organization (N/second, N/minute or N/hour; 0 for none), shared by every replica.

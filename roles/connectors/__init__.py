@@ -6,18 +6,22 @@ new host) replaces its pool on next use. Connectors receive their settings expli
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import functools
 import importlib
 import logging
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from django.conf import settings
+from sqlalchemy.util import await_only
 
 from roles.connectors.base import (
     BaseConnector,
@@ -27,6 +31,7 @@ from roles.connectors.base import (
     driver_message,
 )
 from roles.connectors.errors import CONNECT_TEXT, connect_error_text
+from roles.connectors.onloop import on_loop, refuse_on_loop
 from roles.connectors.targets import Target, TargetRefused, check_host, service_target_problem
 
 logger = logging.getLogger(__name__)
@@ -37,8 +42,10 @@ __all__ = [
     "ConnectorError",
     "ServiceEngines",
     "connector_for_engine",
+    "connector_reads_on_loop",
     "read_connection",
     "service_engines",
+    "service_engines_close_loop",
     "service_test_connection",
     "service_test_connection_unsaved",
     "write_connection",
@@ -52,7 +59,15 @@ _REGISTRY = {
     "oracle": "roles.connectors.generic.OracleConnector",
 }
 
+# Engines whose connector makes an asyncio read pool (read_engine_on_loop): psycopg's AsyncConnection.
+_LOOP_ENGINES = frozenset({"postgresql"})
+
 _DRIVERS = {"postgresql": "psycopg", "mysql": "pymysql", "sqlite": "sqlite3", "mssql": "pyodbc", "oracle": "oracledb"}
+
+
+def connector_reads_on_loop(kind: str) -> bool:
+    """Whether reads of this engine can run on the event loop (its connector has an asyncio driver)."""
+    return kind in _LOOP_ENGINES
 
 
 def connector_for_engine(kind: str) -> BaseConnector:
@@ -86,10 +101,41 @@ class ServiceEngines:
     read: sa.Engine
     write: sa.Engine
     version: str
+    # The read pool's asyncio twins, one per event loop (an asyncio connection belongs to one loop).
+    loop_engines: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary, compare=False)
+
+    def read_on_loop(self) -> sa.Engine | None:
+        """The read engine of the running event loop's asyncio pool; None when the connector has no asyncio driver.
+
+        Its connections are used inside roles.connectors.onloop.run_on_loop, whose greenlet
+        awaits them. The pool is made on first use, with the target check of every new connection.
+        """
+        loop = asyncio.get_running_loop()
+        with _lock:
+            engine = self.loop_engines.get(loop)
+            if engine is None:
+                engine = self.connector.read_engine_on_loop(self.config)
+                if engine is None:
+                    return None
+                _guard_connections(engine.sync_engine, self.config.engine)
+                self.loop_engines[loop] = engine
+        return engine.sync_engine
+
+    def dispose(self) -> None:
+        """Close the pools' connections (those of asyncio pools on their own loops, when these still run)."""
+        self.read.dispose()
+        if self.write is not self.read:
+            self.write.dispose()
+        with _lock:
+            loop_engines = list(self.loop_engines.items())
+            self.loop_engines.clear()
+        for loop, engine in loop_engines:
+            if not loop.is_closed() and loop.is_running():
+                asyncio.run_coroutine_threadsafe(engine.dispose(), loop)
 
 
 _cache: dict[str, ServiceEngines] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # ServiceEngines.dispose takes it again while service_engines holds it
 
 
 def service_engines(*, service) -> ServiceEngines:
@@ -100,6 +146,7 @@ def service_engines(*, service) -> ServiceEngines:
         cached = _cache.get(key)
         if cached is not None and cached.version == version:
             return cached
+        refuse_on_loop("building a Service's pools")  # the target check resolves names: not on the event loop
         connector = connector_for_engine(service.engine)
         config = _settings_for(service)
         driver = _DRIVERS.get(service.engine)
@@ -123,10 +170,17 @@ def service_engines(*, service) -> ServiceEngines:
         entry = ServiceEngines(connector, config, read, write, version)
         _cache[key] = entry
         if cached is not None:
-            cached.read.dispose()
-            if cached.write is not cached.read:
-                cached.write.dispose()
+            cached.dispose()
         return entry
+
+
+async def service_engines_close_loop() -> None:
+    """Close the running event loop's asyncio read pools (at the ASGI lifespan's shutdown; tests)."""
+    loop = asyncio.get_running_loop()
+    with _lock:
+        engines = [entry.loop_engines.pop(loop) for entry in _cache.values() if loop in entry.loop_engines]
+    for engine in engines:
+        await engine.dispose()
 
 
 def _guard_connections(engine: sa.Engine, kind: str) -> None:
@@ -152,7 +206,11 @@ def _guard_connections(engine: sa.Engine, kind: str) -> None:
         if "," in host or "hostaddr" in cparams or "unix_socket" in cparams:
             raise ConnectorError("target_refused", "host: several hosts or a host address cannot be used here.")
         try:
-            addresses = check_host(target, host)
+            if on_loop():  # a new connection of an asyncio pool: the name is resolved off the loop
+                loop = asyncio.get_running_loop()
+                addresses = await_only(loop.run_in_executor(None, functools.partial(check_host, target, host)))
+            else:
+                addresses = check_host(target, host)
         except TargetRefused as refused:
             raise ConnectorError("target_refused", f"{refused.field}: {refused.message}") from None
         if addresses and kind == "postgresql":
@@ -165,9 +223,7 @@ def service_engines_dispose(*, service) -> None:
     with _lock:
         cached = _cache.pop(str(service.id), None)
     if cached is not None:
-        cached.read.dispose()
-        if cached.write is not cached.read:
-            cached.write.dispose()
+        cached.dispose()
 
 
 def _connect(engines: ServiceEngines, engine: sa.Engine) -> sa.Connection:
@@ -192,7 +248,13 @@ def read_connection(*, service, transaction: bool = False) -> Iterator[tuple[sa.
     connector may serve each statement as its own read-only transaction (one round trip).
     """
     engines = service_engines(service=service)
-    if transaction and engines.read is not engines.write:
+    if on_loop():
+        engine = None if transaction else engines.read_on_loop()
+        if engine is None:
+            refuse_on_loop("a read of this database in several statements or without an asyncio driver")
+        conn = _connect(engines, engine)
+        begin = engines.connector.begin_read
+    elif transaction and engines.read is not engines.write:
         conn = _connect(engines, engines.write)
         begin = engines.connector.begin_read_transaction
     else:
@@ -215,6 +277,7 @@ def write_connection(*, service, dry_run: bool = False) -> Iterator[tuple[sa.Con
     With dry_run the transaction is always rolled back: the write runs for real (constraints,
     triggers, RETURNING) and leaves nothing behind.
     """
+    refuse_on_loop("a write")
     engines = service_engines(service=service)
     conn = _connect(engines, engines.write)
     try:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 class ConnectorError(Exception):
@@ -83,6 +86,10 @@ class BaseConnector:
             pool_timeout=cfg.connect_timeout,
         )
         return engine, engine
+
+    def read_engine_on_loop(self, cfg: ConnectionSettings) -> AsyncEngine | None:
+        """An asyncio engine for reads run on the event loop (roles.connectors.onloop); None: this driver has none."""
+        return None
 
     def begin_read(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
         return None

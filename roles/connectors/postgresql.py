@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from roles.connectors.base import BaseConnector, ConnectionSettings, driver_message
 from roles.connectors.types import json_type_for_type_text
@@ -48,20 +49,33 @@ class PostgreSQLConnector(BaseConnector):
         once on a fresh connection.
         """
         _, write = super().engines(cfg)
+        return sa.create_engine(self.build_url(cfg), **self._read_engine_args(cfg)), write
+
+    def read_engine_on_loop(self, cfg: ConnectionSettings) -> AsyncEngine:
+        """The read pool's asyncio twin (psycopg's AsyncConnection): the same sessions, for reads run on the loop.
+
+        It may hold as many connections as the read pool with its overflow, and keeps them: calls
+        on the loop are not bounded by a number of threads, and an overflow connection closed
+        after each read would cost a new PostgreSQL session per call under load. Connections
+        are opened as calls need them, so a quiet Service holds few.
+        """
+        args = self._read_engine_args(cfg)
+        args.update(pool_size=args["pool_size"] + args.pop("max_overflow"), max_overflow=0)
+        return create_async_engine(self.build_url(cfg), **args)
+
+    def _read_engine_args(self, cfg: ConnectionSettings) -> dict[str, Any]:
         given = {k: v for k, v in cfg.options.items() if k != "schemas"}
         session = f"-c default_transaction_read_only=on -c statement_timeout={int(cfg.statement_timeout_ms)}"
         options = f"{given.pop('options')} {session}" if given.get("options") else session
-        read = sa.create_engine(
-            self.build_url(cfg),
-            connect_args={**self.connect_args(cfg), **given, "options": options},
-            isolation_level="AUTOCOMMIT",
-            pool_size=cfg.pool_size,
-            max_overflow=cfg.pool_size,
-            pool_pre_ping=False,
-            pool_recycle=1800,
-            pool_timeout=cfg.connect_timeout,
-        )
-        return read, write
+        return {
+            "connect_args": {**self.connect_args(cfg), **given, "options": options},
+            "isolation_level": "AUTOCOMMIT",
+            "pool_size": cfg.pool_size,
+            "max_overflow": cfg.pool_size,
+            "pool_pre_ping": False,
+            "pool_recycle": 1800,
+            "pool_timeout": cfg.connect_timeout,
+        }
 
     def _timeout(self, conn: sa.Connection, cfg: ConnectionSettings) -> None:
         conn.execute(
