@@ -41,6 +41,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from mcpservers.workers import run_blocking
 from nectar.connections import close_if_transaction_left_open
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def audit_record(
         segment.records.append(record)
         full = len(segment.records) >= int(getattr(settings, "AUDIT_BATCH_SIZE", 500))
     if synchronous:
-        audit_flush()
+        run_blocking(audit_flush)  # a call on the event loop waits for it in a worker thread
     elif full:
         _state["wake"].set()
 

@@ -30,8 +30,10 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connections
+from sqlalchemy.util import await_only
 
 from nectar.connections import transaction_left_open
+from roles.connectors.onloop import on_loop
 
 _state = threading.local()
 _lock = threading.Lock()
@@ -192,6 +194,14 @@ async def run_in_worker(function: Callable[..., Any], /, _tenant: str | None = N
     return await asyncio.wrap_future(future)
 
 
+def run_blocking(function: Callable[..., Any], /, **kwargs) -> Any:
+    """`function(**kwargs)`, which may block: here and now, or, inside a call run on the event loop
+    (roles.connectors.onloop), in the pool while that call's greenlet waits and the loop goes on."""
+    if not on_loop():
+        return function(**kwargs)
+    return await_only(asyncio.wrap_future(worker_pool().submit(None, function, kwargs)))
+
+
 def worker_pool_close() -> None:
     """Close every worker's platform connections and stop the threads (tests, shutdown)."""
     global _pool
@@ -201,4 +211,4 @@ def worker_pool_close() -> None:
         pool.close()
 
 
-__all__ = ["FairPool", "run_in_worker", "worker_pool", "worker_pool_close"]
+__all__ = ["FairPool", "run_blocking", "run_in_worker", "worker_pool", "worker_pool_close"]
