@@ -17,7 +17,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
-from nectar.webserver import TcpConfig
+from nectar.webserver import HeadWithBody, TcpConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,3 +97,101 @@ def test_two_workers_serve_one_port_and_stop_on_sigterm(tmp_path):
         process.wait(timeout=60)
         log.close()
     assert process.returncode == 0
+
+
+class _Transport:
+    def __init__(self):
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data):
+        assert not self.closed
+        self.writes.append(bytes(data))
+
+    def is_closing(self):
+        return self.closed
+
+    def close(self):
+        self.closed = True
+
+    def get_extra_info(self, name, default=None):
+        return ("127.0.0.1", 1) if name == "peername" else default
+
+
+def _written(*steps) -> tuple[list[bytes], bool]:
+    """The writes a transport saw when HeadWithBody was given `steps` (bytes to write, 'turn' or 'close')."""
+
+    async def scenario():
+        transport = _Transport()
+        held = HeadWithBody(transport, asyncio.get_running_loop())
+        for step in steps:
+            if step == "turn":
+                await asyncio.sleep(0)
+            elif step == "close":
+                held.close()
+            else:
+                held.write(step)
+        await asyncio.sleep(0)
+        assert held.get_extra_info("peername") == ("127.0.0.1", 1)  # the rest is the connection's own transport
+        return transport.writes, transport.closed
+
+    return asyncio.run(scenario())
+
+
+def test_a_response_head_leaves_with_its_body_in_one_write():
+    assert _written(b"HTTP/1.1 200 OK\r\n\r\n", b"body") == ([b"HTTP/1.1 200 OK\r\n\r\nbody"], False)
+    assert _written(b"head", b"chunk 1", b"chunk 2") == ([b"headchunk 1", b"chunk 2"], False)
+
+
+def test_a_head_alone_leaves_at_the_end_of_the_turn_and_before_a_close():
+    assert _written(b"head", "turn", b"later body") == ([b"head", b"later body"], False)
+    assert _written(b"head", "close") == ([b"head"], True)
+
+
+def test_the_server_answers_whole_responses_streams_and_closing_requests():
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await receive()
+        if scope["path"] == "/stream":
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+            for part in (b"one ", b"two ", b"three"):
+                await send({"type": "http.response.body", "body": part, "more_body": True})
+                await asyncio.sleep(0.01)
+            await send({"type": "http.response.body", "body": b""})
+            return
+        body = b'{"path": "%s"}' % scope["path"].encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    import threading
+
+    from uvicorn import Config, Server
+
+    from nectar.webserver import OneWriteHttpProtocol
+
+    port = _free_port()
+    server = Server(
+        Config(app, host="127.0.0.1", port=port, http=OneWriteHttpProtocol, lifespan="off", log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:  # one keep-alive connection
+            for i in range(5):
+                assert client.get(f"/call/{i}").json() == {"path": f"/call/{i}"}
+            assert client.get("/stream").text == "one two three"
+            assert client.get("/after").json() == {"path": "/after"}
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:  # HTTP/1.0: the server closes
+            raw.sendall(b"GET /old HTTP/1.0\r\nHost: x\r\n\r\n")
+            received = b""
+            while chunk := raw.recv(65536):
+                received += chunk
+        assert received.startswith(b"HTTP/1.1 200 OK") and received.endswith(b'{"path": "/old"}')
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
