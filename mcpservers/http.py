@@ -242,6 +242,10 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not JSON")  # NaN and Infinity: the SDK's parser refuses them too
 
 
+# json.loads(body, parse_constant=...) would build a decoder (and its scanner) per call: one is kept.
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)
+
+
 def _plain_tools_call(scope, body: bytes) -> tuple | None:
     """(id, tool name, arguments, protocol version) of a lone `tools/call` of a pre-2026 protocol version,
     which the SDK would answer with one JSON response and nothing else; None for anything else.
@@ -259,8 +263,8 @@ def _plain_tools_call(scope, body: bytes) -> tuple | None:
     if not accepted & JSON_ACCEPTED:
         return None
     try:
-        message = json.loads(body, parse_constant=_no_constant)
-    except ValueError:
+        message = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
+    except ValueError:  # UnicodeDecodeError is one
         return None
     if not isinstance(message, dict) or message.keys() != {"jsonrpc", "id", "method", "params"}:
         return None

@@ -11,6 +11,7 @@ Leases left unspent at the end of a window are lost, never carried over.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -34,6 +35,7 @@ class Rate:
         return f"{self.calls} calls per {unit}"
 
 
+@functools.lru_cache(maxsize=64)  # the settings' few texts, read on every call
 def parse_rate(text: str | None) -> Rate | None:
     """'120/min' -> Rate(120, 60); empty, '0' or 'none' -> no limit."""
     if not text or str(text).strip().lower() in ("0", "none", "off", "unlimited"):

@@ -70,6 +70,8 @@ class PostgreSQLConnector(BaseConnector):
         return {
             "connect_args": {**self.connect_args(cfg), **given, "options": options},
             "isolation_level": "AUTOCOMMIT",
+            # Each read is its own transaction, ended by the server: nothing to roll back on return to the pool.
+            "pool_reset_on_return": None,
             "pool_size": cfg.pool_size,
             "max_overflow": cfg.pool_size,
             "pool_pre_ping": False,

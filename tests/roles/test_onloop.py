@@ -121,3 +121,35 @@ def test_a_rate_limit_lease_is_taken_off_the_loop_and_spent_on_it(settings):
         _on_a_loop(limits.take, bucket="onloop-test", rate=rate)  # no lease yet: the shared counter is not asked
     assert limits.take("onloop-test", rate)[0]  # a lease of two calls, one spent (in a thread)
     assert _on_a_loop(limits.take, bucket="onloop-test", rate=rate)[0]  # the other, spent on the loop
+
+
+def test_a_read_on_the_loop_survives_a_connection_the_server_closed(pg_service, make_role):
+    import psycopg
+
+    from tests.roles.conftest import customer_url
+
+    role = make_role(pg_service, [table_perm("customers", actions=("SELECT",))])
+    service_engines(service=pg_service)
+
+    def read():
+        return executor.executor_query(role=role, object_name="customers", order_by="id", limit=1).rows
+
+    def backends() -> list[int]:
+        with read_connection(service=pg_service) as (conn, _):
+            return [row[0] for row in conn.exec_driver_sql("SELECT pg_backend_pid()")]
+
+    async def scenario():
+        try:
+            first = await run_on_loop(read)
+            pid = (await run_on_loop(backends))[0]  # the loop pool's one connection
+            dsn = customer_url(pg_service).replace("postgresql+psycopg://", "postgresql://")
+            with psycopg.connect(dsn, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            again = await run_on_loop(read)  # the dead connection fails; the read is retried on a new one
+            return first, again, (await run_on_loop(backends))[0] != pid
+        finally:
+            await service_engines_close_loop()
+
+    first, again, replaced = asyncio.run(scenario())
+    assert first == again and len(first) == 1
+    assert replaced
