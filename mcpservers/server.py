@@ -53,10 +53,10 @@ class Served:
         resources: Callable[[], list[dict]] | None = None,
         read_resource: Callable[..., str | None] | None = None,
         complete: Callable[..., list[str]] | None = None,
-        reads_on_loop: Callable[[str], bool] | None = None,
+        reads_on_loop: Callable[[str, dict], bool] | None = None,
     ):
         self.name = name
-        self.reads_on_loop = reads_on_loop or (lambda name: False)
+        self.reads_on_loop = reads_on_loop or (lambda name, arguments: False)
         self.complete = complete or (lambda **kwargs: [])
         self.key_id = key_id
         self.resources = resources or (lambda: [])
@@ -71,7 +71,7 @@ class Served:
 
     async def run_call(self, *, name: str, arguments: dict) -> ToolResult:
         """The call, on the event loop when it is a read that can run there, else in the MCP worker pool."""
-        if self.reads_on_loop(name):
+        if self.reads_on_loop(name, arguments):
             try:
                 return await run_on_loop(self.call, name=name, arguments=arguments)
             except BlockingOnLoop:
@@ -301,7 +301,7 @@ def instance_served(*, instance, api_key, agent: bool = False) -> Served:
         resources=resources,
         read_resource=read_resource,
         complete=complete,
-        reads_on_loop=lambda name: compiled.reads_on_loop(name, role.service.engine),
+        reads_on_loop=lambda name, arguments: compiled.reads_on_loop(name, role.service.engine, arguments),
     )
 
 

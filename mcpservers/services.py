@@ -350,8 +350,15 @@ class CompiledInstance:
     def validate(self, name: str, schema: dict, arguments: dict) -> str | None:
         return _validate_arguments(schema, arguments, validator=self.validator(name, schema))
 
-    def reads_on_loop(self, name: str, engine: str) -> bool:
-        """Whether a call of the tool `name` is a read that can run on the event loop (roles.connectors.onloop)."""
+    def reads_on_loop(self, name: str, engine: str, arguments: dict | None = None) -> bool:
+        """Whether a call of the tool `name` is a read that can run on the event loop (roles.connectors.onloop).
+
+        In compact mode, `call_tool` of such a tool is one too (its other meta-tools read no database).
+        """
+        if name == "call_tool" and self.compact and isinstance(arguments, dict):
+            name = arguments.get("name")
+            if not isinstance(name, str) or name == "call_tool":
+                return False
         if name in FIXED_NAMES or (name in COMPACT_NAMES and self.compact):
             return False
         tool = self.by_name.get(name)

@@ -145,3 +145,22 @@ def test_a_postgresql_read_runs_on_the_event_loop_and_in_a_thread_when_it_must(l
     assert _answer(url, secret, body, "2025-06-18") == first
     assert in_threads == ["query_customers"]  # back on the loop
     assert ToolCall.objects.filter(tool="query_customers").count() == before + 3  # each call recorded once
+
+
+def test_which_calls_may_run_on_the_event_loop(analyst, settings):
+    from mcpservers.services import instance_compiled
+
+    compiled = instance_compiled(analyst["instance"])
+    names = {t["binding"]["action"]: t["name"] for t in compiled.tools if t.get("binding")}
+    assert compiled.reads_on_loop(names["query"], "postgresql")
+    assert not compiled.reads_on_loop(names["query"], "mysql")  # no asyncio driver
+    assert not compiled.reads_on_loop(names["insert"], "postgresql")  # writes run in the worker threads
+    assert not compiled.reads_on_loop("describe_object", "postgresql")  # a fixed tool
+    assert not compiled.reads_on_loop("no_such_tool", "postgresql")
+    compiled.compact = True
+    assert compiled.reads_on_loop("call_tool", "postgresql", {"name": names["query"], "arguments": {}})
+    assert not compiled.reads_on_loop("call_tool", "postgresql", {"name": names["insert"]})
+    assert not compiled.reads_on_loop("call_tool", "postgresql", {"name": "call_tool"})
+    compiled.compact = False
+    settings.READS_ON_LOOP = False
+    assert not compiled.reads_on_loop(names["query"], "postgresql")
