@@ -35,10 +35,10 @@ from endpoints.cache import api_key_peek, endpoint_peek
 from endpoints.runtime import EndpointResult, endpoint_call, error_body
 from endpoints.views import GeneratedEndpointView, answer_body
 from mcpservers.http import host_allowed
-from mcpservers.workers import run_in_worker
+from mcpservers.workers import run_on_loop_or_in_worker
 from nectar.text import query_string_values
 from roles.connectors import connector_reads_on_loop
-from roles.connectors.onloop import BlockingOnLoop, on_loop, refuse_on_loop, run_on_loop
+from roles.connectors.onloop import on_loop, refuse_on_loop
 from roles.models import hash_api_key
 
 logger = logging.getLogger(__name__)
@@ -158,14 +158,14 @@ def _call(*, key, endpoint, query: bytes, spent: list) -> EndpointResult:
 
 async def _result(*, key, endpoint, query: bytes) -> EndpointResult:
     """The call on the event loop when its read can run there (roles.connectors.onloop), else in the worker pool."""
-    spent: list = []
-    if settings.READS_ON_LOOP:
-        try:
-            return await run_on_loop(_call, key=key, endpoint=endpoint, query=query, spent=spent)
-        except BlockingOnLoop:
-            pass  # something on its way would block the loop: the worker threads run it, as always
-    return await run_in_worker(
-        _call, key=key, endpoint=endpoint, query=query, spent=spent, _tenant=str(endpoint.organization_id)
+    return await run_on_loop_or_in_worker(
+        _call,
+        _tenant=str(endpoint.organization_id),
+        loop_first=settings.READS_ON_LOOP,
+        key=key,
+        endpoint=endpoint,
+        query=query,
+        spent=[],
     )
 
 

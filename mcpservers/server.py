@@ -21,8 +21,7 @@ from mcp.server.lowlevel import Server
 
 from mcpservers.fixedtools import describe_object, qualified
 from mcpservers.services import ToolResult, instance_compiled, tool_call, try_sql_allowed
-from mcpservers.workers import run_in_worker
-from roles.connectors.onloop import BlockingOnLoop, run_on_loop
+from mcpservers.workers import run_in_worker, run_on_loop_or_in_worker
 
 SERVER_VERSION = "1.0"
 RESOURCE_PREFIX = "nectar://objects/"
@@ -71,12 +70,13 @@ class Served:
 
     async def run_call(self, *, name: str, arguments: dict) -> ToolResult:
         """The call, on the event loop when it is a read that can run there, else in the MCP worker pool."""
-        if self.reads_on_loop(name, arguments):
-            try:
-                return await run_on_loop(self.call, name=name, arguments=arguments)
-            except BlockingOnLoop:
-                pass  # something on its way would block the loop: the worker threads run it, as always
-        return await run_in_worker(self.call, name=name, arguments=arguments, _tenant=self.organization_id)
+        return await run_on_loop_or_in_worker(
+            self.call,
+            _tenant=self.organization_id,
+            loop_first=self.reads_on_loop(name, arguments),
+            name=name,
+            arguments=arguments,
+        )
 
     def definitions(self) -> list[dict]:
         if self._definitions is None:

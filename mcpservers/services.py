@@ -496,8 +496,7 @@ def _invoke_fixed(*, instance: MCPServerInstance, name: str, arguments: dict, tr
     except ExecutorError as exc:
         outcome = CallOutcome.DENIED if exc.code == "forbidden" else CallOutcome.ERROR
         return ToolResult(None, str(exc), True, outcome)
-    except Exception as exc:
-        unexpected_on_loop(exc)  # on the event loop: run again in a worker thread, which answers it
+    except Exception:
         logger.exception("MCP tool %s of instance %s failed", name, instance.pk)
         return ToolResult(None, "Internal error while running the tool; it has been logged.", True, CallOutcome.ERROR)
     return ToolResult(payload, _result_text(payload), False, CallOutcome.OK, rows)

@@ -33,7 +33,7 @@ from django.db import connections
 from sqlalchemy.util import await_only
 
 from nectar.connections import transaction_left_open
-from roles.connectors.onloop import on_loop
+from roles.connectors.onloop import BlockingOnLoop, on_loop, run_on_loop
 
 _state = threading.local()
 _lock = threading.Lock()
@@ -194,6 +194,19 @@ async def run_in_worker(function: Callable[..., Any], /, _tenant: str | None = N
     return await asyncio.wrap_future(future)
 
 
+async def run_on_loop_or_in_worker(
+    function: Callable[..., Any], /, _tenant: str | None = None, *, loop_first: bool, **kwargs
+) -> Any:
+    """`function(**kwargs)` on the event loop when `loop_first` and nothing on its way would block it
+    (roles.connectors.onloop), else in the pool, in `_tenant`'s share."""
+    if loop_first:
+        try:
+            return await run_on_loop(function, **kwargs)
+        except BlockingOnLoop:
+            pass  # something on its way would block the loop: the worker threads run it, as always
+    return await run_in_worker(function, _tenant=_tenant, **kwargs)
+
+
 def run_blocking(function: Callable[..., Any], /, **kwargs) -> Any:
     """`function(**kwargs)`, which may block: here and now, or, inside a call run on the event loop
     (roles.connectors.onloop), in the pool while that call's greenlet waits and the loop goes on."""
@@ -211,4 +224,4 @@ def worker_pool_close() -> None:
         pool.close()
 
 
-__all__ = ["FairPool", "run_blocking", "run_in_worker", "worker_pool", "worker_pool_close"]
+__all__ = ["FairPool", "run_blocking", "run_in_worker", "run_on_loop_or_in_worker", "worker_pool", "worker_pool_close"]

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from endpoints import http as hot
+from mcpservers import workers
 from mcpservers.audit import audit_flush
 from mcpservers.models import ToolCall
 from mcpservers.workers import worker_pool_close
@@ -223,8 +224,8 @@ def test_a_hot_call_is_one_customer_round_trip_and_no_platform_query(apps, proxi
     audit_flush()
     proxied["proxy"].reset()
     in_threads = []
-    run_in_worker = hot.run_in_worker
-    monkeypatch.setattr(hot, "run_in_worker", lambda *a, **kw: in_threads.append(a) or run_in_worker(*a, **kw))
+    run_in_worker = workers.run_in_worker
+    monkeypatch.setattr(workers, "run_in_worker", lambda *a, **kw: in_threads.append(a) or run_in_worker(*a, **kw))
     with platform_queries(monkeypatch) as queries:
         status, _, body = _call(router, scope)
     assert status == 200, body

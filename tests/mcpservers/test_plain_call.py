@@ -123,16 +123,16 @@ def test_a_plain_call_over_http_is_one_customer_round_trip_and_no_platform_query
 
 
 def test_a_postgresql_read_runs_on_the_event_loop_and_in_a_thread_when_it_must(live_mcp, analyst, monkeypatch):
-    from mcpservers import server as mcp_server
+    from mcpservers import workers
     from roles.models import Service
 
     url, secret = instance_url(live_mcp, analyst["instance"]), analyst["secret"]
     body = _tools_call("query_customers", QUERY)
     first = _answer(url, secret, body, "2025-06-18")  # authorises and caches the caller, builds the pools
     in_threads = []
-    run_in_worker = mcp_server.run_in_worker
+    run_in_worker = workers.run_in_worker
     monkeypatch.setattr(
-        mcp_server, "run_in_worker", lambda *a, **kw: in_threads.append(kw["name"]) or run_in_worker(*a, **kw)
+        workers, "run_in_worker", lambda *a, **kw: in_threads.append(kw["name"]) or run_in_worker(*a, **kw)
     )
     before = ToolCall.objects.filter(tool="query_customers").count()
     assert _answer(url, secret, body, "2025-06-18") == first
