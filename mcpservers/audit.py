@@ -11,7 +11,7 @@ at once: the flusher's connection is checked before and after every piece of wor
 with a transaction open (see nectar.connections) is closed, so nothing is held between flushes
 and a batch is never counted as written while its transaction is still open.
 
-Shutdown flushes what is pending (atexit, SIGTERM, the ASGI lifespan). After a crash, the
+Shutdown flushes what is pending (the ASGI lifespan, which a SIGTERM to the web server ends; atexit). After a crash, the
 journal segments of the dead process are found by the next process that flushes (a segment's
 lock is free once its process is gone) and applied unless AuditBatch already has them.
 
@@ -28,7 +28,6 @@ import fcntl
 import json
 import logging
 import os
-import signal
 import threading
 import time
 import uuid
@@ -168,13 +167,22 @@ def _apply(segment_id: uuid.UUID, records: list[dict]) -> int:
     # Outside a caller's transaction, the block below must be a transaction of its own that commits.
     close_if_transaction_left_open(connection)
     with transaction.atomic():
-        _, created = AuditBatch.objects.get_or_create(id=segment_id)
-        if not created:
+        if not _claimed(AuditBatch._meta.db_table, segment_id):
             return 0
         _insert_calls(ToolCall._meta.db_table, records)
         _add_counters(records)
     _touch_keys(records)
     return len(records)
+
+
+def _claimed(table: str, segment_id: uuid.UUID) -> bool:
+    """Mark the batch as written, in the caller's transaction; False if it already was (one statement)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (id, created_at) VALUES (%s, %s) ON CONFLICT (id) DO NOTHING RETURNING id",
+            [segment_id, timezone.now()],
+        )
+        return cursor.fetchone() is not None
 
 
 CALL_COLUMNS = (
@@ -368,7 +376,7 @@ def _forget_old_batches() -> None:
 
 
 def audit_shutdown() -> None:
-    """Flush what is pending and stop the flusher (atexit, SIGTERM, ASGI lifespan shutdown)."""
+    """Flush what is pending and stop the flusher (ASGI lifespan shutdown, atexit; after a crash the journal)."""
     if _state["pid"] != os.getpid():
         return
     stop = _state.get("stop")
@@ -388,18 +396,3 @@ def _forget_after_fork() -> None:
 atexit.register(audit_shutdown)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_after_fork)
-
-
-def install_sigterm_flush() -> None:
-    """Flush the audit batch when the process is asked to stop (servers that exit on SIGTERM)."""
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def handler(signum, frame):
-        audit_shutdown()
-        if callable(previous):
-            previous(signum, frame)
-        else:
-            raise SystemExit(0)
-
-    with contextlib.suppress(ValueError):  # not the main thread
-        signal.signal(signal.SIGTERM, handler)

@@ -14,6 +14,7 @@ replicas can serve the same instance.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -67,17 +68,27 @@ def origin_allowed(origin: str | None, host: str | None = None) -> bool:
 
 def host_allowed(host: str | None) -> bool:
     """The Host header must name one of ALLOWED_HOSTS, as Django requires of every other route."""
-    if not host:
-        return False
+    return bool(host) and _host_allowed(host, tuple(settings.ALLOWED_HOSTS))
+
+
+@functools.lru_cache(maxsize=512)
+def _host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
+    # Clients send the same few Host headers on every call; Django's checks run once per header
+    # and setting (bounded, so that made-up hosts cannot grow it).
     domain, _port = split_domain_port(host)
-    return bool(domain) and validate_host(domain, settings.ALLOWED_HOSTS)
+    return bool(domain) and validate_host(domain, allowed)
 
 
 def _header(scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers") or []:
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
+    """The first value of a request header (a call asks for about seven: the headers are indexed once)."""
+    index = scope.get("nectar.headers")
+    if index is None:
+        index = {}
+        for key, value in scope.get("headers") or []:
+            index.setdefault(key.lower(), value)
+        scope["nectar.headers"] = index
+    value = index.get(name)
+    return value.decode("latin-1") if value is not None else None
 
 
 def bearer_secret(scope) -> str | None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from endpoints import http as hot
-from mcpservers import workers
+from mcpservers import limits, workers
 from mcpservers.audit import audit_flush
 from mcpservers.models import ToolCall
 from mcpservers.workers import worker_pool_close
@@ -131,9 +132,11 @@ def test_a_key_of_another_role_is_refused_alike(apps, deployed, api_key, other_r
     assert _call(router, scope) == django_answer
 
 
-def test_the_rate_limit_answers_alike_and_counts_both_paths(apps, deployed, api_key, settings):
+def test_the_rate_limit_answers_alike_and_counts_both_paths(apps, deployed, api_key, settings, monkeypatch):
     router, django_app = apps
     settings.ENDPOINT_RATE_LIMIT = "3/min"
+    # One fixed-window minute for the whole test (a real clock could cross into the next window).
+    monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: 1_800_000_015.0))
     _warm(router, deployed, api_key)  # one call
     scope = _scope(URL, "region=EU", secret=api_key)
     assert _call(router, scope)[0] == 200  # two
