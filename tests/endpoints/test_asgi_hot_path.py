@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from types import SimpleNamespace
 
 import pytest
 
 from endpoints import http as hot
-from mcpservers import limits, workers
+from mcpservers import workers
 from mcpservers.audit import audit_flush
 from mcpservers.models import ToolCall
 from mcpservers.workers import worker_pool_close
@@ -17,6 +16,7 @@ from nectar import invalidation
 from roles.connectors import service_engines_close_loop
 from tests.endpoints.test_hot_path import _healthy
 from tests.endpoints.test_round_trips import deploy_customers_of_region
+from tests.support.clock import one_rate_window
 from tests.support.platform_queries import platform_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -135,8 +135,7 @@ def test_a_key_of_another_role_is_refused_alike(apps, deployed, api_key, other_r
 def test_the_rate_limit_answers_alike_and_counts_both_paths(apps, deployed, api_key, settings, monkeypatch):
     router, django_app = apps
     settings.ENDPOINT_RATE_LIMIT = "3/min"
-    # One fixed-window minute for the whole test (a real clock could cross into the next window).
-    monkeypatch.setattr(limits, "time", SimpleNamespace(time=lambda: 1_800_000_015.0))
+    one_rate_window(monkeypatch)
     _warm(router, deployed, api_key)  # one call
     scope = _scope(URL, "region=EU", secret=api_key)
     assert _call(router, scope)[0] == 200  # two
@@ -215,6 +214,7 @@ def test_a_retired_version_is_gone_on_the_hot_path_too(apps, deployed, api_key):
 
 
 def test_a_hot_call_is_one_customer_round_trip_and_no_platform_query(apps, proxied, org, owner, settings, monkeypatch):
+    one_rate_window(monkeypatch)  # no new lease (taken in a thread) in the middle of the test
     router, _ = apps
     settings.AUDIT_SYNCHRONOUS = False  # batched off the request path, as in production
     settings.ENDPOINT_RATE_LIMIT = "100000/min"  # one lease covers the calls below

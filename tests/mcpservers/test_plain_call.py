@@ -12,6 +12,7 @@ from mcpservers.audit import audit_flush
 from mcpservers.models import ToolCall
 from tests.mcpservers.conftest import instance_url, raw_post
 from tests.mcpservers.test_hot_path import proxied_reader  # noqa: F401 (fixture)
+from tests.support.clock import one_rate_window
 from tests.support.platform_queries import platform_queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -126,6 +127,7 @@ def test_a_postgresql_read_runs_on_the_event_loop_and_in_a_thread_when_it_must(l
     from mcpservers import workers
     from roles.models import Service
 
+    one_rate_window(monkeypatch)  # no new lease (taken in a thread) in the middle of the test
     url, secret = instance_url(live_mcp, analyst["instance"]), analyst["secret"]
     body = _tools_call("query_customers", QUERY)
     first = _answer(url, secret, body, "2025-06-18")  # authorises and caches the caller, builds the pools
