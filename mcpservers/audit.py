@@ -86,6 +86,10 @@ def _close(segment: _Segment, *, delete: bool) -> None:
         os.close(segment.fd)
 
 
+# json.dumps with options builds an encoder per call: the one for every record is kept.
+_RECORD_JSON = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
 def audit_record(
     *,
     organization_id,
@@ -113,7 +117,7 @@ def audit_record(
         "duration_ms": float(duration_ms),
         "created_at": timezone.now().isoformat(),
     }
-    line = (json.dumps(record, default=str, ensure_ascii=False) + "\n").encode()
+    line = (_RECORD_JSON.encode(record) + "\n").encode()
     synchronous = getattr(settings, "AUDIT_SYNCHRONOUS", False)
     with _lock:
         _ensure_process()

@@ -307,9 +307,13 @@ def _result_json(payload: dict) -> tuple[str, bool]:
     if payload.get("truncated") and "note" not in payload:
         payload["note"] = f"Results were truncated at {payload.get('row_count')} rows; narrow the filters or page on."
     try:
-        return json.dumps(payload, ensure_ascii=False, allow_nan=False), True
+        return _STRICT_JSON.encode(payload), True
     except (TypeError, ValueError):
         return json.dumps(payload, default=str, ensure_ascii=False), False
+
+
+# json.dumps with options builds an encoder per call: the one for every result is kept.
+_STRICT_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
 
 
 def _find_tool(tools: list[dict], name: str) -> dict | None:
