@@ -11,9 +11,10 @@ at once: the flusher's connection is checked before and after every piece of wor
 with a transaction open (see nectar.connections) is closed, so nothing is held between flushes
 and a batch is never counted as written while its transaction is still open.
 
-Shutdown flushes what is pending (the ASGI lifespan, which a SIGTERM to the web server ends; atexit). After a crash, the
-journal segments of the dead process are found by the next process that flushes (a segment's
-lock is free once its process is gone) and applied unless AuditBatch already has them.
+Shutdown flushes what is pending (the ASGI lifespan, which a SIGTERM to the web server ends;
+atexit). After a crash, the journal segments of the dead process are found by the next process
+that flushes (a segment's lock is free once its process is gone) and applied unless AuditBatch
+already has them.
 
 With AUDIT_SYNCHRONOUS (the test suite) each record is applied before audit_record() returns,
 through the same journal and the same batch code, by the caller (inside its transaction, if it
