@@ -1,6 +1,6 @@
 """Nectar's MCP tools and generated endpoints beside MCP Toolbox and DBHub, on the same data and query.
 
-    python -m bench.bench_peers [--seconds 5] [--rounds 3] [--workers 2] [--only nectar,toolbox,dbhub]
+    python -m bench.bench_peers [--seconds 5] [--rounds 3] [--workers 2] [--only nectar,toolbox,dbhub,bare]
 
 The peers come from the npm registry (`@toolbox-sdk/server`, which ships a Go binary, and
 `@bytebase/dbhub`); they are installed into bench/.peers/ on first use (not committed), which
@@ -16,7 +16,9 @@ this script says when it does. Everything runs on this machine against the local
   enough not to be the bottleneck), at 1 and 16 connections, rounds interleaved across servers;
   every answer is checked for its 20 rows;
 - generated endpoints (GET /api/v1/x/...) beside Toolbox's REST invoke (--enable-api);
-- a direct psycopg query as the floor.
+- a direct psycopg query as the floor;
+- the bare Python stack (bench.bare_stack): the same web server, driver and query with no check at
+  all, the ceiling of a Python server on this machine.
 
 It prints medians over the rounds and the ratios to Toolbox and to the floor.
 """
@@ -492,7 +494,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per measurement")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="web worker processes for Nectar")
-    parser.add_argument("--only", default="nectar,toolbox,dbhub")
+    parser.add_argument("--only", default="nectar,toolbox,dbhub,bare")
     parser.add_argument("--connections", default="1,16")
     parser.add_argument("--catalog", type=int, default=500, help="tables of the compact-mode Role (0: skip)")
     args = parser.parse_args()
@@ -570,6 +572,12 @@ def main() -> None:
                 {"Content-Type": "application/json"},
                 json.dumps({"region": "EU"}).encode(),
             )
+        if "bare" in wanted:
+            port = _free_port()
+            command = [sys.executable, "-m", "bench.bare_stack", "--port", str(port), "--workers", str(args.workers)]
+            env = {**os.environ, "BARE_STACK_DSN": f"{PG} dbname={customer_db}"}
+            servers.start(command, port=port, what="the bare Python stack (bench.bare_stack)", env=env, cwd=BASE_DIR)
+            targets["Bare Python stack"] = RestTarget("Bare Python stack", port, "GET", "/rows?region=EU", {})
         if "dbhub" in wanted:
             port = _free_port()
             dsn = f"postgres://postgres@127.0.0.1:5432/{customer_db}?sslmode=disable"
@@ -597,7 +605,7 @@ def main() -> None:
             f"\nMedians of {args.rounds} interleaved rounds, {args.seconds:g} s each; {ROWS} rows per call; "
             f"Nectar: nectar.webserver --workers {args.workers}"
         )
-        header = f"{'server':<18}" + "".join(
+        header = f"{'server':<20}" + "".join(
             f"{f'calls/s @{c}':>14}{f'p50 ms @{c}':>13}{f'CPU ms @{c}':>12}" for c in connection_counts
         )
         print(header)
@@ -610,14 +618,16 @@ def main() -> None:
                 cpu = statistics.median(c for _, _, c in results[(name, connections)])
                 summary[(name, connections)] = (rate, p50)
                 cells += f"{rate:>14.0f}{p50:>13.2f}{cpu:>12.2f}"
-            print(f"{name:<18}{cells}")
-        print(f"{'psycopg (floor)':<18}{'':>14}{floor:>13.2f}")
+            print(f"{name:<20}{cells}")
+        print(f"{'psycopg (floor)':<20}{'':>14}{floor:>13.2f}")
         print("(CPU ms: user + system time of the server's processes per call; DBHub's and Toolbox's included)")
         print()
         for ours, theirs in (
             ("Nectar MCP", "Toolbox MCP"),
             ("Nectar MCP", "DBHub MCP"),
             ("Nectar endpoint", "Toolbox REST"),
+            ("Nectar endpoint", "Bare Python stack"),
+            ("Bare Python stack", "Toolbox REST"),
         ):
             if (ours, 1) in summary and (theirs, 1) in summary:
                 ratios = ", ".join(

@@ -53,8 +53,26 @@ def _walk(value: Any, path: str, depth: int = 0) -> Iterator[tuple[str, str]]:
             yield from _walk(item, f"{path}[{index}]" if path else f"[{index}]", depth + 1)
 
 
+def _clean(value: Any, depth: int = 0) -> bool:
+    """Whether _walk would find nothing: the same checks, without naming where (the common case)."""
+    if depth > MAX_DEPTH:
+        return False
+    if isinstance(value, str):
+        return text_problem(value) is None
+    if isinstance(value, dict):
+        return all(
+            text_problem(key if isinstance(key, str) else str(key)) is None and _clean(item, depth + 1)
+            for key, item in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return all(_clean(item, depth + 1) for item in value)
+    return True
+
+
 def data_text_problem(value: Any, path: str = "") -> tuple[str, str] | None:
     """The first (field, message) about any text in a JSON-like value (keys included), or None."""
+    if _clean(value):
+        return None  # the paths of every value are worked out only to name a problem
     return next(_walk(value, path), None)
 
 

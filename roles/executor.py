@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import functools
 import logging
 import re
 from typing import Any
@@ -28,7 +29,7 @@ from roles.connectors import (
 from roles.connectors.base import driver_message
 from roles.connectors.errors import database_error_safe
 from roles.introspection import schema_find_object, service_schema
-from roles.jsonsafe import json_safe_row
+from roles.jsonsafe import json_safe_record, json_safe_row
 from roles.permissions import Grant, grant_find, grants_fingerprint, role_grants
 from roles.results import CheckedSQL, ExecutorError, QueryResult, WriteResult
 from roles.sqlcheck import CHECKER_VERSION, check_sql, internal_binds
@@ -913,15 +914,19 @@ def executor_run_checked(*, role, checked: CheckedSQL, params: dict, limit: int 
     binds = _binds(checked, params, role.service.engine)
 
     def work(conn, _engines):
-        result = conn.execute(sa.text(checked.sql), binds)
-        columns = list(result.keys())
-        rows = [dict(zip(columns, r, strict=False)) for r in result.fetchmany(row_limit + 1)]
-        return columns, rows
+        result = conn.execute(_text_clause(checked.sql), binds)
+        return list(result.keys()), result.fetchmany(row_limit + 1)
 
     columns, rows = _run(role.service, work, write=False, context="query")
     truncated = len(rows) > row_limit
-    rows = [json_safe_row(r) for r in rows[:row_limit]]
+    rows = [json_safe_record(columns, r) for r in rows[:row_limit]]
     return QueryResult(columns=columns, rows=rows, row_count=len(rows), total=None, truncated=truncated)
+
+
+@functools.lru_cache(maxsize=1024)
+def _text_clause(sql: str) -> sa.TextClause:
+    """The statement of checked SQL, parsed for its bind names once per text (deployed endpoints run the same SQL)."""
+    return sa.text(sql)
 
 
 def _binds(checked: CheckedSQL, params: dict | None, engine: str) -> dict:

@@ -83,6 +83,12 @@ def time_of_day(value: dt.timedelta) -> str:
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
+def json_safe_record(columns: list[str], values) -> dict:
+    """One row of values (a driver's tuple) as a JSON-safe dict by column name, built in one pass."""
+    pairs = zip(columns, values, strict=False)
+    return {key: value if type(value) in _PLAIN else json_safe(value) for key, value in pairs}
+
+
 def json_safe_row(
     row: dict, json_columns: frozenset[str] = frozenset(), time_columns: frozenset[str] = frozenset()
 ) -> dict:
