@@ -18,7 +18,7 @@ this script says when it does. Everything runs on this machine against the local
 - generated endpoints (GET /api/v1/x/...) beside Toolbox's REST invoke (--enable-api);
 - a direct psycopg query as the floor;
 - the bare Python stack (bench.bare_stack): the same web server, driver and query with no check at
-  all, the ceiling of a Python server on this machine.
+  all, what that stack costs by itself.
 
 It prints medians over the rounds and the ratios to Toolbox and to the floor.
 """
