@@ -27,6 +27,7 @@ from roles.connectors import (
     write_connection,
 )
 from roles.connectors.base import driver_message
+from roles.connectors.direct import read_rows
 from roles.connectors.errors import database_error_safe
 from roles.introspection import schema_find_object, service_schema
 from roles.jsonsafe import json_safe_record, json_safe_row
@@ -535,9 +536,8 @@ def executor_query(
     statement, counting = _query_statements(grant, db_schema, tuple(names), shape, ordering, page, include_total)
 
     def work(conn, _engines):
-        result = conn.execute(statement, values)
-        keys = list(result.keys())
-        rows = [dict(zip(keys, r, strict=True)) for r in result]
+        keys, found = read_rows(conn, statement, values)
+        rows = [dict(zip(keys, r, strict=True)) for r in found]
         total = conn.execute(counting, builder.values).scalar() if counting is not None else None
         return rows, total
 
@@ -914,8 +914,7 @@ def executor_run_checked(*, role, checked: CheckedSQL, params: dict, limit: int 
     binds = _binds(checked, params, role.service.engine)
 
     def work(conn, _engines):
-        result = conn.execute(_text_clause(checked.sql), binds)
-        return list(result.keys()), result.fetchmany(row_limit + 1)
+        return read_rows(conn, _text_clause(checked.sql), binds, max_rows=row_limit + 1)
 
     columns, rows = _run(role.service, work, write=False, context="query")
     truncated = len(rows) > row_limit
