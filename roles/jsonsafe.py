@@ -83,7 +83,7 @@ def time_of_day(value: dt.timedelta) -> str:
 _PLAIN = frozenset({str, int, bool, type(None)})
 
 
-def json_safe_record(columns: list[str], values) -> dict:
+def json_safe_record(columns, values) -> dict:
     """One row of values (a driver's tuple) as a JSON-safe dict by column name, built in one pass."""
     pairs = zip(columns, values, strict=False)
     return {key: value if type(value) in _PLAIN else json_safe(value) for key, value in pairs}
@@ -94,7 +94,7 @@ def json_safe_row(
 ) -> dict:
     """Convert one row; JSON returned as text (MySQL, SQLite) is parsed, TIME as timedelta shown as a time."""
     if not json_columns and not time_columns:
-        return {key: value if type(value) in _PLAIN else json_safe(value) for key, value in row.items()}
+        return json_safe_record(row.keys(), row.values())
     out = {}
     for key, value in row.items():
         if key in json_columns and isinstance(value, str):

@@ -38,11 +38,10 @@ _lock = threading.Lock()
 class _Plan:
     """A statement compiled for one dialect, and the result columns it may be read directly for."""
 
-    __slots__ = ("compiled", "direct", "sql")
+    __slots__ = ("compiled", "direct")
 
     def __init__(self, compiled):
         self.compiled = compiled
-        self.sql = compiled.string
         # description signature -> the result's keys, for columns SQLAlchemy hands back unchanged
         self.direct: dict[tuple, list[str]] = {}
 
@@ -78,13 +77,13 @@ def read_rows(conn: sa.Connection, statement, values: dict, *, max_rows: int | N
         params = plan.compiled.construct_params(values)
         driver_error = conn.dialect.loaded_dbapi.Error
         try:
-            description, rows = await_(_fetch(raw, plan.sql, params, max_rows))
+            description, rows = await_(_fetch(raw, plan.compiled.string, params, max_rows))
         except driver_error as exc:
             lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
             if lost:
                 conn.invalidate(exc)
             raise sa.exc.DBAPIError.instance(
-                plan.sql, params, exc, driver_error, connection_invalidated=lost, dialect=conn.dialect
+                plan.compiled.string, params, exc, driver_error, connection_invalidated=lost, dialect=conn.dialect
             ) from exc
         keys = plan.direct.get(_signature(description))
         if keys is not None:
